@@ -1,0 +1,27 @@
+// Unit tests sit beside the code (src/**/*.test.ts) and import workspaces from source; integration
+// tests (test/integration) start the built services as real processes against Postgres and SoftHSM2.
+const transform = { "^.+\\.ts$": ["ts-jest", { tsconfig: "tsconfig.test.json" }] };
+const moduleNameMapper = {
+  "^@kms/(proto|errors|config|ciphertext|key-rules|db|softhsm)$": "<rootDir>/packages/$1/src",
+};
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    {
+      displayName: "unit",
+      testEnvironment: "node",
+      transform,
+      moduleNameMapper,
+      testMatch: ["<rootDir>/packages/*/src/**/*.test.ts", "<rootDir>/services/*/src/**/*.test.ts"],
+    },
+    {
+      displayName: "integration",
+      testEnvironment: "node",
+      transform,
+      moduleNameMapper,
+      testMatch: ["<rootDir>/test/integration/**/*.test.ts"],
+      testTimeout: 60000,
+    },
+  ],
+};

@@ -1,0 +1,67 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { ConfigError, loadApiConfig, loadWorkerConfig, parseListen } from "./index";
+
+const errorOf = (fn: () => unknown): ConfigError => {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+};
+
+describe("loadWorkerConfig", () => {
+  it("uses the software root key when no module is set", () => {
+    const c = loadWorkerConfig({ KMS_DATA_DIR: "/tmp/kms-x" });
+    expect(c.pkcs11).toBeUndefined();
+    expect(c.socketPath).toBe("/tmp/kms-x/run/hsm-worker.sock");
+    expect(c.keyCacheSize).toBe(10000);
+  });
+
+  it("reads the PIN from a file without its newline", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-"));
+    writeFileSync(path.join(dir, "pin"), "1234\n");
+    const c = loadWorkerConfig({ KMS_PKCS11_MODULE: "/lib/x.so", KMS_PKCS11_PIN_FILE: path.join(dir, "pin") });
+    expect(c.pkcs11?.pin).toBe("1234");
+    expect(c.pkcs11?.tokenLabel).toBe("kms");
+    expect(c.pkcs11?.poolSize).toBe(8);
+  });
+
+  it("names the variable when the PIN is missing", () => {
+    expect(errorOf(() => loadWorkerConfig({ KMS_PKCS11_MODULE: "/lib/x.so" })).variable).toBe("KMS_PKCS11_PIN");
+  });
+
+  it("names the variable of a bad number", () => {
+    const e = errorOf(() => loadWorkerConfig({ KMS_PKCS11_MODULE: "/x", KMS_PKCS11_PIN: "1", KMS_PKCS11_POOL_SIZE: "eight" }));
+    expect(e.message).toBe('KMS_PKCS11_POOL_SIZE: must be a whole number, got "eight"');
+  });
+});
+
+describe("loadApiConfig", () => {
+  const base = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/kms" };
+
+  it("defaults to loopback port 7300", () => {
+    expect(loadApiConfig(base).listen).toEqual({ host: "127.0.0.1", port: 7300 });
+  });
+
+  it("refuses plaintext on a non-loopback address", () => {
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_LISTEN: "0.0.0.0:7300" })).variable).toBe("KMS_LISTEN");
+  });
+
+  it("requires a postgres URL", () => {
+    expect(errorOf(() => loadApiConfig({})).variable).toBe("DATABASE_URL");
+    expect(errorOf(() => loadApiConfig({ DATABASE_URL: "mysql://x" })).variable).toBe("DATABASE_URL");
+  });
+});
+
+describe("parseListen", () => {
+  it("parses IPv6 in brackets", () => {
+    expect(parseListen("[::1]:7300")).toEqual({ host: "::1", port: 7300 });
+  });
+  it("rejects a port out of range", () => {
+    expect(errorOf(() => parseListen("127.0.0.1:70000")).variable).toBe("KMS_LISTEN");
+  });
+});

@@ -1,0 +1,111 @@
+// User errors and internal errors are different types. A KmsError's message is safe to send to the
+// caller; an InternalError keeps its cause for the log and sends nothing of it over the wire.
+// toServiceError() is the one place where anything thrown becomes a gRPC status.
+import { Metadata, status } from "@grpc/grpc-js";
+import type { ServiceError, StatusObject } from "@grpc/grpc-js";
+
+/** Trailing-metadata key that carries the stable, machine-readable error code. */
+export const ERROR_CODE_KEY = "kms-error-code";
+
+/** The stable error codes, documented in the README. Alibaba Cloud KMS style. */
+export const ErrorCode = {
+  InvalidParameter: "InvalidParameter",
+  InvalidCiphertext: "InvalidCiphertext",
+  KeyNotFound: "Forbidden.KeyNotFound",
+  AliasNotFound: "Forbidden.AliasNotFound",
+  KeyVersionNotFound: "Forbidden.KeyVersionNotFound",
+  Disabled: "Rejected.Disabled",
+  PendingDeletion: "Rejected.PendingDeletion",
+  PendingImport: "Rejected.PendingImport",
+  KeyUsage: "Rejected.KeyUsage",
+  HsmUnsupported: "Rejected.HsmUnsupported",
+  RootKeyMismatch: "Rejected.RootKeyMismatch",
+  AliasExists: "AlreadyExists.Alias",
+  Unauthenticated: "Unauthenticated",
+  PermissionDenied: "Forbidden.NoPermission",
+  Throttled: "Throttling",
+  Unavailable: "ServiceUnavailable",
+  Unimplemented: "UnsupportedOperation",
+  Internal: "InternalFailure",
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** The one message every malformed, tampered, truncated or mismatched ciphertext gets. */
+export const INVALID_CIPHERTEXT_MESSAGE = "ciphertext or encryption context is invalid";
+
+/** An error whose message and code are meant for the caller. */
+export class KmsError extends Error {
+  override readonly name = "KmsError";
+  constructor(
+    readonly status: status,
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A bug or an unexpected failure. Its message and cause go to the log only. */
+export class InternalError extends Error {
+  override readonly name = "InternalError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+export const invalidArgument = (field: string, problem: string): KmsError =>
+  new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, `${field}: ${problem}`);
+
+export const invalidCiphertext = (): KmsError =>
+  new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidCiphertext, INVALID_CIPHERTEXT_MESSAGE);
+
+export const keyNotFound = (keyId: string): KmsError =>
+  new KmsError(status.NOT_FOUND, ErrorCode.KeyNotFound, `key ${JSON.stringify(keyId)} not found`);
+
+export const unavailable = (what: string): KmsError =>
+  new KmsError(status.UNAVAILABLE, ErrorCode.Unavailable, `${what} is unavailable; retry is safe`);
+
+export const unimplemented = (rpc: string): KmsError =>
+  new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `${rpc} is not implemented yet`);
+
+/**
+ * Turns anything thrown into a gRPC status for the wire. Only KmsError messages cross; everything
+ * else becomes a fixed INTERNAL message (the caller logs the original).
+ */
+export function toStatus(err: unknown): Partial<StatusObject> & { code: status; details: string; metadata: Metadata } {
+  const metadata = new Metadata();
+  if (err instanceof KmsError) {
+    metadata.set(ERROR_CODE_KEY, err.code);
+    return { code: err.status, details: err.message, metadata };
+  }
+  metadata.set(ERROR_CODE_KEY, ErrorCode.Internal);
+  return { code: status.INTERNAL, details: "internal error", metadata };
+}
+
+/** True when a gRPC client error means the peer could not be reached or did not answer in time. */
+function isTransportFailure(code: status): boolean {
+  return code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || code === status.CANCELLED;
+}
+
+/**
+ * Turns an error from a gRPC call to an internal peer (the hsm-worker) back into a KmsError when the
+ * peer sent one; a transport failure becomes UNAVAILABLE; anything else is an InternalError.
+ */
+export function fromPeerError(err: unknown, peer: string): KmsError | InternalError {
+  const e = err as Partial<ServiceError>;
+  if (typeof e?.code === "number") {
+    if (isTransportFailure(e.code)) {
+      const code = e.metadata?.get(ERROR_CODE_KEY)[0];
+      // A peer that itself reports UNAVAILABLE (HSM session lost) keeps its message.
+      if (e.code === status.UNAVAILABLE && typeof code === "string") {
+        return new KmsError(status.UNAVAILABLE, ErrorCode.Unavailable, e.details ?? `${peer} is unavailable`);
+      }
+      return unavailable(peer);
+    }
+    const code = e.metadata?.get(ERROR_CODE_KEY)[0];
+    if (typeof code === "string" && e.code !== status.INTERNAL && e.code !== status.UNKNOWN) {
+      return new KmsError(e.code, code as ErrorCode, e.details ?? "");
+    }
+  }
+  return new InternalError(`${peer} call failed`, { cause: err });
+}
