@@ -1,0 +1,149 @@
+// Runs against the real Postgres at KMS_TEST_DATABASE_URL (default: local server), in a scratch database.
+import { randomUUID } from "node:crypto";
+import { connect } from "./connect";
+import { migrate } from "./migrate";
+import { MIGRATIONS } from "./migrations";
+import { KeyStore } from "./key-store";
+import type { NewKey } from "./key-store";
+import { AuditWriter } from "./audit-writer";
+import { createScratchDatabase } from "./scratch";
+import type { ScratchDatabase } from "./scratch";
+import type { Sql } from "./connect";
+
+let db: ScratchDatabase;
+let sql: Sql;
+
+beforeAll(async () => {
+  db = await createScratchDatabase("kms_unit_db");
+  sql = connect(db.url);
+});
+
+afterAll(async () => {
+  await sql.end();
+  await db.drop();
+});
+
+function newKey(overrides: Partial<NewKey> = {}): NewKey {
+  return {
+    keyId: randomUUID(),
+    description: "d",
+    keySpec: 1,
+    keyUsage: 1,
+    protectionLevel: 2,
+    origin: 1,
+    keyState: 1,
+    creationTime: new Date(),
+    creator: "dev",
+    primaryKeyVersionId: null,
+    automaticRotation: false,
+    rotationIntervalSeconds: null,
+    nextRotationTime: null,
+    tags: {},
+    ...overrides,
+  };
+}
+
+describe("migrate", () => {
+  it("applies each migration once when two replicas start together", async () => {
+    const other = connect(db.url);
+    try {
+      const [a, b] = await Promise.all([migrate(sql), migrate(other)]);
+      expect([...a, ...b].sort()).toEqual(MIGRATIONS.map((m) => m.version));
+      expect(await migrate(sql)).toEqual([]);
+      const rows = await sql<{ version: number }[]>`SELECT version FROM schema_migrations ORDER BY version`;
+      expect(rows.map((r) => r.version)).toEqual(MIGRATIONS.map((m) => m.version));
+    } finally {
+      await other.end();
+    }
+  });
+});
+
+describe("KeyStore", () => {
+  const store = () => new KeyStore(sql);
+
+  it("stores a key with its primary version and tags", async () => {
+    const key = newKey({ tags: { team: "a", env: "prod" } });
+    const versionId = randomUUID();
+    await store().createKey(key, {
+      keyVersionId: versionId,
+      keyId: key.keyId,
+      creationTime: key.creationTime,
+      wrappedMaterial: Buffer.from("wrapped"),
+      rootKeyId: "root-1",
+    });
+    const got = await store().getKey(key.keyId);
+    expect(got?.primaryKeyVersionId).toBe(versionId);
+    expect(got?.tags).toEqual({ team: "a", env: "prod" });
+    expect(got?.creationTime.getTime()).toBe(key.creationTime.getTime());
+    const version = await store().getVersion(versionId);
+    expect(version?.wrappedMaterial).toEqual(Buffer.from("wrapped"));
+    expect(version?.rootKeyId).toBe("root-1");
+    expect(await store().getKey(randomUUID())).toBeUndefined();
+  });
+
+  it("pages by creation time and filters by state, spec and tag", async () => {
+    const base = Date.parse("2020-01-01T00:00:00Z");
+    const keys = [0, 1, 2, 3].map((i) =>
+      newKey({ creationTime: new Date(base + i), keyState: i === 3 ? 2 : 1, keySpec: i === 2 ? 2 : 1, tags: i === 1 ? { pick: "me" } : {} }),
+    );
+    for (const k of keys) await store().createKey(k, undefined);
+    const ids = keys.map((k) => k.keyId);
+
+    const first = await store().listKeys(2, undefined);
+    expect(first.map((k) => k.keyId)).toEqual(ids.slice(0, 2));
+    const last = first[1]!;
+    const second = await store().listKeys(2, { creationTime: last.creationTime, keyId: last.keyId });
+    expect(second.map((k) => k.keyId)).toEqual(ids.slice(2, 4));
+
+    expect((await store().listKeys(10, undefined, { keyStates: [2] })).map((k) => k.keyId)).toEqual([ids[3]]);
+    expect((await store().listKeys(10, undefined, { keySpecs: [2] })).map((k) => k.keyId)).toEqual([ids[2]]);
+    expect((await store().listKeys(10, undefined, { tags: { pick: "me" } })).map((k) => k.keyId)).toEqual([ids[1]]);
+  });
+
+  it("shares one secret between replicas", async () => {
+    const a = await store().sharedSecret("s", Buffer.from("first"));
+    const b = await store().sharedSecret("s", Buffer.from("second"));
+    expect(a).toEqual(Buffer.from("first"));
+    expect(b).toEqual(Buffer.from("first"));
+  });
+});
+
+describe("AuditWriter", () => {
+  it("writes every row, many per batch, before resolving", async () => {
+    const writer = new AuditWriter(sql, 50);
+    const before = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events`;
+    const appended = Array.from({ length: 120 }, (_, i) =>
+      writer.append({
+        time: new Date(),
+        requestId: `r${i}`,
+        principal: "dev",
+        operation: "Encrypt",
+        keyId: "",
+        keyVersionId: "",
+        resultCode: "OK",
+        errorCode: "",
+      }),
+    );
+    await Promise.all(appended);
+    const after = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events`;
+    expect(Number(after[0]!.n) - Number(before[0]!.n)).toBe(120);
+  });
+
+  it("rejects every waiting row when the database is gone", async () => {
+    const dead = connect("postgres://postgres@127.0.0.1:1/none");
+    const writer = new AuditWriter(dead);
+    const event = {
+      time: new Date(),
+      requestId: "x",
+      principal: "dev",
+      operation: "Encrypt",
+      keyId: "",
+      keyVersionId: "",
+      resultCode: "OK",
+      errorCode: "",
+    };
+    const results = await Promise.allSettled([writer.append(event), writer.append(event)]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    await dead.end();
+  });
+});

@@ -1,0 +1,11 @@
+export { connect } from "./connect";
+export type { Sql, TransactionSql } from "./connect";
+export { migrate } from "./migrate";
+export { MIGRATIONS } from "./migrations";
+export type { Migration } from "./migrations";
+export { KeyStore } from "./key-store";
+export type { KeyCursor, KeyListFilter, KeyRecord, KeyVersionRecord, NewKey } from "./key-store";
+export { AuditWriter } from "./audit-writer";
+export type { AuditEvent } from "./audit-writer";
+export { createScratchDatabase, DEFAULT_ADMIN_URL } from "./scratch";
+export type { ScratchDatabase } from "./scratch";

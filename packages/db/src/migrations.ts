@@ -1,0 +1,74 @@
+// Versioned schema migrations, in order. Never edit a migration that has shipped: add a new one.
+// Enum columns hold the proto enum numbers (stable by the API contract).
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "keys, versions, audit",
+    sql: `
+      CREATE TABLE keys (
+        key_id                          uuid PRIMARY KEY,
+        description                     text NOT NULL DEFAULT '',
+        key_spec                        smallint NOT NULL,
+        key_usage                       smallint NOT NULL,
+        protection_level                smallint NOT NULL,
+        origin                          smallint NOT NULL,
+        key_state                       smallint NOT NULL,
+        creation_time                   timestamptz NOT NULL,
+        creator                         text NOT NULL,
+        primary_key_version_id          uuid,
+        automatic_rotation              boolean NOT NULL DEFAULT false,
+        rotation_interval_seconds       integer,
+        next_rotation_time              timestamptz,
+        last_rotation_time              timestamptz,
+        delete_time                     timestamptz,
+        deletion_protection             boolean NOT NULL DEFAULT false,
+        deletion_protection_description text NOT NULL DEFAULT '',
+        material_expire_time            timestamptz
+      );
+      CREATE INDEX keys_listing ON keys (creation_time, key_id);
+
+      -- Key material is stored only wrapped under the HSM-resident root key.
+      CREATE TABLE key_versions (
+        key_version_id   uuid PRIMARY KEY,
+        key_id           uuid NOT NULL REFERENCES keys (key_id),
+        creation_time    timestamptz NOT NULL,
+        wrapped_material bytea NOT NULL,
+        root_key_id      text NOT NULL
+      );
+      CREATE INDEX key_versions_by_key ON key_versions (key_id, creation_time, key_version_id);
+
+      CREATE TABLE key_tags (
+        key_id    uuid NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+        tag_key   text NOT NULL,
+        tag_value text NOT NULL,
+        PRIMARY KEY (key_id, tag_key)
+      );
+
+      -- One row per request, whatever its outcome. Never plaintext, data keys or key material.
+      CREATE TABLE audit_events (
+        sequence       bigserial PRIMARY KEY,
+        time           timestamptz NOT NULL,
+        request_id     text NOT NULL,
+        principal      text NOT NULL,
+        operation      text NOT NULL,
+        key_id         text NOT NULL DEFAULT '',
+        key_version_id text NOT NULL DEFAULT '',
+        result_code    text NOT NULL,
+        error_code     text NOT NULL DEFAULT ''
+      );
+      CREATE INDEX audit_events_by_key ON audit_events (key_id, sequence);
+
+      -- Secrets the replicas share (e.g. the page-token MAC key).
+      CREATE TABLE service_secrets (
+        name  text PRIMARY KEY,
+        value bytea NOT NULL
+      );
+    `,
+  },
+];

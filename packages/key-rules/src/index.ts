@@ -1,0 +1,196 @@
+// Key rules as pure functions, with no I/O: which spec allows which usage, which state allows which
+// operation, and the spec's size limits. kms-api calls these; they are tested on their own.
+import { status } from "@grpc/grpc-js";
+import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
+import { kmsResources } from "@kms/proto";
+
+const { KeySpec, KeyUsage, KeyState, ProtectionLevel, Origin, DataKeySpec } = kmsResources;
+type KeySpec = kmsResources.KeySpec;
+type KeyUsage = kmsResources.KeyUsage;
+type KeyState = kmsResources.KeyState;
+type ProtectionLevel = kmsResources.ProtectionLevel;
+type Origin = kmsResources.Origin;
+type DataKeySpec = kmsResources.DataKeySpec;
+
+type EnumSchema = { values: readonly { number: number; name: string }[] };
+
+/** The proto name of an enum value ("KEY_SPEC_AES_256"), or its number when unknown. */
+export function enumName(schema: EnumSchema, value: number): string {
+  return schema.values.find((v) => v.number === value)?.name ?? String(value);
+}
+export const keySpecName = (v: KeySpec) => enumName(kmsResources.KeySpecSchema, v);
+export const keyUsageName = (v: KeyUsage) => enumName(kmsResources.KeyUsageSchema, v);
+export const keyStateName = (v: KeyState) => enumName(kmsResources.KeyStateSchema, v);
+export const protectionLevelName = (v: ProtectionLevel) => enumName(kmsResources.ProtectionLevelSchema, v);
+
+function isKnown(schema: EnumSchema, value: number): boolean {
+  return schema.values.some((v) => v.number === value && !v.name.endsWith("_UNSPECIFIED"));
+}
+
+/** Proto3 enums are open: an unknown number arrives as-is and must be refused by name of the field. */
+export function requireKnownEnum(schema: EnumSchema, value: number, field: string): void {
+  if (!isKnown(schema, value)) throw invalidArgument(field, `unknown value ${value}`);
+}
+
+const AES = [KeySpec.AES_256, KeySpec.AES_128];
+const RSA = [KeySpec.RSA_2048, KeySpec.RSA_3072, KeySpec.RSA_4096];
+const EC = [KeySpec.EC_P256, KeySpec.EC_P384, KeySpec.EC_P256K, KeySpec.ED25519];
+const HMAC = [KeySpec.HMAC_SHA256, KeySpec.HMAC_SHA384, KeySpec.HMAC_SHA512];
+
+/** The usages a key spec allows (the spec's "valid pairs"). */
+export function allowedUsages(spec: KeySpec): KeyUsage[] {
+  if (AES.includes(spec)) return [KeyUsage.ENCRYPT_DECRYPT];
+  if (RSA.includes(spec)) return [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT];
+  if (EC.includes(spec)) return [KeyUsage.SIGN_VERIFY];
+  if (HMAC.includes(spec)) return [KeyUsage.GENERATE_VERIFY_MAC];
+  return [];
+}
+
+/** Key specs this release can create. The others are declared in the API and arrive with their issue. */
+export const CREATABLE_SPECS: readonly KeySpec[] = AES;
+
+export interface KeyChoice {
+  keySpec: KeySpec;
+  keyUsage: KeyUsage;
+  protectionLevel: ProtectionLevel;
+  origin: Origin;
+}
+
+/**
+ * Applies CreateKey's defaults and checks the choice. `hsmAvailable` decides the default protection
+ * level. Throws INVALID_ARGUMENT naming the field (both values for a bad pairing).
+ */
+export function resolveKeyChoice(
+  request: { keySpec: number; keyUsage: number; protectionLevel: number; origin: number },
+  hsmAvailable: boolean,
+): KeyChoice {
+  const keyUsage = request.keyUsage === KeyUsage.UNSPECIFIED ? KeyUsage.ENCRYPT_DECRYPT : request.keyUsage;
+  requireKnownEnum(kmsResources.KeyUsageSchema, keyUsage, "key_usage");
+  const keySpec =
+    request.keySpec !== KeySpec.UNSPECIFIED
+      ? request.keySpec
+      : keyUsage === KeyUsage.ENCRYPT_DECRYPT
+        ? KeySpec.AES_256
+        : undefined;
+  if (keySpec === undefined) throw invalidArgument("key_spec", `is required for ${keyUsageName(keyUsage)}`);
+  requireKnownEnum(kmsResources.KeySpecSchema, keySpec, "key_spec");
+  const protectionLevel =
+    request.protectionLevel === ProtectionLevel.UNSPECIFIED
+      ? hsmAvailable
+        ? ProtectionLevel.HSM
+        : ProtectionLevel.SOFTWARE
+      : request.protectionLevel;
+  requireKnownEnum(kmsResources.ProtectionLevelSchema, protectionLevel, "protection_level");
+  const origin = request.origin === Origin.UNSPECIFIED ? Origin.KMS : request.origin;
+  requireKnownEnum(kmsResources.OriginSchema, origin, "origin");
+
+  if (!allowedUsages(keySpec).includes(keyUsage)) {
+    throw invalidArgument("key_spec", `${keySpecName(keySpec)} cannot be used with key_usage ${keyUsageName(keyUsage)}`);
+  }
+  if (!CREATABLE_SPECS.includes(keySpec)) {
+    throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `key_spec: ${keySpecName(keySpec)} is not implemented yet`);
+  }
+  if (origin === Origin.EXTERNAL) {
+    throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, "origin: ORIGIN_EXTERNAL (key import) is not implemented yet");
+  }
+  return { keySpec, keyUsage, protectionLevel, origin };
+}
+
+/** Operations that use key material. */
+export type CryptoOperation = "Encrypt" | "Decrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "ReEncrypt";
+
+const STATE_ERROR: Partial<Record<KeyState, ErrorCode>> = {
+  [KeyState.DISABLED]: ErrorCode.Disabled,
+  [KeyState.PENDING_DELETION]: ErrorCode.PendingDeletion,
+  [KeyState.PENDING_IMPORT]: ErrorCode.PendingImport,
+};
+
+/** Only an ENABLED key of the right usage may be used; otherwise FAILED_PRECONDITION naming the state. */
+export function checkUsable(key: { keyId: string; keyState: KeyState; keyUsage: KeyUsage }, operation: CryptoOperation): void {
+  if (key.keyState !== KeyState.ENABLED) {
+    throw new KmsError(
+      status.FAILED_PRECONDITION,
+      STATE_ERROR[key.keyState] ?? ErrorCode.Disabled,
+      `key ${key.keyId} is ${keyStateName(key.keyState)}`,
+    );
+  }
+  if (key.keyUsage !== KeyUsage.ENCRYPT_DECRYPT) {
+    throw new KmsError(
+      status.FAILED_PRECONDITION,
+      ErrorCode.KeyUsage,
+      `key ${key.keyId} has key_usage ${keyUsageName(key.keyUsage)}; ${operation} needs KEY_USAGE_ENCRYPT_DECRYPT`,
+    );
+  }
+}
+
+export const MAX_DESCRIPTION_CHARACTERS = 8192;
+export const MIN_PLAINTEXT_BYTES = 1;
+export const MAX_PLAINTEXT_BYTES = 6144;
+export const MAX_DATA_KEY_BYTES = 1024;
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+export const MAX_TAGS = 20;
+
+export function validateDescription(description: string, field = "description"): void {
+  if ([...description].length > MAX_DESCRIPTION_CHARACTERS) {
+    throw invalidArgument(field, `must be at most ${MAX_DESCRIPTION_CHARACTERS} characters`);
+  }
+}
+
+export function validatePlaintext(plaintext: Uint8Array, field = "plaintext"): void {
+  if (plaintext.length < MIN_PLAINTEXT_BYTES || plaintext.length > MAX_PLAINTEXT_BYTES) {
+    throw invalidArgument(field, `must be ${MIN_PLAINTEXT_BYTES} to ${MAX_PLAINTEXT_BYTES} bytes, got ${plaintext.length}`);
+  }
+}
+
+/** GenerateDataKey's length: key_spec or number_of_bytes, not both; neither means AES-256 (32 bytes). */
+export function dataKeyLength(keySpec: DataKeySpec, numberOfBytes: number): number {
+  if (keySpec !== DataKeySpec.UNSPECIFIED && numberOfBytes !== 0) {
+    throw invalidArgument("number_of_bytes", "give either key_spec or number_of_bytes, not both");
+  }
+  if (numberOfBytes !== 0) {
+    if (numberOfBytes < 1 || numberOfBytes > MAX_DATA_KEY_BYTES) {
+      throw invalidArgument("number_of_bytes", `must be 1 to ${MAX_DATA_KEY_BYTES}, got ${numberOfBytes}`);
+    }
+    return numberOfBytes;
+  }
+  if (keySpec === DataKeySpec.UNSPECIFIED || keySpec === DataKeySpec.AES_256) return 32;
+  if (keySpec === DataKeySpec.AES_128) return 16;
+  throw invalidArgument("key_spec", `unknown value ${keySpec}`);
+}
+
+/** AIP page size: 0 means the default, above the maximum is the maximum, negative is an error. */
+export function pageSize(requested: number, field = "page_size"): number {
+  if (requested < 0) throw invalidArgument(field, `must not be negative, got ${requested}`);
+  if (requested === 0) return DEFAULT_PAGE_SIZE;
+  return Math.min(requested, MAX_PAGE_SIZE);
+}
+
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const ALIAS = /^alias\/[a-zA-Z0-9:/_-]{1,255}$/;
+
+export type KeyReference = { kind: "id"; keyId: string } | { kind: "alias"; aliasName: string };
+
+/** A key_id field: a UUID (any case, returned lower-case) or "alias/<name>". */
+export function parseKeyReference(value: string, field = "key_id"): KeyReference {
+  if (value === "") throw invalidArgument(field, "is required");
+  if (value.startsWith("alias/")) {
+    validateAliasName(value, field);
+    return { kind: "alias", aliasName: value };
+  }
+  if (!UUID.test(value)) throw invalidArgument(field, 'must be a key UUID or "alias/<name>"');
+  return { kind: "id", keyId: value.toLowerCase() };
+}
+
+export function validateAliasName(value: string, field = "alias_name"): void {
+  if (!ALIAS.test(value)) throw invalidArgument(field, 'must be "alias/" followed by 1 to 255 of [a-zA-Z0-9:/_-]');
+}
+
+export function validateTags(tags: Readonly<Record<string, string>>, field = "tags"): void {
+  const entries = Object.entries(tags);
+  if (entries.length > MAX_TAGS) throw invalidArgument(field, `at most ${MAX_TAGS} tags, got ${entries.length}`);
+  for (const [key, value] of entries) {
+    if (key === "" || [...key].length > 128) throw invalidArgument(field, "tag keys must be 1 to 128 characters");
+    if ([...value].length > 256) throw invalidArgument(field, `tag ${JSON.stringify(key)}: value must be at most 256 characters`);
+  }
+}
