@@ -8,10 +8,11 @@ import type { CallOptions, ChannelOptions, ChannelCredentials, Metadata, Service
 
 export interface DefinitionOptions {
   /**
-   * Hand request bytes to the handler unparsed. The kms-api parses them itself so that a malformed
-   * message becomes INVALID_ARGUMENT (grpc-js would answer INTERNAL for a deserializer error).
+   * Hand request bytes to the handler unparsed and take its reply as ready-made bytes. The kms-api
+   * parses requests itself so that a malformed message becomes INVALID_ARGUMENT (grpc-js would answer
+   * INTERNAL for a deserializer error).
    */
-  rawRequests?: boolean;
+  raw?: boolean;
 }
 
 /** A grpc-js service definition for a protobuf-es service, keyed by the RPC's proto name (e.g. "Encrypt"). */
@@ -24,10 +25,10 @@ export function grpcServiceDefinition(service: DescService, options: DefinitionO
       requestStream: false,
       responseStream: false,
       requestSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, message)),
-      requestDeserialize: options.rawRequests
+      requestDeserialize: options.raw ? (bytes: Buffer) => bytes : (bytes: Buffer) => fromBinary(method.input, bytes),
+      responseSerialize: options.raw
         ? (bytes: Buffer) => bytes
-        : (bytes: Buffer) => fromBinary(method.input, bytes),
-      responseSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(method.output, message)),
+        : (message: MessageShape<DescMessage>) => Buffer.from(toBinary(method.output, message)),
       responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
       originalName: method.localName,
     };

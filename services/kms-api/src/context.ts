@@ -1,0 +1,24 @@
+import type { AuditWriter, KeyStore } from "@kms/db";
+import type { Logger } from "./log";
+import type { PageTokens } from "./page-tokens";
+import type { WorkerClient } from "./worker-client";
+
+/** What one call carries through its handler: who asks, and what the audit row will name. */
+export interface CallContext {
+  requestId: string;
+  principal: string;
+  /** The call's own deadline, if the client set one; worker calls never outlive it. */
+  deadline: Date | undefined;
+  /** Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key. */
+  audit: { keyId: string; keyVersionId: string };
+}
+
+/** Everything the handlers share. Built once in main.ts. */
+export interface Services {
+  store: KeyStore;
+  worker: WorkerClient;
+  audit: AuditWriter;
+  pageTokens: PageTokens;
+  log: Logger;
+  clock: () => Date;
+}

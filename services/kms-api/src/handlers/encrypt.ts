@@ -1,0 +1,19 @@
+import { assembleBlob, buildAad, encodeHeader, validateEncryptionContext } from "@kms/ciphertext";
+import { checkUsable, validatePlaintext } from "@kms/key-rules";
+import type { kms } from "@kms/proto";
+import { findKey, primaryVersion, wrappedKey } from "../keys";
+import type { Handler } from "../rpc";
+
+export const encrypt: Handler<typeof kms.EncryptRequestSchema, typeof kms.EncryptResponseSchema> = async (req, ctx, s) => {
+  validatePlaintext(req.plaintext);
+  validateEncryptionContext(req.encryptionContext);
+  const key = await findKey(s, ctx, req.keyId);
+  checkUsable(key, "Encrypt");
+  const version = await primaryVersion(s, ctx, key);
+  const header = encodeHeader(version.keyVersionId);
+  const { sealed } = await s.worker.encrypt(
+    { key: wrappedKey(key, version), plaintext: req.plaintext, aad: buildAad(header, req.encryptionContext) },
+    ctx.deadline,
+  );
+  return { ciphertextBlob: assembleBlob(header, sealed), keyId: key.keyId, keyVersionId: version.keyVersionId };
+};

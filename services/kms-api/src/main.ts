@@ -1,0 +1,87 @@
+// kms-api process entry: configuration, database (migrated), worker client, gRPC server, and a
+// graceful shutdown on SIGTERM (stop accepting, finish in-flight calls, flush audit, exit).
+import { randomBytes } from "node:crypto";
+import { ServerCredentials } from "@grpc/grpc-js";
+import { ConfigError, loadApiConfig } from "@kms/config";
+import { AuditWriter, KeyStore, connect, migrate } from "@kms/db";
+import type { Services } from "./context";
+import { createLogger, describeError } from "./log";
+import { PageTokens } from "./page-tokens";
+import { SERVICE_NAME, buildServer } from "./server";
+import { WorkerClient } from "./worker-client";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadApiConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`kms-api: configuration error: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel, "kms-api");
+  const sql = connect(config.databaseUrl);
+  await withRetry(() => migrate(sql), log);
+  const store = new KeyStore(sql);
+  const services: Services = {
+    store,
+    worker: new WorkerClient(config.workerSocket, config.workerDeadlineMs),
+    audit: new AuditWriter(sql),
+    pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
+    log,
+    clock: () => new Date(),
+  };
+
+  const { server, health } = buildServer(services, { "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const { host, port } = config.listen;
+  const hostPart = host.includes(":") ? `[${host}]` : host;
+  const boundPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${hostPart}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const address = `${hostPart}:${boundPort}`;
+  // Machine-readable start-up line on stdout: the dev stack and tests wait for it.
+  process.stdout.write(JSON.stringify({ level: "info", msg: "kms-api listening", address, worker: config.workerSocket, mode: "plaintext loopback (dev), principal \"dev\"" }) + "\n");
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("shutting down", { signal });
+    health.setStatus("", "NOT_SERVING");
+    health.setStatus(SERVICE_NAME, "NOT_SERVING");
+    const force = setTimeout(() => {
+      log.warn("grace period over; cancelling in-flight calls");
+      server.forceShutdown();
+    }, config.shutdownGraceMs);
+    server.tryShutdown(async () => {
+      clearTimeout(force);
+      await services.audit.drain();
+      services.worker.close();
+      await sql.end({ timeout: 5 });
+      log.info("stopped");
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+/** The database may still be starting (a pod beside a fresh Postgres): retry for about 30 s. */
+async function withRetry<T>(fn: () => Promise<T>, log: ReturnType<typeof createLogger>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= 30) throw err;
+      log.warn("database not ready; retrying", { attempt, ...describeError(err) });
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(JSON.stringify({ level: "error", service: "kms-api", msg: "start-up failed", ...describeError(err) }) + "\n");
+  process.exit(1);
+});

@@ -1,0 +1,66 @@
+// Wiring only: which handler serves which RPC, plus health and reflection.
+// Every RPC goes through unaryHandler (rpc.ts), which parses, audits and maps errors in one place.
+import { toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
+import { Server } from "@grpc/grpc-js";
+import type { UntypedHandleCall } from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { unimplemented } from "@kms/errors";
+import { grpcServiceDefinition, kms, kmsResources } from "@kms/proto";
+import type { Services } from "./context";
+import { createKey } from "./handlers/create-key";
+import { decrypt } from "./handlers/decrypt";
+import { describeKey } from "./handlers/describe-key";
+import { encrypt } from "./handlers/encrypt";
+import { generateDataKey, generateDataKeyWithoutPlaintext } from "./handlers/generate-data-key";
+import { listKeys } from "./handlers/list-keys";
+import { unaryHandler } from "./rpc";
+import type { Handler } from "./rpc";
+
+const SERVICE_NAME = kms.KeyManagementService.typeName;
+
+// Keyed by the proto's localName (camelCase). Missing RPCs answer UNIMPLEMENTED naming themselves.
+const HANDLERS: { [K in keyof typeof kms.KeyManagementService.method]?: Handler<DescMessage, DescMessage> } = {
+  createKey: createKey as Handler<DescMessage, DescMessage>,
+  describeKey: describeKey as Handler<DescMessage, DescMessage>,
+  listKeys: listKeys as Handler<DescMessage, DescMessage>,
+  encrypt: encrypt as Handler<DescMessage, DescMessage>,
+  decrypt: decrypt as Handler<DescMessage, DescMessage>,
+  generateDataKey: generateDataKey as Handler<DescMessage, DescMessage>,
+  generateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext as Handler<DescMessage, DescMessage>,
+};
+
+export interface KmsServer {
+  server: Server;
+  health: HealthImplementation;
+}
+
+export function buildServer(services: Services, options: ConstructorParameters<typeof Server>[0] = {}): KmsServer {
+  const server = new Server(options);
+  const implementation: Record<string, UntypedHandleCall> = {};
+  for (const method of kms.KeyManagementService.methods as DescMethod[]) {
+    const key = method.localName as keyof typeof HANDLERS;
+    const handler: Handler<DescMessage, DescMessage> =
+      HANDLERS[key] ??
+      (async () => {
+        throw unimplemented(method.name);
+      });
+    implementation[method.name] = unaryHandler(method, handler, services);
+  }
+  server.addService(grpcServiceDefinition(kms.KeyManagementService, { raw: true }), implementation);
+
+  const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
+  health.addToServer(server);
+
+  // Reflection needs the serialized descriptors of the public API and the well-known types it imports.
+  const files = [file_google_protobuf_timestamp, file_google_protobuf_duration, kmsResources.file_kms_v1_resources, kms.file_kms_v1_service];
+  const reflection = new ReflectionService(
+    { kms: { format: "Protocol Buffer 3 FileDescriptorProto", fileDescriptorProtos: files.map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto))) } } as never,
+  );
+  reflection.addToServer(server);
+  return { server, health };
+}
+
+export { SERVICE_NAME };

@@ -1,0 +1,57 @@
+// The kms-api side of the hsm-worker hop: a typed client with a deadline on every call, and errors
+// turned back into KmsErrors (UNAVAILABLE when the worker is down or slow — never a hang).
+import { createPromiseClient, hsm } from "@kms/proto";
+import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { fromPeerError } from "@kms/errors";
+
+export class WorkerClient {
+  private readonly client;
+  private status: MessageShape<typeof hsm.GetStatusResponseSchema> | undefined;
+
+  constructor(
+    socketPath: string,
+    private readonly deadlineMs: number,
+  ) {
+    this.client = createPromiseClient(hsm.HsmWorkerService, `unix://${socketPath}`, undefined, {
+      // Reconnect quickly after a worker restart instead of backing off for many seconds.
+      "grpc.initial_reconnect_backoff_ms": 100,
+      "grpc.max_reconnect_backoff_ms": 1000,
+    });
+  }
+
+  private async call<R>(fn: (deadline: Date) => Promise<R>, callDeadline: Date | undefined): Promise<R> {
+    const own = new Date(Date.now() + this.deadlineMs);
+    const deadline = callDeadline && callDeadline < own ? callDeadline : own;
+    try {
+      return await fn(deadline);
+    } catch (err) {
+      throw fromPeerError(err, "HSM worker");
+    }
+  }
+
+  /** The worker's backend, fetched once and then cached (it cannot change while the worker lives). */
+  async getStatus(deadline?: Date) {
+    this.status ??= await this.call((d) => this.client.getStatus({}, { deadline: d }), deadline);
+    return this.status;
+  }
+
+  generateKeyMaterial(req: MessageInitShape<typeof hsm.GenerateKeyMaterialRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.generateKeyMaterial(req, { deadline: d }), deadline);
+  }
+
+  encrypt(req: MessageInitShape<typeof hsm.EncryptRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.encrypt(req, { deadline: d }), deadline);
+  }
+
+  decrypt(req: MessageInitShape<typeof hsm.DecryptRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.decrypt(req, { deadline: d }), deadline);
+  }
+
+  generateDataKey(req: MessageInitShape<typeof hsm.GenerateDataKeyRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.generateDataKey(req, { deadline: d }), deadline);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

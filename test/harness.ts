@@ -1,0 +1,112 @@
+// Starts the real stack for an integration test: a scratch database on the real Postgres, a private
+// SoftHSM2 token (or none, for the software root key), the hsm-worker and kms-api as child processes.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Metadata, ServiceError } from "@grpc/grpc-js";
+import { createScratchDatabase } from "@kms/db";
+import type { ScratchDatabase } from "@kms/db";
+import { startApi, startWorker } from "@kms/dev-stack";
+import type { ApiProcess, WorkerProcess } from "@kms/dev-stack";
+import { createPromiseClient, kms } from "@kms/proto";
+import { ensureSoftHsmToken } from "@kms/softhsm";
+
+export type KmsClient = ReturnType<typeof newClient>;
+
+function newClient(address: string) {
+  return createPromiseClient(kms.KeyManagementService, address);
+}
+
+export interface Stack {
+  address: string;
+  client: KmsClient;
+  db: ScratchDatabase;
+  dataDir: string;
+  workerEnv: NodeJS.ProcessEnv;
+  apiEnv: NodeJS.ProcessEnv;
+  worker: WorkerProcess;
+  api: ApiProcess;
+  startWorker(): Promise<WorkerProcess>;
+  restartApi(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  /** A SoftHSM2 token (default) or no PKCS#11 module at all (software root key). */
+  hsm?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), "kms-it-"));
+  const db = await createScratchDatabase("kms_it");
+  const socket = path.join(dataDir, "run", "hsm-worker.sock");
+  const base: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: dataDir, KMS_WORKER_SOCKET: socket, KMS_LOG_LEVEL: "warn", ...options.env };
+  delete base.KMS_PKCS11_MODULE;
+  let workerEnv: NodeJS.ProcessEnv = base;
+  if (options.hsm !== false) {
+    const token = ensureSoftHsmToken(path.join(dataDir, "softhsm"), "kms-it");
+    workerEnv = {
+      ...base,
+      SOFTHSM2_CONF: token.confPath,
+      KMS_PKCS11_MODULE: token.module,
+      KMS_PKCS11_TOKEN_LABEL: token.label,
+      KMS_PKCS11_PIN_FILE: token.pinFile,
+      KMS_PKCS11_POOL_SIZE: "4",
+    };
+  }
+  const apiEnv = { ...base, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: db.url, KMS_WORKER_DEADLINE_MS: "3000", KMS_SHUTDOWN_GRACE_MS: "3000" };
+
+  const stack: Stack = {
+    dataDir,
+    db,
+    workerEnv,
+    apiEnv,
+    address: "",
+    client: undefined as unknown as KmsClient,
+    worker: undefined as unknown as WorkerProcess,
+    api: undefined as unknown as ApiProcess,
+    async startWorker() {
+      stack.worker = await startWorker(workerEnv);
+      return stack.worker;
+    },
+    async restartApi() {
+      stack.client.close();
+      await stack.api.stop();
+      stack.api = await startApi({ ...apiEnv, KMS_LISTEN: stack.address });
+      stack.client = newClient(stack.address);
+    },
+    async stop() {
+      stack.client?.close();
+      await Promise.allSettled([stack.api?.stop(), stack.worker?.stop()]);
+      await db.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await stack.startWorker();
+    stack.api = await startApi(apiEnv);
+    stack.address = stack.api.address;
+    stack.client = newClient(stack.address);
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  return stack;
+}
+
+/** The gRPC error a call failed with (fails the test if it succeeded). */
+export async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await promise;
+  } catch (err) {
+    if (typeof (err as ServiceError).code === "number") return err as ServiceError;
+    throw err;
+  }
+  throw new Error("expected the call to fail");
+}
+
+export function errorCode(metadata: Metadata | undefined): string | undefined {
+  const v = metadata?.get("kms-error-code")[0];
+  return typeof v === "string" ? v : undefined;
+}
