@@ -1,0 +1,102 @@
+// One function per RPC: validate the request, call the backend, build the response. Errors are thrown
+// (KmsError for the caller, anything else internal); server.ts turns them into statuses.
+import { create } from "@bufbuild/protobuf";
+import { invalidArgument } from "@kms/errors";
+import { hsm } from "@kms/proto";
+import type { Backend } from "./backend";
+import { wipe } from "./bytes";
+
+/** A response and the buffers to zero once it has been serialised. */
+export interface Reply<T> {
+  response: T;
+  wipeAfterSend?: Buffer[];
+}
+
+const MAX_RANDOM_BYTES = 1024;
+const MAX_LABEL_LENGTH = 128;
+
+function checkByteCount(field: string, n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_RANDOM_BYTES) {
+    throw invalidArgument(field, `must be between 1 and ${MAX_RANDOM_BYTES}, got ${n}`);
+  }
+}
+
+export function getStatus(backend: Backend): Reply<hsm.GetStatusResponse> {
+  const s = backend.status();
+  return {
+    response: create(hsm.GetStatusResponseSchema, {
+      backend: s.backend,
+      rootKeyId: s.rootKeyId,
+      description: s.description,
+      hsmKeysSupported: s.hsmKeysSupported,
+    }),
+  };
+}
+
+export async function generateKeyMaterial(
+  backend: Backend,
+  req: hsm.GenerateKeyMaterialRequest,
+): Promise<Reply<hsm.GenerateKeyMaterialResponse>> {
+  if (req.label.length > MAX_LABEL_LENGTH) throw invalidArgument("label", `must be at most ${MAX_LABEL_LENGTH} characters`);
+  const wrapped = await backend.generateKeyMaterial(req.keySpec, req.protectionLevel, req.label);
+  return {
+    response: create(hsm.GenerateKeyMaterialResponseSchema, {
+      wrappedMaterial: wrapped,
+      rootKeyId: backend.status().rootKeyId,
+    }),
+  };
+}
+
+export async function encrypt(backend: Backend, req: hsm.EncryptRequest): Promise<Reply<hsm.EncryptResponse>> {
+  const sealed = await backend.encrypt(req.key, req.plaintext, req.aad);
+  return { response: create(hsm.EncryptResponseSchema, { sealed }) };
+}
+
+export async function decrypt(backend: Backend, req: hsm.DecryptRequest): Promise<Reply<hsm.DecryptResponse>> {
+  const plaintext = await backend.decrypt(req.key, req.sealed, req.aad);
+  return { response: create(hsm.DecryptResponseSchema, { plaintext }), wipeAfterSend: [plaintext] };
+}
+
+export async function reEncrypt(backend: Backend, req: hsm.ReEncryptRequest): Promise<Reply<hsm.ReEncryptResponse>> {
+  const plaintext = await backend.decrypt(req.sourceKey, req.sourceSealed, req.sourceAad, "source_key");
+  try {
+    const sealed = await backend.encrypt(req.destinationKey, plaintext, req.destinationAad, "destination_key");
+    return { response: create(hsm.ReEncryptResponseSchema, { sealed }) };
+  } finally {
+    // The plaintext never leaves the worker.
+    wipe(plaintext);
+  }
+}
+
+export async function generateDataKey(
+  backend: Backend,
+  req: hsm.GenerateDataKeyRequest,
+): Promise<Reply<hsm.GenerateDataKeyResponse>> {
+  checkByteCount("number_of_bytes", req.numberOfBytes);
+  const dataKey = await backend.generateRandom(req.numberOfBytes);
+  let sealed: Buffer;
+  try {
+    sealed = await backend.encrypt(req.key, dataKey, req.aad);
+  } catch (err) {
+    wipe(dataKey);
+    throw err;
+  }
+  if (!req.returnPlaintext) {
+    wipe(dataKey);
+    return { response: create(hsm.GenerateDataKeyResponseSchema, { sealed }) };
+  }
+  return { response: create(hsm.GenerateDataKeyResponseSchema, { plaintext: dataKey, sealed }), wipeAfterSend: [dataKey] };
+}
+
+export async function generateRandom(
+  backend: Backend,
+  req: hsm.GenerateRandomRequest,
+): Promise<Reply<hsm.GenerateRandomResponse>> {
+  checkByteCount("number_of_bytes", req.numberOfBytes);
+  return { response: create(hsm.GenerateRandomResponseSchema, { random: await backend.generateRandom(req.numberOfBytes) }) };
+}
+
+export async function forgetKeys(backend: Backend, req: hsm.ForgetKeysRequest): Promise<Reply<hsm.ForgetKeysResponse>> {
+  await backend.forgetKeys(req.keyVersionIds);
+  return { response: create(hsm.ForgetKeysResponseSchema, {}) };
+}

@@ -1,0 +1,55 @@
+// The hsm-worker process: configuration, backend, server on the Unix socket, graceful shutdown.
+import { ConfigError, loadWorkerConfig } from "@kms/config";
+import type { WorkerConfig } from "@kms/config";
+import { createBackend } from "./create-backend";
+import { describeError, log } from "./log";
+import { HsmBackend } from "./pkcs11/hsm-backend";
+import { createHsmWorkerServer, listen } from "./server";
+
+async function main(): Promise<void> {
+  let config: WorkerConfig;
+  try {
+    config = loadWorkerConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hsm-worker: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const backend = await createBackend(config);
+  const server = createHsmWorkerServer(backend);
+  await listen(server, config.socketPath);
+  const s = backend.status();
+  log("info", `hsm-worker listening on unix://${config.socketPath}: ${s.description}, root key id ${s.rootKeyId}`, {
+    socket: config.socketPath,
+    backend: backend instanceof HsmBackend ? "pkcs11" : "software-root",
+    rootKeyId: s.rootKeyId,
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log("info", `hsm-worker: ${signal}, shutting down`);
+    server.tryShutdown(() => {
+      void (async () => {
+        try {
+          await backend.close();
+          if (backend instanceof HsmBackend) backend.pool.module.finalize();
+        } catch (err) {
+          log("error", "hsm-worker: shutdown failed", { error: describeError(err) });
+          process.exit(1);
+        }
+        process.exit(0);
+      })();
+    });
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((err: unknown) => {
+  log("error", "hsm-worker failed to start", { error: describeError(err) });
+  process.exit(1);
+});

@@ -1,0 +1,77 @@
+// Every PKCS#11 call goes through hsmCall/hsmCallAsync, which attaches a context message ("what were we
+// doing") to the CKR_* code. Pkcs11CallError is the one error type PKCS#11 failures take inside the worker;
+// the session pool and the backend decide what it means for the caller (retry, invalid ciphertext, internal).
+import * as pkcs11js from "pkcs11js";
+
+/** CKR_* name of every code pkcs11js knows, for messages ("CKR_SESSION_HANDLE_INVALID"). */
+const CKR_NAMES = new Map<number, string>();
+for (const [name, value] of Object.entries(pkcs11js)) {
+  if (name.startsWith("CKR_") && typeof value === "number" && !CKR_NAMES.has(value)) CKR_NAMES.set(value, name);
+}
+
+export function ckrName(code: number): string {
+  return CKR_NAMES.get(code) ?? `CKR_0x${code.toString(16).toUpperCase()}`;
+}
+
+/** A failed PKCS#11 call: its context and return value. Carries no key material, PIN or plaintext. */
+export class Pkcs11CallError extends Error {
+  override readonly name = "Pkcs11CallError";
+  constructor(
+    readonly context: string,
+    /** The CKR_* value, or undefined when pkcs11js failed before reaching the module. */
+    readonly code: number | undefined,
+    options?: { cause?: unknown },
+  ) {
+    super(`${context}: ${code === undefined ? "native error" : ckrName(code)}`, options);
+  }
+}
+
+function wrap(context: string, err: unknown): Pkcs11CallError {
+  if (err instanceof Pkcs11CallError) return err;
+  const code = err instanceof pkcs11js.Pkcs11Error ? err.code : undefined;
+  return new Pkcs11CallError(context, code, { cause: err });
+}
+
+/** Runs a synchronous PKCS#11 call; a failure becomes a Pkcs11CallError carrying `context`. */
+export function hsmCall<T>(context: string, call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw wrap(context, err);
+  }
+}
+
+/** Runs an asynchronous (libuv pool) PKCS#11 call; a failure becomes a Pkcs11CallError carrying `context`. */
+export async function hsmCallAsync<T>(context: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    throw wrap(context, err);
+  }
+}
+
+export function hasCode(err: unknown, ...codes: number[]): boolean {
+  return err instanceof Pkcs11CallError && err.code !== undefined && codes.includes(err.code);
+}
+
+/** The session is gone but the module and token are fine: open a new session and log in again. */
+const SESSION_LOST = [pkcs11js.CKR_SESSION_HANDLE_INVALID, pkcs11js.CKR_SESSION_CLOSED, pkcs11js.CKR_USER_NOT_LOGGED_IN];
+
+/** The token or the library went away: finalize and initialize the module, find the token again. */
+const MODULE_LOST = [
+  pkcs11js.CKR_CRYPTOKI_NOT_INITIALIZED,
+  pkcs11js.CKR_DEVICE_REMOVED,
+  pkcs11js.CKR_DEVICE_ERROR,
+  pkcs11js.CKR_TOKEN_NOT_PRESENT,
+  pkcs11js.CKR_TOKEN_NOT_RECOGNIZED,
+  pkcs11js.CKR_SLOT_ID_INVALID,
+];
+
+/** True when the error means the session (or the whole module) was lost, so a retry on a new one may work. */
+export function isSessionLoss(err: unknown): boolean {
+  return hasCode(err, ...SESSION_LOST, ...MODULE_LOST);
+}
+
+export function needsReinitialize(err: unknown): boolean {
+  return hasCode(err, ...MODULE_LOST);
+}

@@ -1,0 +1,71 @@
+// AES-GCM inside the HSM (CKM_AES_GCM) for PROTECTION_LEVEL_HSM keys. Output buffers are always large
+// enough: CKR_BUFFER_TOO_SMALL would leave the operation active and the session unusable.
+import { randomBytes } from "node:crypto";
+import * as pkcs11js from "pkcs11js";
+import { invalidCiphertext } from "@kms/errors";
+import { asBuffer, pkcs11Input } from "../bytes";
+import { checkGcmSizes, IV_BYTES, splitSealed, TAG_BYTES } from "../software/aes-gcm";
+import { hasCode, hsmCall, hsmCallAsync, isSessionLoss } from "./errors";
+
+function gcmMechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
+  const parameter: pkcs11js.AesGCM = {
+    type: pkcs11js.CK_PARAMS_AES_GCM,
+    iv,
+    aad: asBuffer(aad),
+    ivBits: IV_BYTES * 8,
+    tagBits: TAG_BYTES * 8,
+  };
+  return { mechanism: pkcs11js.CKM_AES_GCM, parameter };
+}
+
+/** Encrypts with a caller-chosen IV. Production code uses hsmSealGcm (fresh IV); this exists for test vectors. */
+export async function hsmSealGcmWithIv(
+  lib: pkcs11js.PKCS11,
+  session: pkcs11js.Handle,
+  key: pkcs11js.Handle,
+  iv: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): Promise<Buffer> {
+  checkGcmSizes(iv.length);
+  const ivBuffer = Buffer.from(iv);
+  hsmCall("C_EncryptInit(AES-GCM)", () => lib.C_EncryptInit(session, gcmMechanism(ivBuffer, aad), key));
+  const body = await hsmCallAsync("C_Encrypt(AES-GCM)", () =>
+    lib.C_EncryptAsync(session, pkcs11Input(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES)),
+  );
+  return Buffer.concat([ivBuffer, body]);
+}
+
+export function hsmSealGcm(
+  lib: pkcs11js.PKCS11,
+  session: pkcs11js.Handle,
+  key: pkcs11js.Handle,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+): Promise<Buffer> {
+  return hsmSealGcmWithIv(lib, session, key, randomBytes(IV_BYTES), plaintext, aad);
+}
+
+/** Decrypts `sealed` in the HSM; a wrong tag, AAD or length is invalidCiphertext(). */
+export async function hsmOpenGcm(
+  lib: pkcs11js.PKCS11,
+  session: pkcs11js.Handle,
+  key: pkcs11js.Handle,
+  sealed: Uint8Array,
+  aad: Uint8Array,
+): Promise<Buffer> {
+  const { iv, body } = splitSealed(sealed);
+  hsmCall("C_DecryptInit(AES-GCM)", () => lib.C_DecryptInit(session, gcmMechanism(Buffer.from(iv), aad), key));
+  const out = Buffer.alloc(body.length);
+  try {
+    return await hsmCallAsync("C_Decrypt(AES-GCM)", () => lib.C_DecryptAsync(session, body, out));
+  } catch (err) {
+    out.fill(0);
+    if (isSessionLoss(err)) throw err;
+    // SoftHSM reports a failed tag check as CKR_GENERAL_ERROR; the standard says CKR_ENCRYPTED_DATA_INVALID.
+    if (hasCode(err, pkcs11js.CKR_GENERAL_ERROR, pkcs11js.CKR_ENCRYPTED_DATA_INVALID, pkcs11js.CKR_ENCRYPTED_DATA_LEN_RANGE)) {
+      throw invalidCiphertext();
+    }
+    throw err;
+  }
+}
