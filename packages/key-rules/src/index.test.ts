@@ -72,7 +72,7 @@ describe("allowedUsages", () => {
 });
 
 describe("checkUsable", () => {
-  const key = { keyId: "k", keyState: KeyState.ENABLED, keyUsage: KeyUsage.ENCRYPT_DECRYPT };
+  const key = { keyId: "k", keyState: KeyState.ENABLED, keyUsage: KeyUsage.ENCRYPT_DECRYPT, keySpec: KeySpec.AES_256 };
   it("lets an enabled encryption key through", () => {
     expect(() => checkUsable(key, "Encrypt")).not.toThrow();
   });
@@ -89,6 +89,13 @@ describe("checkUsable", () => {
   it("refuses the wrong usage", () => {
     const e = caught(() => checkUsable({ ...key, keyUsage: KeyUsage.SIGN_VERIFY }, "Encrypt"));
     expect(e.code).toBe(ErrorCode.KeyUsage);
+    expect(e.message).toBe("key k (KEY_SPEC_AES_256, KEY_USAGE_SIGN_VERIFY) cannot be used for Encrypt");
+  });
+  it("refuses the wrong key family for the same usage", () => {
+    const rsa = { ...key, keySpec: KeySpec.RSA_2048 };
+    expect(caught(() => checkUsable(rsa, "Encrypt")).code).toBe(ErrorCode.KeyUsage);
+    expect(() => checkUsable(rsa, "AsymmetricDecrypt")).not.toThrow();
+    expect(caught(() => checkUsable(key, "AsymmetricDecrypt")).code).toBe(ErrorCode.KeyUsage);
   });
 });
 

@@ -96,8 +96,22 @@ export function resolveKeyChoice(
   return { keySpec, keyUsage, protectionLevel, origin };
 }
 
-/** Operations that use key material. */
-export type CryptoOperation = "Encrypt" | "Decrypt" | "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" | "ReEncrypt";
+/** Operations that use key material, with the usage and key family each needs. */
+const OPERATION_NEEDS = {
+  Encrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  Decrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  ReEncrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  GenerateDataKey: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  GenerateDataKeyWithoutPlaintext: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  AsymmetricSign: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC] },
+  AsymmetricVerify: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC] },
+  AsymmetricEncrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: RSA },
+  AsymmetricDecrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: RSA },
+  GetPublicKey: { usage: undefined, specs: [...RSA, ...EC] },
+  GenerateMac: { usage: KeyUsage.GENERATE_VERIFY_MAC, specs: HMAC },
+  VerifyMac: { usage: KeyUsage.GENERATE_VERIFY_MAC, specs: HMAC },
+} as const satisfies Record<string, { usage: KeyUsage | undefined; specs: readonly KeySpec[] }>;
+export type CryptoOperation = keyof typeof OPERATION_NEEDS;
 
 const STATE_ERROR: Partial<Record<KeyState, ErrorCode>> = {
   [KeyState.DISABLED]: ErrorCode.Disabled,
@@ -105,8 +119,8 @@ const STATE_ERROR: Partial<Record<KeyState, ErrorCode>> = {
   [KeyState.PENDING_IMPORT]: ErrorCode.PendingImport,
 };
 
-/** Only an ENABLED key of the right usage may be used; otherwise FAILED_PRECONDITION naming the state. */
-export function checkUsable(key: { keyId: string; keyState: KeyState; keyUsage: KeyUsage }, operation: CryptoOperation): void {
+/** FAILED_PRECONDITION naming the state, unless the key is ENABLED. */
+export function checkEnabled(key: { keyId: string; keyState: KeyState }): void {
   if (key.keyState !== KeyState.ENABLED) {
     throw new KmsError(
       status.FAILED_PRECONDITION,
@@ -114,11 +128,21 @@ export function checkUsable(key: { keyId: string; keyState: KeyState; keyUsage: 
       `key ${key.keyId} is ${keyStateName(key.keyState)}`,
     );
   }
-  if (key.keyUsage !== KeyUsage.ENCRYPT_DECRYPT) {
+}
+
+/** Only an ENABLED key of the right usage and family may be used; otherwise FAILED_PRECONDITION. */
+export function checkUsable(
+  key: { keyId: string; keyState: KeyState; keyUsage: KeyUsage; keySpec: KeySpec },
+  operation: CryptoOperation,
+): void {
+  checkEnabled(key);
+  const needs = OPERATION_NEEDS[operation];
+  const specs: readonly KeySpec[] = needs.specs;
+  if ((needs.usage !== undefined && key.keyUsage !== needs.usage) || !specs.includes(key.keySpec)) {
     throw new KmsError(
       status.FAILED_PRECONDITION,
       ErrorCode.KeyUsage,
-      `key ${key.keyId} has key_usage ${keyUsageName(key.keyUsage)}; ${operation} needs KEY_USAGE_ENCRYPT_DECRYPT`,
+      `key ${key.keyId} (${keySpecName(key.keySpec)}, ${keyUsageName(key.keyUsage)}) cannot be used for ${operation}`,
     );
   }
 }
