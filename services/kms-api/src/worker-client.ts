@@ -51,6 +51,14 @@ export class WorkerClient {
     return this.call((d) => this.client.generateDataKey(req, { deadline: d }), deadline);
   }
 
+  reEncrypt(req: MessageInitShape<typeof hsm.ReEncryptRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.reEncrypt(req, { deadline: d }), deadline);
+  }
+
+  forgetKeys(req: MessageInitShape<typeof hsm.ForgetKeysRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.forgetKeys(req, { deadline: d }), deadline);
+  }
+
   close(): void {
     this.client.close();
   }
