@@ -27,6 +27,8 @@ export interface Stack {
   worker: WorkerProcess;
   api: ApiProcess;
   startWorker(): Promise<WorkerProcess>;
+  /** Another kms-api process on the same database and worker (a second replica). */
+  startReplica(env?: NodeJS.ProcessEnv): Promise<{ api: ApiProcess; client: KmsClient }>;
   restartApi(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -55,8 +57,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       KMS_PKCS11_POOL_SIZE: "4",
     };
   }
-  const apiEnv = { ...base, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: db.url, KMS_WORKER_DEADLINE_MS: "3000", KMS_SHUTDOWN_GRACE_MS: "3000" };
+  const apiEnv: NodeJS.ProcessEnv = { ...base, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: db.url, KMS_WORKER_DEADLINE_MS: "3000", KMS_SHUTDOWN_GRACE_MS: "3000" };
 
+  const replicas: { api: ApiProcess; client: KmsClient }[] = [];
   const stack: Stack = {
     dataDir,
     db,
@@ -67,8 +70,16 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     worker: undefined as unknown as WorkerProcess,
     api: undefined as unknown as ApiProcess,
     async startWorker() {
-      stack.worker = await startWorker(workerEnv);
+      // KMS_TEST_WORKER_ENTRY runs another build of the worker (e.g. to bisect); default: this tree's.
+      const entry = process.env.KMS_TEST_WORKER_ENTRY;
+      stack.worker = await startWorker(workerEnv, entry ? { entry } : {});
       return stack.worker;
+    },
+    async startReplica(env = {}) {
+      const api = await startApi({ ...apiEnv, ...env });
+      const client = newClient(api.address);
+      replicas.push({ api, client });
+      return { api, client };
     },
     async restartApi() {
       stack.client.close();
@@ -78,6 +89,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
     async stop() {
       stack.client?.close();
+      for (const r of replicas) r.client.close();
+      await Promise.allSettled(replicas.map((r) => r.api.stop()));
       await Promise.allSettled([stack.api?.stop(), stack.worker?.stop()]);
       await db.drop();
       rmSync(dataDir, { recursive: true, force: true });

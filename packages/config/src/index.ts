@@ -29,6 +29,9 @@ export const VARIABLES = {
   KMS_PKCS11_POOL_SIZE: { default: "8", doc: "PKCS#11 sessions in the worker's pool" },
   KMS_ROOT_KEY_LABEL: { default: "kms-root-wrapping-key", doc: "label of the HSM-resident root wrapping key" },
   KMS_KEY_CACHE_SIZE: { default: "10000", doc: "unwrapped key handles the worker keeps (LRU)" },
+  KMS_ROTATE_AFTER_ENCRYPTIONS: { default: "1073741824", doc: "encryptions under one key version before the key rotates by use (2^30)" },
+  KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
+  KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
   KMS_SHUTDOWN_GRACE_MS: { default: "10000", doc: "how long SIGTERM waits for in-flight calls" },
   KMS_LOG_LEVEL: { default: "info", doc: "error, warn, info or debug" },
 } as const;
@@ -46,6 +49,14 @@ function integer(env: Env, name: VariableName, fallback: number, min: number, ma
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+function boolean(env: Env, name: VariableName, fallback: boolean): boolean {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (value === "true") return true;
+  if (value === "false") return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(value)}`);
 }
 
 function dataDir(env: Env): string {
@@ -141,6 +152,9 @@ export interface ApiConfig {
   databaseUrl: string;
   workerSocket: string;
   workerDeadlineMs: number;
+  rotateAfterEncryptions: number;
+  jobIntervalMs: number;
+  dbNotifications: boolean;
   shutdownGraceMs: number;
   logLevel: LogLevel;
 }
@@ -159,6 +173,9 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     databaseUrl,
     workerSocket: workerSocket(env),
     workerDeadlineMs: integer(env, "KMS_WORKER_DEADLINE_MS", 5000, 10, 600_000),
+    rotateAfterEncryptions: integer(env, "KMS_ROTATE_AFTER_ENCRYPTIONS", 2 ** 30, 1, 2 ** 32),
+    jobIntervalMs: integer(env, "KMS_JOB_INTERVAL_MS", 60_000, 10, 86_400_000),
+    dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),
     logLevel: logLevel(env),
   };

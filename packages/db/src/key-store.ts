@@ -1,8 +1,10 @@
 // Key metadata and key versions. Versions hold material only wrapped under the root key.
-import type { Sql } from "./connect";
+import type { Sql, TransactionSql } from "./connect";
 
 export interface KeyRecord {
   keyId: string;
+  /** Who scheduled deletion (kept in the tombstone). */
+  deletionRequestedBy?: string;
   description: string;
   keySpec: number;
   keyUsage: number;
@@ -31,6 +33,38 @@ export interface KeyVersionRecord {
   rootKeyId: string;
 }
 
+/** What stays of a destroyed key. */
+export interface KeyTombstone {
+  keyId: string;
+  creationTime: Date;
+  creator: string;
+  deletionRequestedBy: string;
+  destroyTime: Date;
+  keyVersionIds: string[];
+}
+
+/** Columns a lifecycle change may set. */
+export type KeyPatch = Partial<
+  Pick<
+    KeyRecord,
+    | "description"
+    | "keyState"
+    | "primaryKeyVersionId"
+    | "automaticRotation"
+    | "rotationIntervalSeconds"
+    | "nextRotationTime"
+    | "lastRotationTime"
+    | "deleteTime"
+    | "deletionProtection"
+    | "deletionProtectionDescription"
+    | "materialExpireTime"
+    | "deletionRequestedBy"
+  >
+>;
+
+/** Channel on which replicas tell each other that a key changed or was destroyed. */
+export const KEY_EVENTS_CHANNEL = "kms_key_events";
+
 export type NewKey = Omit<KeyRecord, "lastRotationTime" | "deleteTime" | "materialExpireTime" | "deletionProtectionDescription" | "deletionProtection">;
 
 export interface KeyListFilter {
@@ -46,6 +80,127 @@ export interface KeyCursor {
 
 export class KeyStore {
   constructor(private readonly sql: Sql) {}
+
+  /** Runs `fn` in one transaction; lifecycle changes lock the key row first with lockKey(). */
+  transaction<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+    return this.sql.begin(fn) as Promise<T>;
+  }
+
+  /** The key row, locked until the transaction ends (concurrent changes to one key serialise). */
+  async lockKey(tx: TransactionSql, keyId: string): Promise<KeyRecord | undefined> {
+    const rows = await tx<KeyRecord[]>`
+      SELECT k.*, ${this.tagsColumn(tx)} FROM keys k WHERE k.key_id = ${keyId} FOR UPDATE`;
+    return rows[0];
+  }
+
+  async updateKey(tx: TransactionSql, keyId: string, patch: KeyPatch): Promise<KeyRecord> {
+    const columns = Object.keys(patch);
+    if (columns.length > 0) await tx`UPDATE keys SET ${tx(patch as Record<string, never>, columns)} WHERE key_id = ${keyId}`;
+    const rows = await tx<KeyRecord[]>`SELECT k.*, ${this.tagsColumn(tx)} FROM keys k WHERE k.key_id = ${keyId}`;
+    const key = rows[0];
+    if (!key) throw new Error(`key ${keyId} vanished inside its transaction`);
+    await this.notifyChanged(tx, keyId);
+    return key;
+  }
+
+  /** Adds a version and makes it the primary. */
+  async addPrimaryVersion(tx: TransactionSql, version: KeyVersionRecord, patch: KeyPatch = {}): Promise<KeyRecord> {
+    await tx`
+      INSERT INTO key_versions (key_version_id, key_id, creation_time, wrapped_material, root_key_id)
+      VALUES (${version.keyVersionId}, ${version.keyId}, ${version.creationTime}, ${version.wrappedMaterial}, ${version.rootKeyId})`;
+    return this.updateKey(tx, version.keyId, { ...patch, primaryKeyVersionId: version.keyVersionId });
+  }
+
+  /** A key's versions in creation order after `after` (a version id), up to `limit`. */
+  async listVersions(keyId: string, limit: number, after: { creationTime: Date; keyVersionId: string } | undefined) {
+    return this.sql<Omit<KeyVersionRecord, "wrappedMaterial">[]>`
+      SELECT key_version_id, key_id, creation_time, root_key_id FROM key_versions
+      WHERE key_id = ${keyId}
+        ${after ? this.sql`AND (creation_time, key_version_id) > (${after.creationTime}, ${after.keyVersionId})` : this.sql``}
+      ORDER BY creation_time, key_version_id
+      LIMIT ${limit}`;
+  }
+
+  /** Keys whose automatic rotation is due, locked; rows another replica holds are skipped. */
+  async lockDueForRotation(tx: TransactionSql, now: Date, limit: number): Promise<KeyRecord[]> {
+    return tx<KeyRecord[]>`
+      SELECT k.*, '{}'::jsonb AS tags FROM keys k
+      WHERE k.automatic_rotation AND k.key_state = 1 AND k.next_rotation_time <= ${now}
+      ORDER BY k.next_rotation_time
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED`;
+  }
+
+  /** Keys pending deletion whose window has ended, locked; rows another replica holds are skipped. */
+  async lockDueForDeletion(tx: TransactionSql, now: Date, limit: number): Promise<KeyRecord[]> {
+    return tx<KeyRecord[]>`
+      SELECT k.*, '{}'::jsonb AS tags FROM keys k
+      WHERE k.key_state = 3 AND k.delete_time <= ${now}
+      ORDER BY k.delete_time
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED`;
+  }
+
+  /** Removes the key, its versions (wrapped material), tags and aliases; keeps a tombstone. */
+  async destroyKey(tx: TransactionSql, key: KeyRecord, now: Date): Promise<KeyTombstone> {
+    const versions = await tx<{ keyVersionId: string }[]>`SELECT key_version_id FROM key_versions WHERE key_id = ${key.keyId}`;
+    const tombstone: KeyTombstone = {
+      keyId: key.keyId,
+      creationTime: key.creationTime,
+      creator: key.creator,
+      deletionRequestedBy: key.deletionRequestedBy ?? "",
+      destroyTime: now,
+      keyVersionIds: versions.map((v) => v.keyVersionId),
+    };
+    await tx`DELETE FROM aliases WHERE key_id = ${key.keyId}`;
+    await tx`DELETE FROM key_tags WHERE key_id = ${key.keyId}`;
+    await tx`UPDATE keys SET primary_key_version_id = NULL WHERE key_id = ${key.keyId}`;
+    await tx`DELETE FROM key_versions WHERE key_id = ${key.keyId}`;
+    await tx`DELETE FROM keys WHERE key_id = ${key.keyId}`;
+    await tx`
+      INSERT INTO key_tombstones (key_id, creation_time, creator, deletion_requested_by, destroy_time, key_version_ids)
+      VALUES (${tombstone.keyId}, ${tombstone.creationTime}, ${tombstone.creator}, ${tombstone.deletionRequestedBy},
+              ${tombstone.destroyTime}, ${tombstone.keyVersionIds}::uuid[])`;
+    await tx`SELECT pg_notify(${KEY_EVENTS_CHANNEL}, ${`destroyed:${key.keyId}:${tombstone.keyVersionIds.join(",")}`})`;
+    return tombstone;
+  }
+
+  async getTombstone(keyId: string): Promise<KeyTombstone | undefined> {
+    const rows = await this.sql<KeyTombstone[]>`SELECT * FROM key_tombstones WHERE key_id = ${keyId}`;
+    return rows[0];
+  }
+
+  async tombstoneOfVersion(keyVersionId: string): Promise<KeyTombstone | undefined> {
+    const rows = await this.sql<KeyTombstone[]>`
+      SELECT * FROM key_tombstones WHERE key_version_ids @> ARRAY[${keyVersionId}]::uuid[]`;
+    return rows[0];
+  }
+
+  /** Adds a batch of encryptions to a version's counter and returns the new total. */
+  async addEncryptions(keyVersionId: string, count: number): Promise<number> {
+    const rows = await this.sql<{ encryptions: string }[]>`
+      UPDATE key_versions SET encryptions = encryptions + ${count} WHERE key_version_id = ${keyVersionId}
+      RETURNING encryptions`;
+    return rows[0] ? Number(rows[0].encryptions) : 0;
+  }
+
+  /** Replaces tags: `set` are added or overwritten, `remove` deleted. Returns the key's tags after. */
+  async changeTags(tx: TransactionSql, keyId: string, set: Record<string, string>, remove: readonly string[]): Promise<Record<string, string>> {
+    if (remove.length > 0) await tx`DELETE FROM key_tags WHERE key_id = ${keyId} AND tag_key IN ${tx(remove)}`;
+    for (const [tagKey, tagValue] of Object.entries(set)) {
+      await tx`
+        INSERT INTO key_tags (key_id, tag_key, tag_value) VALUES (${keyId}, ${tagKey}, ${tagValue})
+        ON CONFLICT (key_id, tag_key) DO UPDATE SET tag_value = EXCLUDED.tag_value`;
+    }
+    const rows = await tx<{ tagKey: string; tagValue: string }[]>`SELECT tag_key, tag_value FROM key_tags WHERE key_id = ${keyId}`;
+    await this.notifyChanged(tx, keyId);
+    return Object.fromEntries(rows.map((r) => [r.tagKey, r.tagValue]));
+  }
+
+  /** Delivered to every listening replica when the transaction commits. */
+  async notifyChanged(tx: TransactionSql, keyId: string): Promise<void> {
+    await tx`SELECT pg_notify(${KEY_EVENTS_CHANNEL}, ${`changed:${keyId}`})`;
+  }
 
   /** Inserts a key, its first version (the primary) and its tags in one transaction. */
   async createKey(key: NewKey, version: KeyVersionRecord | undefined): Promise<void> {
@@ -111,8 +266,8 @@ export class KeyStore {
     return value;
   }
 
-  private tagsColumn() {
-    return this.sql`COALESCE((SELECT jsonb_object_agg(t.tag_key, t.tag_value) FROM key_tags t WHERE t.key_id = k.key_id),
+  private tagsColumn(sql: Sql | TransactionSql = this.sql) {
+    return sql`COALESCE((SELECT jsonb_object_agg(t.tag_key, t.tag_value) FROM key_tags t WHERE t.key_id = k.key_id),
                              '{}'::jsonb) AS tags`;
   }
 }

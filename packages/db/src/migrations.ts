@@ -71,4 +71,35 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "lifecycle: aliases, tombstones, usage counters",
+    sql: `
+      ALTER TABLE keys ADD COLUMN deletion_requested_by text NOT NULL DEFAULT '';
+      CREATE INDEX keys_rotation_due ON keys (next_rotation_time) WHERE automatic_rotation;
+      CREATE INDEX keys_deletion_due ON keys (delete_time) WHERE delete_time IS NOT NULL;
+
+      -- Encryptions done under each version, added in batches (never one write per request).
+      ALTER TABLE key_versions ADD COLUMN encryptions bigint NOT NULL DEFAULT 0;
+
+      CREATE TABLE aliases (
+        alias_name    text PRIMARY KEY,
+        key_id        uuid NOT NULL REFERENCES keys (key_id),
+        creation_time timestamptz NOT NULL,
+        update_time   timestamptz NOT NULL
+      );
+      CREATE INDEX aliases_by_key ON aliases (key_id, alias_name);
+
+      -- What stays of a destroyed key: who and when, for the audit trail. No material.
+      CREATE TABLE key_tombstones (
+        key_id                uuid PRIMARY KEY,
+        creation_time         timestamptz NOT NULL,
+        creator               text NOT NULL,
+        deletion_requested_by text NOT NULL,
+        destroy_time          timestamptz NOT NULL,
+        key_version_ids       uuid[] NOT NULL
+      );
+      CREATE INDEX key_tombstones_versions ON key_tombstones USING gin (key_version_ids);
+    `,
+  },
 ];

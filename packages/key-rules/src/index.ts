@@ -12,22 +12,10 @@ type ProtectionLevel = kmsResources.ProtectionLevel;
 type Origin = kmsResources.Origin;
 type DataKeySpec = kmsResources.DataKeySpec;
 
-type EnumSchema = { values: readonly { number: number; name: string }[] };
+import { enumName, isKnown, keySpecName, keyStateName, keyUsageName } from "./names";
+import type { EnumSchema } from "./names";
+export { enumName, keySpecName, keyStateName, keyUsageName, protectionLevelName } from "./names";
 
-/** The proto name of an enum value ("KEY_SPEC_AES_256"), or its number when unknown. */
-export function enumName(schema: EnumSchema, value: number): string {
-  return schema.values.find((v) => v.number === value)?.name ?? String(value);
-}
-export const keySpecName = (v: KeySpec) => enumName(kmsResources.KeySpecSchema, v);
-export const keyUsageName = (v: KeyUsage) => enumName(kmsResources.KeyUsageSchema, v);
-export const keyStateName = (v: KeyState) => enumName(kmsResources.KeyStateSchema, v);
-export const protectionLevelName = (v: ProtectionLevel) => enumName(kmsResources.ProtectionLevelSchema, v);
-
-function isKnown(schema: EnumSchema, value: number): boolean {
-  return schema.values.some((v) => v.number === value && !v.name.endsWith("_UNSPECIFIED"));
-}
-
-/** Proto3 enums are open: an unknown number arrives as-is and must be refused by name of the field. */
 export function requireKnownEnum(schema: EnumSchema, value: number, field: string): void {
   if (!isKnown(schema, value)) throw invalidArgument(field, `unknown value ${value}`);
 }
@@ -218,3 +206,5 @@ export function validateTags(tags: Readonly<Record<string, string>>, field = "ta
     if ([...value].length > 256) throw invalidArgument(field, `tag ${JSON.stringify(key)}: value must be at most 256 characters`);
   }
 }
+
+export * from "./lifecycle";

@@ -1,4 +1,5 @@
-import type { AuditWriter, KeyStore } from "@kms/db";
+import type { AliasStore, AuditWriter, KeyStore } from "@kms/db";
+import type { UsageCounter } from "./usage-counter";
 import type { Logger } from "./log";
 import type { PageTokens } from "./page-tokens";
 import type { WorkerClient } from "./worker-client";
@@ -16,6 +17,9 @@ export interface CallContext {
 /** Everything the handlers share. Built once in main.ts. */
 export interface Services {
   store: KeyStore;
+  aliases: AliasStore;
+  /** Counts encryptions per version and rotates a key whose primary has done too many. */
+  usage: UsageCounter;
   worker: WorkerClient;
   audit: AuditWriter;
   pageTokens: PageTokens;

@@ -2,3 +2,8 @@
 export { buildServer } from "./server";
 export { PageTokens } from "./page-tokens";
 export { REQUEST_ID_KEY, DEV_PRINCIPAL } from "./rpc";
+export { createServices } from "./services";
+export type { ServicesOptions } from "./services";
+export { JobScheduler } from "./jobs/scheduler";
+export { createLogger } from "./log";
+export type { Services } from "./context";

@@ -2,23 +2,49 @@
 import { timestampFromDate, durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { ErrorCode, InternalError, KmsError, keyNotFound } from "@kms/errors";
+import { ErrorCode, InternalError, KmsError, invalidCiphertext, keyNotFound } from "@kms/errors";
 import type { KeyRecord, KeyVersionRecord } from "@kms/db";
 import { parseKeyReference } from "@kms/key-rules";
 import type { hsm, kmsResources } from "@kms/proto";
 import type { CallContext, Services } from "./context";
 
+/** A key_id field (UUID or alias) → the key's UUID; NOT_FOUND for an unknown alias. */
+export async function resolveKeyId(services: Services, value: string, field = "key_id"): Promise<string> {
+  const ref = parseKeyReference(value, field);
+  if (ref.kind === "id") return ref.keyId;
+  const alias = await services.aliases.get(ref.aliasName);
+  if (!alias) throw new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
+  return alias.keyId;
+}
+
+/** NOT_FOUND for a key that does not exist; a destroyed key says so (its tombstone stays). */
+export async function keyGone(services: Services, keyId: string): Promise<KmsError> {
+  const tombstone = await services.store.getTombstone(keyId);
+  return tombstone
+    ? new KmsError(status.NOT_FOUND, ErrorCode.KeyNotFound, `key ${keyId} was deleted on ${tombstone.destroyTime.toISOString()}`)
+    : keyNotFound(keyId);
+}
+
 /** Resolves a key_id field (UUID or alias) to its key, recording the key id for the audit row. */
 export async function findKey(services: Services, ctx: CallContext, value: string, field = "key_id"): Promise<KeyRecord> {
-  const ref = parseKeyReference(value, field);
-  if (ref.kind === "alias") {
-    // Aliases arrive with the lifecycle issue; until then no alias exists.
-    throw new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
-  }
-  const key = await services.store.getKey(ref.keyId);
-  if (!key) throw keyNotFound(ref.keyId);
-  ctx.audit.keyId = key.keyId;
+  const keyId = await resolveKeyId(services, value, field);
+  ctx.audit.keyId ||= keyId;
+  const key = await services.store.getKey(keyId);
+  if (!key) throw await keyGone(services, keyId);
   return key;
+}
+
+/**
+ * The version a ciphertext blob names, and its key. An unknown version is just another invalid
+ * ciphertext (same error); a version of a destroyed key is NOT_FOUND naming the key.
+ */
+export async function versionOfBlob(services: Services, keyVersionId: string): Promise<{ key: KeyRecord; version: KeyVersionRecord }> {
+  const version = await services.store.getVersion(keyVersionId);
+  const key = version ? await services.store.getKey(version.keyId) : undefined;
+  if (version && key) return { key, version };
+  const tombstone = await services.store.tombstoneOfVersion(keyVersionId);
+  if (tombstone) throw await keyGone(services, tombstone.keyId);
+  throw invalidCiphertext();
 }
 
 /** The key's primary version, recorded for the audit row. */

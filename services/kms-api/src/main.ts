@@ -1,14 +1,13 @@
 // kms-api process entry: configuration, database (migrated), worker client, gRPC server, and a
 // graceful shutdown on SIGTERM (stop accepting, finish in-flight calls, flush audit, exit).
-import { randomBytes } from "node:crypto";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { ConfigError, loadApiConfig } from "@kms/config";
-import { AuditWriter, KeyStore, connect, migrate } from "@kms/db";
-import type { Services } from "./context";
+import { connect, migrate } from "@kms/db";
+import { JobScheduler } from "./jobs/scheduler";
+import { listenForKeyEvents } from "./key-events";
+import { createServices } from "./services";
 import { createLogger, describeError } from "./log";
-import { PageTokens } from "./page-tokens";
 import { SERVICE_NAME, buildServer } from "./server";
-import { WorkerClient } from "./worker-client";
 
 async function main(): Promise<void> {
   let config;
@@ -24,15 +23,16 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, "kms-api");
   const sql = connect(config.databaseUrl);
   await withRetry(() => migrate(sql), log);
-  const store = new KeyStore(sql);
-  const services: Services = {
-    store,
-    worker: new WorkerClient(config.workerSocket, config.workerDeadlineMs),
-    audit: new AuditWriter(sql),
-    pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
+  const services = await createServices({
+    sql,
+    workerSocket: config.workerSocket,
+    workerDeadlineMs: config.workerDeadlineMs,
+    rotateAfterEncryptions: config.rotateAfterEncryptions,
     log,
-    clock: () => new Date(),
-  };
+  });
+  const jobs = new JobScheduler(services, config.jobIntervalMs);
+  jobs.start();
+  const unlisten = config.dbNotifications ? await listenForKeyEvents(sql, services) : async () => {};
 
   const { server, health } = buildServer(services, { "grpc.max_receive_message_length": 4 * 1024 * 1024 });
   const { host, port } = config.listen;
@@ -57,6 +57,9 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     server.tryShutdown(async () => {
       clearTimeout(force);
+      await jobs.stop();
+      await services.usage.stop();
+      await unlisten();
       await services.audit.drain();
       services.worker.close();
       await sql.end({ timeout: 5 });

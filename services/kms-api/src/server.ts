@@ -16,20 +16,45 @@ import { describeKey } from "./handlers/describe-key";
 import { encrypt } from "./handlers/encrypt";
 import { generateDataKey, generateDataKeyWithoutPlaintext } from "./handlers/generate-data-key";
 import { listKeys } from "./handlers/list-keys";
+import { createAlias, deleteAlias, listAliases, listAliasesByKeyId, updateAlias } from "./handlers/aliases";
+import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
+import { reEncrypt } from "./handlers/re-encrypt";
+import { listResourceTags, tagResource, untagResource } from "./handlers/tags";
+import { createKeyVersion, describeKeyVersion, listKeyVersions, updateRotationPolicy } from "./handlers/versions";
 import { unaryHandler } from "./rpc";
 import type { Handler } from "./rpc";
 
 const SERVICE_NAME = kms.KeyManagementService.typeName;
 
 // Keyed by the proto's localName (camelCase). Missing RPCs answer UNIMPLEMENTED naming themselves.
-const HANDLERS: { [K in keyof typeof kms.KeyManagementService.method]?: Handler<DescMessage, DescMessage> } = {
-  createKey: createKey as Handler<DescMessage, DescMessage>,
-  describeKey: describeKey as Handler<DescMessage, DescMessage>,
-  listKeys: listKeys as Handler<DescMessage, DescMessage>,
-  encrypt: encrypt as Handler<DescMessage, DescMessage>,
-  decrypt: decrypt as Handler<DescMessage, DescMessage>,
-  generateDataKey: generateDataKey as Handler<DescMessage, DescMessage>,
-  generateDataKeyWithoutPlaintext: generateDataKeyWithoutPlaintext as Handler<DescMessage, DescMessage>,
+type Methods = typeof kms.KeyManagementService.method;
+const HANDLERS: { [K in keyof Methods]?: Handler<Methods[K]["input"], Methods[K]["output"]> } = {
+  createKey,
+  describeKey,
+  listKeys,
+  encrypt,
+  decrypt,
+  generateDataKey,
+  generateDataKeyWithoutPlaintext,
+  reEncrypt,
+  updateKeyDescription,
+  enableKey,
+  disableKey,
+  scheduleKeyDeletion,
+  cancelKeyDeletion,
+  setDeletionProtection,
+  createKeyVersion,
+  describeKeyVersion,
+  listKeyVersions,
+  updateRotationPolicy,
+  createAlias,
+  updateAlias,
+  deleteAlias,
+  listAliases,
+  listAliasesByKeyId,
+  tagResource,
+  untagResource,
+  listResourceTags,
 };
 
 export interface KmsServer {
@@ -42,8 +67,8 @@ export function buildServer(services: Services, options: ConstructorParameters<t
   const implementation: Record<string, UntypedHandleCall> = {};
   for (const method of kms.KeyManagementService.methods as DescMethod[]) {
     const key = method.localName as keyof typeof HANDLERS;
-    const handler: Handler<DescMessage, DescMessage> =
-      HANDLERS[key] ??
+    const handler =
+      (HANDLERS[key] as Handler<DescMessage, DescMessage> | undefined) ??
       (async () => {
         throw unimplemented(method.name);
       });

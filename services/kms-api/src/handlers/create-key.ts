@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
-import { resolveKeyChoice, validateDescription, validateTags } from "@kms/key-rules";
+import { resolveKeyChoice, rotationPolicy, validateDescription, validateTags } from "@kms/key-rules";
 import type { KeyRecord } from "@kms/db";
 import { kms, kmsResources } from "@kms/proto";
 import { toKeyMetadata } from "../keys";
@@ -17,7 +17,6 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
 ) => {
   validateDescription(req.description);
   validateTags(req.tags);
-  if (req.enableAutomaticRotation || req.rotationInterval) throw notYet("enable_automatic_rotation", "automatic rotation");
   if (req.policy !== "") throw notYet("policy", "key policies");
   // Asking the worker only when the caller left the protection level to us.
   const hsmAvailable =
@@ -25,6 +24,8 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
       ? (await s.worker.getStatus(ctx.deadline)).hsmKeysSupported
       : true;
   const choice = resolveKeyChoice(req, hsmAvailable);
+  const now = s.clock();
+  const rotation = rotationPolicy(choice, req.enableAutomaticRotation, req.rotationInterval, now);
 
   const keyId = randomUUID();
   const keyVersionId = randomUUID();
@@ -34,7 +35,6 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
     { keySpec: choice.keySpec, protectionLevel: choice.protectionLevel, label: keyVersionId },
     ctx.deadline,
   );
-  const now = s.clock();
   const key: KeyRecord = {
     keyId,
     description: req.description,
@@ -43,9 +43,7 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
     creationTime: now,
     creator: ctx.principal,
     primaryKeyVersionId: keyVersionId,
-    automaticRotation: false,
-    rotationIntervalSeconds: null,
-    nextRotationTime: null,
+    ...rotation,
     lastRotationTime: null,
     deleteTime: null,
     deletionProtection: false,

@@ -15,5 +15,6 @@ export const encrypt: Handler<typeof kms.EncryptRequestSchema, typeof kms.Encryp
     { key: wrappedKey(key, version), plaintext: req.plaintext, aad: buildAad(header, req.encryptionContext) },
     ctx.deadline,
   );
+  s.usage.record(key.keyId, version.keyVersionId);
   return { ciphertextBlob: assembleBlob(header, sealed), keyId: key.keyId, keyVersionId: version.keyVersionId };
 };

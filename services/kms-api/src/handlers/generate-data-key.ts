@@ -30,6 +30,7 @@ async function generate(req: DataKeyRequest, ctx: CallContext, s: Services, oper
     },
     ctx.deadline,
   );
+  s.usage.record(key.keyId, version.keyVersionId);
   return {
     plaintext: result.plaintext,
     ciphertextBlob: assembleBlob(header, result.sealed),

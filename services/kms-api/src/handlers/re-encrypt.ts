@@ -1,0 +1,37 @@
+// ReEncrypt: decrypts under the blob's key and encrypts under the destination key in one worker call,
+// so the plaintext never reaches kms-api.
+import { assembleBlob, buildAad, encodeHeader, parseBlob, validateEncryptionContext } from "@kms/ciphertext";
+import { checkUsable } from "@kms/key-rules";
+import type { kms } from "@kms/proto";
+import { findKey, primaryVersion, versionOfBlob, wrappedKey } from "../keys";
+import type { Handler } from "../rpc";
+
+export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.ReEncryptResponseSchema> = async (req, ctx, s) => {
+  validateEncryptionContext(req.sourceEncryptionContext, "source_encryption_context");
+  validateEncryptionContext(req.destinationEncryptionContext, "destination_encryption_context");
+  const blob = parseBlob(req.ciphertextBlob);
+  const source = await versionOfBlob(s, blob.keyVersionId);
+  checkUsable(source.key, "ReEncrypt");
+  const destination = await findKey(s, ctx, req.destinationKeyId, "destination_key_id");
+  checkUsable(destination, "ReEncrypt");
+  const version = await primaryVersion(s, ctx, destination);
+  const header = encodeHeader(version.keyVersionId);
+  const { sealed } = await s.worker.reEncrypt(
+    {
+      sourceKey: wrappedKey(source.key, source.version),
+      sourceSealed: blob.sealed,
+      sourceAad: buildAad(blob.header, req.sourceEncryptionContext),
+      destinationKey: wrappedKey(destination, version),
+      destinationAad: buildAad(header, req.destinationEncryptionContext),
+    },
+    ctx.deadline,
+  );
+  s.usage.record(destination.keyId, version.keyVersionId);
+  return {
+    ciphertextBlob: assembleBlob(header, sealed),
+    sourceKeyId: source.key.keyId,
+    sourceKeyVersionId: source.version.keyVersionId,
+    keyId: destination.keyId,
+    keyVersionId: version.keyVersionId,
+  };
+};

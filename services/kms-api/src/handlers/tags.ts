@@ -1,0 +1,49 @@
+// TagResource, UntagResource, ListResourceTags. At most 20 tags a key.
+import { status } from "@grpc/grpc-js";
+import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
+import { MAX_TAGS, validateTags } from "@kms/key-rules";
+import type { kms } from "@kms/proto";
+import type { CallContext, Services } from "../context";
+import { keyGone, resolveKeyId } from "../keys";
+import type { Handler } from "../rpc";
+
+async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set: Record<string, string>, remove: string[]) {
+  const keyId = await resolveKeyId(s, keyIdField);
+  ctx.audit.keyId ||= keyId;
+  const tags = await s.store.transaction(async (tx) => {
+    const key = await s.store.lockKey(tx, keyId);
+    if (!key) return undefined;
+    const after = { ...key.tags, ...set };
+    for (const k of remove) delete after[k];
+    if (Object.keys(after).length > MAX_TAGS) {
+      throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.TooManyTags, `key ${keyId} would have ${Object.keys(after).length} tags; at most ${MAX_TAGS}`);
+    }
+    return s.store.changeTags(tx, keyId, set, remove);
+  });
+  if (!tags) throw await keyGone(s, keyId);
+  return { tags };
+}
+
+export const tagResource: Handler<typeof kms.TagResourceRequestSchema, typeof kms.TagResourceResponseSchema> = async (req, ctx, s) => {
+  validateTags(req.tags);
+  if (Object.keys(req.tags).length === 0) throw invalidArgument("tags", "must not be empty");
+  return changeTags(s, ctx, req.keyId, { ...req.tags }, []);
+};
+
+export const untagResource: Handler<typeof kms.UntagResourceRequestSchema, typeof kms.UntagResourceResponseSchema> = async (req, ctx, s) => {
+  if (req.tagKeys.length === 0) throw invalidArgument("tag_keys", "must not be empty");
+  if (req.tagKeys.length > MAX_TAGS) throw invalidArgument("tag_keys", `at most ${MAX_TAGS}`);
+  return changeTags(s, ctx, req.keyId, {}, [...req.tagKeys]);
+};
+
+export const listResourceTags: Handler<typeof kms.ListResourceTagsRequestSchema, typeof kms.ListResourceTagsResponseSchema> = async (
+  req,
+  ctx,
+  s,
+) => {
+  const keyId = await resolveKeyId(s, req.keyId);
+  ctx.audit.keyId ||= keyId;
+  const key = await s.store.getKey(keyId);
+  if (!key) throw await keyGone(s, keyId);
+  return { tags: key.tags };
+};

@@ -1,0 +1,77 @@
+// CreateKeyVersion, DescribeKeyVersion, ListKeyVersions, UpdateRotationPolicy.
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
+import { checkCanAddVersion, pageSize, rotationPolicy } from "@kms/key-rules";
+import type { kms } from "@kms/proto";
+import { addVersion, changeKey } from "../key-changes";
+import { findKey, toKeyMetadata } from "../keys";
+import type { Handler } from "../rpc";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+const toKeyVersion = (v: { keyId: string; keyVersionId: string; creationTime: Date }) => ({
+  keyId: v.keyId,
+  keyVersionId: v.keyVersionId,
+  creationTime: timestampFromDate(v.creationTime),
+});
+
+export const createKeyVersion: Handler<typeof kms.CreateKeyVersionRequestSchema, typeof kms.CreateKeyVersionResponseSchema> = async (
+  req,
+  ctx,
+  s,
+) => {
+  let created = { keyId: "", keyVersionId: "", creationTime: new Date(0) };
+  const key = await changeKey(s, ctx, req.keyId, async (k, tx) => {
+    checkCanAddVersion(k);
+    const updated = await addVersion(s, tx, k, ctx.deadline);
+    created = { keyId: k.keyId, keyVersionId: updated.primaryKeyVersionId ?? "", creationTime: updated.lastRotationTime ?? s.clock() };
+    return {};
+  });
+  ctx.audit.keyVersionId = key.primaryKeyVersionId ?? "";
+  return { keyVersion: toKeyVersion(created) };
+};
+
+export const describeKeyVersion: Handler<typeof kms.DescribeKeyVersionRequestSchema, typeof kms.DescribeKeyVersionResponseSchema> = async (
+  req,
+  ctx,
+  s,
+) => {
+  const key = await findKey(s, ctx, req.keyId);
+  const id = req.keyVersionId.toLowerCase();
+  if (!UUID.test(id)) throw invalidArgument("key_version_id", "must be a UUID");
+  ctx.audit.keyVersionId = id;
+  const version = await s.store.getVersion(id);
+  if (!version || version.keyId !== key.keyId) {
+    throw new KmsError(status.NOT_FOUND, ErrorCode.KeyVersionNotFound, `key version ${id} of key ${key.keyId} not found`);
+  }
+  return { keyVersion: toKeyVersion(version) };
+};
+
+export const listKeyVersions: Handler<typeof kms.ListKeyVersionsRequestSchema, typeof kms.ListKeyVersionsResponseSchema> = async (
+  req,
+  ctx,
+  s,
+) => {
+  const limit = pageSize(req.pageSize);
+  const key = await findKey(s, ctx, req.keyId);
+  const scope = `ListKeyVersions:${key.keyId}`;
+  const cursor = s.pageTokens.decode(scope, req.pageToken);
+  const after = cursor ? { creationTime: new Date(cursor[0] ?? ""), keyVersionId: cursor[1] ?? "" } : undefined;
+  const rows = await s.store.listVersions(key.keyId, limit + 1, after);
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return {
+    keyVersions: page.map(toKeyVersion),
+    nextPageToken: rows.length > limit && last ? s.pageTokens.encode(scope, [last.creationTime.toISOString(), last.keyVersionId]) : "",
+  };
+};
+
+export const updateRotationPolicy: Handler<typeof kms.UpdateRotationPolicyRequestSchema, typeof kms.UpdateRotationPolicyResponseSchema> = async (
+  req,
+  ctx,
+  s,
+) => {
+  const key = await changeKey(s, ctx, req.keyId, (k) => rotationPolicy(k, req.enableAutomaticRotation, req.rotationInterval, s.clock()));
+  return { keyMetadata: toKeyMetadata(key) };
+};

@@ -1,0 +1,48 @@
+// Changes to one key, made under its row lock so concurrent changes serialise, and announced to
+// every replica (NOTIFY on commit).
+import type { KeyPatch, KeyRecord, TransactionSql } from "@kms/db";
+import { nextRotationAfter } from "@kms/key-rules";
+import { randomUUID } from "node:crypto";
+import type { CallContext, Services } from "./context";
+import { keyGone, resolveKeyId } from "./keys";
+
+/**
+ * Locks the key named by `keyIdField`, lets `decide` compute the change (or throw), applies it.
+ * `decide` may also do more work inside the transaction (e.g. add a version).
+ */
+export async function changeKey(
+  s: Services,
+  ctx: CallContext,
+  keyIdField: string,
+  decide: (key: KeyRecord, tx: TransactionSql) => Promise<KeyPatch> | KeyPatch,
+  field = "key_id",
+): Promise<KeyRecord> {
+  const keyId = await resolveKeyId(s, keyIdField, field);
+  ctx.audit.keyId ||= keyId;
+  const updated = await s.store.transaction(async (tx) => {
+    const key = await s.store.lockKey(tx, keyId);
+    if (!key) return undefined;
+    const patch = await decide(key, tx);
+    return s.store.updateKey(tx, keyId, patch);
+  });
+  if (!updated) throw await keyGone(s, keyId);
+  return updated;
+}
+
+/**
+ * Makes new material for `key` in the worker and adds it as the primary version, inside `tx` (which
+ * holds the key's row lock). Returns the patched key.
+ */
+export async function addVersion(s: Services, tx: TransactionSql, key: KeyRecord, deadline: Date | undefined): Promise<KeyRecord> {
+  const keyVersionId = randomUUID();
+  const material = await s.worker.generateKeyMaterial(
+    { keySpec: key.keySpec, protectionLevel: key.protectionLevel, label: keyVersionId },
+    deadline,
+  );
+  const now = s.clock();
+  return s.store.addPrimaryVersion(
+    tx,
+    { keyVersionId, keyId: key.keyId, creationTime: now, wrappedMaterial: Buffer.from(material.wrappedMaterial), rootKeyId: material.rootKeyId },
+    { lastRotationTime: now, nextRotationTime: nextRotationAfter(key, now) },
+  );
+}

@@ -1,0 +1,39 @@
+// Builds the objects the handlers share, for main.ts and for tests (which inject a clock).
+import { randomBytes } from "node:crypto";
+import { AliasStore, AuditWriter, KeyStore } from "@kms/db";
+import type { Sql } from "@kms/db";
+import type { Services } from "./context";
+import type { Logger } from "./log";
+import { PageTokens } from "./page-tokens";
+import { UsageCounter, defaultBatchSize } from "./usage-counter";
+import { WorkerClient } from "./worker-client";
+
+export interface ServicesOptions {
+  sql: Sql;
+  workerSocket: string;
+  workerDeadlineMs: number;
+  rotateAfterEncryptions: number;
+  log: Logger;
+  clock?: () => Date;
+  usageFlushIntervalMs?: number;
+}
+
+export async function createServices(o: ServicesOptions): Promise<Services> {
+  const store = new KeyStore(o.sql);
+  const services: Services = {
+    store,
+    aliases: new AliasStore(o.sql),
+    usage: new UsageCounter({
+      threshold: o.rotateAfterEncryptions,
+      batchSize: defaultBatchSize(o.rotateAfterEncryptions),
+      flushIntervalMs: o.usageFlushIntervalMs ?? 1000,
+    }),
+    worker: new WorkerClient(o.workerSocket, o.workerDeadlineMs),
+    audit: new AuditWriter(o.sql),
+    pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
+    log: o.log,
+    clock: o.clock ?? (() => new Date()),
+  };
+  services.usage.start(services);
+  return services;
+}
