@@ -1,0 +1,48 @@
+// The system under test: an hsm-worker on a private SoftHSM token and a kms-api in front of it,
+// started the same way the dev stack starts them.
+import path from "node:path";
+import { startApi, startWorker } from "@kms/dev-stack";
+import { ensureSoftHsmToken } from "@kms/softhsm";
+
+export interface Stack {
+  address: string;
+  /** Stops kms-api, then the worker it calls. */
+  stop(): Promise<void>;
+  /** The services' combined output, for a failure message. */
+  output(): string;
+}
+
+export async function startStack(dir: string, databaseUrl: string): Promise<Stack> {
+  const token = ensureSoftHsmToken(path.join(dir, "softhsm"), "kms-bench");
+  const common = {
+    ...process.env,
+    KMS_DATA_DIR: path.join(dir, "data"),
+    KMS_WORKER_SOCKET: path.join(dir, "worker.sock"),
+  };
+  const worker = await startWorker({
+    ...common,
+    KMS_PKCS11_MODULE: token.module,
+    SOFTHSM2_CONF: token.confPath,
+    KMS_PKCS11_TOKEN_LABEL: token.label,
+    KMS_PKCS11_PIN_FILE: token.pinFile,
+  });
+  let api;
+  try {
+    api = await startApi({ ...common, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: databaseUrl });
+  } catch (err) {
+    await worker.stop();
+    throw err;
+  }
+  const started = api;
+  return {
+    address: started.address,
+    stop: async () => {
+      try {
+        await started.stop();
+      } finally {
+        await worker.stop();
+      }
+    },
+    output: () => `--- kms-api ---\n${started.output()}\n--- hsm-worker ---\n${worker.output()}`,
+  };
+}
