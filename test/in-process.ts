@@ -2,7 +2,7 @@
 // Postgres and hsm-worker: how tests drive time (rotation, deletion windows) without sleeping.
 import { ServerCredentials } from "@grpc/grpc-js";
 import { connect } from "@kms/db";
-import { JobScheduler, buildServer, createLogger, createServices } from "@kms/kms-api";
+import { Authenticator, JobScheduler, buildServer, createLogger, createServices } from "@kms/kms-api";
 import { createPromiseClient, kms } from "@kms/proto";
 import type { Stack } from "./harness";
 
@@ -29,10 +29,11 @@ export async function inProcessReplica(stack: Stack, clock: FakeClock, rotateAft
     workerDeadlineMs: 3000,
     rotateAfterEncryptions,
     log: createLogger("error", "test-replica"),
+    access: { admins: ["dev"], creators: ["*"], auditors: [] },
     clock: () => clock.now,
     usageFlushIntervalMs: 100,
   });
-  const { server } = buildServer(services);
+  const { server } = buildServer(services, new Authenticator({ jwt: undefined, mutualTls: false }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

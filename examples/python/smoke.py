@@ -17,7 +17,7 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("address", nargs="?", default=os.environ.get("KMS_ADDR") or "127.0.0.1:7300")
 parser.add_argument("stubs", nargs="?", help="directory of the generated kms/v1/*_pb2*.py")
 parser.add_argument("--require-hsm", action="store_true")
-parser.add_argument("--unimplemented", default="GetKeyPolicy", help="an RPC the server does not implement yet")
+parser.add_argument("--unimplemented", default="GetParametersForImport", help="an RPC the server does not implement yet")
 args = parser.parse_args()
 if args.stubs:
     sys.path.insert(0, os.path.abspath(args.stubs))

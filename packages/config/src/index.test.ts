@@ -47,6 +47,22 @@ describe("loadApiConfig", () => {
     expect(loadApiConfig(base).listen).toEqual({ host: "127.0.0.1", port: 7300 });
   });
 
+  it("reads the access lists", () => {
+    const c = loadApiConfig({ ...base, KMS_ADMINS: "root, ops ", KMS_AUDITORS: "" });
+    expect(c.access).toEqual({ admins: ["root", "ops"], creators: ["*"], auditors: [] });
+  });
+
+  it("names the JWT variables that are missing", () => {
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_JWT_JWKS_URL: "https://idp/jwks" })).variable).toBe("KMS_JWT_ISSUER");
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_JWT_JWKS_URL: "https://idp/jwks", KMS_JWT_ISSUER: "i" })).variable).toBe("KMS_JWT_AUDIENCE");
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_JWT_JWKS_FILE: "/nonexistent", KMS_JWT_ISSUER: "i", KMS_JWT_AUDIENCE: "a" })).variable).toBe("KMS_JWT_JWKS_FILE");
+  });
+
+  it("names an unreadable certificate", () => {
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_TLS_CERT: "/nonexistent.pem", KMS_TLS_KEY: "/nonexistent.key" })).variable).toBe("KMS_TLS_CERT");
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_TLS_CLIENT_CA: "/etc/hostname" })).variable).toBe("KMS_TLS_CLIENT_CA");
+  });
+
   it("refuses plaintext on a non-loopback address", () => {
     expect(errorOf(() => loadApiConfig({ ...base, KMS_LISTEN: "0.0.0.0:7300" })).variable).toBe("KMS_LISTEN");
   });

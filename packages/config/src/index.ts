@@ -1,5 +1,6 @@
 // Configuration is read once at start-up: raw environment → defaults → validated object. A bad value
 // stops the process with a message naming the variable.
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
@@ -32,6 +33,16 @@ export const VARIABLES = {
   KMS_ROTATE_AFTER_ENCRYPTIONS: { default: "1073741824", doc: "encryptions under one key version before the key rotates by use (2^30)" },
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
+  KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
+  KMS_TLS_KEY: { default: "", doc: "server private key (PEM) matching KMS_TLS_CERT" },
+  KMS_TLS_CLIENT_CA: { default: "", doc: "CA bundle (PEM) for client certificates: turns on mutual TLS; principal = URI SAN (SPIFFE id) or subject CN" },
+  KMS_JWT_JWKS_FILE: { default: "", doc: "JWKS file for bearer JWTs (principal = sub)" },
+  KMS_JWT_JWKS_URL: { default: "", doc: "JWKS URL for bearer JWTs (fetched at start, refreshed on unknown kid)" },
+  KMS_JWT_ISSUER: { default: "", doc: "required iss of bearer JWTs" },
+  KMS_JWT_AUDIENCE: { default: "", doc: "required aud of bearer JWTs" },
+  KMS_ADMINS: { default: "", doc: "comma-separated principals given every action by each new key's default policy" },
+  KMS_CREATORS: { default: "*", doc: "comma-separated principals who may CreateKey, ListKeys and ListAliases (* = any authenticated caller)" },
+  KMS_AUDITORS: { default: "", doc: "comma-separated principals who may ListAuditEvents and VerifyAuditLog (besides KMS_ADMINS)" },
   KMS_SHUTDOWN_GRACE_MS: { default: "10000", doc: "how long SIGTERM waits for in-flight calls" },
   KMS_LOG_LEVEL: { default: "info", doc: "error, warn, info or debug" },
 } as const;
@@ -146,8 +157,31 @@ export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
+export interface TlsConfig {
+  cert: Buffer;
+  key: Buffer;
+  /** Present: clients must show a certificate signed by it (mutual TLS). */
+  clientCa: Buffer | undefined;
+}
+
+export interface JwtConfig {
+  jwks: { file: string; keys: { keys: object[] } } | { url: string };
+  issuer: string;
+  audience: string;
+}
+
+export interface AccessConfig {
+  admins: string[];
+  creators: string[];
+  auditors: string[];
+}
+
 export interface ApiConfig {
   listen: ListenAddress;
+  /** Absent: plaintext (allowed on loopback only). */
+  tls: TlsConfig | undefined;
+  jwt: JwtConfig | undefined;
+  access: AccessConfig;
   /** Required by kms-api itself; the dev stack sets it to its embedded Postgres. */
   databaseUrl: string;
   workerSocket: string;
@@ -159,17 +193,93 @@ export interface ApiConfig {
   logLevel: LogLevel;
 }
 
+function readPem(env: Env, name: VariableName): Buffer | undefined {
+  const file = raw(env, name);
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(name, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+}
+
+function tlsConfig(env: Env): TlsConfig | undefined {
+  const cert = readPem(env, "KMS_TLS_CERT");
+  const key = readPem(env, "KMS_TLS_KEY");
+  const clientCa = readPem(env, "KMS_TLS_CLIENT_CA");
+  if (!cert && !key) {
+    if (clientCa) throw new ConfigError("KMS_TLS_CLIENT_CA", "needs KMS_TLS_CERT and KMS_TLS_KEY");
+    return undefined;
+  }
+  if (!cert) throw new ConfigError("KMS_TLS_CERT", "is required with KMS_TLS_KEY");
+  if (!key) throw new ConfigError("KMS_TLS_KEY", "is required with KMS_TLS_CERT");
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(cert);
+  } catch {
+    throw new ConfigError("KMS_TLS_CERT", "is not a PEM certificate");
+  }
+  let matches: boolean;
+  try {
+    matches = certificate.checkPrivateKey(createPrivateKey(key));
+  } catch {
+    throw new ConfigError("KMS_TLS_KEY", "is not a PEM private key");
+  }
+  if (!matches) throw new ConfigError("KMS_TLS_KEY", "does not match the certificate in KMS_TLS_CERT");
+  if (clientCa) {
+    try {
+      new X509Certificate(clientCa);
+    } catch {
+      throw new ConfigError("KMS_TLS_CLIENT_CA", "is not a PEM certificate bundle");
+    }
+  }
+  return { cert, key, clientCa };
+}
+
+function jwtConfig(env: Env): JwtConfig | undefined {
+  const file = raw(env, "KMS_JWT_JWKS_FILE");
+  const url = raw(env, "KMS_JWT_JWKS_URL");
+  if (file === undefined && url === undefined) return undefined;
+  if (file !== undefined && url !== undefined) throw new ConfigError("KMS_JWT_JWKS_URL", "set either KMS_JWT_JWKS_FILE or KMS_JWT_JWKS_URL, not both");
+  const issuer = raw(env, "KMS_JWT_ISSUER");
+  if (issuer === undefined) throw new ConfigError("KMS_JWT_ISSUER", "is required with a JWKS");
+  const audience = raw(env, "KMS_JWT_AUDIENCE");
+  if (audience === undefined) throw new ConfigError("KMS_JWT_AUDIENCE", "is required with a JWKS");
+  if (url !== undefined) {
+    if (!/^https?:\/\//.test(url)) throw new ConfigError("KMS_JWT_JWKS_URL", "must be an http(s) URL");
+    return { jwks: { url }, issuer, audience };
+  }
+  let keys: unknown;
+  try {
+    keys = JSON.parse(readFileSync(file!, "utf8"));
+  } catch (err) {
+    throw new ConfigError("KMS_JWT_JWKS_FILE", `cannot read a JSON JWKS from ${file} (${(err as NodeJS.ErrnoException).code ?? "invalid JSON"})`);
+  }
+  const list = (keys as { keys?: unknown }).keys;
+  if (!Array.isArray(list) || list.length === 0) throw new ConfigError("KMS_JWT_JWKS_FILE", "must hold {\"keys\": [...]} with at least one key");
+  return { jwks: { file: file!, keys: { keys: list as object[] } }, issuer, audience };
+}
+
+function principals(env: Env, name: VariableName): string[] {
+  return (raw(env, name) ?? VARIABLES[name].default).split(",").map((p) => p.trim()).filter((p) => p !== "");
+}
+
 export function loadApiConfig(env: Env = process.env): ApiConfig {
   const listen = parseListen(raw(env, "KMS_LISTEN") ?? VARIABLES.KMS_LISTEN.default);
-  if (!isLoopback(listen.host)) {
-    // Authentication has its own issue; until then the server only runs in loopback dev mode.
-    throw new ConfigError("KMS_LISTEN", `plaintext dev mode listens on loopback only, got ${listen.host}`);
+  const tls = tlsConfig(env);
+  const jwt = jwtConfig(env);
+  if (!tls && !isLoopback(listen.host)) {
+    // Plaintext is dev mode: never silently on an address other machines can reach.
+    throw new ConfigError("KMS_LISTEN", `plaintext gRPC listens on loopback only, got ${listen.host}; set KMS_TLS_CERT and KMS_TLS_KEY`);
   }
   const databaseUrl = raw(env, "DATABASE_URL");
   if (databaseUrl === undefined) throw new ConfigError("DATABASE_URL", "is required (npm start provides an embedded one)");
   if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError("DATABASE_URL", "must start with postgres://");
   return {
     listen,
+    tls,
+    jwt,
+    access: { admins: principals(env, "KMS_ADMINS"), creators: principals(env, "KMS_CREATORS"), auditors: principals(env, "KMS_AUDITORS") },
     databaseUrl,
     workerSocket: workerSocket(env),
     workerDeadlineMs: integer(env, "KMS_WORKER_DEADLINE_MS", 5000, 10, 600_000),

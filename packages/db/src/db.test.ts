@@ -6,6 +6,7 @@ import { MIGRATIONS } from "./migrations";
 import { KeyStore } from "./key-store";
 import type { NewKey } from "./key-store";
 import { AuditWriter } from "./audit-writer";
+import { AuditReader } from "./audit-reader";
 import { createScratchDatabase } from "./scratch";
 import type { ScratchDatabase } from "./scratch";
 import type { Sql } from "./connect";
@@ -39,6 +40,7 @@ function newKey(overrides: Partial<NewKey> = {}): NewKey {
     rotationIntervalSeconds: null,
     nextRotationTime: null,
     tags: {},
+    policy: null,
     ...overrides,
   };
 }
@@ -122,11 +124,48 @@ describe("AuditWriter", () => {
         keyVersionId: "",
         resultCode: "OK",
         errorCode: "",
+        encryptionContext: { i: String(i) },
       }),
     );
     await Promise.all(appended);
     const after = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events`;
     expect(Number(after[0]!.n) - Number(before[0]!.n)).toBe(120);
+  });
+
+  it("keeps one intact chain when two replicas write at once", async () => {
+    const other = connect(db.url);
+    try {
+      const writers = [new AuditWriter(sql, 7), new AuditWriter(other, 5)];
+      const event = (w: number, i: number) => ({
+        time: new Date(),
+        requestId: `w${w}-${i}`,
+        principal: `p${w}`,
+        operation: "Decrypt",
+        keyId: "",
+        keyVersionId: "",
+        resultCode: "OK",
+        errorCode: "",
+        encryptionContext: {},
+      });
+      await Promise.all(writers.flatMap((wr, w) => Array.from({ length: 60 }, (_, i) => wr.append(event(w, i)))));
+      const result = await new AuditReader(sql).verify();
+      expect(result.ok).toBe(true);
+      const count = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events`;
+      expect(result.verifiedCount).toBe(Number(count[0]!.n));
+      expect((await new AuditReader(sql).list({ principal: "p1" }, 0, 1000)).length).toBe(60);
+    } finally {
+      await other.end();
+    }
+  });
+
+  it("finds edited, deleted and inserted rows", async () => {
+    const reader = new AuditReader(sql);
+    expect((await reader.verify()).ok).toBe(true);
+    await sql`UPDATE audit_events SET principal = 'mallory' WHERE sequence = 5`;
+    expect(await reader.verify()).toMatchObject({ ok: false, firstBadSequence: 5 });
+    expect(await reader.verify(6)).toMatchObject({ ok: true });
+    await sql`DELETE FROM audit_events WHERE sequence = 5`;
+    expect(await reader.verify()).toMatchObject({ ok: false, firstBadSequence: 5, problem: "rows 5..5 are missing" });
   });
 
   it("rejects every waiting row when the database is gone", async () => {
@@ -141,6 +180,7 @@ describe("AuditWriter", () => {
       keyVersionId: "",
       resultCode: "OK",
       errorCode: "",
+      encryptionContext: {},
     };
     const results = await Promise.allSettled([writer.append(event), writer.append(event)]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);

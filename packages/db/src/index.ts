@@ -8,6 +8,8 @@ export type { KeyCursor, KeyListFilter, KeyPatch, KeyRecord, KeyTombstone, KeyVe
 export { AliasStore } from "./alias-store";
 export type { AliasRecord } from "./alias-store";
 export { AuditWriter } from "./audit-writer";
+export { AuditReader } from "./audit-reader";
+export type { AuditFilter } from "./audit-reader";
 export type { AuditEvent } from "./audit-writer";
 export { createScratchDatabase, DEFAULT_ADMIN_URL } from "./scratch";
 export type { ScratchDatabase } from "./scratch";

@@ -5,6 +5,8 @@ export interface KeyRecord {
   keyId: string;
   /** Who scheduled deletion (kept in the tombstone). */
   deletionRequestedBy?: string;
+  /** The key policy document (JSON); null means the default policy. */
+  policy: string | null;
   description: string;
   keySpec: number;
   keyUsage: number;
@@ -31,6 +33,8 @@ export interface KeyVersionRecord {
   creationTime: Date;
   wrappedMaterial: Buffer;
   rootKeyId: string;
+  /** SubjectPublicKeyInfo (DER) of RSA, EC and Ed25519 versions; null for AES and HMAC. */
+  publicKey?: Buffer | null;
 }
 
 /** What stays of a destroyed key. */
@@ -59,6 +63,7 @@ export type KeyPatch = Partial<
     | "deletionProtectionDescription"
     | "materialExpireTime"
     | "deletionRequestedBy"
+    | "policy"
   >
 >;
 
@@ -106,8 +111,9 @@ export class KeyStore {
   /** Adds a version and makes it the primary. */
   async addPrimaryVersion(tx: TransactionSql, version: KeyVersionRecord, patch: KeyPatch = {}): Promise<KeyRecord> {
     await tx`
-      INSERT INTO key_versions (key_version_id, key_id, creation_time, wrapped_material, root_key_id)
-      VALUES (${version.keyVersionId}, ${version.keyId}, ${version.creationTime}, ${version.wrappedMaterial}, ${version.rootKeyId})`;
+      INSERT INTO key_versions (key_version_id, key_id, creation_time, wrapped_material, root_key_id, public_key)
+      VALUES (${version.keyVersionId}, ${version.keyId}, ${version.creationTime}, ${version.wrappedMaterial}, ${version.rootKeyId},
+              ${version.publicKey ?? null})`;
     return this.updateKey(tx, version.keyId, { ...patch, primaryKeyVersionId: version.keyVersionId });
   }
 
@@ -207,15 +213,15 @@ export class KeyStore {
     await this.sql.begin(async (tx) => {
       await tx`
         INSERT INTO keys (key_id, description, key_spec, key_usage, protection_level, origin, key_state,
-                          creation_time, creator, automatic_rotation, rotation_interval_seconds, next_rotation_time)
+                          creation_time, creator, automatic_rotation, rotation_interval_seconds, next_rotation_time, policy)
         VALUES (${key.keyId}, ${key.description}, ${key.keySpec}, ${key.keyUsage}, ${key.protectionLevel},
                 ${key.origin}, ${key.keyState}, ${key.creationTime}, ${key.creator}, ${key.automaticRotation},
-                ${key.rotationIntervalSeconds}, ${key.nextRotationTime})`;
+                ${key.rotationIntervalSeconds}, ${key.nextRotationTime}, ${key.policy})`;
       if (version) {
         await tx`
-          INSERT INTO key_versions (key_version_id, key_id, creation_time, wrapped_material, root_key_id)
+          INSERT INTO key_versions (key_version_id, key_id, creation_time, wrapped_material, root_key_id, public_key)
           VALUES (${version.keyVersionId}, ${version.keyId}, ${version.creationTime}, ${version.wrappedMaterial},
-                  ${version.rootKeyId})`;
+                  ${version.rootKeyId}, ${version.publicKey ?? null})`;
         await tx`UPDATE keys SET primary_key_version_id = ${version.keyVersionId} WHERE key_id = ${key.keyId}`;
       }
       const tags = Object.entries(key.tags).map(([tag_key, tag_value]) => ({ key_id: key.keyId, tag_key, tag_value }));
@@ -231,7 +237,7 @@ export class KeyStore {
 
   async getVersion(keyVersionId: string): Promise<KeyVersionRecord | undefined> {
     const rows = await this.sql<KeyVersionRecord[]>`
-      SELECT key_version_id, key_id, creation_time, wrapped_material, root_key_id
+      SELECT key_version_id, key_id, creation_time, wrapped_material, root_key_id, public_key
       FROM key_versions WHERE key_version_id = ${keyVersionId}`;
     return rows[0];
   }

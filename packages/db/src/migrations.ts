@@ -51,18 +51,31 @@ export const MIGRATIONS: readonly Migration[] = [
       );
 
       -- One row per request, whatever its outcome. Never plaintext, data keys or key material.
+      -- A SHA-256 hash chain (see @kms/audit-chain): sequence numbers have no gaps, each row's hash
+      -- covers its content and prev_hash. audit_head records the last row, so a cut tail shows too.
       CREATE TABLE audit_events (
-        sequence       bigserial PRIMARY KEY,
-        time           timestamptz NOT NULL,
-        request_id     text NOT NULL,
-        principal      text NOT NULL,
-        operation      text NOT NULL,
-        key_id         text NOT NULL DEFAULT '',
-        key_version_id text NOT NULL DEFAULT '',
-        result_code    text NOT NULL,
-        error_code     text NOT NULL DEFAULT ''
+        sequence           bigint PRIMARY KEY,
+        time               timestamptz NOT NULL,
+        request_id         text NOT NULL,
+        principal          text NOT NULL,
+        operation          text NOT NULL,
+        key_id             text NOT NULL DEFAULT '',
+        key_version_id     text NOT NULL DEFAULT '',
+        result_code        text NOT NULL,
+        error_code         text NOT NULL DEFAULT '',
+        encryption_context jsonb NOT NULL DEFAULT '{}',
+        prev_hash          bytea NOT NULL,
+        hash               bytea NOT NULL
       );
       CREATE INDEX audit_events_by_key ON audit_events (key_id, sequence);
+      CREATE INDEX audit_events_by_principal ON audit_events (principal, sequence);
+      CREATE INDEX audit_events_by_time ON audit_events (time);
+
+      CREATE TABLE audit_head (
+        id       integer PRIMARY KEY CHECK (id = 1),
+        sequence bigint NOT NULL,
+        hash     bytea NOT NULL
+      );
 
       -- Secrets the replicas share (e.g. the page-token MAC key).
       CREATE TABLE service_secrets (
@@ -100,6 +113,23 @@ export const MIGRATIONS: readonly Migration[] = [
         key_version_ids       uuid[] NOT NULL
       );
       CREATE INDEX key_tombstones_versions ON key_tombstones USING gin (key_version_ids);
+    `,
+  },
+  {
+    version: 3,
+    name: "public keys of asymmetric key versions",
+    sql: `
+      -- SubjectPublicKeyInfo (DER) of RSA, EC and Ed25519 versions, so GetPublicKey, AsymmetricVerify and
+      -- AsymmetricEncrypt need no unwrap. NULL for AES and HMAC versions.
+      ALTER TABLE key_versions ADD COLUMN public_key bytea;
+    `,
+  },
+  {
+    version: 4,
+    name: "key policies",
+    sql: `
+      -- The key's policy document (JSON). NULL: the default policy (creator and KMS_ADMINS).
+      ALTER TABLE keys ADD COLUMN policy text;
     `,
   },
 ];

@@ -56,9 +56,17 @@ describe("resolveKeyChoice", () => {
     expect(caught(() => resolveKeyChoice(request({ keyUsage: 9 }), true)).message).toBe("key_usage: unknown value 9");
   });
 
-  it("says which specs are not implemented yet", () => {
-    const e = caught(() => resolveKeyChoice(request({ keySpec: KeySpec.EC_P256, keyUsage: KeyUsage.SIGN_VERIFY }), true));
-    expect(e.status).toBe(status.UNIMPLEMENTED);
+  it("creates every spec of the API with its usages", () => {
+    expect(resolveKeyChoice(request({ keySpec: KeySpec.EC_P256, keyUsage: KeyUsage.SIGN_VERIFY }), true)).toEqual({
+      keySpec: KeySpec.EC_P256,
+      keyUsage: KeyUsage.SIGN_VERIFY,
+      protectionLevel: ProtectionLevel.HSM,
+      origin: Origin.KMS,
+    });
+    expect(resolveKeyChoice(request({ keySpec: KeySpec.RSA_4096 }), false).keyUsage).toBe(KeyUsage.ENCRYPT_DECRYPT);
+    expect(resolveKeyChoice(request({ keySpec: KeySpec.HMAC_SHA512, keyUsage: KeyUsage.GENERATE_VERIFY_MAC }), false).keySpec).toBe(
+      KeySpec.HMAC_SHA512,
+    );
   });
 });
 

@@ -34,8 +34,8 @@ export function allowedUsages(spec: KeySpec): KeyUsage[] {
   return [];
 }
 
-/** Key specs this release can create. The others are declared in the API and arrive with their issue. */
-export const CREATABLE_SPECS: readonly KeySpec[] = AES;
+/** Key specs this release can create. */
+export const CREATABLE_SPECS: readonly KeySpec[] = [...AES, ...RSA, ...EC, ...HMAC];
 
 export interface KeyChoice {
   keySpec: KeySpec;
@@ -208,3 +208,96 @@ export function validateTags(tags: Readonly<Record<string, string>>, field = "ta
 }
 
 export * from "./lifecycle";
+
+// Asymmetric and MAC rules: which algorithm suits which spec, and the size limits of their inputs.
+const { SigningAlgorithm, EncryptionAlgorithm } = kmsResources;
+type SigningAlgorithm = kmsResources.SigningAlgorithm;
+type EncryptionAlgorithm = kmsResources.EncryptionAlgorithm;
+export const signingAlgorithmName = (v: SigningAlgorithm) => enumName(kmsResources.SigningAlgorithmSchema, v);
+export const encryptionAlgorithmName = (v: EncryptionAlgorithm) => enumName(kmsResources.EncryptionAlgorithmSchema, v);
+
+/** The signing algorithms a key spec allows. */
+export function allowedSigningAlgorithms(spec: KeySpec): SigningAlgorithm[] {
+  if (RSA.includes(spec)) return [SigningAlgorithm.RSA_PSS_SHA_256, SigningAlgorithm.RSA_PKCS1_SHA_256];
+  if (spec === KeySpec.EC_P256 || spec === KeySpec.EC_P256K) return [SigningAlgorithm.ECDSA_SHA_256];
+  if (spec === KeySpec.EC_P384) return [SigningAlgorithm.ECDSA_SHA_384];
+  if (spec === KeySpec.ED25519) return [SigningAlgorithm.ED25519];
+  return [];
+}
+
+/** INVALID_ARGUMENT naming "algorithm" and the spec unless the algorithm suits the key. */
+export function checkSigningAlgorithm(spec: KeySpec, algorithm: number): void {
+  requireKnownEnum(kmsResources.SigningAlgorithmSchema, algorithm, "algorithm");
+  if (!allowedSigningAlgorithms(spec).includes(algorithm)) {
+    throw invalidArgument("algorithm", `${signingAlgorithmName(algorithm)} cannot be used with ${keySpecName(spec)}`);
+  }
+}
+
+/** The hash a signing algorithm applies to messages; undefined for ED25519, which signs the message itself. */
+export function signingHash(algorithm: SigningAlgorithm): { name: "sha256" | "sha384"; bytes: 32 | 48 } | undefined {
+  if (algorithm === SigningAlgorithm.ECDSA_SHA_384) return { name: "sha384", bytes: 48 };
+  if (algorithm === SigningAlgorithm.ED25519) return undefined;
+  return { name: "sha256", bytes: 32 };
+}
+
+export const MAX_MESSAGE_BYTES = 4096;
+
+/** A message to sign or MAC: 1 to 4096 bytes. */
+export function validateMessage(message: Uint8Array, field = "message"): void {
+  if (message.length < 1 || message.length > MAX_MESSAGE_BYTES) {
+    throw invalidArgument(field, `must be 1 to ${MAX_MESSAGE_BYTES} bytes, got ${message.length}`);
+  }
+}
+
+export type SignInput = { case: "digest" | "message"; value: Uint8Array } | { case: undefined; value?: undefined };
+
+/**
+ * AsymmetricSign / AsymmetricVerify input: a digest of the algorithm's hash length, or a message of
+ * 1..4096 bytes; ED25519 takes only a message.
+ */
+export function checkSignInput(algorithm: SigningAlgorithm, input: SignInput): void {
+  const hash = signingHash(algorithm);
+  if (input.case === undefined) throw invalidArgument("message", "either digest or message is required");
+  if (input.case === "message") {
+    validateMessage(input.value);
+    return;
+  }
+  if (hash === undefined) throw invalidArgument("digest", `${signingAlgorithmName(algorithm)} signs the message itself; give message`);
+  if (input.value.length !== hash.bytes) {
+    throw invalidArgument("digest", `must be ${hash.bytes} bytes for ${signingAlgorithmName(algorithm)}, got ${input.value.length}`);
+  }
+}
+
+const OAEP_HASH_BYTES: Partial<Record<EncryptionAlgorithm, number>> = {
+  [EncryptionAlgorithm.RSAES_OAEP_SHA_256]: 32,
+  [EncryptionAlgorithm.RSAES_OAEP_SHA_1]: 20,
+};
+
+const RSA_MODULUS_BYTES: Partial<Record<KeySpec, number>> = {
+  [KeySpec.RSA_2048]: 256,
+  [KeySpec.RSA_3072]: 384,
+  [KeySpec.RSA_4096]: 512,
+};
+
+/**
+ * Checks an asymmetric encryption algorithm against an RSA key spec and returns the largest plaintext it
+ * takes (RFC 8017 §7.1.1: k − 2·hLen − 2 bytes).
+ */
+export function checkEncryptionAlgorithm(spec: KeySpec, algorithm: number): { maxPlaintextBytes: number } {
+  requireKnownEnum(kmsResources.EncryptionAlgorithmSchema, algorithm, "algorithm");
+  const hLen = OAEP_HASH_BYTES[algorithm as EncryptionAlgorithm];
+  const k = RSA_MODULUS_BYTES[spec];
+  if (hLen === undefined || k === undefined) {
+    throw invalidArgument("algorithm", `${encryptionAlgorithmName(algorithm)} cannot be used with ${keySpecName(spec)}`);
+  }
+  return { maxPlaintextBytes: k - 2 * hLen - 2 };
+}
+
+export const MAX_RANDOM_BYTES = 1024;
+
+/** GenerateRandom's number_of_bytes: 1 to 1024. */
+export function validateRandomBytes(numberOfBytes: number, field = "number_of_bytes"): void {
+  if (!Number.isInteger(numberOfBytes) || numberOfBytes < 1 || numberOfBytes > MAX_RANDOM_BYTES) {
+    throw invalidArgument(field, `must be 1 to ${MAX_RANDOM_BYTES}, got ${numberOfBytes}`);
+  }
+}

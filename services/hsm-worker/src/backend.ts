@@ -3,7 +3,9 @@
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, invalidArgument, KmsError } from "@kms/errors";
 import type { hsm, kmsResources } from "@kms/proto";
-import { aesKeyBytes, checkProtectionLevel, keySpecName, kwpWrappedBytes } from "./key-spec";
+import type { ProtoSignInput } from "./asymmetric/signing-scheme";
+import { checkProtectionLevel, checkWrappedLength, keyFamily, wrongKeyFamily } from "./key-spec";
+import type { KeyFamily } from "./key-spec";
 
 export interface BackendStatus {
   backend: hsm.Backend;
@@ -14,12 +16,19 @@ export interface BackendStatus {
 }
 
 /** A WrappedKey whose fields were checked: known spec and level, our root key, plausible length. */
-export interface CheckedKey {
+export interface CheckedKey<F extends KeyFamily = KeyFamily> {
   keyVersionId: string;
   keySpec: kmsResources.KeySpec;
-  keyBytes: 16 | 32;
+  family: F;
   protectionLevel: kmsResources.ProtectionLevel;
   wrappedMaterial: Uint8Array;
+}
+
+/** New key material: wrapped under the root key, and the public key of asymmetric specs. */
+export interface GeneratedKey {
+  wrappedMaterial: Uint8Array;
+  /** SubjectPublicKeyInfo (DER); empty for AES and HMAC. */
+  publicKey: Uint8Array;
 }
 
 export interface Backend {
@@ -29,11 +38,17 @@ export interface Backend {
     keySpec: kmsResources.KeySpec,
     protectionLevel: kmsResources.ProtectionLevel,
     label: string,
-  ): Promise<Uint8Array>;
+  ): Promise<GeneratedKey>;
   /** AES-GCM with a fresh random IV: IV(12) ‖ ciphertext ‖ tag(16). */
   encrypt(key: hsm.WrappedKey | undefined, plaintext: Uint8Array, aad: Uint8Array, field?: string): Promise<Buffer>;
   /** Every failure to open `sealed` is invalidCiphertext(). */
   decrypt(key: hsm.WrappedKey | undefined, sealed: Uint8Array, aad: Uint8Array, field?: string): Promise<Buffer>;
+  /** Signs a digest (RSA, ECDSA; DER for ECDSA) or a message (Ed25519). */
+  sign(key: hsm.WrappedKey | undefined, algorithm: kmsResources.SigningAlgorithm, input: ProtoSignInput): Promise<Buffer>;
+  /** RSAES-OAEP; every failure to decrypt is invalidCiphertext(). */
+  asymmetricDecrypt(key: hsm.WrappedKey | undefined, algorithm: kmsResources.EncryptionAlgorithm, ciphertext: Uint8Array): Promise<Buffer>;
+  /** HMAC with the key spec's hash, full length. */
+  generateMac(key: hsm.WrappedKey | undefined, message: Uint8Array): Promise<Buffer>;
   /** Random bytes from the HSM (or node:crypto on the software-root backend). */
   generateRandom(numberOfBytes: number): Promise<Buffer>;
   /** Drops cached unwrapped keys of these key versions. */
@@ -45,20 +60,28 @@ export interface Backend {
 export function checkWrappedKey(key: hsm.WrappedKey | undefined, field: string, rootKeyId: string): CheckedKey {
   if (key === undefined) throw invalidArgument(field, "is required");
   if (key.keyVersionId === "") throw invalidArgument(`${field}.key_version_id`, "is required");
-  const keyBytes = aesKeyBytes(key.keySpec, `${field}.key_spec`);
+  const family = keyFamily(key.keySpec, `${field}.key_spec`);
   checkProtectionLevel(key.protectionLevel, `${field}.protection_level`);
   if (key.rootKeyId !== rootKeyId) throw rootKeyMismatch(`${field}.root_key_id`, key.rootKeyId, rootKeyId);
-  const expected = kwpWrappedBytes(keyBytes);
-  if (key.wrappedMaterial.length !== expected) {
-    throw invalidArgument(`${field}.wrapped_material`, `must be ${expected} bytes for ${keySpecName(key.keySpec)}`);
-  }
+  checkWrappedLength(family, key.keySpec, key.wrappedMaterial.length, `${field}.wrapped_material`);
   return {
     keyVersionId: key.keyVersionId,
     keySpec: key.keySpec,
-    keyBytes,
+    family,
     protectionLevel: key.protectionLevel,
     wrappedMaterial: key.wrappedMaterial,
   };
+}
+
+/** Narrows a checked key to the families an operation takes; INVALID_ARGUMENT naming the spec otherwise. */
+export function requireFamily<K extends KeyFamily["kind"]>(
+  checked: CheckedKey,
+  kinds: readonly K[],
+  field: string,
+  operation: string,
+): CheckedKey<Extract<KeyFamily, { kind: K }>> {
+  if (!(kinds as readonly string[]).includes(checked.family.kind)) throw wrongKeyFamily(`${field}.key_spec`, checked.keySpec, operation);
+  return checked as CheckedKey<Extract<KeyFamily, { kind: K }>>;
 }
 
 export function rootKeyMismatch(field: string, given: string, ours: string): KmsError {

@@ -3,8 +3,13 @@
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument } from "@kms/errors";
 import { hsm } from "@kms/proto";
+import { parsePublicKey } from "./asymmetric/public-key";
+import { MAX_MESSAGE_BYTES, signingScheme, signInput } from "./asymmetric/signing-scheme";
+import { verifySignature } from "./asymmetric/verify";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
+import { keyFamily } from "./key-spec";
+import { macMatches } from "./mac";
 
 /** A response and the buffers to zero once it has been serialised. */
 export interface Reply<T> {
@@ -38,11 +43,12 @@ export async function generateKeyMaterial(
   req: hsm.GenerateKeyMaterialRequest,
 ): Promise<Reply<hsm.GenerateKeyMaterialResponse>> {
   if (req.label.length > MAX_LABEL_LENGTH) throw invalidArgument("label", `must be at most ${MAX_LABEL_LENGTH} characters`);
-  const wrapped = await backend.generateKeyMaterial(req.keySpec, req.protectionLevel, req.label);
+  const generated = await backend.generateKeyMaterial(req.keySpec, req.protectionLevel, req.label);
   return {
     response: create(hsm.GenerateKeyMaterialResponseSchema, {
-      wrappedMaterial: wrapped,
+      wrappedMaterial: generated.wrappedMaterial,
       rootKeyId: backend.status().rootKeyId,
+      publicKey: generated.publicKey,
     }),
   };
 }
@@ -99,4 +105,47 @@ export async function generateRandom(
 export async function forgetKeys(backend: Backend, req: hsm.ForgetKeysRequest): Promise<Reply<hsm.ForgetKeysResponse>> {
   await backend.forgetKeys(req.keyVersionIds);
   return { response: create(hsm.ForgetKeysResponseSchema, {}) };
+}
+
+function checkMessage(message: Uint8Array): void {
+  if (message.length < 1 || message.length > MAX_MESSAGE_BYTES) {
+    throw invalidArgument("message", `must be 1 to ${MAX_MESSAGE_BYTES} bytes, got ${message.length}`);
+  }
+}
+
+export async function sign(backend: Backend, req: hsm.SignRequest): Promise<Reply<hsm.SignResponse>> {
+  const signature = await backend.sign(req.key, req.algorithm, req.input);
+  return { response: create(hsm.SignResponseSchema, { signature }) };
+}
+
+/** Public-key work only: no backend, no key material. */
+export async function verify(_backend: Backend, req: hsm.VerifyRequest): Promise<Reply<hsm.VerifyResponse>> {
+  const family = keyFamily(req.keySpec, "key_spec");
+  const scheme = signingScheme(family, req.keySpec, req.algorithm);
+  const input = signInput(scheme, req.input);
+  const publicKey = parsePublicKey(req.publicKey, family);
+  return { response: create(hsm.VerifyResponseSchema, { valid: verifySignature(publicKey, scheme, input, req.signature) }) };
+}
+
+export async function asymmetricDecrypt(
+  backend: Backend,
+  req: hsm.AsymmetricDecryptRequest,
+): Promise<Reply<hsm.AsymmetricDecryptResponse>> {
+  const plaintext = await backend.asymmetricDecrypt(req.key, req.algorithm, req.ciphertext);
+  return { response: create(hsm.AsymmetricDecryptResponseSchema, { plaintext }), wipeAfterSend: [plaintext] };
+}
+
+export async function generateMac(backend: Backend, req: hsm.GenerateMacRequest): Promise<Reply<hsm.GenerateMacResponse>> {
+  checkMessage(req.message);
+  return { response: create(hsm.GenerateMacResponseSchema, { mac: await backend.generateMac(req.key, req.message) }) };
+}
+
+export async function verifyMac(backend: Backend, req: hsm.VerifyMacRequest): Promise<Reply<hsm.VerifyMacResponse>> {
+  checkMessage(req.message);
+  const expected = await backend.generateMac(req.key, req.message);
+  try {
+    return { response: create(hsm.VerifyMacResponseSchema, { macValid: macMatches(expected, req.mac) }) };
+  } finally {
+    wipe(expected);
+  }
 }

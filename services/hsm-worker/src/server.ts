@@ -23,6 +23,11 @@ const HANDLERS: Record<string, Handler> = {
   GenerateDataKey: handlers.generateDataKey,
   GenerateRandom: handlers.generateRandom,
   ForgetKeys: handlers.forgetKeys,
+  Sign: handlers.sign,
+  Verify: handlers.verify,
+  AsymmetricDecrypt: handlers.asymmetricDecrypt,
+  GenerateMac: handlers.generateMac,
+  VerifyMac: handlers.verifyMac,
 };
 
 /** Logs what the caller does not see: internal errors with their causes, and HSM outages. */

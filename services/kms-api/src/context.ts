@@ -1,4 +1,6 @@
-import type { AliasStore, AuditWriter, KeyStore } from "@kms/db";
+import type { AccessConfig } from "@kms/config";
+import type { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
+import type { PolicyEngine } from "@kms/key-policy";
 import type { UsageCounter } from "./usage-counter";
 import type { Logger } from "./log";
 import type { PageTokens } from "./page-tokens";
@@ -7,7 +9,13 @@ import type { WorkerClient } from "./worker-client";
 /** What one call carries through its handler: who asks, and what the audit row will name. */
 export interface CallContext {
   requestId: string;
+  /** The RPC name, e.g. "Encrypt"; key policies see it as the action "kms:Encrypt". */
+  operation: string;
   principal: string;
+  /** The caller showed a trusted client certificate. */
+  mutualTls: boolean;
+  /** The request's encryption context (empty if it has none): policy conditions and the audit row. */
+  encryptionContext: Record<string, string>;
   /** The call's own deadline, if the client set one; worker calls never outlive it. */
   deadline: Date | undefined;
   /** Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key. */
@@ -22,6 +30,9 @@ export interface Services {
   usage: UsageCounter;
   worker: WorkerClient;
   audit: AuditWriter;
+  auditReader: AuditReader;
+  policies: PolicyEngine;
+  access: AccessConfig;
   pageTokens: PageTokens;
   log: Logger;
   clock: () => Date;

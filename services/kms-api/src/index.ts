@@ -1,7 +1,8 @@
 // Library surface for tests and tools; the process entry is main.ts.
 export { buildServer } from "./server";
 export { PageTokens } from "./page-tokens";
-export { REQUEST_ID_KEY, DEV_PRINCIPAL } from "./rpc";
+export { REQUEST_ID_KEY } from "./rpc";
+export { Authenticator, DEV_PRINCIPAL } from "./auth/authenticate";
 export { createServices } from "./services";
 export type { ServicesOptions } from "./services";
 export { JobScheduler } from "./jobs/scheduler";

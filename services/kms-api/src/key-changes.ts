@@ -3,6 +3,7 @@
 import type { KeyPatch, KeyRecord, TransactionSql } from "@kms/db";
 import { nextRotationAfter } from "@kms/key-rules";
 import { randomUUID } from "node:crypto";
+import { authorizeKey } from "./auth/authorize";
 import type { CallContext, Services } from "./context";
 import { keyGone, resolveKeyId } from "./keys";
 
@@ -22,6 +23,7 @@ export async function changeKey(
   const updated = await s.store.transaction(async (tx) => {
     const key = await s.store.lockKey(tx, keyId);
     if (!key) return undefined;
+    authorizeKey(s, ctx, key);
     const patch = await decide(key, tx);
     return s.store.updateKey(tx, keyId, patch);
   });
@@ -42,7 +44,14 @@ export async function addVersion(s: Services, tx: TransactionSql, key: KeyRecord
   const now = s.clock();
   return s.store.addPrimaryVersion(
     tx,
-    { keyVersionId, keyId: key.keyId, creationTime: now, wrappedMaterial: Buffer.from(material.wrappedMaterial), rootKeyId: material.rootKeyId },
+    {
+      keyVersionId,
+      keyId: key.keyId,
+      creationTime: now,
+      wrappedMaterial: Buffer.from(material.wrappedMaterial),
+      rootKeyId: material.rootKeyId,
+      publicKey: material.publicKey.length > 0 ? Buffer.from(material.publicKey) : null,
+    },
     { lastRotationTime: now, nextRotationTime: nextRotationAfter(key, now) },
   );
 }

@@ -6,6 +6,7 @@ import { ErrorCode, InternalError, KmsError, invalidCiphertext, keyNotFound } fr
 import type { KeyRecord, KeyVersionRecord } from "@kms/db";
 import { parseKeyReference } from "@kms/key-rules";
 import type { hsm, kmsResources } from "@kms/proto";
+import { authorizeKey } from "./auth/authorize";
 import type { CallContext, Services } from "./context";
 
 /** A key_id field (UUID or alias) → the key's UUID; NOT_FOUND for an unknown alias. */
@@ -25,12 +26,22 @@ export async function keyGone(services: Services, keyId: string): Promise<KmsErr
     : keyNotFound(keyId);
 }
 
-/** Resolves a key_id field (UUID or alias) to its key, recording the key id for the audit row. */
-export async function findKey(services: Services, ctx: CallContext, value: string, field = "key_id"): Promise<KeyRecord> {
+/** Which permission a lookup checks: by default the call's own action and encryption context. */
+export interface Access {
+  action?: string;
+  encryptionContext?: Readonly<Record<string, string>>;
+}
+
+/**
+ * Resolves a key_id field (UUID or alias) to its key, records the key id for the audit row, and
+ * checks the key policy (PERMISSION_DENIED) before the caller learns anything about the key's state.
+ */
+export async function findKey(services: Services, ctx: CallContext, value: string, field = "key_id", access: Access = {}): Promise<KeyRecord> {
   const keyId = await resolveKeyId(services, value, field);
   ctx.audit.keyId ||= keyId;
   const key = await services.store.getKey(keyId);
   if (!key) throw await keyGone(services, keyId);
+  authorizeKey(services, ctx, key, access.action, access.encryptionContext);
   return key;
 }
 
@@ -38,10 +49,19 @@ export async function findKey(services: Services, ctx: CallContext, value: strin
  * The version a ciphertext blob names, and its key. An unknown version is just another invalid
  * ciphertext (same error); a version of a destroyed key is NOT_FOUND naming the key.
  */
-export async function versionOfBlob(services: Services, keyVersionId: string): Promise<{ key: KeyRecord; version: KeyVersionRecord }> {
+export async function versionOfBlob(
+  services: Services,
+  ctx: CallContext,
+  keyVersionId: string,
+  access: Access = {},
+): Promise<{ key: KeyRecord; version: KeyVersionRecord }> {
   const version = await services.store.getVersion(keyVersionId);
   const key = version ? await services.store.getKey(version.keyId) : undefined;
-  if (version && key) return { key, version };
+  if (version && key) {
+    ctx.audit.keyId ||= key.keyId;
+    authorizeKey(services, ctx, key, access.action, access.encryptionContext);
+    return { key, version };
+  }
   const tombstone = await services.store.tombstoneOfVersion(keyVersionId);
   if (tombstone) throw await keyGone(services, tombstone.keyId);
   throw invalidCiphertext();

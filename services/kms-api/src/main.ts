@@ -1,7 +1,10 @@
 // kms-api process entry: configuration, database (migrated), worker client, gRPC server, and a
 // graceful shutdown on SIGTERM (stop accepting, finish in-flight calls, flush audit, exit).
-import { ServerCredentials } from "@grpc/grpc-js";
 import { ConfigError, loadApiConfig } from "@kms/config";
+import type { ApiConfig } from "@kms/config";
+import { Authenticator, DEV_PRINCIPAL } from "./auth/authenticate";
+import { serverCredentials } from "./auth/credentials";
+import { createJwtVerifier } from "./auth/jwt";
 import { connect, migrate } from "@kms/db";
 import { JobScheduler } from "./jobs/scheduler";
 import { listenForKeyEvents } from "./key-events";
@@ -23,8 +26,14 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, "kms-api");
   const sql = connect(config.databaseUrl);
   await withRetry(() => migrate(sql), log);
+  // Dev mode (plaintext loopback, no JWKS): the one caller, "dev", administers everything.
+  const devMode = !config.tls && !config.jwt;
+  const access = devMode && config.access.admins.length === 0 ? { ...config.access, admins: [DEV_PRINCIPAL] } : config.access;
+  const jwt = config.jwt ? await createJwtVerifier(config.jwt) : undefined;
+  const authenticator = new Authenticator({ jwt, mutualTls: config.tls?.clientCa !== undefined });
   const services = await createServices({
     sql,
+    access,
     workerSocket: config.workerSocket,
     workerDeadlineMs: config.workerDeadlineMs,
     rotateAfterEncryptions: config.rotateAfterEncryptions,
@@ -34,15 +43,15 @@ async function main(): Promise<void> {
   jobs.start();
   const unlisten = config.dbNotifications ? await listenForKeyEvents(sql, services) : async () => {};
 
-  const { server, health } = buildServer(services, { "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const { server, health } = buildServer(services, authenticator, { "grpc.max_receive_message_length": 4 * 1024 * 1024 });
   const { host, port } = config.listen;
   const hostPart = host.includes(":") ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${hostPart}:${port}`, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(`${hostPart}:${port}`, serverCredentials(config.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const address = `${hostPart}:${boundPort}`;
   // Machine-readable start-up line on stdout: the dev stack and tests wait for it.
-  process.stdout.write(JSON.stringify({ level: "info", msg: "kms-api listening", address, worker: config.workerSocket, mode: "plaintext loopback (dev), principal \"dev\"" }) + "\n");
+  process.stdout.write(JSON.stringify({ level: "info", msg: "kms-api listening", address, worker: config.workerSocket, mode: describeMode(config) }) + "\n");
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -71,6 +80,12 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
+function describeMode(config: ApiConfig): string {
+  if (!config.tls && !config.jwt) return 'plaintext loopback (dev mode): every caller is principal "dev"';
+  const transport = config.tls ? (config.tls.clientCa ? "mutual TLS" : "TLS") : "plaintext loopback";
+  return `${transport}${config.jwt ? ", bearer JWT" : ""}`;
+}
+
 /** The database may still be starting (a pod beside a fresh Postgres): retry for about 30 s. */
 async function withRetry<T>(fn: () => Promise<T>, log: ReturnType<typeof createLogger>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
@@ -85,6 +100,10 @@ async function withRetry<T>(fn: () => Promise<T>, log: ReturnType<typeof createL
 }
 
 main().catch((err) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`kms-api: configuration error: ${err.message}\n`);
+    process.exit(1);
+  }
   process.stderr.write(JSON.stringify({ level: "error", service: "kms-api", msg: "start-up failed", ...describeError(err) }) + "\n");
   process.exit(1);
 });

@@ -1,6 +1,7 @@
 // The one wrapper every RPC goes through, in this order:
-//   parse the raw request (a malformed message is INVALID_ARGUMENT, not grpc-js's INTERNAL)
-//   → identify the caller → run the handler → write the audit row → reply.
+//   identify the caller (UNAUTHENTICATED before anything is parsed)
+//   → parse the raw request (a malformed message is INVALID_ARGUMENT, not grpc-js's INTERNAL)
+//   → run the handler (which checks the key policy) → write the audit row → reply.
 // The audit row is durable before the reply: if it cannot be written the caller gets UNAVAILABLE
 // instead of the answer (fail-closed). Anything thrown becomes a status through toStatus().
 import { randomUUID } from "node:crypto";
@@ -10,12 +11,11 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from "@grpc/grpc-js";
 import { ERROR_CODE_KEY, InternalError, KmsError, invalidArgument, toStatus, unavailable } from "@kms/errors";
+import type { Authenticator } from "./auth/authenticate";
 import type { CallContext, Services } from "./context";
 import { describeError } from "./log";
 
 export const REQUEST_ID_KEY = "kms-request-id";
-/** Dev mode has no authentication yet: every caller acts as this principal. */
-export const DEV_PRINCIPAL = "dev";
 
 export type Handler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
@@ -29,19 +29,27 @@ export function unaryHandler<I extends DescMessage, O extends DescMessage>(
   method: DescMethod & { input: I; output: O },
   handler: Handler<I, O>,
   services: Services,
+  authenticator: Authenticator,
 ): UntypedHandleCall {
   return (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
     const deadline = call.getDeadline();
     const ctx: CallContext = {
       requestId: randomUUID(),
-      principal: DEV_PRINCIPAL,
+      operation: method.name,
+      principal: "",
+      mutualTls: false,
+      encryptionContext: {},
       deadline: deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
       audit: { keyId: "", keyVersionId: "" },
     };
     const header = new Metadata();
     header.set(REQUEST_ID_KEY, ctx.requestId);
     call.sendMetadata(header);
-    void run(method, handler, services, call.request, ctx).then(
+    const authenticated = authenticator.authenticate(call.metadata, call.getAuthContext().sslPeerCertificate).then((caller) => {
+      ctx.principal = caller.principal;
+      ctx.mutualTls = caller.mutualTls;
+    });
+    void run(method, handler, services, call.request, ctx, authenticated).then(
       (reply) => callback(null, reply),
       (failure: ReturnType<typeof toStatus>) => callback(failure),
     );
@@ -54,17 +62,21 @@ async function run<I extends DescMessage, O extends DescMessage>(
   services: Services,
   bytes: Buffer,
   ctx: CallContext,
+  authenticated: Promise<void>,
 ): Promise<Buffer> {
   let reply: Buffer | undefined;
   let failure: unknown;
   try {
+    await authenticated;
     const request = parse(method.input, bytes);
     noteKeyId(request, ctx);
+    ctx.encryptionContext = contextOf(request);
     const response = await handler(request, ctx, services);
     reply = Buffer.from(toBinary(method.output, create(method.output, response)));
   } catch (err) {
     failure = err;
   }
+  bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
   const outcome = failure === undefined ? undefined : toStatus(failure);
   if (failure !== undefined && !(failure instanceof KmsError)) {
     services.log.error("request failed", { requestId: ctx.requestId, operation: method.name, ...describeError(failure) });
@@ -77,6 +89,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
       operation: method.name,
       keyId: ctx.audit.keyId,
       keyVersionId: ctx.audit.keyVersionId,
+      encryptionContext: ctx.encryptionContext,
       resultCode: outcome ? (STATUS_NAMES[outcome.code] ?? String(outcome.code)) : "OK",
       errorCode: outcome ? String(outcome.metadata.get(ERROR_CODE_KEY)[0] ?? "") : "",
     });
@@ -96,6 +109,12 @@ const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 function noteKeyId(request: object, ctx: CallContext): void {
   const keyId = (request as { keyId?: unknown }).keyId;
   if (typeof keyId === "string" && UUID.test(keyId)) ctx.audit.keyId = keyId.toLowerCase();
+}
+
+/** The request's encryption context (ReEncrypt: the destination's), stored as given in the audit row. */
+function contextOf(request: object): Record<string, string> {
+  const r = request as { encryptionContext?: Record<string, string>; destinationEncryptionContext?: Record<string, string> };
+  return { ...(r.encryptionContext ?? r.destinationEncryptionContext ?? {}) };
 }
 
 function parse<I extends DescMessage>(schema: I, bytes: Buffer): MessageShape<I> {

@@ -9,6 +9,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { unimplemented } from "@kms/errors";
 import { grpcServiceDefinition, kms, kmsResources } from "@kms/proto";
+import type { Authenticator } from "./auth/authenticate";
 import type { Services } from "./context";
 import { createKey } from "./handlers/create-key";
 import { decrypt } from "./handlers/decrypt";
@@ -19,8 +20,18 @@ import { listKeys } from "./handlers/list-keys";
 import { createAlias, deleteAlias, listAliases, listAliasesByKeyId, updateAlias } from "./handlers/aliases";
 import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
 import { reEncrypt } from "./handlers/re-encrypt";
+import { listAuditEvents, verifyAuditLog } from "./handlers/audit";
+import { getKeyPolicy, setKeyPolicy } from "./handlers/key-policy";
 import { listResourceTags, tagResource, untagResource } from "./handlers/tags";
 import { createKeyVersion, describeKeyVersion, listKeyVersions, updateRotationPolicy } from "./handlers/versions";
+import { asymmetricDecrypt } from "./handlers/asymmetric-decrypt";
+import { asymmetricEncrypt } from "./handlers/asymmetric-encrypt";
+import { asymmetricSign } from "./handlers/asymmetric-sign";
+import { asymmetricVerify } from "./handlers/asymmetric-verify";
+import { generateMac } from "./handlers/generate-mac";
+import { generateRandom } from "./handlers/generate-random";
+import { getPublicKey } from "./handlers/get-public-key";
+import { verifyMac } from "./handlers/verify-mac";
 import { unaryHandler } from "./rpc";
 import type { Handler } from "./rpc";
 
@@ -55,6 +66,18 @@ const HANDLERS: { [K in keyof Methods]?: Handler<Methods[K]["input"], Methods[K]
   tagResource,
   untagResource,
   listResourceTags,
+  asymmetricSign,
+  asymmetricVerify,
+  asymmetricEncrypt,
+  asymmetricDecrypt,
+  getPublicKey,
+  generateMac,
+  verifyMac,
+  generateRandom,
+  getKeyPolicy,
+  setKeyPolicy,
+  listAuditEvents,
+  verifyAuditLog,
 };
 
 export interface KmsServer {
@@ -62,7 +85,11 @@ export interface KmsServer {
   health: HealthImplementation;
 }
 
-export function buildServer(services: Services, options: ConstructorParameters<typeof Server>[0] = {}): KmsServer {
+export function buildServer(
+  services: Services,
+  authenticator: Authenticator,
+  options: ConstructorParameters<typeof Server>[0] = {},
+): KmsServer {
   const server = new Server(options);
   const implementation: Record<string, UntypedHandleCall> = {};
   for (const method of kms.KeyManagementService.methods as DescMethod[]) {
@@ -72,7 +99,7 @@ export function buildServer(services: Services, options: ConstructorParameters<t
       (async () => {
         throw unimplemented(method.name);
       });
-    implementation[method.name] = unaryHandler(method, handler, services);
+    implementation[method.name] = unaryHandler(method, handler, services, authenticator);
   }
   server.addService(grpcServiceDefinition(kms.KeyManagementService, { raw: true }), implementation);
 

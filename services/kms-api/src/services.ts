@@ -1,6 +1,8 @@
 // Builds the objects the handlers share, for main.ts and for tests (which inject a clock).
 import { randomBytes } from "node:crypto";
-import { AliasStore, AuditWriter, KeyStore } from "@kms/db";
+import type { AccessConfig } from "@kms/config";
+import { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
+import { PolicyEngine } from "@kms/key-policy";
 import type { Sql } from "@kms/db";
 import type { Services } from "./context";
 import type { Logger } from "./log";
@@ -14,6 +16,7 @@ export interface ServicesOptions {
   workerDeadlineMs: number;
   rotateAfterEncryptions: number;
   log: Logger;
+  access: AccessConfig;
   clock?: () => Date;
   usageFlushIntervalMs?: number;
 }
@@ -30,10 +33,15 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     }),
     worker: new WorkerClient(o.workerSocket, o.workerDeadlineMs),
     audit: new AuditWriter(o.sql),
+    auditReader: new AuditReader(o.sql),
+    policies: new PolicyEngine(),
+    access: o.access,
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,
     clock: o.clock ?? (() => new Date()),
   };
+  services.audit.onTampering = (sequence) =>
+    o.log.error("audit rows found after the recorded head: the trail was edited by hand", { firstForgedSequence: sequence });
   services.usage.start(services);
   return services;
 }

@@ -4,6 +4,9 @@ import { createPromiseClient, hsm } from "@kms/proto";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { fromPeerError } from "@kms/errors";
 
+/** Longest the worker may take to generate key material, unless the caller's own deadline is sooner. */
+const KEY_GENERATION_DEADLINE_MS = 60_000;
+
 export class WorkerClient {
   private readonly client;
   private status: MessageShape<typeof hsm.GetStatusResponseSchema> | undefined;
@@ -19,8 +22,8 @@ export class WorkerClient {
     });
   }
 
-  private async call<R>(fn: (deadline: Date) => Promise<R>, callDeadline: Date | undefined): Promise<R> {
-    const own = new Date(Date.now() + this.deadlineMs);
+  private async call<R>(fn: (deadline: Date) => Promise<R>, callDeadline: Date | undefined, ownMs = this.deadlineMs): Promise<R> {
+    const own = new Date(Date.now() + ownMs);
     const deadline = callDeadline && callDeadline < own ? callDeadline : own;
     try {
       return await fn(deadline);
@@ -36,7 +39,9 @@ export class WorkerClient {
   }
 
   generateKeyMaterial(req: MessageInitShape<typeof hsm.GenerateKeyMaterialRequestSchema>, deadline?: Date) {
-    return this.call((d) => this.client.generateKeyMaterial(req, { deadline: d }), deadline);
+    // RSA-4096 generation (a prime search, in the HSM) takes seconds: more than an ordinary worker call.
+    const ownMs = Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS);
+    return this.call((d) => this.client.generateKeyMaterial(req, { deadline: d }), deadline, ownMs);
   }
 
   encrypt(req: MessageInitShape<typeof hsm.EncryptRequestSchema>, deadline?: Date) {
@@ -57,6 +62,30 @@ export class WorkerClient {
 
   forgetKeys(req: MessageInitShape<typeof hsm.ForgetKeysRequestSchema>, deadline?: Date) {
     return this.call((d) => this.client.forgetKeys(req, { deadline: d }), deadline);
+  }
+
+  generateRandom(req: MessageInitShape<typeof hsm.GenerateRandomRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.generateRandom(req, { deadline: d }), deadline);
+  }
+
+  sign(req: MessageInitShape<typeof hsm.SignRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.sign(req, { deadline: d }), deadline);
+  }
+
+  verify(req: MessageInitShape<typeof hsm.VerifyRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.verify(req, { deadline: d }), deadline);
+  }
+
+  asymmetricDecrypt(req: MessageInitShape<typeof hsm.AsymmetricDecryptRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.asymmetricDecrypt(req, { deadline: d }), deadline);
+  }
+
+  generateMac(req: MessageInitShape<typeof hsm.GenerateMacRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.generateMac(req, { deadline: d }), deadline);
+  }
+
+  verifyMac(req: MessageInitShape<typeof hsm.VerifyMacRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.verifyMac(req, { deadline: d }), deadline);
   }
 
   close(): void {

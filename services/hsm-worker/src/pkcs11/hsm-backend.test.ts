@@ -43,7 +43,7 @@ async function newKey(
   protectionLevel: kmsResources.ProtectionLevel,
   keySpec: kmsResources.KeySpec = KeySpec.AES_256,
 ): Promise<hsm.WrappedKey> {
-  const wrappedMaterial = await backend.generateKeyMaterial(keySpec, protectionLevel, id);
+  const { wrappedMaterial } = await backend.generateKeyMaterial(keySpec, protectionLevel, id);
   return create(hsm.WrappedKeySchema, { keyVersionId: id, keySpec, protectionLevel, wrappedMaterial, rootKeyId: backend.rootKeyId });
 }
 
@@ -206,12 +206,12 @@ describe("wrapped material", () => {
     );
   });
 
-  it("non-AES specs and unspecified levels are INVALID_ARGUMENT", async () => {
+  it("unknown specs and unspecified levels are INVALID_ARGUMENT", async () => {
     expectKmsError(
-      await rejection(backend.generateKeyMaterial(KeySpec.RSA_2048, ProtectionLevel.HSM, "x")),
+      await rejection(backend.generateKeyMaterial(KeySpec.UNSPECIFIED, ProtectionLevel.HSM, "x")),
       status.INVALID_ARGUMENT,
       ErrorCode.InvalidParameter,
-      "key_spec: KEY_SPEC_RSA_2048 is not supported by the HSM worker (AES_256 and AES_128 are)",
+      "key_spec: KEY_SPEC_UNSPECIFIED is not supported by the HSM worker",
     );
     expectKmsError(
       await rejection(backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.UNSPECIFIED, "x")),

@@ -1,17 +1,37 @@
-// The PKCS#11 backend: key material is generated in the HSM and leaves it only wrapped under the root key.
-// HSM keys are unwrapped into sensitive, non-extractable session objects and used there; SOFTWARE keys
-// are unwrapped into the worker as KeyObjects. Both kinds are cached (LRU) by key version id.
-import { createSecretKey } from "node:crypto";
+// The PKCS#11 backend: HSM-level material is generated in the HSM and leaves it only wrapped under the root
+// key (Ed25519 aside: see generateHsmKey); SOFTWARE material other than AES comes from node:crypto and is
+// wrapped by the same root key. HSM keys are unwrapped into sensitive, non-extractable session objects and
+// used there; SOFTWARE keys are unwrapped into the worker as KeyObjects. Both kinds are cached (LRU) by
+// key version id.
+import { createPrivateKey, createSecretKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import * as pkcs11js from "pkcs11js";
 import { InternalError, KmsError, unavailable } from "@kms/errors";
 import { hsm, kmsResources } from "@kms/proto";
-import type { Backend, BackendStatus, CheckedKey } from "../backend";
-import { checkWrappedKey, unwrapFailed } from "../backend";
+import { oaepHash } from "../asymmetric/oaep";
+import { spkiOf } from "../asymmetric/public-key";
+import { signingScheme, signInput } from "../asymmetric/signing-scheme";
+import type { ProtoSignInput } from "../asymmetric/signing-scheme";
+import type { Backend, BackendStatus, CheckedKey, GeneratedKey } from "../backend";
+import { checkWrappedKey, requireFamily, unwrapFailed } from "../backend";
 import { asBuffer, wipe } from "../bytes";
 import { LruCache } from "../handle-cache";
-import { aesKeyBytes, checkProtectionLevel, kwpWrappedBytes } from "../key-spec";
+import { checkProtectionLevel, keyFamily, kwpWrappedBytes } from "../key-spec";
+import type { KeyFamily } from "../key-spec";
 import { openGcm, sealGcm } from "../software/aes-gcm";
+import { generateSoftwareMaterial, MaterialMismatchError, softwareDecrypt, softwareKey, softwareMac, softwareSign } from "../software/asymmetric";
+import {
+  EC_PARAMS,
+  ED25519_PKCS8_PREFIX,
+  hsmCreateEd25519Key,
+  hsmGenerateHmacKey,
+  hsmGenerateKeyPair,
+  hsmMac,
+  hsmOaepDecrypt,
+  hsmPublicKey,
+  hsmSign,
+  hsmUnwrapTemplate,
+} from "./asymmetric";
 import { readAttributes, ulong } from "./attributes";
 import { hasCode, hsmCall, hsmCallAsync, Pkcs11CallError } from "./errors";
 import { hsmOpenGcm, hsmSealGcm } from "./gcm";
@@ -22,6 +42,9 @@ import { HsmUnavailableError, SessionPool } from "./session-pool";
 import type { PooledSession } from "./session-pool";
 
 const KWP: pkcs11js.Mechanism = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
+
+/** Output room for a wrapped private key (an RSA-4096 PKCS#8 wraps to about 2.4 KB). */
+const MAX_WRAPPED_BYTES = 4096;
 
 /** Codes with which an RFC 5649 unwrap reports a failed integrity check or a bad length. */
 const UNWRAP_REJECTED = [
@@ -130,10 +153,14 @@ export class HsmBackend implements Backend {
     keySpec: kmsResources.KeySpec,
     protectionLevel: kmsResources.ProtectionLevel,
     label: string,
-  ): Promise<Uint8Array> {
-    const keyBytes = aesKeyBytes(keySpec, "key_spec");
+  ): Promise<GeneratedKey> {
+    const family = keyFamily(keySpec, "key_spec");
     checkProtectionLevel(protectionLevel, "protection_level");
-    return this.run(async (session) => {
+    if (family.kind !== "aes") {
+      return protectionLevel === kmsResources.ProtectionLevel.HSM ? this.generateHsmKey(family, label) : this.generateSoftwareKey(family);
+    }
+    const keyBytes = family.bytes;
+    const wrappedMaterial = await this.run(async (session) => {
       const root = this.rootHandle(session);
       // Generated inside the HSM, sensitive; extractable only so it can leave wrapped, then destroyed.
       const key = await hsmCallAsync("C_GenerateKey(key material)", () =>
@@ -159,10 +186,114 @@ export class HsmBackend implements Backend {
         this.destroy(session, key, "C_DestroyObject(generated key)");
       }
     });
+    return { wrappedMaterial, publicKey: Buffer.alloc(0) };
+  }
+
+  /** SOFTWARE keys other than AES: made in node:crypto (as on the software-root backend), wrapped here. */
+  private async generateSoftwareKey(family: KeyFamily): Promise<GeneratedKey> {
+    const { material, publicKey } = generateSoftwareMaterial(family);
+    try {
+      return { wrappedMaterial: await this.run((session) => this.wrapBytes(session, material, "")), publicKey };
+    } finally {
+      wipe(material);
+    }
+  }
+
+  /** HSM keys: generated inside the HSM and wrapped there (Ed25519 aside, see below). */
+  private generateHsmKey(family: KeyFamily, label: string): Promise<GeneratedKey> {
+    return this.run(async (session) => {
+      const root = this.rootHandle(session);
+      const wrapOut = Buffer.alloc(MAX_WRAPPED_BYTES);
+      if (family.kind === "hmac") {
+        const key = await hsmGenerateHmacKey(this.lib, session.handle, family.bytes, label);
+        try {
+          const wrapped = await hsmCallAsync("C_WrapKey(HMAC key)", () => this.lib.C_WrapKeyAsync(session.handle, KWP, root, key, wrapOut));
+          return { wrappedMaterial: Buffer.from(wrapped), publicKey: Buffer.alloc(0) };
+        } finally {
+          this.destroy(session, key, "C_DestroyObject(generated key)");
+        }
+      }
+      if (family.kind === "ed25519") {
+        // SoftHSM 2.6 cannot wrap or unwrap EdDSA private keys. The seed comes from the HSM's generator and
+        // is wrapped as PKCS#8 bytes; each use recreates a sensitive HSM object from it (unwrapEd25519).
+        const seed = hsmCall("C_GenerateRandom(Ed25519 seed)", () => this.lib.C_GenerateRandom(session.handle, Buffer.alloc(32)));
+        const pkcs8 = Buffer.concat([ED25519_PKCS8_PREFIX, seed]);
+        try {
+          const publicKey = spkiOf(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" }));
+          return { wrappedMaterial: await this.wrapBytes(session, pkcs8, label), publicKey };
+        } finally {
+          wipe(seed, pkcs8);
+        }
+      }
+      const pair = await hsmGenerateKeyPair(this.lib, session.handle, family, label);
+      try {
+        const publicKey = hsmPublicKey(this.lib, session.handle, pair.publicKey, family);
+        const wrapped = await hsmCallAsync("C_WrapKey(private key)", () =>
+          this.lib.C_WrapKeyAsync(session.handle, KWP, root, pair.privateKey, wrapOut),
+        );
+        return { wrappedMaterial: Buffer.from(wrapped), publicKey };
+      } finally {
+        this.destroy(session, pair.privateKey, "C_DestroyObject(generated private key)");
+        this.destroy(session, pair.publicKey, "C_DestroyObject(generated public key)");
+      }
+    });
+  }
+
+  /** RFC 5649 wrap of raw bytes under the root key, through a short-lived generic secret object. */
+  private async wrapBytes(session: PooledSession, material: Buffer, label: string): Promise<Buffer> {
+    const root = this.rootHandle(session);
+    const object = hsmCall("C_CreateObject(material to wrap)", () =>
+      this.lib.C_CreateObject(session.handle, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+        { type: pkcs11js.CKA_VALUE, value: material },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+        { type: pkcs11js.CKA_LABEL, value: label },
+      ]),
+    );
+    try {
+      const wrapped = await hsmCallAsync("C_WrapKey(material)", () =>
+        this.lib.C_WrapKeyAsync(session.handle, KWP, root, object, Buffer.alloc(kwpWrappedBytes(material.length) + 16)),
+      );
+      return Buffer.from(wrapped);
+    } finally {
+      this.destroy(session, object, "C_DestroyObject(material to wrap)");
+    }
+  }
+
+  /** Unwraps to raw bytes (SOFTWARE keys, HSM-level Ed25519) through a short-lived generic secret. The caller wipes them. */
+  private async unwrapBytes(session: PooledSession, wrapped: Buffer, field: string): Promise<Buffer> {
+    const root = this.rootHandle(session);
+    let handle: pkcs11js.Handle;
+    try {
+      handle = await hsmCallAsync("C_UnwrapKey(material)", () =>
+        this.lib.C_UnwrapKeyAsync(session.handle, KWP, root, wrapped, [
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+          { type: pkcs11js.CKA_TOKEN, value: false },
+          { type: pkcs11js.CKA_PRIVATE, value: true },
+          { type: pkcs11js.CKA_SENSITIVE, value: false },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+        ]),
+      );
+    } catch (err) {
+      if (hasCode(err, ...UNWRAP_REJECTED)) throw unwrapFailed(field);
+      throw err;
+    }
+    try {
+      const value = readAttributes(this.lib, session.handle, handle, [pkcs11js.CKA_VALUE], "unwrapped material").get(pkcs11js.CKA_VALUE);
+      if (value === undefined) throw unwrapFailed(field);
+      return value;
+    } finally {
+      this.destroy(session, handle, "C_DestroyObject(unwrapped material)");
+    }
   }
 
   async encrypt(wrappedKey: hsm.WrappedKey | undefined, plaintext: Uint8Array, aad: Uint8Array, field = "key"): Promise<Buffer> {
-    const checked = checkWrappedKey(wrappedKey, field, this.root.id);
+    const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.root.id), ["aes"], field, "Encrypt");
     return this.withKey(checked, field, (session, key) =>
       key.kind === "hsm"
         ? hsmSealGcm(this.lib, session.handle, key.handle, plaintext, aad)
@@ -171,11 +302,43 @@ export class HsmBackend implements Backend {
   }
 
   async decrypt(wrappedKey: hsm.WrappedKey | undefined, sealed: Uint8Array, aad: Uint8Array, field = "key"): Promise<Buffer> {
-    const checked = checkWrappedKey(wrappedKey, field, this.root.id);
+    const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.root.id), ["aes"], field, "Decrypt");
     return this.withKey(checked, field, (session, key) =>
       key.kind === "hsm"
         ? hsmOpenGcm(this.lib, session.handle, key.handle, sealed, aad)
         : Promise.resolve(openGcm(key.key, sealed, aad)),
+    );
+  }
+
+  async sign(wrappedKey: hsm.WrappedKey | undefined, algorithm: kmsResources.SigningAlgorithm, input: ProtoSignInput): Promise<Buffer> {
+    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.root.id), ["rsa", "ec", "ed25519"], "key", "Sign");
+    const scheme = signingScheme(checked.family, checked.keySpec, algorithm);
+    const signed = signInput(scheme, input);
+    return this.withKey(checked, "key", (session, key) =>
+      key.kind === "hsm" ? hsmSign(this.lib, session.handle, key.handle, scheme, signed) : Promise.resolve(softwareSign(key.key, scheme, signed)),
+    );
+  }
+
+  async asymmetricDecrypt(
+    wrappedKey: hsm.WrappedKey | undefined,
+    algorithm: kmsResources.EncryptionAlgorithm,
+    ciphertext: Uint8Array,
+  ): Promise<Buffer> {
+    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.root.id), ["rsa"], "key", "AsymmetricDecrypt");
+    const hash = oaepHash(algorithm);
+    const k = checked.family.bits / 8;
+    return this.withKey(checked, "key", (session, key) =>
+      key.kind === "hsm"
+        ? hsmOaepDecrypt(this.lib, session.handle, key.handle, hash, ciphertext, k)
+        : Promise.resolve(softwareDecrypt(key.key, hash, ciphertext)),
+    );
+  }
+
+  async generateMac(wrappedKey: hsm.WrappedKey | undefined, message: Uint8Array): Promise<Buffer> {
+    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.root.id), ["hmac"], "key", "GenerateMac");
+    const hash = checked.family.hash;
+    return this.withKey(checked, "key", (session, key) =>
+      key.kind === "hsm" ? hsmMac(this.lib, session.handle, key.handle, hash, message) : Promise.resolve(softwareMac(key.key, hash, message)),
     );
   }
 
@@ -265,6 +428,9 @@ export class HsmBackend implements Backend {
   }
 
   private async unwrap(session: PooledSession, checked: CheckedKey, field: string): Promise<CacheEntry> {
+    const family = checked.family;
+    if (family.kind !== "aes") return this.unwrapOther(session, checked, family, field);
+    const keyBytes = family.bytes;
     const wrapped = Buffer.from(checked.wrappedMaterial);
     const root = this.rootHandle(session);
     const hsmLevel = checked.protectionLevel === kmsResources.ProtectionLevel.HSM;
@@ -294,7 +460,7 @@ export class HsmBackend implements Backend {
       );
       // SoftHSM 2.6 reports CKA_VALUE_LEN 0 for unwrapped keys; the wrapped length was checked already
       // (40 bytes hold 25-32, 24 bytes hold 9-16), and the HSM refuses non-AES key sizes at use.
-      if (length > 0 && length !== checked.keyBytes) {
+      if (length > 0 && length !== keyBytes) {
         this.destroy(session, handle, "C_DestroyObject(unwrapped key)");
         throw unwrapFailed(field);
       }
@@ -307,11 +473,71 @@ export class HsmBackend implements Backend {
       this.destroy(session, handle, "C_DestroyObject(unwrapped key)");
     }
     try {
-      if (material === undefined || material.length !== checked.keyBytes) throw unwrapFailed(field);
+      if (material === undefined || material.length !== keyBytes) throw unwrapFailed(field);
       // createSecretKey copies the bytes into the KeyObject; the Buffer is zeroed right after.
       return { kind: "software", wrapped, key: createSecretKey(material) };
     } finally {
       wipe(material);
+    }
+  }
+
+  /** HMAC and asymmetric keys: HSM objects for HSM keys, KeyObjects for SOFTWARE keys. */
+  private async unwrapOther(session: PooledSession, checked: CheckedKey, family: KeyFamily, field: string): Promise<CacheEntry> {
+    const wrapped = Buffer.from(checked.wrappedMaterial);
+    if (checked.protectionLevel !== kmsResources.ProtectionLevel.HSM) {
+      const material = await this.unwrapBytes(session, wrapped, field);
+      try {
+        return { kind: "software", wrapped, key: softwareKey(family, material) };
+      } catch (err) {
+        if (err instanceof MaterialMismatchError) throw unwrapFailed(field);
+        throw err;
+      } finally {
+        wipe(material);
+      }
+    }
+    if (family.kind === "ed25519") return this.unwrapEd25519(session, wrapped, field);
+    const root = this.rootHandle(session);
+    let handle: pkcs11js.Handle;
+    try {
+      handle = await hsmCallAsync("C_UnwrapKey(root key)", () =>
+        this.lib.C_UnwrapKeyAsync(session.handle, KWP, root, wrapped, hsmUnwrapTemplate(family)),
+      );
+    } catch (err) {
+      // SoftHSM answers CKR_FUNCTION_FAILED when the PKCS#8 inside is not a key of the template's type.
+      if (hasCode(err, ...UNWRAP_REJECTED, pkcs11js.CKR_TEMPLATE_INCONSISTENT, pkcs11js.CKR_FUNCTION_FAILED)) throw unwrapFailed(field);
+      throw err;
+    }
+    if (!this.fitsFamily(session, handle, family)) {
+      this.destroy(session, handle, "C_DestroyObject(unwrapped key)");
+      throw unwrapFailed(field);
+    }
+    return { kind: "hsm", wrapped, handle, owner: session.id, refs: 0, dropped: false, dead: false };
+  }
+
+  /** The unwrapped object is the spec's size or curve (an HMAC key's length SoftHSM does not report). */
+  private fitsFamily(session: PooledSession, handle: pkcs11js.Handle, family: KeyFamily): boolean {
+    if (family.kind === "rsa") {
+      const modulus = readAttributes(this.lib, session.handle, handle, [pkcs11js.CKA_MODULUS], "unwrapped key modulus").get(pkcs11js.CKA_MODULUS);
+      return modulus !== undefined && modulus.length === family.bits / 8;
+    }
+    if (family.kind === "ec") {
+      const params = readAttributes(this.lib, session.handle, handle, [pkcs11js.CKA_EC_PARAMS], "unwrapped key curve").get(pkcs11js.CKA_EC_PARAMS);
+      return params !== undefined && params.equals(EC_PARAMS[family.curve]);
+    }
+    return family.kind === "hmac";
+  }
+
+  private async unwrapEd25519(session: PooledSession, wrapped: Buffer, field: string): Promise<CacheEntry> {
+    const pkcs8 = await this.unwrapBytes(session, wrapped, field);
+    const seed = pkcs8.subarray(ED25519_PKCS8_PREFIX.length);
+    try {
+      if (pkcs8.length !== ED25519_PKCS8_PREFIX.length + 32 || !pkcs8.subarray(0, ED25519_PKCS8_PREFIX.length).equals(ED25519_PKCS8_PREFIX)) {
+        throw unwrapFailed(field);
+      }
+      const handle = hsmCreateEd25519Key(this.lib, session.handle, seed);
+      return { kind: "hsm", wrapped, handle, owner: session.id, refs: 0, dropped: false, dead: false };
+    } finally {
+      wipe(pkcs8);
     }
   }
 

@@ -31,7 +31,7 @@ async function rejection(promise: Promise<unknown>): Promise<KmsError> {
 }
 
 async function newKey(id: string, keySpec: kmsResources.KeySpec = KeySpec.AES_256): Promise<hsm.WrappedKey> {
-  const wrappedMaterial = await backend.generateKeyMaterial(keySpec, ProtectionLevel.SOFTWARE);
+  const { wrappedMaterial } = await backend.generateKeyMaterial(keySpec, ProtectionLevel.SOFTWARE);
   return create(hsm.WrappedKeySchema, { keyVersionId: id, keySpec, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial, rootKeyId: backend.rootKeyId });
 }
 

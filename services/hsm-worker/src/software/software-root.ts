@@ -6,12 +6,17 @@ import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } fr
 import path from "node:path";
 import type { kmsResources } from "@kms/proto";
 import { hsm, kmsResources as resources } from "@kms/proto";
-import type { Backend, BackendStatus } from "../backend";
-import { checkWrappedKey, unwrapFailed } from "../backend";
+import { oaepHash } from "../asymmetric/oaep";
+import { signingScheme, signInput } from "../asymmetric/signing-scheme";
+import type { ProtoSignInput } from "../asymmetric/signing-scheme";
+import type { Backend, BackendStatus, CheckedKey, GeneratedKey } from "../backend";
+import { checkWrappedKey, requireFamily, unwrapFailed } from "../backend";
 import { asBuffer, wipe } from "../bytes";
 import { LruCache } from "../handle-cache";
-import { aesKeyBytes, checkProtectionLevel, hsmUnsupported } from "../key-spec";
+import { checkProtectionLevel, hsmUnsupported, keyFamily } from "../key-spec";
+import type { KeyFamily } from "../key-spec";
 import { openGcm, sealGcm } from "./aes-gcm";
+import { generateSoftwareMaterial, MaterialMismatchError, softwareDecrypt, softwareKey, softwareMac, softwareSign } from "./asymmetric";
 import { kwpUnwrap, kwpWrap, UnwrapError } from "./key-wrap";
 
 const ROOT_KEY_BYTES = 32;
@@ -103,24 +108,46 @@ export class SoftwareRootBackend implements Backend {
   async generateKeyMaterial(
     keySpec: kmsResources.KeySpec,
     protectionLevel: kmsResources.ProtectionLevel,
-  ): Promise<Uint8Array> {
+  ): Promise<GeneratedKey> {
     if (protectionLevel === resources.ProtectionLevel.HSM) throw hsmUnsupported();
-    const keyBytes = aesKeyBytes(keySpec, "key_spec");
+    const family = keyFamily(keySpec, "key_spec");
     checkProtectionLevel(protectionLevel, "protection_level");
-    const material = randomBytes(keyBytes);
+    const { material, publicKey } = family.kind === "aes" ? { material: randomBytes(family.bytes), publicKey: Buffer.alloc(0) } : generateSoftwareMaterial(family);
     try {
-      return kwpWrap(this.rootKey, material);
+      return { wrappedMaterial: kwpWrap(this.rootKey, material), publicKey };
     } finally {
       wipe(material);
     }
   }
 
   async encrypt(key: hsm.WrappedKey | undefined, plaintext: Uint8Array, aad: Uint8Array, field = "key"): Promise<Buffer> {
-    return sealGcm(this.keyObject(key, field), plaintext, aad);
+    return sealGcm(this.keyObject(key, field, ["aes"], "Encrypt"), plaintext, aad);
   }
 
   async decrypt(key: hsm.WrappedKey | undefined, sealed: Uint8Array, aad: Uint8Array, field = "key"): Promise<Buffer> {
-    return openGcm(this.keyObject(key, field), sealed, aad);
+    return openGcm(this.keyObject(key, field, ["aes"], "Decrypt"), sealed, aad);
+  }
+
+  async sign(key: hsm.WrappedKey | undefined, algorithm: kmsResources.SigningAlgorithm, input: ProtoSignInput): Promise<Buffer> {
+    const checked = this.check(key, "key", ["rsa", "ec", "ed25519"], "Sign");
+    const scheme = signingScheme(checked.family, checked.keySpec, algorithm);
+    const signed = signInput(scheme, input);
+    return softwareSign(this.keyObjectOf(checked, "key"), scheme, signed);
+  }
+
+  async asymmetricDecrypt(
+    key: hsm.WrappedKey | undefined,
+    algorithm: kmsResources.EncryptionAlgorithm,
+    ciphertext: Uint8Array,
+  ): Promise<Buffer> {
+    const checked = this.check(key, "key", ["rsa"], "AsymmetricDecrypt");
+    const hash = oaepHash(algorithm);
+    return softwareDecrypt(this.keyObjectOf(checked, "key"), hash, ciphertext);
+  }
+
+  async generateMac(key: hsm.WrappedKey | undefined, message: Uint8Array): Promise<Buffer> {
+    const checked = this.check(key, "key", ["hmac"], "GenerateMac");
+    return softwareMac(this.keyObjectOf(checked, "key"), checked.family.hash, message);
   }
 
   async generateRandom(numberOfBytes: number): Promise<Buffer> {
@@ -135,9 +162,17 @@ export class SoftwareRootBackend implements Backend {
     this.cache.clear();
   }
 
-  private keyObject(key: hsm.WrappedKey | undefined, field: string): KeyObject {
+  private check<K extends KeyFamily["kind"]>(key: hsm.WrappedKey | undefined, field: string, kinds: readonly K[], operation: string) {
     if (key?.protectionLevel === resources.ProtectionLevel.HSM) throw hsmUnsupported();
-    const checked = checkWrappedKey(key, field, this.rootKeyId);
+    return requireFamily(checkWrappedKey(key, field, this.rootKeyId), kinds, field, operation);
+  }
+
+  private keyObject(key: hsm.WrappedKey | undefined, field: string, kinds: readonly KeyFamily["kind"][], operation: string): KeyObject {
+    return this.keyObjectOf(this.check(key, field, kinds, operation), field);
+  }
+
+  /** The KeyObject of a checked key, from the cache or unwrapped now. */
+  private keyObjectOf(checked: CheckedKey, field: string): KeyObject {
     const wrapped = asBuffer(checked.wrappedMaterial);
     const cached = this.cache.get(checked.keyVersionId);
     if (cached !== undefined && cached.wrapped.equals(wrapped)) return cached.key;
@@ -149,10 +184,12 @@ export class SoftwareRootBackend implements Backend {
       throw err;
     }
     try {
-      if (material.length !== checked.keyBytes) throw unwrapFailed(field);
-      const keyObject = createSecretKey(material);
+      const keyObject = softwareKey(checked.family, material);
       this.cache.set(checked.keyVersionId, { wrapped: Buffer.from(wrapped), key: keyObject });
       return keyObject;
+    } catch (err) {
+      if (err instanceof MaterialMismatchError) throw unwrapFailed(field);
+      throw err;
     } finally {
       wipe(material);
     }

@@ -16,12 +16,24 @@ export interface WycheproofTest {
   iv?: string;
   aad?: string;
   tag?: string;
+  /** Signature files. */
+  sig?: string;
+  /** OAEP files. */
+  label?: string;
 }
 
 export interface WycheproofGroup {
   keySize: number;
   ivSize?: number;
   tagSize?: number;
+  /** Signature files: the public key as DER SubjectPublicKeyInfo (hex). */
+  publicKeyDer?: string;
+  /** OAEP files: the private key as PKCS#8 DER (hex) and its components. */
+  privateKeyPkcs8?: string;
+  privateKey?: Record<string, string>;
+  sha?: string;
+  mgfSha?: string;
+  sLen?: number;
   tests: WycheproofTest[];
 }
 

@@ -5,6 +5,7 @@ import { ErrorCode, KmsError } from "@kms/errors";
 import { pageSize, validateAliasName } from "@kms/key-rules";
 import type { AliasRecord } from "@kms/db";
 import type { kms } from "@kms/proto";
+import { authorizeCreator, authorizeKey } from "../auth/authorize";
 import type { Services } from "../context";
 import { findKey } from "../keys";
 import type { Handler } from "../rpc";
@@ -40,6 +41,10 @@ export const createAlias: Handler<typeof kms.CreateAliasRequestSchema, typeof km
 export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof kms.UpdateAliasResponseSchema> = async (req, ctx, s) => {
   validateAliasName(req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
+  // Moving an alias needs the permission on the key it leaves too.
+  const current = await s.aliases.get(req.aliasName);
+  const previous = current ? await s.store.getKey(current.keyId) : undefined;
+  if (previous) authorizeKey(s, ctx, previous);
   const updated = await s.store.transaction((tx) => s.aliases.update(tx, req.aliasName, key.keyId, s.clock()));
   if (!updated) throw aliasNotFound(req.aliasName);
   return { alias: toAlias(updated) };
@@ -49,6 +54,8 @@ export const deleteAlias: Handler<typeof kms.DeleteAliasRequestSchema, typeof km
   validateAliasName(req.aliasName);
   const alias = await s.aliases.get(req.aliasName);
   if (alias) ctx.audit.keyId = alias.keyId;
+  const key = alias ? await s.store.getKey(alias.keyId) : undefined;
+  if (key) authorizeKey(s, ctx, key);
   const deleted = await s.store.transaction((tx) => s.aliases.delete(tx, req.aliasName));
   if (!deleted) throw aliasNotFound(req.aliasName);
   return {};
@@ -66,8 +73,10 @@ async function listPage(s: Services, scope: string, requestedSize: number, token
   };
 }
 
-export const listAliases: Handler<typeof kms.ListAliasesRequestSchema, typeof kms.ListAliasesResponseSchema> = (req, _ctx, s) =>
-  listPage(s, "ListAliases", req.pageSize, req.pageToken);
+export const listAliases: Handler<typeof kms.ListAliasesRequestSchema, typeof kms.ListAliasesResponseSchema> = async (req, ctx, s) => {
+  authorizeCreator(s, ctx);
+  return listPage(s, "ListAliases", req.pageSize, req.pageToken);
+};
 
 export const listAliasesByKeyId: Handler<typeof kms.ListAliasesByKeyIdRequestSchema, typeof kms.ListAliasesByKeyIdResponseSchema> = async (
   req,

@@ -1,14 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { status } from "@grpc/grpc-js";
-import { ErrorCode, KmsError } from "@kms/errors";
 import { resolveKeyChoice, rotationPolicy, validateDescription, validateTags } from "@kms/key-rules";
 import type { KeyRecord } from "@kms/db";
 import { kms, kmsResources } from "@kms/proto";
+import { authorizeCreator } from "../auth/authorize";
 import { toKeyMetadata } from "../keys";
+import { checkedPolicy } from "./key-policy";
 import type { Handler } from "../rpc";
 
-const notYet = (field: string, what: string) =>
-  new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `${field}: ${what} is not implemented yet`);
 
 export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.CreateKeyResponseSchema> = async (
   req,
@@ -17,7 +15,8 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
 ) => {
   validateDescription(req.description);
   validateTags(req.tags);
-  if (req.policy !== "") throw notYet("policy", "key policies");
+  authorizeCreator(s, ctx);
+  const policy = req.policy === "" ? null : checkedPolicy(s, ctx, req.policy);
   // Asking the worker only when the caller left the protection level to us.
   const hsmAvailable =
     req.protectionLevel === kmsResources.ProtectionLevel.UNSPECIFIED
@@ -50,6 +49,7 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
     deletionProtectionDescription: "",
     materialExpireTime: null,
     tags: { ...req.tags },
+    policy,
   };
   await s.store.createKey(key, {
     keyVersionId,
@@ -57,6 +57,7 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
     creationTime: now,
     wrappedMaterial: Buffer.from(material.wrappedMaterial),
     rootKeyId: material.rootKeyId,
+    publicKey: material.publicKey.length > 0 ? Buffer.from(material.publicKey) : null,
   });
   return { keyMetadata: toKeyMetadata(key) };
 };

@@ -7,7 +7,7 @@ import type { Handler } from "../rpc";
 export const decrypt: Handler<typeof kms.DecryptRequestSchema, typeof kms.DecryptResponseSchema> = async (req, ctx, s) => {
   validateEncryptionContext(req.encryptionContext);
   const blob = parseBlob(req.ciphertextBlob);
-  const { key, version } = await versionOfBlob(s, blob.keyVersionId);
+  const { key, version } = await versionOfBlob(s, ctx, blob.keyVersionId);
   ctx.audit.keyId = key.keyId;
   ctx.audit.keyVersionId = version.keyVersionId;
   checkUsable(key, "Decrypt");

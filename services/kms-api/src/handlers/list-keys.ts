@@ -2,10 +2,12 @@ import { invalidArgument } from "@kms/errors";
 import { pageSize, requireKnownEnum } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
+import { authorizeCreator } from "../auth/authorize";
 import { toKeyMetadata } from "../keys";
 import type { Handler } from "../rpc";
 
-export const listKeys: Handler<typeof kms.ListKeysRequestSchema, typeof kms.ListKeysResponseSchema> = async (req, _ctx, s) => {
+export const listKeys: Handler<typeof kms.ListKeysRequestSchema, typeof kms.ListKeysResponseSchema> = async (req, ctx, s) => {
+  authorizeCreator(s, ctx);
   const limit = pageSize(req.pageSize);
   const filter = {
     keyStates: [...(req.filter?.keyStates ?? [])].sort(),

@@ -10,9 +10,13 @@ export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.Re
   validateEncryptionContext(req.sourceEncryptionContext, "source_encryption_context");
   validateEncryptionContext(req.destinationEncryptionContext, "destination_encryption_context");
   const blob = parseBlob(req.ciphertextBlob);
-  const source = await versionOfBlob(s, blob.keyVersionId);
+  // Two permissions, as AWS splits them: kms:ReEncryptFrom on the source, kms:ReEncryptTo on the destination.
+  const source = await versionOfBlob(s, ctx, blob.keyVersionId, { action: "kms:ReEncryptFrom", encryptionContext: req.sourceEncryptionContext });
   checkUsable(source.key, "ReEncrypt");
-  const destination = await findKey(s, ctx, req.destinationKeyId, "destination_key_id");
+  const destination = await findKey(s, ctx, req.destinationKeyId, "destination_key_id", {
+    action: "kms:ReEncryptTo",
+    encryptionContext: req.destinationEncryptionContext,
+  });
   checkUsable(destination, "ReEncrypt");
   const version = await primaryVersion(s, ctx, destination);
   const header = encodeHeader(version.keyVersionId);

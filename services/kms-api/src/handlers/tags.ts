@@ -3,6 +3,7 @@ import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { MAX_TAGS, validateTags } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
+import { authorizeKey } from "../auth/authorize";
 import type { CallContext, Services } from "../context";
 import { keyGone, resolveKeyId } from "../keys";
 import type { Handler } from "../rpc";
@@ -13,6 +14,7 @@ async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set
   const tags = await s.store.transaction(async (tx) => {
     const key = await s.store.lockKey(tx, keyId);
     if (!key) return undefined;
+    authorizeKey(s, ctx, key);
     const after = { ...key.tags, ...set };
     for (const k of remove) delete after[k];
     if (Object.keys(after).length > MAX_TAGS) {
@@ -45,5 +47,6 @@ export const listResourceTags: Handler<typeof kms.ListResourceTagsRequestSchema,
   ctx.audit.keyId ||= keyId;
   const key = await s.store.getKey(keyId);
   if (!key) throw await keyGone(s, keyId);
+  authorizeKey(s, ctx, key);
   return { tags: key.tags };
 };

@@ -7,7 +7,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { KeySpec, ProtectionLevel } from "../../v1/resources_pb";
+import type { EncryptionAlgorithm, KeySpec, ProtectionLevel, SigningAlgorithm } from "../../v1/resources_pb";
 import { file_kms_v1_resources } from "../../v1/resources_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kms/hsm/v1/worker.proto.
  */
 export const file_kms_hsm_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCJ/ChFHZXRTdGF0dXNSZXNwb25zZRIkCgdiYWNrZW5kGAEgASgOMhMua21zLmhzbS52MS5CYWNrZW5kEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhoKEmhzbV9rZXlzX3N1cHBvcnRlZBgEIAEoCCKBAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCSJMChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCSJVCg5FbmNyeXB0UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSEQoJcGxhaW50ZXh0GAIgASgMEgsKA2FhZBgDIAEoDCIhCg9FbmNyeXB0UmVzcG9uc2USDgoGc2VhbGVkGAEgASgMIlIKDkRlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIOCgZzZWFsZWQYAiABKAwSCwoDYWFkGAMgASgMIiQKD0RlY3J5cHRSZXNwb25zZRIRCglwbGFpbnRleHQYASABKAwiswEKEFJlRW5jcnlwdFJlcXVlc3QSKgoKc291cmNlX2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIVCg1zb3VyY2Vfc2VhbGVkGAIgASgMEhIKCnNvdXJjZV9hYWQYAyABKAwSLwoPZGVzdGluYXRpb25fa2V5GAQgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhcKD2Rlc3RpbmF0aW9uX2FhZBgFIAEoDCIjChFSZUVuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwifQoWR2VuZXJhdGVEYXRhS2V5UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPbnVtYmVyX29mX2J5dGVzGAIgASgFEgsKA2FhZBgDIAEoDBIYChByZXR1cm5fcGxhaW50ZXh0GAQgASgIIjwKF0dlbmVyYXRlRGF0YUtleVJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDBIOCgZzZWFsZWQYAiABKAwiMAoVR2VuZXJhdGVSYW5kb21SZXF1ZXN0EhcKD251bWJlcl9vZl9ieXRlcxgBIAEoBSIoChZHZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEg4KBnJhbmRvbRgBIAEoDCIsChFGb3JnZXRLZXlzUmVxdWVzdBIXCg9rZXlfdmVyc2lvbl9pZHMYASADKAkiFAoSRm9yZ2V0S2V5c1Jlc3BvbnNlKlEKB0JhY2tlbmQSFwoTQkFDS0VORF9VTlNQRUNJRklFRBAAEhIKDkJBQ0tFTkRfUEtDUzExEAESGQoVQkFDS0VORF9TT0ZUV0FSRV9ST09UEAIymAUKEEhzbVdvcmtlclNlcnZpY2USSAoJR2V0U3RhdHVzEhwua21zLmhzbS52MS5HZXRTdGF0dXNSZXF1ZXN0Gh0ua21zLmhzbS52MS5HZXRTdGF0dXNSZXNwb25zZRJmChNHZW5lcmF0ZUtleU1hdGVyaWFsEiYua21zLmhzbS52MS5HZW5lcmF0ZUtleU1hdGVyaWFsUmVxdWVzdBonLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlc3BvbnNlEkIKB0VuY3J5cHQSGi5rbXMuaHNtLnYxLkVuY3J5cHRSZXF1ZXN0Ghsua21zLmhzbS52MS5FbmNyeXB0UmVzcG9uc2USQgoHRGVjcnlwdBIaLmttcy5oc20udjEuRGVjcnlwdFJlcXVlc3QaGy5rbXMuaHNtLnYxLkRlY3J5cHRSZXNwb25zZRJICglSZUVuY3J5cHQSHC5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlcXVlc3QaHS5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlc3BvbnNlEloKD0dlbmVyYXRlRGF0YUtleRIiLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVxdWVzdBojLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USVwoOR2VuZXJhdGVSYW5kb20SIS5rbXMuaHNtLnYxLkdlbmVyYXRlUmFuZG9tUmVxdWVzdBoiLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXNwb25zZRJLCgpGb3JnZXRLZXlzEh0ua21zLmhzbS52MS5Gb3JnZXRLZXlzUmVxdWVzdBoeLmttcy5oc20udjEuRm9yZ2V0S2V5c1Jlc3BvbnNlQilaJ2V4YW1wbGUuY29tL2ttcy9nZW4vZ28va21zL2hzbS92MTtoc212MWIGcHJvdG8z", [file_kms_v1_resources]);
+  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCJ/ChFHZXRTdGF0dXNSZXNwb25zZRIkCgdiYWNrZW5kGAEgASgOMhMua21zLmhzbS52MS5CYWNrZW5kEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhoKEmhzbV9rZXlzX3N1cHBvcnRlZBgEIAEoCCKBAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UijQEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSABCBwoFaW5wdXQiIQoMU2lnblJlc3BvbnNlEhEKCXNpZ25hdHVyZRgBIAEoDCK0AQoNVmVyaWZ5UmVxdWVzdBISCgpwdWJsaWNfa2V5GAEgASgMEiEKCGtleV9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSKwoJYWxnb3JpdGhtGAMgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAQgASgMSAASEQoHbWVzc2FnZRgFIAEoDEgAEhEKCXNpZ25hdHVyZRgGIAEoDEIHCgVpbnB1dCIfCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCCKDAQoYQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIuCglhbGdvcml0aG0YAiABKA4yGy5rbXMudjEuRW5jcnlwdGlvbkFsZ29yaXRobRISCgpjaXBoZXJ0ZXh0GAMgASgMIi4KGUFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMIkoKEkdlbmVyYXRlTWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDCIiChNHZW5lcmF0ZU1hY1Jlc3BvbnNlEgsKA21hYxgBIAEoDCJVChBWZXJpZnlNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMEgsKA21hYxgDIAEoDCImChFWZXJpZnlNYWNSZXNwb25zZRIRCgltYWNfdmFsaWQYASABKAgqUQoHQmFja2VuZBIXChNCQUNLRU5EX1VOU1BFQ0lGSUVEEAASEgoOQkFDS0VORF9QS0NTMTEQARIZChVCQUNLRU5EX1NPRlRXQVJFX1JPT1QQAjKQCAoQSHNtV29ya2VyU2VydmljZRJICglHZXRTdGF0dXMSHC5rbXMuaHNtLnYxLkdldFN0YXR1c1JlcXVlc3QaHS5rbXMuaHNtLnYxLkdldFN0YXR1c1Jlc3BvbnNlEmYKE0dlbmVyYXRlS2V5TWF0ZXJpYWwSJi5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXF1ZXN0Gicua21zLmhzbS52MS5HZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USQgoHRW5jcnlwdBIaLmttcy5oc20udjEuRW5jcnlwdFJlcXVlc3QaGy5rbXMuaHNtLnYxLkVuY3J5cHRSZXNwb25zZRJCCgdEZWNyeXB0Ehoua21zLmhzbS52MS5EZWNyeXB0UmVxdWVzdBobLmttcy5oc20udjEuRGVjcnlwdFJlc3BvbnNlEkgKCVJlRW5jcnlwdBIcLmttcy5oc20udjEuUmVFbmNyeXB0UmVxdWVzdBodLmttcy5oc20udjEuUmVFbmNyeXB0UmVzcG9uc2USWgoPR2VuZXJhdGVEYXRhS2V5EiIua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXF1ZXN0GiMua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXNwb25zZRJXCg5HZW5lcmF0ZVJhbmRvbRIhLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXF1ZXN0GiIua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEksKCkZvcmdldEtleXMSHS5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXF1ZXN0Gh4ua21zLmhzbS52MS5Gb3JnZXRLZXlzUmVzcG9uc2USOQoEU2lnbhIXLmttcy5oc20udjEuU2lnblJlcXVlc3QaGC5rbXMuaHNtLnYxLlNpZ25SZXNwb25zZRI/CgZWZXJpZnkSGS5rbXMuaHNtLnYxLlZlcmlmeVJlcXVlc3QaGi5rbXMuaHNtLnYxLlZlcmlmeVJlc3BvbnNlEmAKEUFzeW1tZXRyaWNEZWNyeXB0EiQua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlcXVlc3QaJS5rbXMuaHNtLnYxLkFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USTgoLR2VuZXJhdGVNYWMSHi5rbXMuaHNtLnYxLkdlbmVyYXRlTWFjUmVxdWVzdBofLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXNwb25zZRJICglWZXJpZnlNYWMSHC5rbXMuaHNtLnYxLlZlcmlmeU1hY1JlcXVlc3QaHS5rbXMuaHNtLnYxLlZlcmlmeU1hY1Jlc3BvbnNlQilaJ2V4YW1wbGUuY29tL2ttcy9nZW4vZ28va21zL2hzbS92MTtoc212MWIGcHJvdG8z", [file_kms_v1_resources]);
 
 /**
  * A key version as stored by kms-api: its material wrapped under the root key.
@@ -41,7 +41,8 @@ export type WrappedKey = Message<"kms.hsm.v1.WrappedKey"> & {
   protectionLevel: ProtectionLevel;
 
   /**
-   * RFC 5649 (CKM_AES_KEY_WRAP_PAD) wrap of the material under the root key.
+   * RFC 5649 (CKM_AES_KEY_WRAP_PAD) wrap of the material under the root key. The material is the raw key
+   * for AES and HMAC specs, and the PKCS#8 PrivateKeyInfo (DER) for RSA, EC and Ed25519 specs.
    *
    * @generated from field: bytes wrapped_material = 4;
    */
@@ -153,6 +154,13 @@ export type GenerateKeyMaterialResponse = Message<"kms.hsm.v1.GenerateKeyMateria
    * @generated from field: string root_key_id = 2;
    */
   rootKeyId: string;
+
+  /**
+   * SubjectPublicKeyInfo (DER) for RSA, EC and Ed25519 specs; empty for AES and HMAC.
+   *
+   * @generated from field: bytes public_key = 3;
+   */
+  publicKey: Uint8Array;
 };
 
 /**
@@ -433,6 +441,271 @@ export const ForgetKeysResponseSchema: GenMessage<ForgetKeysResponse> = /*@__PUR
   messageDesc(file_kms_hsm_v1_worker, 16);
 
 /**
+ * @generated from message kms.hsm.v1.SignRequest
+ */
+export type SignRequest = Message<"kms.hsm.v1.SignRequest"> & {
+  /**
+   * @generated from field: kms.hsm.v1.WrappedKey key = 1;
+   */
+  key?: WrappedKey | undefined;
+
+  /**
+   * Must suit the key spec (RSA_*, ECDSA_SHA_256 for EC_P256 and EC_P256K, ECDSA_SHA_384 for EC_P384, ED25519).
+   *
+   * @generated from field: kms.v1.SigningAlgorithm algorithm = 2;
+   */
+  algorithm: SigningAlgorithm;
+
+  /**
+   * @generated from oneof kms.hsm.v1.SignRequest.input
+   */
+  input: {
+    /**
+     * The hash of the message, of the algorithm's hash length. RSA and ECDSA only.
+     *
+     * @generated from field: bytes digest = 3;
+     */
+    value: Uint8Array;
+    case: "digest";
+  } | {
+    /**
+     * The message itself (1 to 4096 bytes). Ed25519 only.
+     *
+     * @generated from field: bytes message = 4;
+     */
+    value: Uint8Array;
+    case: "message";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message kms.hsm.v1.SignRequest.
+ * Use `create(SignRequestSchema)` to create a new message.
+ */
+export const SignRequestSchema: GenMessage<SignRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 17);
+
+/**
+ * @generated from message kms.hsm.v1.SignResponse
+ */
+export type SignResponse = Message<"kms.hsm.v1.SignResponse"> & {
+  /**
+   * RSA: the signature (modulus length). ECDSA: DER SEQUENCE { r, s }, low-S for EC_P256K. Ed25519: 64 bytes.
+   *
+   * @generated from field: bytes signature = 1;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.SignResponse.
+ * Use `create(SignResponseSchema)` to create a new message.
+ */
+export const SignResponseSchema: GenMessage<SignResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 18);
+
+/**
+ * @generated from message kms.hsm.v1.VerifyRequest
+ */
+export type VerifyRequest = Message<"kms.hsm.v1.VerifyRequest"> & {
+  /**
+   * SubjectPublicKeyInfo (DER) of the key version.
+   *
+   * @generated from field: bytes public_key = 1;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * @generated from field: kms.v1.KeySpec key_spec = 2;
+   */
+  keySpec: KeySpec;
+
+  /**
+   * @generated from field: kms.v1.SigningAlgorithm algorithm = 3;
+   */
+  algorithm: SigningAlgorithm;
+
+  /**
+   * @generated from oneof kms.hsm.v1.VerifyRequest.input
+   */
+  input: {
+    /**
+     * @generated from field: bytes digest = 4;
+     */
+    value: Uint8Array;
+    case: "digest";
+  } | {
+    /**
+     * @generated from field: bytes message = 5;
+     */
+    value: Uint8Array;
+    case: "message";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * @generated from field: bytes signature = 6;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.VerifyRequest.
+ * Use `create(VerifyRequestSchema)` to create a new message.
+ */
+export const VerifyRequestSchema: GenMessage<VerifyRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 19);
+
+/**
+ * @generated from message kms.hsm.v1.VerifyResponse
+ */
+export type VerifyResponse = Message<"kms.hsm.v1.VerifyResponse"> & {
+  /**
+   * False for any signature that does not verify, malformed ones included.
+   *
+   * @generated from field: bool valid = 1;
+   */
+  valid: boolean;
+};
+
+/**
+ * Describes the message kms.hsm.v1.VerifyResponse.
+ * Use `create(VerifyResponseSchema)` to create a new message.
+ */
+export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 20);
+
+/**
+ * @generated from message kms.hsm.v1.AsymmetricDecryptRequest
+ */
+export type AsymmetricDecryptRequest = Message<"kms.hsm.v1.AsymmetricDecryptRequest"> & {
+  /**
+   * @generated from field: kms.hsm.v1.WrappedKey key = 1;
+   */
+  key?: WrappedKey | undefined;
+
+  /**
+   * @generated from field: kms.v1.EncryptionAlgorithm algorithm = 2;
+   */
+  algorithm: EncryptionAlgorithm;
+
+  /**
+   * @generated from field: bytes ciphertext = 3;
+   */
+  ciphertext: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.AsymmetricDecryptRequest.
+ * Use `create(AsymmetricDecryptRequestSchema)` to create a new message.
+ */
+export const AsymmetricDecryptRequestSchema: GenMessage<AsymmetricDecryptRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 21);
+
+/**
+ * @generated from message kms.hsm.v1.AsymmetricDecryptResponse
+ */
+export type AsymmetricDecryptResponse = Message<"kms.hsm.v1.AsymmetricDecryptResponse"> & {
+  /**
+   * @generated from field: bytes plaintext = 1;
+   */
+  plaintext: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.AsymmetricDecryptResponse.
+ * Use `create(AsymmetricDecryptResponseSchema)` to create a new message.
+ */
+export const AsymmetricDecryptResponseSchema: GenMessage<AsymmetricDecryptResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 22);
+
+/**
+ * @generated from message kms.hsm.v1.GenerateMacRequest
+ */
+export type GenerateMacRequest = Message<"kms.hsm.v1.GenerateMacRequest"> & {
+  /**
+   * @generated from field: kms.hsm.v1.WrappedKey key = 1;
+   */
+  key?: WrappedKey | undefined;
+
+  /**
+   * 1 to 4096 bytes.
+   *
+   * @generated from field: bytes message = 2;
+   */
+  message: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.GenerateMacRequest.
+ * Use `create(GenerateMacRequestSchema)` to create a new message.
+ */
+export const GenerateMacRequestSchema: GenMessage<GenerateMacRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 23);
+
+/**
+ * @generated from message kms.hsm.v1.GenerateMacResponse
+ */
+export type GenerateMacResponse = Message<"kms.hsm.v1.GenerateMacResponse"> & {
+  /**
+   * Full length of the key spec's hash (32, 48 or 64 bytes).
+   *
+   * @generated from field: bytes mac = 1;
+   */
+  mac: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.GenerateMacResponse.
+ * Use `create(GenerateMacResponseSchema)` to create a new message.
+ */
+export const GenerateMacResponseSchema: GenMessage<GenerateMacResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 24);
+
+/**
+ * @generated from message kms.hsm.v1.VerifyMacRequest
+ */
+export type VerifyMacRequest = Message<"kms.hsm.v1.VerifyMacRequest"> & {
+  /**
+   * @generated from field: kms.hsm.v1.WrappedKey key = 1;
+   */
+  key?: WrappedKey | undefined;
+
+  /**
+   * @generated from field: bytes message = 2;
+   */
+  message: Uint8Array;
+
+  /**
+   * @generated from field: bytes mac = 3;
+   */
+  mac: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.VerifyMacRequest.
+ * Use `create(VerifyMacRequestSchema)` to create a new message.
+ */
+export const VerifyMacRequestSchema: GenMessage<VerifyMacRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 25);
+
+/**
+ * @generated from message kms.hsm.v1.VerifyMacResponse
+ */
+export type VerifyMacResponse = Message<"kms.hsm.v1.VerifyMacResponse"> & {
+  /**
+   * @generated from field: bool mac_valid = 1;
+   */
+  macValid: boolean;
+};
+
+/**
+ * Describes the message kms.hsm.v1.VerifyMacResponse.
+ * Use `create(VerifyMacResponseSchema)` to create a new message.
+ */
+export const VerifyMacResponseSchema: GenMessage<VerifyMacResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 26);
+
+/**
  * @generated from enum kms.hsm.v1.Backend
  */
 export enum Backend {
@@ -541,6 +814,54 @@ export const HsmWorkerService: GenService<{
     methodKind: "unary";
     input: typeof ForgetKeysRequestSchema;
     output: typeof ForgetKeysResponseSchema;
+  },
+  /**
+   * Signs a digest (RSA, ECDSA) or a message (Ed25519) with a private key.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.Sign
+   */
+  sign: {
+    methodKind: "unary";
+    input: typeof SignRequestSchema;
+    output: typeof SignResponseSchema;
+  },
+  /**
+   * Checks a signature against a public key; needs no key material, so no WrappedKey.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.Verify
+   */
+  verify: {
+    methodKind: "unary";
+    input: typeof VerifyRequestSchema;
+    output: typeof VerifyResponseSchema;
+  },
+  /**
+   * RSAES-OAEP decryption with a private key.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.AsymmetricDecrypt
+   */
+  asymmetricDecrypt: {
+    methodKind: "unary";
+    input: typeof AsymmetricDecryptRequestSchema;
+    output: typeof AsymmetricDecryptResponseSchema;
+  },
+  /**
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.GenerateMac
+   */
+  generateMac: {
+    methodKind: "unary";
+    input: typeof GenerateMacRequestSchema;
+    output: typeof GenerateMacResponseSchema;
+  },
+  /**
+   * Recomputes the MAC and compares in constant time.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.VerifyMac
+   */
+  verifyMac: {
+    methodKind: "unary";
+    input: typeof VerifyMacRequestSchema;
+    output: typeof VerifyMacResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kms_hsm_v1_worker, 0);

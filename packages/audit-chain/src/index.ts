@@ -1,0 +1,133 @@
+// The audit trail is one SHA-256 hash chain: each row's hash covers its canonical content and its
+// predecessor's hash, so deleting, editing, inserting or reordering rows breaks the chain at the first
+// changed row. Pure functions only; the database layer and the offline verifier both use them.
+import { createHash } from "node:crypto";
+
+export const GENESIS_HASH: Buffer = Buffer.alloc(32);
+
+/** What an audit row says. `sequence` numbers rows 1, 2, 3… with no gaps. */
+export interface AuditRow {
+  sequence: number;
+  time: Date;
+  requestId: string;
+  principal: string;
+  operation: string;
+  keyId: string;
+  keyVersionId: string;
+  resultCode: string;
+  errorCode: string;
+  /** Stored as the caller gave it (like AWS CloudTrail): contexts must not hold secrets. */
+  encryptionContext: Record<string, string>;
+}
+
+export interface ChainedRow extends AuditRow {
+  prevHash: Buffer;
+  hash: Buffer;
+}
+
+function field(value: string): Buffer {
+  const bytes = Buffer.from(value, "utf8");
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+
+/** Length-prefixed fields in a fixed order; the context sorted by key. Injective by construction. */
+export function canonicalRow(row: AuditRow): Buffer {
+  const sequence = Buffer.alloc(8);
+  sequence.writeBigUInt64BE(BigInt(row.sequence));
+  const context = Object.entries(row.encryptionContext).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return Buffer.concat([
+    sequence,
+    field(row.time.toISOString()),
+    field(row.requestId),
+    field(row.principal),
+    field(row.operation),
+    field(row.keyId),
+    field(row.keyVersionId),
+    field(row.resultCode),
+    field(row.errorCode),
+    field(String(context.length)),
+    ...context.flatMap(([k, v]) => [field(k), field(v)]),
+  ]);
+}
+
+export function rowHash(prevHash: Buffer, row: AuditRow): Buffer {
+  return createHash("sha256").update(prevHash).update(canonicalRow(row)).digest();
+}
+
+/** Chains new rows after the head (sequence and hash of the last row; 0 and GENESIS for none). */
+export function chainRows(head: { sequence: number; hash: Buffer }, rows: Omit<AuditRow, "sequence">[]): ChainedRow[] {
+  let prevHash = head.hash;
+  return rows.map((r, i) => {
+    const row = { ...r, sequence: head.sequence + 1 + i };
+    const hash = rowHash(prevHash, row);
+    const chained = { ...row, prevHash, hash };
+    prevHash = hash;
+    return chained;
+  });
+}
+
+export interface VerifyResult {
+  verifiedCount: number;
+  ok: boolean;
+  /** The first row that does not fit the chain (0 when ok). */
+  firstBadSequence: number;
+  /** Why, for people: "hash mismatch", "gap before", … */
+  problem: string;
+}
+
+/**
+ * Checks rows in sequence order, starting after `from` (the row before the first, or the genesis).
+ * Feed rows with add() in order; result() says where the chain first breaks.
+ */
+export class ChainVerifier {
+  private expectedSequence: number;
+  private prevHash: Buffer;
+  private count = 0;
+  private bad: { sequence: number; problem: string } | undefined;
+
+  constructor(from: { sequence: number; hash: Buffer } = { sequence: 0, hash: GENESIS_HASH }) {
+    this.expectedSequence = from.sequence + 1;
+    this.prevHash = from.hash;
+  }
+
+  /** Returns false once the chain is broken (later rows need not be read). */
+  add(row: ChainedRow): boolean {
+    if (this.bad) return false;
+    if (row.sequence !== this.expectedSequence) {
+      // A deleted row shows as a gap, an inserted or moved one as a repeat or a step back.
+      const problem = row.sequence > this.expectedSequence ? `rows ${this.expectedSequence}..${row.sequence - 1} are missing` : "out of order";
+      this.bad = { sequence: Math.min(row.sequence, this.expectedSequence), problem };
+      return false;
+    }
+    if (!row.prevHash.equals(this.prevHash)) {
+      this.bad = { sequence: row.sequence, problem: "does not link to the previous row" };
+      return false;
+    }
+    if (!rowHash(this.prevHash, row).equals(row.hash)) {
+      this.bad = { sequence: row.sequence, problem: "content does not match its hash" };
+      return false;
+    }
+    this.prevHash = row.hash;
+    this.expectedSequence++;
+    this.count++;
+    return true;
+  }
+
+  /** `head`, when known, is the last row the writers recorded: rows missing at the end show here. */
+  result(head?: { sequence: number; hash: Buffer }): VerifyResult {
+    if (!this.bad && head && head.sequence >= this.expectedSequence) {
+      this.bad = { sequence: this.expectedSequence, problem: `rows ${this.expectedSequence}..${head.sequence} are missing at the end` };
+    }
+    if (!this.bad && head && head.sequence < this.expectedSequence - 1) {
+      this.bad = { sequence: head.sequence + 1, problem: "rows after the recorded head" };
+    }
+    if (!this.bad && head && head.sequence === this.expectedSequence - 1 && !head.hash.equals(this.prevHash)) {
+      this.bad = { sequence: head.sequence, problem: "last row does not match the recorded head" };
+    }
+    return this.bad
+      ? { verifiedCount: this.count, ok: false, firstBadSequence: this.bad.sequence, problem: this.bad.problem }
+      : { verifiedCount: this.count, ok: true, firstBadSequence: 0, problem: "" };
+  }
+}

@@ -1,0 +1,116 @@
+import { status } from "@grpc/grpc-js";
+import { KmsError } from "@kms/errors";
+import { PolicyEngine, conditionValues, defaultPolicy, evaluate, parsePolicy } from "./index";
+
+const doc = (statements: unknown[]) => JSON.stringify({ Version: "1", Statement: statements });
+const allow = (principal: unknown, action: unknown, extra: object = {}) => ({ Effect: "Allow", Principal: principal, Action: action, Resource: "*", ...extra });
+const req = (principal: string, action: string, encryptionContext: Record<string, string> = {}) => ({
+  principal,
+  action,
+  values: conditionValues({ principal, keyOrigin: "ORIGIN_KMS", encryptionContext }),
+});
+
+function invalid(text: string): string {
+  try {
+    parsePolicy(text);
+  } catch (err) {
+    expect(err).toBeInstanceOf(KmsError);
+    expect((err as KmsError).status).toBe(status.INVALID_ARGUMENT);
+    return (err as KmsError).message;
+  }
+  throw new Error("expected the policy to be refused");
+}
+
+describe("evaluate", () => {
+  it("allows a listed principal, refuses others", () => {
+    const p = parsePolicy(doc([allow(["alice"], "kms:Encrypt")]));
+    expect(evaluate(p, req("alice", "kms:Encrypt"))).toBe("Allow");
+    expect(evaluate(p, req("bob", "kms:Encrypt"))).toBe("NoAllow");
+    expect(evaluate(p, req("alice", "kms:Decrypt"))).toBe("NoAllow");
+  });
+
+  it("matches action wildcards, case-insensitively", () => {
+    const p = parsePolicy(doc([allow("*", ["kms:GenerateDataKey*", "KMS:describe*"])]));
+    expect(evaluate(p, req("x", "kms:GenerateDataKey"))).toBe("Allow");
+    expect(evaluate(p, req("x", "kms:GenerateDataKeyWithoutPlaintext"))).toBe("Allow");
+    expect(evaluate(p, req("x", "kms:DescribeKey"))).toBe("Allow");
+    expect(evaluate(p, req("x", "kms:Encrypt"))).toBe("NoAllow");
+  });
+
+  it("lets an explicit Deny win over Allow", () => {
+    const p = parsePolicy(doc([allow("*", "kms:*"), { Effect: "Deny", Principal: "mallory", Action: "kms:Decrypt" }]));
+    expect(evaluate(p, req("mallory", "kms:Decrypt"))).toBe("Deny");
+    expect(evaluate(p, req("mallory", "kms:Encrypt"))).toBe("Allow");
+    expect(evaluate(p, req("alice", "kms:Decrypt"))).toBe("Allow");
+  });
+
+  it("tests the encryption context", () => {
+    const p = parsePolicy(doc([allow("app", "kms:Decrypt", { Condition: { StringEquals: { "kms:EncryptionContext:tenant": ["acme", "initech"] } } })]));
+    expect(evaluate(p, req("app", "kms:Decrypt", { tenant: "acme" }))).toBe("Allow");
+    expect(evaluate(p, req("app", "kms:Decrypt", { tenant: "globex" }))).toBe("NoAllow");
+    expect(evaluate(p, req("app", "kms:Decrypt", {}))).toBe("NoAllow");
+  });
+
+  it("treats a missing key as passing the negated operators", () => {
+    const p = parsePolicy(doc([allow("*", "kms:Encrypt", { Condition: { StringNotEquals: { "kms:EncryptionContext:env": "prod" }, StringNotLike: { "kms:EncryptionContext:team": "ops-*" } } })]));
+    expect(evaluate(p, req("x", "kms:Encrypt", {}))).toBe("Allow");
+    expect(evaluate(p, req("x", "kms:Encrypt", { env: "prod" }))).toBe("NoAllow");
+    expect(evaluate(p, req("x", "kms:Encrypt", { team: "ops-db" }))).toBe("NoAllow");
+    expect(evaluate(p, req("x", "kms:Encrypt", { team: "dev" }))).toBe("Allow");
+  });
+
+  it("supports StringLike on the principal and Bool", () => {
+    const p = parsePolicy(doc([allow("*", "kms:Encrypt", { Condition: { StringLike: { "kms:CallerPrincipal": "spiffe://example.org/ns/prod/*" }, Bool: { "kms:MutualTLS": true } } })]));
+    const ok = { principal: "spiffe://example.org/ns/prod/sa/web", action: "kms:Encrypt", values: conditionValues({ principal: "spiffe://example.org/ns/prod/sa/web", mutualTls: true }) };
+    expect(evaluate(p, ok)).toBe("Allow");
+    expect(evaluate(p, { ...ok, values: conditionValues({ principal: ok.principal, mutualTls: false }) })).toBe("NoAllow");
+    const other = "spiffe://example.org/ns/dev/sa/web";
+    expect(evaluate(p, { principal: other, action: "kms:Encrypt", values: conditionValues({ principal: other, mutualTls: true }) })).toBe("NoAllow");
+  });
+
+  it("gives the creator and admins everything by default", () => {
+    const p = parsePolicy(defaultPolicy("alice", ["root", "alice"]));
+    expect(evaluate(p, req("alice", "kms:ScheduleKeyDeletion"))).toBe("Allow");
+    expect(evaluate(p, req("root", "kms:SetKeyPolicy"))).toBe("Allow");
+    expect(evaluate(p, req("bob", "kms:Encrypt"))).toBe("NoAllow");
+  });
+});
+
+describe("parsePolicy", () => {
+  it.each([
+    ["not json", "{", "policy: is not valid JSON"],
+    ["an array", "[]", "policy: must be a JSON object"],
+    ["no version", JSON.stringify({ Statement: [allow("*", "kms:*")] }), 'policy: Version: must be "1"'],
+    ["empty statements", doc([]), "policy: Statement: must be a list of 1 to 100 statements"],
+    ["bad effect", doc([{ ...allow("*", "kms:*"), Effect: "Maybe" }]), 'policy: Statement[0].Effect: must be "Allow" or "Deny"'],
+    ["unknown action", doc([allow("*", "kms:*"), allow("*", ["kms:Encrypt", "kms:Explode"])]), 'policy: Statement[1].Action[1]: "kms:Explode" matches no kms action'],
+    ["other service", doc([allow("*", "s3:*")]), 'policy: Statement[0].Action[0]: "s3:*" matches no kms action'],
+    ["no principal", doc([{ Effect: "Allow", Action: "kms:*" }]), "policy: Statement[0].Principal: must be a string or a list of 1 to 100 strings"],
+    ["other resource", doc([allow("*", "kms:*", { Resource: "arn:x" })]), 'policy: Statement[0].Resource: must be "*" (a key policy applies to its own key)'],
+    ["unknown operator", doc([allow("*", "kms:*", { Condition: { NumericEquals: { "kms:KeySpec": "1" } } })]), "policy: Statement[0].Condition.NumericEquals: unknown operator; use one of StringEquals, StringNotEquals, StringLike, StringNotLike, Bool"],
+    ["unknown key", doc([allow("*", "kms:*", { Condition: { StringEquals: { "aws:SourceIp": "1" } } })]), "policy: Statement[0].Condition.StringEquals.aws:SourceIp: unknown condition key"],
+    ["unknown field", doc([{ ...allow("*", "kms:*"), NotAction: "kms:Decrypt" }]), "policy: Statement[0].NotAction: unknown field"],
+    ["bad bool", doc([allow("*", "kms:*", { Condition: { Bool: { "kms:MutualTLS": "yes" } } })]), "policy: Statement[0].Condition.Bool.kms:MutualTLS: must be true or false"],
+  ])("refuses %s naming the path", (_name, text, message) => {
+    expect(invalid(text)).toBe(message);
+  });
+
+  it("refuses documents over 32 KiB and deep nesting without crashing", () => {
+    expect(invalid(doc([allow("*", "kms:*", { Sid: "x".repeat(33 * 1024) })]))).toBe("policy: must be at most 32768 bytes");
+    expect(invalid("[".repeat(30000) + "]".repeat(2000))).toMatch(/^policy: /);
+  });
+});
+
+describe("PolicyEngine", () => {
+  it("caches decisions by policy content, so a changed policy is never served stale", () => {
+    const engine = new PolicyEngine();
+    const v1 = doc([allow("alice", "kms:Encrypt")]);
+    const v2 = doc([allow("bob", "kms:Encrypt")]);
+    expect(engine.decide(v1, req("alice", "kms:Encrypt"))).toBe("Allow");
+    expect(engine.decide(v1, req("alice", "kms:Encrypt"))).toBe("Allow");
+    expect(engine.hits).toBe(1);
+    expect(engine.decide(v2, req("alice", "kms:Encrypt"))).toBe("NoAllow");
+    expect(engine.decide(v1, req("alice", "kms:Encrypt", { t: "1" }))).toBe("Allow");
+    expect(engine.misses).toBe(3);
+  });
+});

@@ -1,0 +1,22 @@
+import { checkEncryptionAlgorithm, checkUsable } from "@kms/key-rules";
+import type { kms } from "@kms/proto";
+import { selectVersion } from "../key-versions";
+import { findKey, wrappedKey } from "../keys";
+import type { Handler } from "../rpc";
+
+/** Every ciphertext that does not decrypt gets the one invalidCiphertext() error (no padding oracle). */
+export const asymmetricDecrypt: Handler<typeof kms.AsymmetricDecryptRequestSchema, typeof kms.AsymmetricDecryptResponseSchema> = async (
+  req,
+  ctx,
+  s,
+) => {
+  const key = await findKey(s, ctx, req.keyId);
+  checkUsable(key, "AsymmetricDecrypt");
+  checkEncryptionAlgorithm(key.keySpec, req.algorithm);
+  const version = await selectVersion(s, ctx, key, req.keyVersionId);
+  const { plaintext } = await s.worker.asymmetricDecrypt(
+    { key: wrappedKey(key, version), algorithm: req.algorithm, ciphertext: req.ciphertextBlob },
+    ctx.deadline,
+  );
+  return { plaintext, keyId: key.keyId, keyVersionId: version.keyVersionId };
+};
