@@ -1,0 +1,141 @@
+// KmsClient: every kms.v1 RPC as a typed async method over the generated stubs, with a deadline on every
+// call, retries on UNAVAILABLE only, KmsClientError for every failure, and streaming envelope encryption.
+import type { DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { InterceptingCall, credentials as grpcCredentials } from "@grpc/grpc-js";
+import type { ChannelCredentials, ChannelOptions, Interceptor, Metadata } from "@grpc/grpc-js";
+import { createPromiseClient, kms, kmsResources } from "@kms/proto";
+import type { PromiseClient } from "@kms/proto";
+import type { DataKeyCache } from "./cache";
+import type { DataKeySource } from "./data-keys";
+import { REQUEST_ID_KEY, fromGrpcError } from "./errors";
+import type { EncryptionContext } from "./format";
+import { DEFAULT_RETRY, withRetry } from "./retry";
+import type { RetryOptions } from "./retry";
+import { DecryptStream, EncryptStream } from "./stream";
+import type { EncryptStreamOptions } from "./stream";
+
+type Service = typeof kms.KeyManagementService;
+type Methods = Service["method"];
+
+export interface KmsCallOptions {
+  /** Overrides the client's deadlineMs for this call (per attempt). */
+  deadlineMs?: number;
+  metadata?: Metadata;
+}
+
+/** One typed async method per RPC, named as in protobuf-es (`createKey`, `encrypt`, `listAuditEvents`, ...). */
+export type KmsMethods = {
+  [K in keyof Methods]: (request: MessageInitShape<Methods[K]["input"]>, options?: KmsCallOptions) => Promise<MessageShape<Methods[K]["output"]>>;
+};
+
+export interface KmsClientOptions {
+  /** host:port, or any grpc-js target (e.g. "unix:///run/kms.sock"). */
+  address: string;
+  /** Default: plaintext (the service's loopback dev mode). Use credentials.createSsl(...) for TLS / mTLS. */
+  credentials?: ChannelCredentials;
+  /** Deadline of every attempt of every call. Default 10 000 ms. */
+  deadlineMs?: number;
+  /** Further attempts after an UNAVAILABLE answer (a number), or the full backoff settings. Default 3. */
+  retries?: number | Partial<RetryOptions>;
+  /** Opt-in data-key cache for encryptStream (see DataKeyCache). */
+  dataKeyCache?: DataKeyCache;
+  channelOptions?: ChannelOptions;
+}
+
+export const DEFAULT_DEADLINE_MS = 10_000;
+
+/**
+ * The service sends kms-request-id as a response header, but a failed call surfaces only the trailers:
+ * copy the id into them so that the error can carry it.
+ */
+const requestIdInterceptor: Interceptor = (options, nextCall) => {
+  let requestId: string | undefined;
+  return new InterceptingCall(nextCall(options), {
+    start(metadata, _listener, next) {
+      next(metadata, {
+        onReceiveMetadata(header, nextHeader) {
+          const value = header.get(REQUEST_ID_KEY)[0];
+          if (typeof value === "string") requestId = value;
+          nextHeader(header);
+        },
+        onReceiveStatus(status, nextStatus) {
+          if (requestId !== undefined && status.metadata.get(REQUEST_ID_KEY).length === 0) status.metadata.set(REQUEST_ID_KEY, requestId);
+          nextStatus(status);
+        },
+      });
+    },
+  });
+};
+
+// Declaration merging gives the class one typed method per RPC; the constructor installs them.
+export interface KmsClient extends KmsMethods {}
+export class KmsClient {
+  private readonly stub: PromiseClient<Methods>;
+  private readonly deadlineMs: number;
+  private readonly retry: RetryOptions;
+  private readonly dataKeys: DataKeySource;
+
+  constructor(options: KmsClientOptions) {
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    const retries = typeof options.retries === "number" ? { retries: options.retries } : (options.retries ?? {});
+    this.retry = { ...DEFAULT_RETRY, ...retries };
+    this.stub = createPromiseClient<Methods>(
+      kms.KeyManagementService as Service & DescService,
+      options.address,
+      options.credentials ?? grpcCredentials.createInsecure(),
+      { ...options.channelOptions, interceptors: [requestIdInterceptor] },
+    );
+    const methods = this as unknown as Record<string, unknown>;
+    for (const method of kms.KeyManagementService.methods) {
+      const name = method.localName as keyof Methods;
+      methods[name] = (request: never, callOptions: KmsCallOptions = {}) => this.call(name, request, callOptions);
+    }
+    const direct = this.directDataKeys();
+    this.dataKeys = options.dataKeyCache ? options.dataKeyCache.wrap(direct) : direct;
+  }
+
+  private call<K extends keyof Methods>(name: K, request: MessageInitShape<Methods[K]["input"]>, options: KmsCallOptions): Promise<MessageShape<Methods[K]["output"]>> {
+    const invoke = this.stub[name] as unknown as (r: typeof request, o: { deadline: number; metadata?: Metadata }) => Promise<MessageShape<Methods[K]["output"]>>;
+    const deadline = options.deadlineMs ?? this.deadlineMs;
+    return withRetry(async () => {
+      try {
+        return await invoke(request, { deadline, ...(options.metadata ? { metadata: options.metadata } : {}) });
+      } catch (err) {
+        throw fromGrpcError(err);
+      }
+    }, this.retry);
+  }
+
+  private directDataKeys(): DataKeySource {
+    return {
+      generateDataKey: async (keyId, encryptionContext) => {
+        const res = await this.generateDataKey({ keyId, keySpec: kmsResources.DataKeySpec.AES_256, encryptionContext });
+        return { plaintext: Buffer.from(res.plaintext.buffer, res.plaintext.byteOffset, res.plaintext.byteLength), ciphertextBlob: Buffer.from(res.ciphertextBlob), countBytes: () => {} };
+      },
+      decryptDataKey: async (ciphertextBlob, encryptionContext) => {
+        const res = await this.decrypt({ ciphertextBlob, encryptionContext });
+        return Buffer.from(res.plaintext.buffer, res.plaintext.byteOffset, res.plaintext.byteLength);
+      },
+    };
+  }
+
+  /**
+   * A Transform stream: plaintext in, the envelope format (FORMAT.md) out. One GenerateDataKey per stream
+   * (or a cached key when the client has a dataKeyCache).
+   */
+  encryptStream(keyId: string, context: EncryptionContext = {}, options: EncryptStreamOptions = {}): EncryptStream {
+    return new EncryptStream(this.dataKeys, keyId, context, options);
+  }
+
+  /**
+   * A Transform stream: the envelope format in, plaintext out; errors on any tampering, reordering or
+   * truncation. `context` must equal the one the stream was encrypted under.
+   */
+  decryptStream(context: EncryptionContext = {}): DecryptStream {
+    return new DecryptStream(this.dataKeys, context);
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+}
