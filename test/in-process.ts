@@ -2,7 +2,7 @@
 // Postgres and hsm-worker: how tests drive time (rotation, deletion windows) without sleeping.
 import { ServerCredentials } from "@grpc/grpc-js";
 import { connect } from "@kms/db";
-import { Authenticator, JobScheduler, buildServer, createLogger, createServices } from "@kms/kms-api";
+import { Authenticator, JobScheduler, buildServer, createLogger, createServices, listenForKeyEvents } from "@kms/kms-api";
 import { createPromiseClient, kms } from "@kms/proto";
 import type { Stack } from "./harness";
 
@@ -33,6 +33,7 @@ export async function inProcessReplica(stack: Stack, clock: FakeClock, rotateAft
     clock: () => clock.now,
     usageFlushIntervalMs: 100,
   });
+  const unlisten = await listenForKeyEvents(sql, services);
   const { server } = buildServer(services, new Authenticator({ jwt: undefined, mutualTls: false }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
@@ -47,6 +48,7 @@ export async function inProcessReplica(stack: Stack, clock: FakeClock, rotateAft
       client.close();
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       await services.usage.stop();
+      await unlisten();
       await services.audit.drain();
       services.worker.close();
       await sql.end();

@@ -3,7 +3,8 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { credentials, Metadata, status } from "@grpc/grpc-js";
+import net from "node:net";
+import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import { SignJWT, exportJWK } from "jose";
 import postgres from "postgres";
 import { startApi } from "@kms/dev-stack";
@@ -26,6 +27,15 @@ const expired = issue(pki, "expired", { cn: "late", days: -1 });
 const strangers = makeCa("strangers");
 const stranger = issue(strangers, "stranger", { cn: "stranger" });
 
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 function tlsClient(address: string, who: { cert: string; key: string }): KmsClient {
   const creds = credentials.createSsl(readFileSync(pki.caCert), readFileSync(who.key), readFileSync(who.cert));
   return createPromiseClient(kms.KeyManagementService, address, creds);
@@ -40,6 +50,7 @@ afterAll(async () => {
 
 describe("mutual TLS and key policies", () => {
   let address: string;
+  let healthPort: number;
   const clients: KmsClient[] = [];
   const as = (who: { cert: string; key: string }) => {
     const c = tlsClient(address, who);
@@ -48,7 +59,9 @@ describe("mutual TLS and key policies", () => {
   };
 
   beforeAll(async () => {
+    healthPort = await freePort();
     const replica = await stack.startReplica({
+      KMS_HEALTH_LISTEN: `127.0.0.1:${healthPort}`,
       KMS_TLS_CERT: server.cert,
       KMS_TLS_KEY: server.key,
       KMS_TLS_CLIENT_CA: pki.caCert,
@@ -67,6 +80,21 @@ describe("mutual TLS and key policies", () => {
     const err = await grpcError(as(bob).createKey({}));
     expect(err.code).toBe(status.PERMISSION_DENIED);
     expect(err.details).toBe(`CreateKey is not allowed for ${BOB} (KMS_CREATORS)`);
+  });
+
+  it("serves plaintext health (for Kubernetes probes) on KMS_HEALTH_LISTEN and nothing else there", async () => {
+    const probe = new Client(`127.0.0.1:${healthPort}`, credentials.createInsecure());
+    const call = (path: string) =>
+      new Promise<Buffer>((resolve, reject) =>
+        probe.makeUnaryRequest(path, (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), { deadline: Date.now() + 5000 }, (err, res) =>
+          err ? reject(err) : resolve(res!),
+        ),
+      );
+    // HealthCheckResponse { status: SERVING (1) }
+    expect((await call("/grpc.health.v1.Health/Check")).toString("hex")).toBe("0801");
+    const err = await grpcError(call("/kms.v1.KeyManagementService/ListKeys"));
+    expect(err.code).toBe(status.UNIMPLEMENTED);
+    probe.close();
   });
 
   it("refuses a certificate with two URI SANs", async () => {

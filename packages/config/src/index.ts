@@ -33,6 +33,7 @@ export const VARIABLES = {
   KMS_ROTATE_AFTER_ENCRYPTIONS: { default: "1073741824", doc: "encryptions under one key version before the key rotates by use (2^30)" },
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
+  KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
   KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
   KMS_TLS_KEY: { default: "", doc: "server private key (PEM) matching KMS_TLS_CERT" },
   KMS_TLS_CLIENT_CA: { default: "", doc: "CA bundle (PEM) for client certificates: turns on mutual TLS; principal = URI SAN (SPIFFE id) or subject CN" },
@@ -178,6 +179,8 @@ export interface AccessConfig {
 
 export interface ApiConfig {
   listen: ListenAddress;
+  /** Plaintext, health service only; absent: health is served on the main port only. */
+  healthListen: ListenAddress | undefined;
   /** Absent: plaintext (allowed on loopback only). */
   tls: TlsConfig | undefined;
   jwt: JwtConfig | undefined;
@@ -275,8 +278,10 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   const databaseUrl = raw(env, "DATABASE_URL");
   if (databaseUrl === undefined) throw new ConfigError("DATABASE_URL", "is required (npm start provides an embedded one)");
   if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError("DATABASE_URL", "must start with postgres://");
+  const health = raw(env, "KMS_HEALTH_LISTEN");
   return {
     listen,
+    healthListen: health === undefined ? undefined : parseListen(health, "KMS_HEALTH_LISTEN"),
     tls,
     jwt,
     access: { admins: principals(env, "KMS_ADMINS"), creators: principals(env, "KMS_CREATORS"), auditors: principals(env, "KMS_AUDITORS") },

@@ -1,6 +1,7 @@
 import type { AccessConfig } from "@kms/config";
 import type { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
+import type { KeyCache } from "./key-cache";
 import type { UsageCounter } from "./usage-counter";
 import type { Logger } from "./log";
 import type { PageTokens } from "./page-tokens";
@@ -25,6 +26,8 @@ export interface CallContext {
 /** Everything the handlers share. Built once in main.ts. */
 export interface Services {
   store: KeyStore;
+  /** Read-through cache of key metadata for the hot path (see key-cache.ts). */
+  keys: KeyCache;
   aliases: AliasStore;
   /** Counts encryptions per version and rotates a key whose primary has done too many. */
   usage: UsageCounter;

@@ -8,3 +8,4 @@ export type { ServicesOptions } from "./services";
 export { JobScheduler } from "./jobs/scheduler";
 export { createLogger } from "./log";
 export type { Services } from "./context";
+export { listenForKeyEvents } from "./key-events";

@@ -28,6 +28,7 @@ export async function changeKey(
     return s.store.updateKey(tx, keyId, patch);
   });
   if (!updated) throw await keyGone(s, keyId);
+  s.keys.invalidateKey(keyId); // this replica at once; the others on NOTIFY
   return updated;
 }
 

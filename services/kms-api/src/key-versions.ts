@@ -14,7 +14,7 @@ export async function selectVersion(s: Services, ctx: CallContext, key: KeyRecor
   const id = keyVersionId.toLowerCase();
   if (!UUID.test(id)) throw invalidArgument("key_version_id", "must be a UUID");
   ctx.audit.keyVersionId = id;
-  const version = await s.store.getVersion(id);
+  const version = await s.keys.getVersion(id);
   if (!version || version.keyId !== key.keyId) {
     throw new KmsError(status.NOT_FOUND, ErrorCode.KeyVersionNotFound, `key version ${id} of key ${key.keyId} not found`);
   }

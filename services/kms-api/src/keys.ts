@@ -13,9 +13,9 @@ import type { CallContext, Services } from "./context";
 export async function resolveKeyId(services: Services, value: string, field = "key_id"): Promise<string> {
   const ref = parseKeyReference(value, field);
   if (ref.kind === "id") return ref.keyId;
-  const alias = await services.aliases.get(ref.aliasName);
-  if (!alias) throw new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
-  return alias.keyId;
+  const keyId = await services.keys.aliasTarget(ref.aliasName);
+  if (!keyId) throw new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
+  return keyId;
 }
 
 /** NOT_FOUND for a key that does not exist; a destroyed key says so (its tombstone stays). */
@@ -39,7 +39,7 @@ export interface Access {
 export async function findKey(services: Services, ctx: CallContext, value: string, field = "key_id", access: Access = {}): Promise<KeyRecord> {
   const keyId = await resolveKeyId(services, value, field);
   ctx.audit.keyId ||= keyId;
-  const key = await services.store.getKey(keyId);
+  const key = await services.keys.getKey(keyId);
   if (!key) throw await keyGone(services, keyId);
   authorizeKey(services, ctx, key, access.action, access.encryptionContext);
   return key;
@@ -55,8 +55,8 @@ export async function versionOfBlob(
   keyVersionId: string,
   access: Access = {},
 ): Promise<{ key: KeyRecord; version: KeyVersionRecord }> {
-  const version = await services.store.getVersion(keyVersionId);
-  const key = version ? await services.store.getKey(version.keyId) : undefined;
+  const version = await services.keys.getVersion(keyVersionId);
+  const key = version ? await services.keys.getKey(version.keyId) : undefined;
   if (version && key) {
     ctx.audit.keyId ||= key.keyId;
     authorizeKey(services, ctx, key, access.action, access.encryptionContext);
@@ -70,7 +70,7 @@ export async function versionOfBlob(
 /** The key's primary version, recorded for the audit row. */
 export async function primaryVersion(services: Services, ctx: CallContext, key: KeyRecord): Promise<KeyVersionRecord> {
   const versionId = key.primaryKeyVersionId;
-  const version = versionId ? await services.store.getVersion(versionId) : undefined;
+  const version = versionId ? await services.keys.getVersion(versionId) : undefined;
   if (!version) throw new InternalError(`key ${key.keyId} has no primary version`);
   ctx.audit.keyVersionId = version.keyVersionId;
   return version;

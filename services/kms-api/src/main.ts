@@ -1,5 +1,6 @@
 // kms-api process entry: configuration, database (migrated), worker client, gRPC server, and a
 // graceful shutdown on SIGTERM (stop accepting, finish in-flight calls, flush audit, exit).
+import { ServerCredentials } from "@grpc/grpc-js";
 import { ConfigError, loadApiConfig } from "@kms/config";
 import type { ApiConfig } from "@kms/config";
 import { Authenticator, DEV_PRINCIPAL } from "./auth/authenticate";
@@ -10,7 +11,7 @@ import { JobScheduler } from "./jobs/scheduler";
 import { listenForKeyEvents } from "./key-events";
 import { createServices } from "./services";
 import { createLogger, describeError } from "./log";
-import { SERVICE_NAME, buildServer } from "./server";
+import { SERVICE_NAME, buildHealthServer, buildServer } from "./server";
 
 async function main(): Promise<void> {
   let config;
@@ -50,6 +51,15 @@ async function main(): Promise<void> {
     server.bindAsync(`${hostPart}:${port}`, serverCredentials(config.tls), (err, p) => (err ? reject(err) : resolve(p))),
   );
   const address = `${hostPart}:${boundPort}`;
+  const healthServer = config.healthListen ? buildHealthServer(health) : undefined;
+  if (healthServer && config.healthListen) {
+    const h = config.healthListen;
+    await new Promise<number>((resolve, reject) =>
+      healthServer.bindAsync(`${h.host.includes(":") ? `[${h.host}]` : h.host}:${h.port}`, ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+  }
   // Machine-readable start-up line on stdout: the dev stack and tests wait for it.
   process.stdout.write(JSON.stringify({ level: "info", msg: "kms-api listening", address, worker: config.workerSocket, mode: describeMode(config) }) + "\n");
 
@@ -66,6 +76,7 @@ async function main(): Promise<void> {
     }, config.shutdownGraceMs);
     server.tryShutdown(async () => {
       clearTimeout(force);
+      healthServer?.forceShutdown();
       await jobs.stop();
       await services.usage.stop();
       await unlisten();

@@ -115,4 +115,11 @@ export function buildServer(
   return { server, health };
 }
 
+/** A server with nothing but the health service, for probes that cannot speak TLS. */
+export function buildHealthServer(health: HealthImplementation): Server {
+  const server = new Server();
+  health.addToServer(server);
+  return server;
+}
+
 export { SERVICE_NAME };

@@ -6,6 +6,7 @@ import { PolicyEngine } from "@kms/key-policy";
 import type { Sql } from "@kms/db";
 import type { Services } from "./context";
 import type { Logger } from "./log";
+import { KeyCache } from "./key-cache";
 import { PageTokens } from "./page-tokens";
 import { UsageCounter, defaultBatchSize } from "./usage-counter";
 import { WorkerClient } from "./worker-client";
@@ -23,9 +24,11 @@ export interface ServicesOptions {
 
 export async function createServices(o: ServicesOptions): Promise<Services> {
   const store = new KeyStore(o.sql);
+  const aliases = new AliasStore(o.sql);
   const services: Services = {
     store,
-    aliases: new AliasStore(o.sql),
+    keys: new KeyCache(store, aliases),
+    aliases,
     usage: new UsageCounter({
       threshold: o.rotateAfterEncryptions,
       batchSize: defaultBatchSize(o.rotateAfterEncryptions),

@@ -81,6 +81,7 @@ export class UsageCounter {
       await addVersion(s, tx, key, undefined);
       return true;
     });
+    if (rotated) s.keys.invalidateKey(keyId);
     if (rotated) s.log.info("key rotated by use", { keyId, previousVersion: keyVersionId, threshold: this.options.threshold });
   }
 }

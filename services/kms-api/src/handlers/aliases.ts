@@ -47,6 +47,7 @@ export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof km
   if (previous) authorizeKey(s, ctx, previous);
   const updated = await s.store.transaction((tx) => s.aliases.update(tx, req.aliasName, key.keyId, s.clock()));
   if (!updated) throw aliasNotFound(req.aliasName);
+  s.keys.invalidateAlias(req.aliasName);
   return { alias: toAlias(updated) };
 };
 
@@ -58,6 +59,7 @@ export const deleteAlias: Handler<typeof kms.DeleteAliasRequestSchema, typeof km
   if (key) authorizeKey(s, ctx, key);
   const deleted = await s.store.transaction((tx) => s.aliases.delete(tx, req.aliasName));
   if (!deleted) throw aliasNotFound(req.aliasName);
+  s.keys.invalidateAlias(req.aliasName);
   return {};
 };
 

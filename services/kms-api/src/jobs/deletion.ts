@@ -10,6 +10,9 @@ export async function destroyDueKeys(s: Services, limit = 20): Promise<string[]>
     for (const key of due) out.push(await s.store.destroyKey(tx, key, s.clock()));
     return out;
   });
-  for (const t of destroyed) s.log.info("key destroyed", { keyId: t.keyId, versions: t.keyVersionIds.length });
+  for (const t of destroyed) {
+    s.keys.invalidateKey(t.keyId);
+    s.log.info("key destroyed", { keyId: t.keyId, versions: t.keyVersionIds.length });
+  }
   return destroyed.map((t) => t.keyId);
 }

@@ -5,9 +5,11 @@ import { addVersion } from "../key-changes";
 
 /** Rotates up to `limit` keys that are due at `now`; returns how many it rotated. */
 export async function rotateDueKeys(s: Services, limit = 20): Promise<number> {
-  return s.store.transaction(async (tx) => {
+  const rotated = await s.store.transaction(async (tx) => {
     const due = await s.store.lockDueForRotation(tx, s.clock(), limit);
     for (const key of due) await addVersion(s, tx, key, undefined);
-    return due.length;
+    return due.map((k) => k.keyId);
   });
+  for (const keyId of rotated) s.keys.invalidateKey(keyId);
+  return rotated.length;
 }

@@ -1,0 +1,125 @@
+// Key metadata for the hot path without a database read per request. Entries live at most `ttlMs`
+// (1 s by default, so a replica honours another replica's change within a second even if a
+// notification were lost) and are dropped at once when a NOTIFY says the key or alias changed.
+// Versions never change once written, so they are cached longer; a destroyed key's versions become
+// unreachable because every use of a version also looks its key up.
+import type { AliasStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
+
+interface Entry<V> {
+  value: V;
+  expires: number;
+}
+
+class TtlMap<V> {
+  private readonly map = new Map<string, Entry<V>>();
+  constructor(
+    private readonly ttlMs: number,
+    private readonly max: number,
+    private readonly now: () => number,
+  ) {}
+
+  get(key: string): V | undefined {
+    const e = this.map.get(key);
+    if (!e) return undefined;
+    if (e.expires <= this.now()) {
+      this.map.delete(key);
+      return undefined;
+    }
+    return e.value;
+  }
+
+  set(key: string, value: V): void {
+    if (this.map.size >= this.max) {
+      const oldest = this.map.keys().next().value;
+      if (oldest !== undefined) this.map.delete(oldest);
+    }
+    this.map.set(key, { value, expires: this.now() + this.ttlMs });
+  }
+
+  delete(key: string): void {
+    this.map.delete(key);
+  }
+
+  clear(): void {
+    this.map.clear();
+  }
+}
+
+export interface KeyCacheOptions {
+  keyTtlMs?: number;
+  versionTtlMs?: number;
+  maxEntries?: number;
+  now?: () => number;
+}
+
+export class KeyCache {
+  private readonly keys: TtlMap<Promise<KeyRecord | undefined>>;
+  private readonly versions: TtlMap<Promise<KeyVersionRecord | undefined>>;
+  private readonly aliases: TtlMap<Promise<string | undefined>>;
+  hits = 0;
+  misses = 0;
+
+  constructor(
+    private readonly store: KeyStore,
+    private readonly aliasStore: AliasStore,
+    o: KeyCacheOptions = {},
+  ) {
+    const now = o.now ?? Date.now;
+    const max = o.maxEntries ?? 20_000;
+    this.keys = new TtlMap(o.keyTtlMs ?? 1000, max, now);
+    this.aliases = new TtlMap(o.keyTtlMs ?? 1000, max, now);
+    this.versions = new TtlMap(o.versionTtlMs ?? 60_000, max, now);
+  }
+
+  getKey(keyId: string): Promise<KeyRecord | undefined> {
+    return this.through(this.keys, keyId, () => this.store.getKey(keyId));
+  }
+
+  getVersion(keyVersionId: string): Promise<KeyVersionRecord | undefined> {
+    return this.through(this.versions, keyVersionId, () => this.store.getVersion(keyVersionId));
+  }
+
+  aliasTarget(aliasName: string): Promise<string | undefined> {
+    return this.through(this.aliases, aliasName, async () => (await this.aliasStore.get(aliasName))?.keyId);
+  }
+
+  invalidateKey(keyId: string): void {
+    this.keys.delete(keyId);
+  }
+
+  invalidateAlias(aliasName: string): void {
+    this.aliases.delete(aliasName);
+  }
+
+  /** After a lost notification connection: nothing cached can be trusted. */
+  clear(): void {
+    this.keys.clear();
+    this.aliases.clear();
+    this.versions.clear();
+  }
+
+  /**
+   * Concurrent misses share one query (the promise is cached). Misses are not remembered: a key created
+   * on another replica must be found at once.
+   */
+  private through<V>(map: TtlMap<Promise<V | undefined>>, id: string, load: () => Promise<V | undefined>) {
+    const cached = map.get(id);
+    if (cached) {
+      this.hits++;
+      return cached;
+    }
+    this.misses++;
+    const loading = load().then(
+      (v) => {
+        if (v === undefined) map.delete(id);
+        return v;
+      },
+      (err: unknown) => {
+        map.delete(id);
+        throw err;
+      },
+    );
+    map.set(id, loading);
+    return loading;
+  }
+}
