@@ -72,7 +72,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async startWorker() {
       // KMS_TEST_WORKER_ENTRY runs another build of the worker (e.g. to bisect); default: this tree's.
       const entry = process.env.KMS_TEST_WORKER_ENTRY;
-      stack.worker = await startWorker(workerEnv, entry ? { entry } : {});
+      // The first start creates the token's root key; restarts must find it (fail closed otherwise).
+      const env = stack.worker === undefined ? { KMS_CREATE_ROOT_KEY: "true", ...workerEnv } : workerEnv;
+      stack.worker = await startWorker(env, entry ? { entry } : {});
       return stack.worker;
     },
     async startReplica(env = {}) {

@@ -1,24 +1,34 @@
-// `npm run bench`: measures a bare grpc-js echo server, then Encrypt, Decrypt and GenerateDataKey on
-// one HSM and one SOFTWARE key of a freshly started kms-api, each in its own window, and prints the
-// figures next to each other. Not a test: there are no thresholds yet.
+// `npm run bench`: the service measured side by side with the limits it runs on, in the same run
+// (absolute figures drift from run to run on a shared machine; the ratios are what compare):
+//   - a bare grpc-js echo server (same payload, same load from h2load)
+//   - SoftHSM's own signing rate through pkcs11js (raw-softhsm.ts)
+//   - single calls, for the batch RPCs
+// Prints each figure with its ratio and target, saves the run as JSON and SVG under bench/results/.
+// Not a test: nothing here fails on a figure.
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
+import { ensureSoftHsmToken } from "@kms/softhsm";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import postgres from "postgres";
+import { chartSvg } from "./chart";
 import { measure, startEcho } from "./children";
 import { createBenchDatabase } from "./database";
 import { ECHO_PATH } from "./echo-server";
-import type { LoadArgs } from "./load";
-import { formatTable, gitCommit, machine, writeReport } from "./report";
-import type { Report, Row } from "./report";
+import { ceilingFigure, formatFigures, ratioFigure } from "./figures";
+import type { Figure } from "./figures";
+import { h2load } from "./h2load";
+import type { RawArgs } from "./raw-softhsm";
+import { gitCommit, machine } from "./report";
+import { sampleRss } from "./rss";
 import { startStack } from "./stack";
 import type { Stack } from "./stack";
 
-const PLAINTEXT_BYTES = 256;
-const { KeySpec, ProtectionLevel, DataKeySpec } = kmsResources;
+const { KeySpec, KeyUsage, ProtectionLevel, DataKeySpec, SigningAlgorithm } = kmsResources;
 
 function positive(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -29,113 +39,174 @@ function positive(name: string, fallback: number): number {
 }
 
 const settings = {
-  concurrency: positive("KMS_BENCH_CONCURRENCY", 32),
-  channels: positive("KMS_BENCH_CHANNELS", 1),
-  warmupSeconds: 1,
   seconds: positive("KMS_BENCH_SECONDS", 5),
-  plaintextBytes: PLAINTEXT_BYTES,
+  warmupSeconds: 1,
+  /** Concurrent streams h2load keeps open on its connection. */
+  streams: positive("KMS_BENCH_STREAMS", 64),
+  plaintextBytes: 256,
+  batchItems: 100,
+  workerSessions: 8,
 };
 const adminUrl = process.env.KMS_BENCH_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 
-/** Cleanups run last-in first-out, once, whether the run ends, fails or is interrupted. */
 const cleanups: Array<() => Promise<void> | void> = [];
-let cleaning: Promise<void> | undefined;
-function cleanUp(): Promise<void> {
-  cleaning ??= (async () => {
-    for (let next = cleanups.pop(); next; next = cleanups.pop()) {
-      try {
-        await next();
-      } catch (err) {
-        console.error(`bench: cleanup failed: ${err instanceof Error ? err.message : String(err)}`);
-      }
+async function cleanUp(): Promise<void> {
+  for (let next = cleanups.pop(); next; next = cleanups.pop()) {
+    try {
+      await next();
+    } catch (err) {
+      console.error(`bench: cleanup failed: ${err instanceof Error ? err.message : String(err)}`);
     }
-  })();
-  return cleaning;
-}
-let interrupted = false;
-const interruption = new AbortController();
-
-/** Encodes a request once; the load generator resends these bytes. */
-function encode<D extends DescMessage>(schema: D, init: MessageInitShape<D>): string {
-  return Buffer.from(toBinary(schema, create(schema, init))).toString("base64");
+  }
 }
 
-function loadArgs(address: string, method: { name: string }, request: string): LoadArgs {
-  const { concurrency, channels, warmupSeconds, seconds } = settings;
-  const path = method.name === "Echo" ? ECHO_PATH : `/${kms.KeyManagementService.typeName}/${method.name}`;
-  return { address, path, request, concurrency, channels, warmupSeconds, seconds, deadlineMs: 10_000 };
+function encode<D extends DescMessage>(schema: D, init: MessageInitShape<D>): Buffer {
+  return Buffer.from(toBinary(schema, create(schema, init)));
+}
+
+const rpc = (name: string) => `/${kms.KeyManagementService.typeName}/${name}`;
+
+async function throughput(address: string, methodPath: string, request: Buffer): Promise<number> {
+  process.stderr.write(`bench: ${methodPath} ...\n`);
+  const r = await h2load({ address, path: methodPath, request, seconds: settings.seconds, warmupSeconds: settings.warmupSeconds, streams: settings.streams, connections: 1 });
+  if (r.failed > 0) throw new Error(`${methodPath}: ${r.failed} HTTP/2 requests failed`);
+  return r.opsPerSec;
+}
+
+function rawSignRate(args: RawArgs): Promise<number> {
+  process.stderr.write(`bench: raw SoftHSM ${args.algorithm} ...\n`);
+  const child = spawn(process.execPath, [path.join(__dirname, "raw-softhsm.js"), JSON.stringify(args)], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.once("error", reject);
+    child.once("exit", (code) => (code === 0 ? resolve((JSON.parse(out) as { opsPerSec: number }).opsPerSec) : reject(new Error(`raw-softhsm exited with ${code}`))));
+  });
 }
 
 async function main(): Promise<void> {
-  const rows: Row[] = [];
-  const add = async (operation: string, protection: string, args: LoadArgs) => {
-    process.stderr.write(`bench: ${operation} ${protection} ...\n`);
-    const result = await measure(args, interruption.signal);
-    const echo = rows[0]?.opsPerSec ?? result.opsPerSec;
-    rows.push({ operation, protection, ...result, ratioToEcho: result.opsPerSec / echo });
-  };
-
-  // The baseline first, alone on the machine.
-  const echo = await startEcho();
-  cleanups.push(echo.stop);
-  await add("Echo", "-", loadArgs(echo.address, { name: "Echo" }, randomBytes(PLAINTEXT_BYTES).toString("base64")));
-  await echo.stop();
-
   const dir = mkdtempSync(path.join(os.tmpdir(), "kms-bench-"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const payload = randomBytes(settings.plaintextBytes);
+
+  // The limits first, each alone on the machine.
+  const echo = await startEcho();
+  cleanups.push(echo.stop);
+  const echoOps = await throughput(echo.address, ECHO_PATH, payload);
+  await echo.stop();
+
+  const token = ensureSoftHsmToken(path.join(dir, "softhsm"), "kms-bench");
+  const raw = (algorithm: RawArgs["algorithm"]) =>
+    rawSignRate({ module: token.module, confPath: token.confPath, pinFile: token.pinFile, label: token.label, algorithm, sessions: settings.workerSessions, seconds: settings.seconds, warmupSeconds: settings.warmupSeconds });
+  const rawEcdsa = await raw("ECDSA_P256");
+  const rawRsa = await raw("RSA_2048_PSS");
+
   const database = await createBenchDatabase(adminUrl);
   cleanups.push(database.drop);
   let stack: Stack | undefined;
+  const figures: Figure[] = [];
   try {
     stack = await startStack(dir, database.url);
     cleanups.push(stack.stop);
     const client = createPromiseClient(kms.KeyManagementService, stack.address);
     cleanups.push(() => client.close());
-    const method = kms.KeyManagementService.method;
+    const address = stack.address;
 
-    // Random and never printed: the figures must not depend on what the plaintext looks like.
-    const plaintext = randomBytes(PLAINTEXT_BYTES);
+    const aes = async (protectionLevel: kmsResources.ProtectionLevel) =>
+      (await client.createKey({ description: "bench", keySpec: KeySpec.AES_256, protectionLevel })).keyMetadata!.keyId;
+    const hsmKey = await aes(ProtectionLevel.HSM);
+    const softwareKey = await aes(ProtectionLevel.SOFTWARE);
+    const signer = async (keySpec: kmsResources.KeySpec) =>
+      (await client.createKey({ description: "bench", keySpec, keyUsage: KeyUsage.SIGN_VERIFY, protectionLevel: ProtectionLevel.HSM })).keyMetadata!.keyId;
+    const ecKey = await signer(KeySpec.EC_P256);
+    const rsaKey = await signer(KeySpec.RSA_2048);
     const encryptionContext = { purpose: "bench" };
-    for (const level of [ProtectionLevel.HSM, ProtectionLevel.SOFTWARE]) {
-      const protection = ProtectionLevel[level];
-      const created = await client.createKey({ description: "bench", keySpec: KeySpec.AES_256, protectionLevel: level });
-      const keyId = created.keyMetadata?.keyId;
-      if (!keyId) throw new Error(`CreateKey ${protection} returned no key id`);
+    const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+    cleanups.push(() => sql.end());
+    const [{ before }] = (await sql`SELECT coalesce(max(sequence), 0)::text AS before FROM audit_events`) as unknown as [{ before: string }];
 
-      const encrypt = encode(kms.EncryptRequestSchema, { keyId, plaintext, encryptionContext });
-      await add("Encrypt", protection, loadArgs(stack.address, method.encrypt, encrypt));
+    const rss = sampleRss(stack.pids);
+    const encryptReq = (keyId: string) => encode(kms.EncryptRequestSchema, { keyId, plaintext: payload, encryptionContext });
+    const decryptReq = async (keyId: string) =>
+      encode(kms.DecryptRequestSchema, { ciphertextBlob: (await client.encrypt({ keyId, plaintext: payload, encryptionContext })).ciphertextBlob, encryptionContext });
+    const dataKeyReq = (keyId: string) => encode(kms.GenerateDataKeyRequestSchema, { keyId, keySpec: DataKeySpec.AES_256, encryptionContext });
 
-      // Decrypt needs a real ciphertext of this key.
-      const { ciphertextBlob } = await client.encrypt({ keyId, plaintext, encryptionContext });
-      const decrypt = encode(kms.DecryptRequestSchema, { ciphertextBlob, encryptionContext });
-      await add("Decrypt", protection, loadArgs(stack.address, method.decrypt, decrypt));
+    const encHsm = await throughput(address, rpc("Encrypt"), encryptReq(hsmKey));
+    const decHsm = await throughput(address, rpc("Decrypt"), await decryptReq(hsmKey));
+    const gdkHsm = await throughput(address, rpc("GenerateDataKey"), dataKeyReq(hsmKey));
+    figures.push(ratioFigure("Encrypt 256 B, HSM AES-256 key, audited / echo", "ops/s", encHsm, echoOps, 0.6));
+    figures.push(ratioFigure("Decrypt 256 B, HSM key / echo", "ops/s", decHsm, echoOps, 0.6));
+    figures.push(ratioFigure("GenerateDataKey AES_256, HSM key / echo", "ops/s", gdkHsm, echoOps, 0.5));
 
-      const dataKey = encode(kms.GenerateDataKeyRequestSchema, { keyId, keySpec: DataKeySpec.AES_256, encryptionContext });
-      await add("GenerateDataKey", protection, loadArgs(stack.address, method.generateDataKey, dataKey));
-    }
+    const digest = randomBytes(32);
+    const ecOps = await throughput(address, rpc("AsymmetricSign"), encode(kms.AsymmetricSignRequestSchema, { keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "digest", value: digest } }));
+    const rsaOps = await throughput(address, rpc("AsymmetricSign"), encode(kms.AsymmetricSignRequestSchema, { keyId: rsaKey, algorithm: SigningAlgorithm.RSA_PSS_SHA_256, input: { case: "digest", value: digest } }));
+    figures.push(ratioFigure("AsymmetricSign ECDSA P-256, HSM key / raw SoftHSM", "ops/s", ecOps, rawEcdsa, 0.5));
+    figures.push(ratioFigure("AsymmetricSign RSA-2048 PSS, HSM key / raw SoftHSM", "ops/s", rsaOps, rawRsa, 0.8));
+
+    process.stderr.write("bench: Encrypt p99 at 64 in flight (grpc-js client) ...\n");
+    const latency = await measure({
+      address,
+      path: rpc("Encrypt"),
+      request: encryptReq(hsmKey).toString("base64"),
+      concurrency: 64,
+      channels: 1,
+      warmupSeconds: settings.warmupSeconds,
+      seconds: settings.seconds,
+      deadlineMs: 10_000,
+    });
+    figures.push(ceilingFigure("Encrypt p99 at 64 calls in flight", "ms", latency.p99Ms, 10));
+
+    const n = settings.batchItems;
+    const batchEnc = encode(kms.BatchEncryptRequestSchema, { items: Array.from({ length: n }, () => ({ keyId: hsmKey, plaintext: payload, encryptionContext })) });
+    const blob = (await client.encrypt({ keyId: hsmKey, plaintext: payload, encryptionContext })).ciphertextBlob;
+    const batchDec = encode(kms.BatchDecryptRequestSchema, { items: Array.from({ length: n }, () => ({ ciphertextBlob: blob, encryptionContext })) });
+    const batchEncItems = (await throughput(address, rpc("BatchEncrypt"), batchEnc)) * n;
+    const batchDecItems = (await throughput(address, rpc("BatchDecrypt"), batchDec)) * n;
+    figures.push(ratioFigure(`BatchEncrypt items/s (${n} a call) / single Encrypt`, "items/s", batchEncItems, encHsm, 20));
+    figures.push(ratioFigure(`BatchDecrypt items/s (${n} a call) / single Decrypt`, "items/s", batchDecItems, decHsm, 20));
+
+    // SOFTWARE keys, for reference (no target).
+    const encSw = await throughput(address, rpc("Encrypt"), encryptReq(softwareKey));
+    const peakRss = rss.stop();
+    figures.push(ceilingFigure("RSS of kms-api + hsm-worker under that load", "MB", peakRss / 1e6, 300));
+
+    const [{ errors }] = (await sql`SELECT count(*)::int AS errors FROM audit_events WHERE sequence > ${before} AND result_code <> 'OK'`) as unknown as [{ errors: number }];
+    const report = {
+      date: new Date().toISOString(),
+      commit: gitCommit(path.resolve(__dirname, "..")),
+      machine: machine(),
+      settings,
+      limits: { echoOpsPerSec: echoOps, rawSoftHsmEcdsaP256PerSec: rawEcdsa, rawSoftHsmRsa2048PssPerSec: rawRsa },
+      reference: { encryptSoftwareKeyOpsPerSec: encSw, encryptP50Ms: latency.p50Ms },
+      auditedErrors: errors,
+      figures,
+    };
+    const m = report.machine;
+    console.log(`machine: ${m.cpu} x ${m.cpus}, node ${m.node}, ${m.platform}`);
+    console.log(`commit:  ${report.commit}; h2load, 1 connection, ${settings.streams} streams, ${settings.seconds} s per row after ${settings.warmupSeconds} s warm-up`);
+    console.log(`limits:  echo ${echoOps.toFixed(0)} ops/s; raw SoftHSM ECDSA P-256 ${rawEcdsa.toFixed(0)}/s, RSA-2048 PSS ${rawRsa.toFixed(0)}/s\n`);
+    console.log(formatFigures(figures));
+    console.log(`\nfor reference: Encrypt with a SOFTWARE key ${encSw.toFixed(0)} ops/s; Encrypt p50 at 64 in flight ${latency.p50Ms.toFixed(2)} ms`);
+    console.log(`calls the service answered with an error during the windows (from its audit trail): ${errors}`);
+
+    const results = path.resolve(__dirname, "..", "results");
+    mkdirSync(results, { recursive: true });
+    const base = path.join(results, `${report.date.replace(/[:.]/g, "-")}-${report.commit}`);
+    writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(`${base}.svg`, chartSvg(`kms bench ${report.commit} · ${report.date.slice(0, 16)} · ${m.cpus} × ${m.cpu}`, figures));
+    copyFileSync(`${base}.json`, path.join(results, "latest.json"));
+    copyFileSync(`${base}.svg`, path.join(results, "latest.svg"));
+    console.log(`\nwritten: ${path.relative(process.cwd(), base)}.{json,svg} (and results/latest.*)`);
+    if (errors > 0) throw new Error(`${errors} calls failed during the measured windows; the figures are not comparable`);
   } catch (err) {
-    if (stack && !interrupted) console.error(`bench: service output (tail):\n${stack.output().slice(-4000)}`);
+    if (stack) console.error(`bench: service output (tail):\n${stack.output().slice(-4000)}`);
     throw err;
   }
-
-  const report: Report = {
-    date: new Date().toISOString(),
-    commit: gitCommit(path.resolve(__dirname, "..")),
-    machine: machine(),
-    settings,
-    rows,
-  };
-  console.log(formatTable(report));
-  console.log(`\nwritten: ${path.relative(process.cwd(), writeReport(path.resolve(__dirname, "..", "results"), report))}`);
-  const errors = rows.reduce((sum, r) => sum + r.errors, 0);
-  if (errors > 0) throw new Error(`${errors} calls failed during the measured windows; the figures above are not comparable`);
 }
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
-    // What fails after this point fails because the services are being stopped: not worth printing.
-    interrupted = true;
-    interruption.abort();
     console.error(`bench: ${signal}, stopping`);
     process.exitCode = 130;
     void cleanUp().finally(() => process.exit());
@@ -144,7 +215,6 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 main()
   .catch((err: unknown) => {
-    if (interrupted) return;
     console.error(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     process.exitCode = 1;
   })

@@ -6,6 +6,10 @@ import { ensureSoftHsmToken } from "@kms/softhsm";
 
 export interface Stack {
   address: string;
+  /** kms-api and hsm-worker, for RSS sampling. */
+  pids: number[];
+  /** The SoftHSM token the worker uses (the raw baseline signs with the same module). */
+  token: ReturnType<typeof ensureSoftHsmToken>;
   /** Stops kms-api, then the worker it calls. */
   stop(): Promise<void>;
   /** The services' combined output, for a failure message. */
@@ -25,6 +29,7 @@ export async function startStack(dir: string, databaseUrl: string): Promise<Stac
     SOFTHSM2_CONF: token.confPath,
     KMS_PKCS11_TOKEN_LABEL: token.label,
     KMS_PKCS11_PIN_FILE: token.pinFile,
+    KMS_CREATE_ROOT_KEY: "true", // a fresh token of its own
   });
   let api;
   try {
@@ -36,6 +41,8 @@ export async function startStack(dir: string, databaseUrl: string): Promise<Stac
   const started = api;
   return {
     address: started.address,
+    pids: [started.pid, worker.pid],
+    token,
     stop: async () => {
       try {
         await started.stop();

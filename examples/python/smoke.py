@@ -17,7 +17,6 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("address", nargs="?", default=os.environ.get("KMS_ADDR") or "127.0.0.1:7300")
 parser.add_argument("stubs", nargs="?", help="directory of the generated kms/v1/*_pb2*.py")
 parser.add_argument("--require-hsm", action="store_true")
-parser.add_argument("--unimplemented", default="GetParametersForImport", help="an RPC the server does not implement yet")
 args = parser.parse_args()
 if args.stubs:
     sys.path.insert(0, os.path.abspath(args.stubs))
@@ -289,16 +288,5 @@ bad_input = [
 for name, call, codes, words, error_code in bad_input:
     check(name, lambda: expect_error(call, codes, contains=words, error_code=error_code))
 
-
-def unimplemented():
-    method = getattr(kms, args.unimplemented)
-    request_type = getattr(s, f"{args.unimplemented}Request")
-    expect_error(
-        lambda: method(request_type(), timeout=DEADLINE),
-        grpc.StatusCode.UNIMPLEMENTED, contains=(args.unimplemented,), error_code="UnsupportedOperation",
-    )
-
-
-check(f"{args.unimplemented} (not implemented yet) -> UNIMPLEMENTED naming the RPC", unimplemented)
 
 print(f"{passed} passed, 0 failed")

@@ -129,7 +129,6 @@ describe("validation", () => {
     ["data key too long", () => stack.client.generateDataKey({ keyId, numberOfBytes: 1025 }), status.INVALID_ARGUMENT, "InvalidParameter", /^number_of_bytes: /],
     ["negative page size", () => stack.client.listKeys({ pageSize: -1 }), status.INVALID_ARGUMENT, "InvalidParameter", /^page_size: /],
     ["forged page token", () => stack.client.listKeys({ pageToken: "garbage" }), status.INVALID_ARGUMENT, "InvalidParameter", /^page_token: /],
-    ["not yet implemented", () => stack.client.getParametersForImport({ keyId }), status.UNIMPLEMENTED, "UnsupportedOperation", /^GetParametersForImport is not implemented yet$/],
   ];
 
   it.each(cases)("%s", async (_name, call, code, kmsCode, message) => {

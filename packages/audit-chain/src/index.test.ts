@@ -74,6 +74,16 @@ describe("hash chain", () => {
     expect(verify(rows, { sequence: 4, hash: rows[3]!.hash })).toMatchObject({ ok: false, firstBadSequence: 5, problem: "rows after the recorded head" });
   });
 
+  it("has a fixed encoding", () => {
+    const row = { ...base(1), sequence: 258, time: new Date("2026-01-01T00:00:00.000Z"), encryptionContext: { b: "2", a: "é" } };
+    const hex = canonicalRow(row).toString("hex");
+    const f = (s: string) => Buffer.byteLength(s).toString(16).padStart(8, "0") + Buffer.from(s).toString("hex");
+    expect(hex).toBe(
+      "0000000000000102" +
+        [row.time.toISOString(), row.requestId, row.principal, row.operation, row.keyId, row.keyVersionId, row.resultCode, row.errorCode, "2", "a", "é", "b", "2"].map(f).join(""),
+    );
+  });
+
   it("encodes the context canonically", () => {
     const a = canonicalRow({ ...base(1), sequence: 1, encryptionContext: { a: "1", b: "2" } });
     const b = canonicalRow({ ...base(1), sequence: 1, encryptionContext: { b: "2", a: "1" } });

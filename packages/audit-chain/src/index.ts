@@ -25,31 +25,36 @@ export interface ChainedRow extends AuditRow {
   hash: Buffer;
 }
 
-function field(value: string): Buffer {
-  const bytes = Buffer.from(value, "utf8");
-  const length = Buffer.alloc(4);
-  length.writeUInt32BE(bytes.length);
-  return Buffer.concat([length, bytes]);
-}
-
-/** Length-prefixed fields in a fixed order; the context sorted by key. Injective by construction. */
+/**
+ * Length-prefixed fields in a fixed order (u64 sequence, then each field as u32 byte length ‖ UTF-8),
+ * the context sorted by key and preceded by its entry count. Injective by construction. Written into one
+ * buffer: this runs for every audited request.
+ */
 export function canonicalRow(row: AuditRow): Buffer {
-  const sequence = Buffer.alloc(8);
-  sequence.writeBigUInt64BE(BigInt(row.sequence));
   const context = Object.entries(row.encryptionContext).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return Buffer.concat([
-    sequence,
-    field(row.time.toISOString()),
-    field(row.requestId),
-    field(row.principal),
-    field(row.operation),
-    field(row.keyId),
-    field(row.keyVersionId),
-    field(row.resultCode),
-    field(row.errorCode),
-    field(String(context.length)),
-    ...context.flatMap(([k, v]) => [field(k), field(v)]),
-  ]);
+  const fields = [
+    row.time.toISOString(),
+    row.requestId,
+    row.principal,
+    row.operation,
+    row.keyId,
+    row.keyVersionId,
+    row.resultCode,
+    row.errorCode,
+    String(context.length),
+  ];
+  for (const [k, v] of context) fields.push(k, v);
+  let size = 8;
+  for (const f of fields) size += 4 + Buffer.byteLength(f, "utf8");
+  const out = Buffer.allocUnsafe(size);
+  out.writeBigUInt64BE(BigInt(row.sequence), 0);
+  let offset = 8;
+  for (const f of fields) {
+    const written = out.write(f, offset + 4, "utf8");
+    out.writeUInt32BE(written, offset);
+    offset += 4 + written;
+  }
+  return out;
 }
 
 export function rowHash(prevHash: Buffer, row: AuditRow): Buffer {

@@ -45,7 +45,15 @@ export const VARIABLES = {
   KMS_CREATORS: { default: "*", doc: "comma-separated principals who may CreateKey, ListKeys and ListAliases (* = any authenticated caller)" },
   KMS_AUDITORS: { default: "", doc: "comma-separated principals who may ListAuditEvents and VerifyAuditLog (besides KMS_ADMINS)" },
   KMS_SHUTDOWN_GRACE_MS: { default: "10000", doc: "how long SIGTERM waits for in-flight calls" },
+  KMS_RATE_LIMIT_PER_SECOND: { default: "2000", doc: "requests per second each principal may make (token bucket); over it: RESOURCE_EXHAUSTED, Throttling" },
+  KMS_RATE_LIMIT_BURST: { default: "4000", doc: "requests a principal may make at once above its rate (the bucket's size)" },
+  KMS_MAX_REQUEST_BYTES: { default: "4194304", doc: "largest request message kms-api accepts (grpc.max_receive_message_length)" },
+  KMS_MAX_CONCURRENT_STREAMS: { default: "256", doc: "concurrent calls per client connection (grpc.max_concurrent_streams)" },
+  KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert" },
+  KMS_CREATE_ROOT_KEY: { default: "false", doc: "true: a worker that finds no root key on its token creates one (first start only); false: it fails closed" },
   KMS_LOG_LEVEL: { default: "info", doc: "error, warn, info or debug" },
+  OTEL_EXPORTER_OTLP_ENDPOINT: { default: "", doc: "OTLP/HTTP collector URL (e.g. http://otel-collector:4318): set, traces and metrics are exported (read by the OpenTelemetry SDK, with the other standard OTEL_EXPORTER_OTLP_* variables)" },
+  OTEL_SERVICE_NAME: { default: "(kms-api, hsm-worker)", doc: "service.name of exported traces and metrics" },
 } as const;
 export type VariableName = keyof typeof VARIABLES;
 
@@ -93,6 +101,8 @@ export interface Pkcs11Config {
   pin: string;
   poolSize: number;
   rootKeyLabel: string;
+  /** Create the root key when the token has none (first start); otherwise fail closed. */
+  createRootKey: boolean;
 }
 
 export interface WorkerConfig {
@@ -136,6 +146,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
             pin: pin(env),
             poolSize: integer(env, "KMS_PKCS11_POOL_SIZE", 8, 1, 1024),
             rootKeyLabel: raw(env, "KMS_ROOT_KEY_LABEL") ?? VARIABLES.KMS_ROOT_KEY_LABEL.default,
+            createRootKey: boolean(env, "KMS_CREATE_ROOT_KEY", false),
           },
     keyCacheSize: integer(env, "KMS_KEY_CACHE_SIZE", 10000, 1, 10_000_000),
     logLevel: logLevel(env),
@@ -194,6 +205,16 @@ export interface ApiConfig {
   dbNotifications: boolean;
   shutdownGraceMs: number;
   logLevel: LogLevel;
+  limits: LimitsConfig;
+}
+
+/** Overload protection (services/kms-api/src/limits.ts). */
+export interface LimitsConfig {
+  /** Token bucket per principal: refill rate and size. */
+  ratePerSecond: number;
+  burst: number;
+  maxRequestBytes: number;
+  maxConcurrentStreams: number;
 }
 
 function readPem(env: Env, name: VariableName): Buffer | undefined {
@@ -293,6 +314,12 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),
     logLevel: logLevel(env),
+    limits: {
+      ratePerSecond: integer(env, "KMS_RATE_LIMIT_PER_SECOND", 2000, 1, 10_000_000),
+      burst: integer(env, "KMS_RATE_LIMIT_BURST", 4000, 1, 10_000_000),
+      maxRequestBytes: integer(env, "KMS_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+      maxConcurrentStreams: integer(env, "KMS_MAX_CONCURRENT_STREAMS", 256, 1, 100_000),
+    },
   };
 }
 

@@ -63,16 +63,21 @@ export class AuditWriter {
   private async writeBatch(events: AuditEvent[]): Promise<void> {
     await this.sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(hashtext('kms.audit_chain'))`;
-      const [head] = await tx<{ sequence: string; hash: Buffer }[]>`SELECT sequence, hash FROM audit_head WHERE id = 1`;
-      const [max] = await tx<{ sequence: string | null }[]>`SELECT max(sequence)::text AS sequence FROM audit_events`;
+      // One read for both: the recorded head and the highest row (they differ only after tampering).
+      const [found] = await tx<{ headSequence: string | null; headHash: Buffer | null; maxSequence: string | null }[]>`
+        SELECT (SELECT sequence FROM audit_head WHERE id = 1)::text AS head_sequence,
+               (SELECT hash FROM audit_head WHERE id = 1) AS head_hash,
+               (SELECT max(sequence) FROM audit_events)::text AS max_sequence`;
+      const headSequence = Number(found?.headSequence ?? 0);
       // Rows beyond the recorded head can only have been put there by hand: write after them (so the
       // service keeps answering) but link to the head, so verification flags the first forged row.
-      const sequence = Math.max(Number(head?.sequence ?? 0), Number(max?.sequence ?? 0));
-      if (head && sequence > Number(head.sequence)) this.onTampering(Number(head.sequence) + 1);
-      const rows = chainRows({ sequence, hash: head?.hash ?? Buffer.alloc(32) }, events);
-      await tx`INSERT INTO audit_events ${tx(rows.map(toColumns))}`;
+      const sequence = Math.max(headSequence, Number(found?.maxSequence ?? 0));
+      if (found?.headHash && sequence > headSequence) this.onTampering(headSequence + 1);
+      const rows = chainRows({ sequence, hash: found?.headHash ?? Buffer.alloc(32) }, events);
       const last = rows[rows.length - 1]!;
+      // The rows and the new head in one statement.
       await tx`
+        WITH written AS (INSERT INTO audit_events ${tx(rows.map(toColumns))} RETURNING 1)
         INSERT INTO audit_head (id, sequence, hash) VALUES (1, ${last.sequence}, ${last.hash})
         ON CONFLICT (id) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash`;
     });

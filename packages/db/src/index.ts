@@ -13,3 +13,5 @@ export type { AuditFilter } from "./audit-reader";
 export type { AuditEvent } from "./audit-writer";
 export { createScratchDatabase, DEFAULT_ADMIN_URL } from "./scratch";
 export type { ScratchDatabase } from "./scratch";
+export { deleteExpiredImportTokens, deleteImportedVersion, getImportedMaterial, insertImportToken, lockDueForMaterialExpiry, lockImportToken, markImportTokenUsed, recordImportedMaterial } from "./import-store";
+export type { ImportedMaterialRecord, ImportTokenRecord } from "./import-store";

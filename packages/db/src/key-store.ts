@@ -171,6 +171,12 @@ export class KeyStore {
     return tombstone;
   }
 
+  /** The key whose imported material was this version (it may be deleted now, the key PENDING_IMPORT). */
+  async keyOfImportedVersion(keyVersionId: string): Promise<string | undefined> {
+    const rows = await this.sql<{ keyId: string }[]>`SELECT key_id FROM imported_material WHERE key_version_id = ${keyVersionId}`;
+    return rows[0]?.keyId;
+  }
+
   async getTombstone(keyId: string): Promise<KeyTombstone | undefined> {
     const rows = await this.sql<KeyTombstone[]>`SELECT * FROM key_tombstones WHERE key_id = ${keyId}`;
     return rows[0];

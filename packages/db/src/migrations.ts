@@ -132,4 +132,39 @@ export const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE keys ADD COLUMN policy text;
     `,
   },
+  {
+    version: 5,
+    name: "key import: import tokens, imported material",
+    sql: `
+      -- One row per GetParametersForImport. The caller holds the token; only its SHA-256 is here. The RSA
+      -- wrapping key's private half is stored only wrapped under the root key (like a key version), so any
+      -- replica's worker can use it, after restarts too; it is cleared once the token is used.
+      CREATE TABLE import_tokens (
+        token_id            uuid PRIMARY KEY,
+        token_hash          bytea NOT NULL UNIQUE,
+        key_id              uuid NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+        wrapping_algorithm  smallint NOT NULL,
+        wrapping_key_spec   smallint NOT NULL,
+        protection_level    smallint NOT NULL,
+        wrapped_private_key bytea,
+        root_key_id         text NOT NULL,
+        creation_time       timestamptz NOT NULL,
+        expire_time         timestamptz NOT NULL,
+        used_at             timestamptz
+      );
+      CREATE INDEX import_tokens_by_key ON import_tokens (key_id);
+      CREATE INDEX import_tokens_expired ON import_tokens (expire_time);
+
+      -- What stays of an imported key's material when it is deleted or expires: the version id (so old
+      -- ciphertexts decrypt again after re-import) and a fingerprint (so only the same material is accepted).
+      -- Never the material.
+      CREATE TABLE imported_material (
+        key_id                uuid PRIMARY KEY REFERENCES keys (key_id) ON DELETE CASCADE,
+        key_version_id        uuid NOT NULL,
+        version_creation_time timestamptz NOT NULL,
+        fingerprint           bytea NOT NULL
+      );
+      CREATE INDEX keys_material_expiry ON keys (material_expire_time) WHERE material_expire_time IS NOT NULL;
+    `,
+  },
 ];

@@ -23,6 +23,12 @@ export const ErrorCode = {
   RootKeyMismatch: "Rejected.RootKeyMismatch",
   AliasExists: "AlreadyExists.Alias",
   TooManyTags: "Rejected.TooManyTags",
+  // Key import: a token this service did not issue or issued for another key; one past its 24 h; one
+  // already used; material other than what the key held before.
+  InvalidImportToken: "InvalidImportToken",
+  ImportTokenExpired: "Rejected.ImportTokenExpired",
+  ImportTokenUsed: "Rejected.ImportTokenUsed",
+  IncorrectKeyMaterial: "Rejected.IncorrectKeyMaterial",
   Unauthenticated: "Unauthenticated",
   PermissionDenied: "Forbidden.NoPermission",
   Throttled: "Throttling",

@@ -22,7 +22,7 @@ export const ACTIONS = [
   "GenerateDataKeyWithoutPlaintext", "AsymmetricSign", "AsymmetricVerify", "AsymmetricEncrypt", "AsymmetricDecrypt",
   "GetPublicKey", "GenerateMac", "VerifyMac", "GetParametersForImport", "ImportKeyMaterial", "DeleteKeyMaterial",
   "CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliasesByKeyId", "TagResource", "UntagResource",
-  "ListResourceTags", "GetKeyPolicy", "SetKeyPolicy", "BatchEncrypt", "BatchDecrypt", "BatchGenerateDataKey",
+  "ListResourceTags", "GetKeyPolicy", "SetKeyPolicy",
 ].map((a) => `kms:${a}`);
 
 export const OPERATORS = ["StringEquals", "StringNotEquals", "StringLike", "StringNotLike", "Bool"] as const;

@@ -68,6 +68,15 @@ describe("resolveKeyChoice", () => {
       KeySpec.HMAC_SHA512,
     );
   });
+
+  it("takes ORIGIN_EXTERNAL (material imported later)", () => {
+    expect(resolveKeyChoice(request({ origin: Origin.EXTERNAL, protectionLevel: ProtectionLevel.SOFTWARE }), true)).toEqual({
+      keySpec: KeySpec.AES_256,
+      keyUsage: KeyUsage.ENCRYPT_DECRYPT,
+      protectionLevel: ProtectionLevel.SOFTWARE,
+      origin: Origin.EXTERNAL,
+    });
+  });
 });
 
 describe("allowedUsages", () => {

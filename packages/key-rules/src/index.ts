@@ -78,9 +78,6 @@ export function resolveKeyChoice(
   if (!CREATABLE_SPECS.includes(keySpec)) {
     throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `key_spec: ${keySpecName(keySpec)} is not implemented yet`);
   }
-  if (origin === Origin.EXTERNAL) {
-    throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, "origin: ORIGIN_EXTERNAL (key import) is not implemented yet");
-  }
   return { keySpec, keyUsage, protectionLevel, origin };
 }
 
@@ -208,6 +205,7 @@ export function validateTags(tags: Readonly<Record<string, string>>, field = "ta
 }
 
 export * from "./lifecycle";
+export * from "./import";
 
 // Asymmetric and MAC rules: which algorithm suits which spec, and the size limits of their inputs.
 const { SigningAlgorithm, EncryptionAlgorithm } = kmsResources;

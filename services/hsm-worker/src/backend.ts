@@ -54,6 +54,8 @@ export interface Backend {
   /** Drops cached unwrapped keys of these key versions. */
   forgetKeys(keyVersionIds: readonly string[]): Promise<void>;
   close(): Promise<void>;
+  /** RFC 5649 wrap of raw material (an imported key) under the root key. Does not wipe `material`. */
+  wrapMaterial(material: Buffer, label: string): Promise<Buffer>;
 }
 
 /** Validates a WrappedKey against this worker's root key. `field` names it in errors ("key", "source_key"). */

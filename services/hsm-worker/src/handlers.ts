@@ -8,6 +8,7 @@ import { MAX_MESSAGE_BYTES, signingScheme, signInput } from "./asymmetric/signin
 import { verifySignature } from "./asymmetric/verify";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
+import { importKeyMaterial as importMaterial } from "./import/import-material";
 import { keyFamily } from "./key-spec";
 import { macMatches } from "./mac";
 
@@ -148,4 +149,9 @@ export async function verifyMac(backend: Backend, req: hsm.VerifyMacRequest): Pr
   } finally {
     wipe(expected);
   }
+}
+
+export async function importKeyMaterial(backend: Backend, req: hsm.ImportKeyMaterialRequest): Promise<Reply<hsm.ImportKeyMaterialResponse>> {
+  if (req.label.length > MAX_LABEL_LENGTH) throw invalidArgument("label", `must be at most ${MAX_LABEL_LENGTH} characters`);
+  return { response: await importMaterial(backend, req) };
 }

@@ -1,10 +1,12 @@
 // The hsm-worker process: configuration, backend, server on the Unix socket, graceful shutdown.
 import { ConfigError, loadWorkerConfig } from "@kms/config";
 import type { WorkerConfig } from "@kms/config";
+import { observeHsmSessions, startTelemetry } from "@kms/telemetry";
 import { createBackend } from "./create-backend";
-import { describeError, log } from "./log";
+import { describeError, log, setLogLevel } from "./log";
 import { HsmBackend } from "./pkcs11/hsm-backend";
 import { createHsmWorkerServer, listen } from "./server";
+import { traceBackend } from "./telemetry";
 
 async function main(): Promise<void> {
   let config: WorkerConfig;
@@ -17,8 +19,15 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  setLogLevel(config.logLevel);
+  // Before anything else: spans and instruments made from here on reach the SDK (when one is configured).
+  const telemetry = startTelemetry("hsm-worker");
   const backend = await createBackend(config);
-  const server = createHsmWorkerServer(backend);
+  if (backend instanceof HsmBackend) {
+    const pool = backend.pool;
+    observeHsmSessions(() => ({ inUse: pool.inUse, waiting: pool.waiting }));
+  }
+  const server = createHsmWorkerServer(traceBackend(backend));
   await listen(server, config.socketPath);
   const s = backend.status();
   log("info", `hsm-worker listening on unix://${config.socketPath}: ${s.description}, root key id ${s.rootKeyId}`, {
@@ -37,6 +46,7 @@ async function main(): Promise<void> {
         try {
           await backend.close();
           if (backend instanceof HsmBackend) backend.pool.module.finalize();
+          await telemetry.shutdown();
         } catch (err) {
           log("error", "hsm-worker: shutdown failed", { error: describeError(err) });
           process.exit(1);

@@ -8,9 +8,11 @@ import { InternalError, KmsError, toStatus } from "@kms/errors";
 import { grpcServiceDefinition, hsm } from "@kms/proto";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
+import { batch } from "./batch";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
 import { describeError, log } from "./log";
+import { traceOperation } from "./telemetry";
 
 type Handler = (backend: Backend, request: never) => Reply<unknown> | Promise<Reply<unknown>>;
 
@@ -28,6 +30,8 @@ const HANDLERS: Record<string, Handler> = {
   AsymmetricDecrypt: handlers.asymmetricDecrypt,
   GenerateMac: handlers.generateMac,
   VerifyMac: handlers.verifyMac,
+  ImportKeyMaterial: handlers.importKeyMaterial,
+  Batch: batch,
 };
 
 /** Logs what the caller does not see: internal errors with their causes, and HSM outages. */
@@ -46,7 +50,7 @@ function unary(rpc: string, backend: Backend, handler: Handler) {
   return async (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): Promise<void> => {
     let reply: Reply<unknown>;
     try {
-      reply = await handler(backend, call.request as never);
+      reply = await traceOperation(rpc, call, async () => handler(backend, call.request as never));
     } catch (err) {
       logFailure(rpc, err);
       callback(toStatus(err));

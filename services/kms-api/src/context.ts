@@ -2,6 +2,7 @@ import type { AccessConfig } from "@kms/config";
 import type { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
 import type { KeyCache } from "./key-cache";
+import type { RateLimiter } from "./limits";
 import type { UsageCounter } from "./usage-counter";
 import type { Logger } from "./log";
 import type { PageTokens } from "./page-tokens";
@@ -39,4 +40,6 @@ export interface Services {
   pageTokens: PageTokens;
   log: Logger;
   clock: () => Date;
+  /** Per-principal token bucket (limits.ts); absent: no rate limit (in-process test replicas). */
+  rateLimiter?: RateLimiter;
 }

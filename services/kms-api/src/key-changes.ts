@@ -5,6 +5,7 @@ import { nextRotationAfter } from "@kms/key-rules";
 import { randomUUID } from "node:crypto";
 import { authorizeKey } from "./auth/authorize";
 import type { CallContext, Services } from "./context";
+import { faultPoint } from "./fault-injection";
 import { keyGone, resolveKeyId } from "./keys";
 
 /**
@@ -42,6 +43,7 @@ export async function addVersion(s: Services, tx: TransactionSql, key: KeyRecord
     { keySpec: key.keySpec, protectionLevel: key.protectionLevel, label: keyVersionId },
     deadline,
   );
+  faultPoint("crash-after-generate"); // test-only, off by default (fault-injection.ts)
   const now = s.clock();
   return s.store.addPrimaryVersion(
     tx,

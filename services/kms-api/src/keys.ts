@@ -4,7 +4,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError, invalidCiphertext, keyNotFound } from "@kms/errors";
 import type { KeyRecord, KeyVersionRecord } from "@kms/db";
-import { parseKeyReference } from "@kms/key-rules";
+import { checkEnabled, parseKeyReference } from "@kms/key-rules";
 import type { hsm, kmsResources } from "@kms/proto";
 import { authorizeKey } from "./auth/authorize";
 import type { CallContext, Services } from "./context";
@@ -64,6 +64,14 @@ export async function versionOfBlob(
   }
   const tombstone = await services.store.tombstoneOfVersion(keyVersionId);
   if (tombstone) throw await keyGone(services, tombstone.keyId);
+  // Imported material that was deleted (or expired): the key waits in PENDING_IMPORT; say so.
+  const importedBy = await services.store.keyOfImportedVersion(keyVersionId);
+  const owner = importedBy ? await services.keys.getKey(importedBy) : undefined;
+  if (owner) {
+    ctx.audit.keyId ||= owner.keyId;
+    authorizeKey(services, ctx, owner, access.action, access.encryptionContext);
+    checkEnabled(owner);
+  }
   throw invalidCiphertext();
 }
 

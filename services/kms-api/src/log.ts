@@ -1,8 +1,8 @@
-// Minimal structured logging: one JSON line per event on stderr. Callers pass only metadata —
-// never plaintext, data keys, key material or PINs.
+// Structured logging: one JSON line per event on stderr (pino, through @kms/telemetry), with the
+// trace_id/span_id of the active span when tracing is on. Callers pass only metadata — never
+// plaintext, data keys, key material or PINs; fields named like secrets are redacted regardless.
 import type { LogLevel } from "@kms/config";
-
-const ORDER: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
+import { createJsonLogger } from "@kms/telemetry";
 
 export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
@@ -11,12 +11,14 @@ export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
 }
 
-export function createLogger(level: LogLevel, service: string, write = (line: string) => process.stderr.write(line)): Logger {
-  const emit = (l: LogLevel) => (msg: string, fields: Record<string, unknown> = {}) => {
-    if (ORDER[l] > ORDER[level]) return;
-    write(JSON.stringify({ time: new Date().toISOString(), level: l, service, msg, ...fields }) + "\n");
+export function createLogger(level: LogLevel, service: string, write?: (line: string) => void): Logger {
+  const p = createJsonLogger({ service, level, ...(write ? { destination: { write } } : {}) });
+  return {
+    error: (msg, fields = {}) => p.error(fields, msg),
+    warn: (msg, fields = {}) => p.warn(fields, msg),
+    info: (msg, fields = {}) => p.info(fields, msg),
+    debug: (msg, fields = {}) => p.debug(fields, msg),
   };
-  return { error: emit("error"), warn: emit("warn"), info: emit("info"), debug: emit("debug") };
 }
 
 /** An error's message and cause chain, for the log only. */

@@ -3,12 +3,14 @@
 import { ServerCredentials } from "@grpc/grpc-js";
 import { ConfigError, loadApiConfig } from "@kms/config";
 import type { ApiConfig } from "@kms/config";
+import { startTelemetry } from "@kms/telemetry";
 import { Authenticator, DEV_PRINCIPAL } from "./auth/authenticate";
 import { serverCredentials } from "./auth/credentials";
 import { createJwtVerifier } from "./auth/jwt";
 import { connect, migrate } from "@kms/db";
 import { JobScheduler } from "./jobs/scheduler";
 import { listenForKeyEvents } from "./key-events";
+import { serverOptions } from "./limits";
 import { createServices } from "./services";
 import { createLogger, describeError } from "./log";
 import { SERVICE_NAME, buildHealthServer, buildServer } from "./server";
@@ -25,6 +27,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel, "kms-api");
+  // Before anything else: spans and instruments made from here on reach the SDK (when one is configured).
+  const telemetry = startTelemetry("kms-api");
   const sql = connect(config.databaseUrl);
   await withRetry(() => migrate(sql), log);
   // Dev mode (plaintext loopback, no JWKS): the one caller, "dev", administers everything.
@@ -39,12 +43,13 @@ async function main(): Promise<void> {
     workerDeadlineMs: config.workerDeadlineMs,
     rotateAfterEncryptions: config.rotateAfterEncryptions,
     log,
+    rateLimit: config.limits,
   });
   const jobs = new JobScheduler(services, config.jobIntervalMs);
   jobs.start();
   const unlisten = config.dbNotifications ? await listenForKeyEvents(sql, services) : async () => {};
 
-  const { server, health } = buildServer(services, authenticator, { "grpc.max_receive_message_length": 4 * 1024 * 1024 });
+  const { server, health } = buildServer(services, authenticator, serverOptions(config.limits));
   const { host, port } = config.listen;
   const hostPart = host.includes(":") ? `[${host}]` : host;
   const boundPort = await new Promise<number>((resolve, reject) =>
@@ -83,6 +88,7 @@ async function main(): Promise<void> {
       await services.audit.drain();
       services.worker.close();
       await sql.end({ timeout: 5 });
+      await telemetry.shutdown();
       log.info("stopped");
       process.exit(0);
     });

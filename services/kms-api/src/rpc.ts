@@ -1,5 +1,6 @@
 // The one wrapper every RPC goes through, in this order:
 //   identify the caller (UNAUTHENTICATED before anything is parsed)
+//   → take from the caller's rate-limit bucket (RESOURCE_EXHAUSTED, see limits.ts)
 //   → parse the raw request (a malformed message is INVALID_ARGUMENT, not grpc-js's INTERNAL)
 //   → run the handler (which checks the key policy) → write the audit row → reply.
 // The audit row is durable before the reply: if it cannot be written the caller gets UNAVAILABLE
@@ -14,6 +15,7 @@ import { ERROR_CODE_KEY, InternalError, KmsError, invalidArgument, toStatus, una
 import type { Authenticator } from "./auth/authenticate";
 import type { CallContext, Services } from "./context";
 import { describeError } from "./log";
+import { traceRpc } from "./rpc-telemetry";
 
 export const REQUEST_ID_KEY = "kms-request-id";
 
@@ -49,7 +51,8 @@ export function unaryHandler<I extends DescMessage, O extends DescMessage>(
       ctx.principal = caller.principal;
       ctx.mutualTls = caller.mutualTls;
     });
-    void run(method, handler, services, call.request, ctx, authenticated).then(
+    // One span, request count and latency per call (rpc-telemetry.ts).
+    void traceRpc(ctx, call.metadata, services, () => run(method, handler, services, call.request, ctx, authenticated)).then(
       (reply) => callback(null, reply),
       (failure: ReturnType<typeof toStatus>) => callback(failure),
     );
@@ -68,6 +71,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
   let failure: unknown;
   try {
     await authenticated;
+    services.rateLimiter?.take(ctx.principal); // RESOURCE_EXHAUSTED before any work (limits.ts)
     const request = parse(method.input, bytes);
     noteKeyId(request, ctx);
     ctx.encryptionContext = contextOf(request);

@@ -20,6 +20,7 @@ import { listKeys } from "./handlers/list-keys";
 import { createAlias, deleteAlias, listAliases, listAliasesByKeyId, updateAlias } from "./handlers/aliases";
 import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
 import { reEncrypt } from "./handlers/re-encrypt";
+import { batchDecrypt, batchEncrypt, batchGenerateDataKey } from "./handlers/batch";
 import { listAuditEvents, verifyAuditLog } from "./handlers/audit";
 import { getKeyPolicy, setKeyPolicy } from "./handlers/key-policy";
 import { listResourceTags, tagResource, untagResource } from "./handlers/tags";
@@ -32,6 +33,9 @@ import { generateMac } from "./handlers/generate-mac";
 import { generateRandom } from "./handlers/generate-random";
 import { getPublicKey } from "./handlers/get-public-key";
 import { verifyMac } from "./handlers/verify-mac";
+import { deleteKeyMaterial } from "./handlers/delete-key-material";
+import { getParametersForImport } from "./handlers/get-parameters-for-import";
+import { importKeyMaterial } from "./handlers/import-key-material";
 import { unaryHandler } from "./rpc";
 import type { Handler } from "./rpc";
 
@@ -47,6 +51,9 @@ const HANDLERS: { [K in keyof Methods]?: Handler<Methods[K]["input"], Methods[K]
   decrypt,
   generateDataKey,
   generateDataKeyWithoutPlaintext,
+  batchEncrypt,
+  batchDecrypt,
+  batchGenerateDataKey,
   reEncrypt,
   updateKeyDescription,
   enableKey,
@@ -78,6 +85,9 @@ const HANDLERS: { [K in keyof Methods]?: Handler<Methods[K]["input"], Methods[K]
   setKeyPolicy,
   listAuditEvents,
   verifyAuditLog,
+  getParametersForImport,
+  importKeyMaterial,
+  deleteKeyMaterial,
 };
 
 export interface KmsServer {

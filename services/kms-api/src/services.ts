@@ -3,10 +3,12 @@ import { randomBytes } from "node:crypto";
 import type { AccessConfig } from "@kms/config";
 import { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
 import { PolicyEngine } from "@kms/key-policy";
+import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
 import type { Services } from "./context";
 import type { Logger } from "./log";
 import { KeyCache } from "./key-cache";
+import { RateLimiter } from "./limits";
 import { PageTokens } from "./page-tokens";
 import { UsageCounter, defaultBatchSize } from "./usage-counter";
 import { WorkerClient } from "./worker-client";
@@ -20,6 +22,8 @@ export interface ServicesOptions {
   access: AccessConfig;
   clock?: () => Date;
   usageFlushIntervalMs?: number;
+  /** Per-principal rate limit (limits.ts); absent: none. */
+  rateLimit?: { ratePerSecond: number; burst: number };
 }
 
 export async function createServices(o: ServicesOptions): Promise<Services> {
@@ -43,6 +47,11 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     log: o.log,
     clock: o.clock ?? (() => new Date()),
   };
+  if (o.rateLimit) services.rateLimiter = new RateLimiter(o.rateLimit.ratePerSecond, o.rateLimit.burst);
+  // Metrics (no-ops unless the OpenTelemetry SDK is running): audit group commits, cache hit ratios.
+  services.audit.onBatch = recordAuditBatch;
+  observeCache("key_metadata", () => ({ hits: services.keys.hits, misses: services.keys.misses }));
+  observeCache("key_policy", () => ({ hits: services.policies.hits, misses: services.policies.misses }));
   services.audit.onTampering = (sequence) =>
     o.log.error("audit rows found after the recorded head: the trail was edited by hand", { firstForgedSequence: sequence });
   services.usage.start(services);

@@ -3,6 +3,7 @@
 // primary, the key gets a new primary version. A crash loses at most one unflushed batch per version,
 // so the count never undercounts by more than `batchSize`.
 import type { KeyRecord } from "@kms/db";
+import { kmsResources } from "@kms/proto";
 import type { Services } from "./context";
 import { addVersion } from "./key-changes";
 import { describeError } from "./log";
@@ -77,7 +78,8 @@ export class UsageCounter {
   private async rotateIfStillPrimary(s: Services, keyId: string, keyVersionId: string): Promise<void> {
     const rotated = await s.store.transaction(async (tx) => {
       const key: KeyRecord | undefined = await s.store.lockKey(tx, keyId);
-      if (!key || key.primaryKeyVersionId !== keyVersionId || key.keyState !== 1) return false;
+      // Imported material cannot be regenerated here: such keys are re-imported by their owner instead.
+      if (!key || key.primaryKeyVersionId !== keyVersionId || key.keyState !== 1 || key.origin === kmsResources.Origin.EXTERNAL) return false;
       await addVersion(s, tx, key, undefined);
       return true;
     });

@@ -1,8 +1,13 @@
 // The kms-api side of the hsm-worker hop: a typed client with a deadline on every call, and errors
 // turned back into KmsErrors (UNAVAILABLE when the worker is down or slow — never a hang).
-import { createPromiseClient, hsm } from "@kms/proto";
+import { createPromiseClient, hsm, kmsResources } from "@kms/proto";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { fromPeerError } from "@kms/errors";
+import { InternalError, fromPeerError } from "@kms/errors";
+import { WorkerBatcher } from "./worker-batcher";
+
+type OperationResult = hsm.OperationResult["result"];
+/** Each batched operation's response type, by its case name. */
+type ResultOf = { [C in Exclude<OperationResult["case"], undefined | "error">]: Extract<OperationResult, { case: C }>["value"] };
 
 /** Longest the worker may take to generate key material, unless the caller's own deadline is sooner. */
 const KEY_GENERATION_DEADLINE_MS = 60_000;
@@ -10,6 +15,8 @@ const KEY_GENERATION_DEADLINE_MS = 60_000;
 export class WorkerClient {
   private readonly client;
   private status: MessageShape<typeof hsm.GetStatusResponseSchema> | undefined;
+  /** The hot operations go through the batcher: one Batch call for all issued in one event-loop turn. */
+  readonly batcher: WorkerBatcher;
 
   constructor(
     socketPath: string,
@@ -20,6 +27,23 @@ export class WorkerClient {
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": 1000,
     });
+    this.batcher = new WorkerBatcher((operations, deadline) => this.client.batch({ operations }, { deadline }));
+  }
+
+  private deadline(callDeadline: Date | undefined): Date {
+    const own = new Date(Date.now() + this.deadlineMs);
+    return callDeadline && callDeadline < own ? callDeadline : own;
+  }
+
+  /** Runs one operation through the batcher and takes its result of the expected kind. */
+  private async batched<K extends keyof ResultOf>(
+    operation: MessageInitShape<typeof hsm.OperationSchema>,
+    kind: K,
+    callDeadline: Date | undefined,
+  ): Promise<ResultOf[K]> {
+    const result: OperationResult = await this.batcher.run(operation, this.deadline(callDeadline));
+    if (result.case !== kind) throw new InternalError(`worker answered ${String(result.case)} to ${kind}`);
+    return result.value as unknown as ResultOf[K];
   }
 
   private async call<R>(fn: (deadline: Date) => Promise<R>, callDeadline: Date | undefined, ownMs = this.deadlineMs): Promise<R> {
@@ -40,24 +64,26 @@ export class WorkerClient {
 
   generateKeyMaterial(req: MessageInitShape<typeof hsm.GenerateKeyMaterialRequestSchema>, deadline?: Date) {
     // RSA-4096 generation (a prime search, in the HSM) takes seconds: more than an ordinary worker call.
-    const ownMs = Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS);
+    // Other specs keep the ordinary deadline, so a hung worker fails them fast (UNAVAILABLE).
+    const rsa = req.keySpec === kmsResources.KeySpec.RSA_2048 || req.keySpec === kmsResources.KeySpec.RSA_3072 || req.keySpec === kmsResources.KeySpec.RSA_4096;
+    const ownMs = rsa ? Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS) : this.deadlineMs;
     return this.call((d) => this.client.generateKeyMaterial(req, { deadline: d }), deadline, ownMs);
   }
 
   encrypt(req: MessageInitShape<typeof hsm.EncryptRequestSchema>, deadline?: Date) {
-    return this.call((d) => this.client.encrypt(req, { deadline: d }), deadline);
+    return this.batched({ op: { case: "encrypt", value: req } }, "encrypt", deadline);
   }
 
   decrypt(req: MessageInitShape<typeof hsm.DecryptRequestSchema>, deadline?: Date) {
-    return this.call((d) => this.client.decrypt(req, { deadline: d }), deadline);
+    return this.batched({ op: { case: "decrypt", value: req } }, "decrypt", deadline);
   }
 
   generateDataKey(req: MessageInitShape<typeof hsm.GenerateDataKeyRequestSchema>, deadline?: Date) {
-    return this.call((d) => this.client.generateDataKey(req, { deadline: d }), deadline);
+    return this.batched({ op: { case: "generateDataKey", value: req } }, "generateDataKey", deadline);
   }
 
   reEncrypt(req: MessageInitShape<typeof hsm.ReEncryptRequestSchema>, deadline?: Date) {
-    return this.call((d) => this.client.reEncrypt(req, { deadline: d }), deadline);
+    return this.batched({ op: { case: "reEncrypt", value: req } }, "reEncrypt", deadline);
   }
 
   forgetKeys(req: MessageInitShape<typeof hsm.ForgetKeysRequestSchema>, deadline?: Date) {
@@ -69,7 +95,7 @@ export class WorkerClient {
   }
 
   sign(req: MessageInitShape<typeof hsm.SignRequestSchema>, deadline?: Date) {
-    return this.call((d) => this.client.sign(req, { deadline: d }), deadline);
+    return this.batched({ op: { case: "sign", value: req } }, "sign", deadline);
   }
 
   verify(req: MessageInitShape<typeof hsm.VerifyRequestSchema>, deadline?: Date) {
@@ -81,11 +107,15 @@ export class WorkerClient {
   }
 
   generateMac(req: MessageInitShape<typeof hsm.GenerateMacRequestSchema>, deadline?: Date) {
-    return this.call((d) => this.client.generateMac(req, { deadline: d }), deadline);
+    return this.batched({ op: { case: "generateMac", value: req } }, "generateMac", deadline);
   }
 
   verifyMac(req: MessageInitShape<typeof hsm.VerifyMacRequestSchema>, deadline?: Date) {
     return this.call((d) => this.client.verifyMac(req, { deadline: d }), deadline);
+  }
+
+  importKeyMaterial(req: MessageInitShape<typeof hsm.ImportKeyMaterialRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.importKeyMaterial(req, { deadline: d }), deadline);
   }
 
   close(): void {

@@ -54,8 +54,18 @@ export function hasCode(err: unknown, ...codes: number[]): boolean {
   return err instanceof Pkcs11CallError && err.code !== undefined && codes.includes(err.code);
 }
 
-/** The session is gone but the module and token are fine: open a new session and log in again. */
-const SESSION_LOST = [pkcs11js.CKR_SESSION_HANDLE_INVALID, pkcs11js.CKR_SESSION_CLOSED, pkcs11js.CKR_USER_NOT_LOGGED_IN];
+/**
+ * The session is gone but the module and token are fine: open a new session and log in again. The
+ * root key is the only wrapping key there is, so its handle turning invalid means the login state was
+ * lost (C_Logout hides private objects) or the token changed: a new session looks it up again.
+ */
+const SESSION_LOST = [
+  pkcs11js.CKR_SESSION_HANDLE_INVALID,
+  pkcs11js.CKR_SESSION_CLOSED,
+  pkcs11js.CKR_USER_NOT_LOGGED_IN,
+  pkcs11js.CKR_WRAPPING_KEY_HANDLE_INVALID,
+  pkcs11js.CKR_UNWRAPPING_KEY_HANDLE_INVALID,
+];
 
 /** The token or the library went away: finalize and initialize the module, find the token again. */
 const MODULE_LOST = [

@@ -6,7 +6,8 @@
 import { createPrivateKey, createSecretKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import * as pkcs11js from "pkcs11js";
-import { InternalError, KmsError, unavailable } from "@kms/errors";
+import { status } from "@grpc/grpc-js";
+import { ErrorCode, InternalError, KmsError, unavailable } from "@kms/errors";
 import { hsm, kmsResources } from "@kms/proto";
 import { oaepHash } from "../asymmetric/oaep";
 import { spkiOf } from "../asymmetric/public-key";
@@ -63,6 +64,12 @@ export interface HsmBackendOptions {
   poolSize: number;
   rootKeyLabel: string;
   keyCacheSize: number;
+  /**
+   * Create the root key when the token has none (default true for embedders and tests; the worker
+   * process passes KMS_CREATE_ROOT_KEY, false unless set). When false and the token has no root key, the
+   * backend starts without one and fails closed: FAILED_PRECONDITION for everything that needs it.
+   */
+  createRootKey?: boolean;
 }
 
 /** An HSM session object holding an unwrapped HSM key. */
@@ -93,14 +100,17 @@ type UsableKey = { kind: "hsm"; handle: pkcs11js.Handle } | { kind: "software"; 
 
 export class HsmBackend implements Backend {
   private readonly cache: LruCache<CacheEntry>;
-  private root: RootKey;
+  /** Undefined: the token had no root key and creating one was not asked for (fail closed). */
+  private root: RootKey | undefined;
+  /** Module epoch in which a missing root key means "gone for good" (see rootHandle). */
+  private rootMissingEpoch: number | undefined;
   /** Sessions opened and module epoch when the root handle was found (see rootHandle). */
   private rootFoundAt: string;
 
   private constructor(
     readonly pool: SessionPool,
     private readonly options: HsmBackendOptions,
-    root: RootKey,
+    root: RootKey | undefined,
   ) {
     this.cache = new LruCache(options.keyCacheSize);
     this.root = root;
@@ -119,7 +129,7 @@ export class HsmBackend implements Backend {
     const module = Pkcs11Module.open(options.module);
     const pool = new SessionPool(module, { tokenLabel: options.tokenLabel, pin: options.pin, size: options.poolSize });
     try {
-      const root = await pool.run((s) => findOrCreateRootKey(module.lib, s.handle, options.rootKeyLabel));
+      const root = await pool.run((s) => findOrCreateRootKey(module.lib, s.handle, options.rootKeyLabel, options.createRootKey ?? true));
       return new HsmBackend(pool, options, root);
     } catch (err) {
       await pool.close();
@@ -131,8 +141,9 @@ export class HsmBackend implements Backend {
     return this.pool.module.lib;
   }
 
+  /** "" when the backend has no root key (fail closed). */
   get rootKeyId(): string {
-    return this.root.id;
+    return this.root?.id ?? "";
   }
 
   /** Number of cached unwrapped keys (for tests and metrics). */
@@ -143,8 +154,10 @@ export class HsmBackend implements Backend {
   status(): BackendStatus {
     return {
       backend: hsm.Backend.PKCS11,
-      rootKeyId: this.root.id,
-      description: `PKCS#11 module ${this.options.module}, token ${JSON.stringify(this.options.tokenLabel)}`,
+      rootKeyId: this.rootKeyId,
+      description:
+        `PKCS#11 module ${this.options.module}, token ${JSON.stringify(this.options.tokenLabel)}` +
+        (this.root === undefined ? `, NO root key labelled ${JSON.stringify(this.options.rootKeyLabel)} (failing closed)` : ""),
       hsmKeysSupported: true,
     };
   }
@@ -293,7 +306,7 @@ export class HsmBackend implements Backend {
   }
 
   async encrypt(wrappedKey: hsm.WrappedKey | undefined, plaintext: Uint8Array, aad: Uint8Array, field = "key"): Promise<Buffer> {
-    const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.root.id), ["aes"], field, "Encrypt");
+    const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.rootKeyId), ["aes"], field, "Encrypt");
     return this.withKey(checked, field, (session, key) =>
       key.kind === "hsm"
         ? hsmSealGcm(this.lib, session.handle, key.handle, plaintext, aad)
@@ -302,7 +315,7 @@ export class HsmBackend implements Backend {
   }
 
   async decrypt(wrappedKey: hsm.WrappedKey | undefined, sealed: Uint8Array, aad: Uint8Array, field = "key"): Promise<Buffer> {
-    const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.root.id), ["aes"], field, "Decrypt");
+    const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.rootKeyId), ["aes"], field, "Decrypt");
     return this.withKey(checked, field, (session, key) =>
       key.kind === "hsm"
         ? hsmOpenGcm(this.lib, session.handle, key.handle, sealed, aad)
@@ -311,7 +324,7 @@ export class HsmBackend implements Backend {
   }
 
   async sign(wrappedKey: hsm.WrappedKey | undefined, algorithm: kmsResources.SigningAlgorithm, input: ProtoSignInput): Promise<Buffer> {
-    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.root.id), ["rsa", "ec", "ed25519"], "key", "Sign");
+    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.rootKeyId), ["rsa", "ec", "ed25519"], "key", "Sign");
     const scheme = signingScheme(checked.family, checked.keySpec, algorithm);
     const signed = signInput(scheme, input);
     return this.withKey(checked, "key", (session, key) =>
@@ -324,7 +337,7 @@ export class HsmBackend implements Backend {
     algorithm: kmsResources.EncryptionAlgorithm,
     ciphertext: Uint8Array,
   ): Promise<Buffer> {
-    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.root.id), ["rsa"], "key", "AsymmetricDecrypt");
+    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.rootKeyId), ["rsa"], "key", "AsymmetricDecrypt");
     const hash = oaepHash(algorithm);
     const k = checked.family.bits / 8;
     return this.withKey(checked, "key", (session, key) =>
@@ -335,7 +348,7 @@ export class HsmBackend implements Backend {
   }
 
   async generateMac(wrappedKey: hsm.WrappedKey | undefined, message: Uint8Array): Promise<Buffer> {
-    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.root.id), ["hmac"], "key", "GenerateMac");
+    const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.rootKeyId), ["hmac"], "key", "GenerateMac");
     const hash = checked.family.hash;
     return this.withKey(checked, "key", (session, key) =>
       key.kind === "hsm" ? hsmMac(this.lib, session.handle, key.handle, hash, message) : Promise.resolve(softwareMac(key.key, hash, message)),
@@ -354,6 +367,11 @@ export class HsmBackend implements Backend {
     await this.run(async (session) => {
       for (const entry of entries) this.release(session, entry, true);
     });
+  }
+
+  /** Imported material: wrapped through a short-lived generic secret object, as SOFTWARE keys are. */
+  wrapMaterial(material: Buffer, label: string): Promise<Buffer> {
+    return this.run((session) => this.wrapBytes(session, material, label));
   }
 
   async close(): Promise<void> {
@@ -385,13 +403,34 @@ export class HsmBackend implements Backend {
    * handle of a slot (token objects too) when its last session closes, and all of them after C_Finalize.
    */
   private rootHandle(session: PooledSession): pkcs11js.Handle {
+    let root = this.root;
+    if (root === undefined) throw this.noRootKey("the token has no root key and KMS_CREATE_ROOT_KEY is not true");
     if (this.rootFoundAt !== this.poolState()) {
-      const found = findRootKeys(this.lib, session.handle, this.options.rootKeyLabel).find((k) => k.id === this.root.id);
-      if (found === undefined) throw new InternalError(`root key ${this.root.id} is no longer on the token`);
-      this.root = found;
+      const id = root.id;
+      const found = findRootKeys(this.lib, session.handle, this.options.rootKeyLabel).find((k) => k.id === id);
+      if (found === undefined) {
+        // The module may be showing a token that is gone: have the pool initialise it again once (and
+        // retry). A token that is really absent then gives UNAVAILABLE until it is back; one that is
+        // there without our root key (re-initialised or swapped) fails closed, and no new root key is made.
+        const epoch = this.pool.module.epoch;
+        if (this.rootMissingEpoch !== epoch) {
+          this.rootMissingEpoch = epoch + 1;
+          throw new Pkcs11CallError(`root key ${id} not found; reading the token again`, pkcs11js.CKR_TOKEN_NOT_RECOGNIZED);
+        }
+        throw this.noRootKey(`root key ${id} is no longer on the token`);
+      }
+      root = this.root = found;
       this.rootFoundAt = this.poolState();
     }
-    return this.root.handle;
+    return root.handle;
+  }
+
+  private noRootKey(why: string): KmsError {
+    return new KmsError(
+      status.FAILED_PRECONDITION,
+      ErrorCode.RootKeyMismatch,
+      `root key ${JSON.stringify(this.options.rootKeyLabel)} unavailable on token ${JSON.stringify(this.options.tokenLabel)}: ${why}; no key material is used or created`,
+    );
   }
 
   /** Runs `use` with the key unwrapped (from the cache when possible). */
@@ -406,6 +445,13 @@ export class HsmBackend implements Backend {
       entry.refs++;
       try {
         return await use(session, entry);
+      } catch (err) {
+        // C_Logout (or a lost login) invalidates every handle to a private object, cached keys included:
+        // that is a lost session for the pool, which replaces the sessions and retries once.
+        if (hasCode(err, pkcs11js.CKR_KEY_HANDLE_INVALID, pkcs11js.CKR_OBJECT_HANDLE_INVALID)) {
+          throw new Pkcs11CallError(`${(err as Error).message}, key handles lost`, pkcs11js.CKR_USER_NOT_LOGGED_IN, { cause: err });
+        }
+        throw err;
       } finally {
         entry.refs--;
         this.release(session, entry, false);

@@ -75,18 +75,27 @@ async function generateRootKey(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, l
   return { handle, id: id.toString("hex") };
 }
 
-/** Finds the root key labelled `label`, creating it when the token has none. */
+/**
+ * Finds the root key labelled `label`. When the token has none, creates one only if `create` is true
+ * (KMS_CREATE_ROOT_KEY: the first start of a new deployment); otherwise returns undefined and the worker
+ * fails closed. The worker has no database, so it cannot tell a new token from one that was
+ * re-initialised (or swapped) under existing data: making a fresh root key then would silently strand
+ * every stored version and start wrapping new material under a key no backup knows. Creating one must
+ * therefore be asked for.
+ */
 export async function findOrCreateRootKey(
   lib: pkcs11js.PKCS11,
   session: pkcs11js.Handle,
   label: string,
-): Promise<RootKey> {
+  create = true,
+): Promise<RootKey | undefined> {
   const found = findRootKeys(lib, session, label);
   const only = found[0];
   if (found.length > 1) {
     throw new InternalError(`${found.length} keys on the token are labelled ${JSON.stringify(label)}; keep exactly one`);
   }
   if (only !== undefined) return checkRootKey(lib, session, only, label);
+  if (!create) return undefined;
   const created = await generateRootKey(lib, session, label);
   // Two workers sharing an HSM may each have created one just now: the lowest CKA_ID wins everywhere,
   // and a loser destroys its own before wrapping anything with it.

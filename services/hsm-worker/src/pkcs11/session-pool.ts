@@ -69,6 +69,16 @@ export class SessionPool {
     if (first !== undefined) first.session = this.openSession();
   }
 
+  /** Sessions running an operation now (for metrics). */
+  get inUse(): number {
+    return this.busy;
+  }
+
+  /** Calls waiting for a free session now (for metrics). */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   /** The PKCS#11 slot currently holding the token (it changes after re-initialisation). */
   get slotId(): pkcs11js.Handle {
     return this.slot;
@@ -170,6 +180,11 @@ export class SessionPool {
           lib.C_CloseSession(handle);
         } catch {
           // best effort: the login failure is the error to report
+        }
+        // SoftHSM answers a login on a token replaced or removed under it (its files re-initialised)
+        // with CKR_GENERAL_ERROR until the module is initialised again: treat it as a lost device.
+        if (hasCode(err, pkcs11js.CKR_GENERAL_ERROR)) {
+          throw new Pkcs11CallError("C_Login(user) failed with CKR_GENERAL_ERROR, token lost", pkcs11js.CKR_DEVICE_ERROR, { cause: err });
         }
         throw err;
       }

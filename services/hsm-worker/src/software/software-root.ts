@@ -162,6 +162,10 @@ export class SoftwareRootBackend implements Backend {
     this.cache.clear();
   }
 
+  async wrapMaterial(material: Buffer): Promise<Buffer> {
+    return kwpWrap(this.rootKey, material);
+  }
+
   private check<K extends KeyFamily["kind"]>(key: hsm.WrappedKey | undefined, field: string, kinds: readonly K[], operation: string) {
     if (key?.protectionLevel === resources.ProtectionLevel.HSM) throw hsmUnsupported();
     return requireFamily(checkWrappedKey(key, field, this.rootKeyId), kinds, field, operation);

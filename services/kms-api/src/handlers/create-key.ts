@@ -1,10 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { status } from "@grpc/grpc-js";
+import { ErrorCode, KmsError } from "@kms/errors";
 import { resolveKeyChoice, rotationPolicy, validateDescription, validateTags } from "@kms/key-rules";
+import type { KeyChoice, RotationPolicy } from "@kms/key-rules";
 import type { KeyRecord } from "@kms/db";
 import { kms, kmsResources } from "@kms/proto";
 import { authorizeCreator } from "../auth/authorize";
+import { faultPoint } from "../fault-injection";
 import { toKeyMetadata } from "../keys";
 import { checkedPolicy } from "./key-policy";
+import type { CallContext, Services } from "../context";
 import type { Handler } from "../rpc";
 
 
@@ -27,13 +32,17 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
   const rotation = rotationPolicy(choice, req.enableAutomaticRotation, req.rotationInterval, now);
 
   const keyId = randomUUID();
-  const keyVersionId = randomUUID();
   ctx.audit.keyId = keyId;
+  if (choice.origin === kmsResources.Origin.EXTERNAL) {
+    return createExternalKey(s, ctx, keyId, { ...choice, description: req.description, tags: req.tags, policy, rotation, now });
+  }
+  const keyVersionId = randomUUID();
   ctx.audit.keyVersionId = keyVersionId;
   const material = await s.worker.generateKeyMaterial(
     { keySpec: choice.keySpec, protectionLevel: choice.protectionLevel, label: keyVersionId },
     ctx.deadline,
   );
+  faultPoint("crash-after-generate"); // test-only, off by default (fault-injection.ts)
   const key: KeyRecord = {
     keyId,
     description: req.description,
@@ -61,3 +70,44 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
   });
   return { keyMetadata: toKeyMetadata(key) };
 };
+
+/**
+ * ORIGIN_EXTERNAL: no material and no version until ImportKeyMaterial; the key waits in PENDING_IMPORT.
+ * The worker must still be able to hold the key's protection level.
+ */
+async function createExternalKey(
+  s: Services,
+  ctx: CallContext,
+  keyId: string,
+  c: KeyChoice & { description: string; tags: Record<string, string>; policy: string | null; rotation: RotationPolicy; now: Date },
+) {
+  if (c.protectionLevel === kmsResources.ProtectionLevel.HSM && !(await s.worker.getStatus(ctx.deadline)).hsmKeysSupported) {
+    throw new KmsError(
+      status.FAILED_PRECONDITION,
+      ErrorCode.HsmUnsupported,
+      "PROTECTION_LEVEL_HSM keys need a PKCS#11 module; the HSM worker runs on the software root key",
+    );
+  }
+  const key: KeyRecord = {
+    keyId,
+    description: c.description,
+    keySpec: c.keySpec,
+    keyUsage: c.keyUsage,
+    protectionLevel: c.protectionLevel,
+    origin: c.origin,
+    keyState: kmsResources.KeyState.PENDING_IMPORT,
+    creationTime: c.now,
+    creator: ctx.principal,
+    primaryKeyVersionId: null,
+    ...c.rotation,
+    lastRotationTime: null,
+    deleteTime: null,
+    deletionProtection: false,
+    deletionProtectionDescription: "",
+    materialExpireTime: null,
+    tags: { ...c.tags },
+    policy: c.policy,
+  };
+  await s.store.createKey(key, undefined);
+  return { keyMetadata: toKeyMetadata(key) };
+}

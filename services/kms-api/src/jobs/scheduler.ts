@@ -2,6 +2,7 @@
 import type { Services } from "../context";
 import { describeError } from "../log";
 import { destroyDueKeys } from "./deletion";
+import { expireImportedMaterial } from "./material-expiry";
 import { rotateDueKeys } from "./rotation";
 
 export interface Job {
@@ -12,6 +13,7 @@ export interface Job {
 export const JOBS: readonly Job[] = [
   { name: "rotation", run: rotateDueKeys },
   { name: "deletion", run: destroyDueKeys },
+  { name: "material-expiry", run: expireImportedMaterial },
 ];
 
 export class JobScheduler {

@@ -7,7 +7,7 @@
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { EncryptionAlgorithm, KeySpec, ProtectionLevel, SigningAlgorithm } from "../../v1/resources_pb";
+import type { EncryptionAlgorithm, KeySpec, ProtectionLevel, SigningAlgorithm, WrappingAlgorithm } from "../../v1/resources_pb";
 import { file_kms_v1_resources } from "../../v1/resources_pb";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kms/hsm/v1/worker.proto.
  */
 export const file_kms_hsm_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCJ/ChFHZXRTdGF0dXNSZXNwb25zZRIkCgdiYWNrZW5kGAEgASgOMhMua21zLmhzbS52MS5CYWNrZW5kEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhoKEmhzbV9rZXlzX3N1cHBvcnRlZBgEIAEoCCKBAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UijQEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSABCBwoFaW5wdXQiIQoMU2lnblJlc3BvbnNlEhEKCXNpZ25hdHVyZRgBIAEoDCK0AQoNVmVyaWZ5UmVxdWVzdBISCgpwdWJsaWNfa2V5GAEgASgMEiEKCGtleV9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSKwoJYWxnb3JpdGhtGAMgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAQgASgMSAASEQoHbWVzc2FnZRgFIAEoDEgAEhEKCXNpZ25hdHVyZRgGIAEoDEIHCgVpbnB1dCIfCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCCKDAQoYQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIuCglhbGdvcml0aG0YAiABKA4yGy5rbXMudjEuRW5jcnlwdGlvbkFsZ29yaXRobRISCgpjaXBoZXJ0ZXh0GAMgASgMIi4KGUFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMIkoKEkdlbmVyYXRlTWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDCIiChNHZW5lcmF0ZU1hY1Jlc3BvbnNlEgsKA21hYxgBIAEoDCJVChBWZXJpZnlNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMEgsKA21hYxgDIAEoDCImChFWZXJpZnlNYWNSZXNwb25zZRIRCgltYWNfdmFsaWQYASABKAgqUQoHQmFja2VuZBIXChNCQUNLRU5EX1VOU1BFQ0lGSUVEEAASEgoOQkFDS0VORF9QS0NTMTEQARIZChVCQUNLRU5EX1NPRlRXQVJFX1JPT1QQAjKQCAoQSHNtV29ya2VyU2VydmljZRJICglHZXRTdGF0dXMSHC5rbXMuaHNtLnYxLkdldFN0YXR1c1JlcXVlc3QaHS5rbXMuaHNtLnYxLkdldFN0YXR1c1Jlc3BvbnNlEmYKE0dlbmVyYXRlS2V5TWF0ZXJpYWwSJi5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXF1ZXN0Gicua21zLmhzbS52MS5HZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USQgoHRW5jcnlwdBIaLmttcy5oc20udjEuRW5jcnlwdFJlcXVlc3QaGy5rbXMuaHNtLnYxLkVuY3J5cHRSZXNwb25zZRJCCgdEZWNyeXB0Ehoua21zLmhzbS52MS5EZWNyeXB0UmVxdWVzdBobLmttcy5oc20udjEuRGVjcnlwdFJlc3BvbnNlEkgKCVJlRW5jcnlwdBIcLmttcy5oc20udjEuUmVFbmNyeXB0UmVxdWVzdBodLmttcy5oc20udjEuUmVFbmNyeXB0UmVzcG9uc2USWgoPR2VuZXJhdGVEYXRhS2V5EiIua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXF1ZXN0GiMua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXNwb25zZRJXCg5HZW5lcmF0ZVJhbmRvbRIhLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXF1ZXN0GiIua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEksKCkZvcmdldEtleXMSHS5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXF1ZXN0Gh4ua21zLmhzbS52MS5Gb3JnZXRLZXlzUmVzcG9uc2USOQoEU2lnbhIXLmttcy5oc20udjEuU2lnblJlcXVlc3QaGC5rbXMuaHNtLnYxLlNpZ25SZXNwb25zZRI/CgZWZXJpZnkSGS5rbXMuaHNtLnYxLlZlcmlmeVJlcXVlc3QaGi5rbXMuaHNtLnYxLlZlcmlmeVJlc3BvbnNlEmAKEUFzeW1tZXRyaWNEZWNyeXB0EiQua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlcXVlc3QaJS5rbXMuaHNtLnYxLkFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USTgoLR2VuZXJhdGVNYWMSHi5rbXMuaHNtLnYxLkdlbmVyYXRlTWFjUmVxdWVzdBofLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXNwb25zZRJICglWZXJpZnlNYWMSHC5rbXMuaHNtLnYxLlZlcmlmeU1hY1JlcXVlc3QaHS5rbXMuaHNtLnYxLlZlcmlmeU1hY1Jlc3BvbnNlQilaJ2V4YW1wbGUuY29tL2ttcy9nZW4vZ28va21zL2hzbS92MTtoc212MWIGcHJvdG8z", [file_kms_v1_resources]);
+  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCJ/ChFHZXRTdGF0dXNSZXNwb25zZRIkCgdiYWNrZW5kGAEgASgOMhMua21zLmhzbS52MS5CYWNrZW5kEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhoKEmhzbV9rZXlzX3N1cHBvcnRlZBgEIAEoCCKBAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UijQEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSABCBwoFaW5wdXQiIQoMU2lnblJlc3BvbnNlEhEKCXNpZ25hdHVyZRgBIAEoDCK0AQoNVmVyaWZ5UmVxdWVzdBISCgpwdWJsaWNfa2V5GAEgASgMEiEKCGtleV9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSKwoJYWxnb3JpdGhtGAMgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAQgASgMSAASEQoHbWVzc2FnZRgFIAEoDEgAEhEKCXNpZ25hdHVyZRgGIAEoDEIHCgVpbnB1dCIfCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCCKDAQoYQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIuCglhbGdvcml0aG0YAiABKA4yGy5rbXMudjEuRW5jcnlwdGlvbkFsZ29yaXRobRISCgpjaXBoZXJ0ZXh0GAMgASgMIi4KGUFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMIkoKEkdlbmVyYXRlTWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDCIiChNHZW5lcmF0ZU1hY1Jlc3BvbnNlEgsKA21hYxgBIAEoDCJVChBWZXJpZnlNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMEgsKA21hYxgDIAEoDCImChFWZXJpZnlNYWNSZXNwb25zZRIRCgltYWNfdmFsaWQYASABKAgihAIKGEltcG9ydEtleU1hdGVyaWFsUmVxdWVzdBIsCgx3cmFwcGluZ19rZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSNQoSd3JhcHBpbmdfYWxnb3JpdGhtGAIgASgOMhkua21zLnYxLldyYXBwaW5nQWxnb3JpdGhtEh4KFmVuY3J5cHRlZF9rZXlfbWF0ZXJpYWwYAyABKAwSIQoIa2V5X3NwZWMYBCABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAUgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgGIAEoCSJzChlJbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEhgKEHdyYXBwZWRfbWF0ZXJpYWwYASABKAwSEwoLcm9vdF9rZXlfaWQYAiABKAkSEwoLZmluZ2VycHJpbnQYAyABKAwSEgoKcHVibGljX2tleRgEIAEoDCLFAgoJT3BlcmF0aW9uEi0KB2VuY3J5cHQYASABKAsyGi5rbXMuaHNtLnYxLkVuY3J5cHRSZXF1ZXN0SAASLQoHZGVjcnlwdBgCIAEoCzIaLmttcy5oc20udjEuRGVjcnlwdFJlcXVlc3RIABI/ChFnZW5lcmF0ZV9kYXRhX2tleRgDIAEoCzIiLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVxdWVzdEgAEicKBHNpZ24YBCABKAsyFy5rbXMuaHNtLnYxLlNpZ25SZXF1ZXN0SAASMgoKcmVfZW5jcnlwdBgFIAEoCzIcLmttcy5oc20udjEuUmVFbmNyeXB0UmVxdWVzdEgAEjYKDGdlbmVyYXRlX21hYxgGIAEoCzIeLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXF1ZXN0SABCBAoCb3AiQwoOT3BlcmF0aW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhIKCmVycm9yX2NvZGUYAyABKAkiggMKD09wZXJhdGlvblJlc3VsdBIrCgVlcnJvchgBIAEoCzIaLmttcy5oc20udjEuT3BlcmF0aW9uRXJyb3JIABIuCgdlbmNyeXB0GAIgASgLMhsua21zLmhzbS52MS5FbmNyeXB0UmVzcG9uc2VIABIuCgdkZWNyeXB0GAMgASgLMhsua21zLmhzbS52MS5EZWNyeXB0UmVzcG9uc2VIABJAChFnZW5lcmF0ZV9kYXRhX2tleRgEIAEoCzIjLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2VIABIoCgRzaWduGAUgASgLMhgua21zLmhzbS52MS5TaWduUmVzcG9uc2VIABIzCgpyZV9lbmNyeXB0GAYgASgLMh0ua21zLmhzbS52MS5SZUVuY3J5cHRSZXNwb25zZUgAEjcKDGdlbmVyYXRlX21hYxgHIAEoCzIfLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXNwb25zZUgAQggKBnJlc3VsdCI5CgxCYXRjaFJlcXVlc3QSKQoKb3BlcmF0aW9ucxgBIAMoCzIVLmttcy5oc20udjEuT3BlcmF0aW9uIj0KDUJhdGNoUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmttcy5oc20udjEuT3BlcmF0aW9uUmVzdWx0KlEKB0JhY2tlbmQSFwoTQkFDS0VORF9VTlNQRUNJRklFRBAAEhIKDkJBQ0tFTkRfUEtDUzExEAESGQoVQkFDS0VORF9TT0ZUV0FSRV9ST09UEAIysAkKEEhzbVdvcmtlclNlcnZpY2USSAoJR2V0U3RhdHVzEhwua21zLmhzbS52MS5HZXRTdGF0dXNSZXF1ZXN0Gh0ua21zLmhzbS52MS5HZXRTdGF0dXNSZXNwb25zZRJmChNHZW5lcmF0ZUtleU1hdGVyaWFsEiYua21zLmhzbS52MS5HZW5lcmF0ZUtleU1hdGVyaWFsUmVxdWVzdBonLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlc3BvbnNlEkIKB0VuY3J5cHQSGi5rbXMuaHNtLnYxLkVuY3J5cHRSZXF1ZXN0Ghsua21zLmhzbS52MS5FbmNyeXB0UmVzcG9uc2USQgoHRGVjcnlwdBIaLmttcy5oc20udjEuRGVjcnlwdFJlcXVlc3QaGy5rbXMuaHNtLnYxLkRlY3J5cHRSZXNwb25zZRJICglSZUVuY3J5cHQSHC5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlcXVlc3QaHS5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlc3BvbnNlEloKD0dlbmVyYXRlRGF0YUtleRIiLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVxdWVzdBojLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USVwoOR2VuZXJhdGVSYW5kb20SIS5rbXMuaHNtLnYxLkdlbmVyYXRlUmFuZG9tUmVxdWVzdBoiLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXNwb25zZRJLCgpGb3JnZXRLZXlzEh0ua21zLmhzbS52MS5Gb3JnZXRLZXlzUmVxdWVzdBoeLmttcy5oc20udjEuRm9yZ2V0S2V5c1Jlc3BvbnNlEjkKBFNpZ24SFy5rbXMuaHNtLnYxLlNpZ25SZXF1ZXN0Ghgua21zLmhzbS52MS5TaWduUmVzcG9uc2USPwoGVmVyaWZ5Ehkua21zLmhzbS52MS5WZXJpZnlSZXF1ZXN0Ghoua21zLmhzbS52MS5WZXJpZnlSZXNwb25zZRJgChFBc3ltbWV0cmljRGVjcnlwdBIkLmttcy5oc20udjEuQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0GiUua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEk4KC0dlbmVyYXRlTWFjEh4ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1JlcXVlc3QaHy5rbXMuaHNtLnYxLkdlbmVyYXRlTWFjUmVzcG9uc2USSAoJVmVyaWZ5TWFjEhwua21zLmhzbS52MS5WZXJpZnlNYWNSZXF1ZXN0Gh0ua21zLmhzbS52MS5WZXJpZnlNYWNSZXNwb25zZRJgChFJbXBvcnRLZXlNYXRlcmlhbBIkLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0GiUua21zLmhzbS52MS5JbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEjwKBUJhdGNoEhgua21zLmhzbS52MS5CYXRjaFJlcXVlc3QaGS5rbXMuaHNtLnYxLkJhdGNoUmVzcG9uc2VCKVonZXhhbXBsZS5jb20va21zL2dlbi9nby9rbXMvaHNtL3YxO2hzbXYxYgZwcm90bzM", [file_kms_v1_resources]);
 
 /**
  * A key version as stored by kms-api: its material wrapped under the root key.
@@ -706,6 +706,280 @@ export const VerifyMacResponseSchema: GenMessage<VerifyMacResponse> = /*@__PURE_
   messageDesc(file_kms_hsm_v1_worker, 26);
 
 /**
+ * @generated from message kms.hsm.v1.ImportKeyMaterialRequest
+ */
+export type ImportKeyMaterialRequest = Message<"kms.hsm.v1.ImportKeyMaterialRequest"> & {
+  /**
+   * The import token's RSA wrapping key (a private key made by GenerateKeyMaterial, RSA_2048/3072/4096).
+   * Its key_version_id names it in the unwrapped-key cache; the worker forgets it after the call.
+   *
+   * @generated from field: kms.hsm.v1.WrappedKey wrapping_key = 1;
+   */
+  wrappingKey?: WrappedKey | undefined;
+
+  /**
+   * @generated from field: kms.v1.WrappingAlgorithm wrapping_algorithm = 2;
+   */
+  wrappingAlgorithm: WrappingAlgorithm;
+
+  /**
+   * RSAES-OAEP: k bytes (the wrapping key's modulus length). RSA_AES_KEY_WRAP_SHA_256: k bytes of
+   * OAEP(SHA-256) of an ephemeral AES-256 key, then the RFC 5649 wrap of the material under that key.
+   *
+   * @generated from field: bytes encrypted_key_material = 3;
+   */
+  encryptedKeyMaterial: Uint8Array;
+
+  /**
+   * The key the material is for: its length (or PKCS#8 key type and size) must suit the spec.
+   *
+   * @generated from field: kms.v1.KeySpec key_spec = 4;
+   */
+  keySpec: KeySpec;
+
+  /**
+   * @generated from field: kms.v1.ProtectionLevel protection_level = 5;
+   */
+  protectionLevel: ProtectionLevel;
+
+  /**
+   * Label for HSM objects made along the way (the key version id).
+   *
+   * @generated from field: string label = 6;
+   */
+  label: string;
+};
+
+/**
+ * Describes the message kms.hsm.v1.ImportKeyMaterialRequest.
+ * Use `create(ImportKeyMaterialRequestSchema)` to create a new message.
+ */
+export const ImportKeyMaterialRequestSchema: GenMessage<ImportKeyMaterialRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 27);
+
+/**
+ * @generated from message kms.hsm.v1.ImportKeyMaterialResponse
+ */
+export type ImportKeyMaterialResponse = Message<"kms.hsm.v1.ImportKeyMaterialResponse"> & {
+  /**
+   * RFC 5649 wrap of the material under the root key, as GenerateKeyMaterial returns it.
+   *
+   * @generated from field: bytes wrapped_material = 1;
+   */
+  wrappedMaterial: Uint8Array;
+
+  /**
+   * @generated from field: string root_key_id = 2;
+   */
+  rootKeyId: string;
+
+  /**
+   * SHA-256 over a fixed context and wrapped_material. The wrap is deterministic, so the same material
+   * gives the same fingerprint under the same root key; it reveals nothing without the root key.
+   *
+   * @generated from field: bytes fingerprint = 3;
+   */
+  fingerprint: Uint8Array;
+
+  /**
+   * SubjectPublicKeyInfo (DER) for RSA, EC and Ed25519 specs; empty for AES and HMAC.
+   *
+   * @generated from field: bytes public_key = 4;
+   */
+  publicKey: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.ImportKeyMaterialResponse.
+ * Use `create(ImportKeyMaterialResponseSchema)` to create a new message.
+ */
+export const ImportKeyMaterialResponseSchema: GenMessage<ImportKeyMaterialResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 28);
+
+/**
+ * One operation of a Batch.
+ *
+ * @generated from message kms.hsm.v1.Operation
+ */
+export type Operation = Message<"kms.hsm.v1.Operation"> & {
+  /**
+   * @generated from oneof kms.hsm.v1.Operation.op
+   */
+  op: {
+    /**
+     * @generated from field: kms.hsm.v1.EncryptRequest encrypt = 1;
+     */
+    value: EncryptRequest;
+    case: "encrypt";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.DecryptRequest decrypt = 2;
+     */
+    value: DecryptRequest;
+    case: "decrypt";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.GenerateDataKeyRequest generate_data_key = 3;
+     */
+    value: GenerateDataKeyRequest;
+    case: "generateDataKey";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.SignRequest sign = 4;
+     */
+    value: SignRequest;
+    case: "sign";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.ReEncryptRequest re_encrypt = 5;
+     */
+    value: ReEncryptRequest;
+    case: "reEncrypt";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.GenerateMacRequest generate_mac = 6;
+     */
+    value: GenerateMacRequest;
+    case: "generateMac";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message kms.hsm.v1.Operation.
+ * Use `create(OperationSchema)` to create a new message.
+ */
+export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 29);
+
+/**
+ * How an operation failed: what the single call would have answered.
+ *
+ * @generated from message kms.hsm.v1.OperationError
+ */
+export type OperationError = Message<"kms.hsm.v1.OperationError"> & {
+  /**
+   * gRPC status code (never 0).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * @generated from field: string message = 2;
+   */
+  message: string;
+
+  /**
+   * The kms-error-code.
+   *
+   * @generated from field: string error_code = 3;
+   */
+  errorCode: string;
+};
+
+/**
+ * Describes the message kms.hsm.v1.OperationError.
+ * Use `create(OperationErrorSchema)` to create a new message.
+ */
+export const OperationErrorSchema: GenMessage<OperationError> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 30);
+
+/**
+ * @generated from message kms.hsm.v1.OperationResult
+ */
+export type OperationResult = Message<"kms.hsm.v1.OperationResult"> & {
+  /**
+   * @generated from oneof kms.hsm.v1.OperationResult.result
+   */
+  result: {
+    /**
+     * @generated from field: kms.hsm.v1.OperationError error = 1;
+     */
+    value: OperationError;
+    case: "error";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.EncryptResponse encrypt = 2;
+     */
+    value: EncryptResponse;
+    case: "encrypt";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.DecryptResponse decrypt = 3;
+     */
+    value: DecryptResponse;
+    case: "decrypt";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.GenerateDataKeyResponse generate_data_key = 4;
+     */
+    value: GenerateDataKeyResponse;
+    case: "generateDataKey";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.SignResponse sign = 5;
+     */
+    value: SignResponse;
+    case: "sign";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.ReEncryptResponse re_encrypt = 6;
+     */
+    value: ReEncryptResponse;
+    case: "reEncrypt";
+  } | {
+    /**
+     * @generated from field: kms.hsm.v1.GenerateMacResponse generate_mac = 7;
+     */
+    value: GenerateMacResponse;
+    case: "generateMac";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message kms.hsm.v1.OperationResult.
+ * Use `create(OperationResultSchema)` to create a new message.
+ */
+export const OperationResultSchema: GenMessage<OperationResult> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 31);
+
+/**
+ * @generated from message kms.hsm.v1.BatchRequest
+ */
+export type BatchRequest = Message<"kms.hsm.v1.BatchRequest"> & {
+  /**
+   * @generated from field: repeated kms.hsm.v1.Operation operations = 1;
+   */
+  operations: Operation[];
+};
+
+/**
+ * Describes the message kms.hsm.v1.BatchRequest.
+ * Use `create(BatchRequestSchema)` to create a new message.
+ */
+export const BatchRequestSchema: GenMessage<BatchRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 32);
+
+/**
+ * @generated from message kms.hsm.v1.BatchResponse
+ */
+export type BatchResponse = Message<"kms.hsm.v1.BatchResponse"> & {
+  /**
+   * One per operation, in order.
+   *
+   * @generated from field: repeated kms.hsm.v1.OperationResult results = 1;
+   */
+  results: OperationResult[];
+};
+
+/**
+ * Describes the message kms.hsm.v1.BatchResponse.
+ * Use `create(BatchResponseSchema)` to create a new message.
+ */
+export const BatchResponseSchema: GenMessage<BatchResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 33);
+
+/**
  * @generated from enum kms.hsm.v1.Backend
  */
 export enum Backend {
@@ -862,6 +1136,28 @@ export const HsmWorkerService: GenService<{
     methodKind: "unary";
     input: typeof VerifyMacRequestSchema;
     output: typeof VerifyMacResponseSchema;
+  },
+  /**
+   * Key import: decrypts material the caller wrapped with an import token's RSA wrapping key and returns
+   * it wrapped under the root key, with a fingerprint that tells whether two imports are the same material.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.ImportKeyMaterial
+   */
+  importKeyMaterial: {
+    methodKind: "unary";
+    input: typeof ImportKeyMaterialRequestSchema;
+    output: typeof ImportKeyMaterialResponseSchema;
+  },
+  /**
+   * Many operations in one call, each with its own outcome. kms-api coalesces the operations of
+   * concurrent requests into one Batch, so the cost of this hop is paid once per batch, not per call.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.Batch
+   */
+  batch: {
+    methodKind: "unary";
+    input: typeof BatchRequestSchema;
+    output: typeof BatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kms_hsm_v1_worker, 0);

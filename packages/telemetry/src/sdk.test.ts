@@ -1,0 +1,45 @@
+import { metrics, trace } from "@opentelemetry/api";
+
+const ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT";
+const SDK_MODULES = ["@opentelemetry/sdk-trace-node", "@opentelemetry/sdk-metrics", "@opentelemetry/exporter-trace-otlp-http", "@opentelemetry/exporter-metrics-otlp-http"];
+
+afterEach(() => {
+  delete process.env[ENDPOINT];
+  trace.disable();
+  metrics.disable();
+  for (const m of SDK_MODULES) jest.dontMock(m);
+  jest.resetModules();
+});
+
+describe("startTelemetry", () => {
+  it("loads no SDK module and stays a no-op without OTEL_EXPORTER_OTLP_ENDPOINT", async () => {
+    delete process.env[ENDPOINT];
+    // Any SDK module load fails the test.
+    for (const m of SDK_MODULES) {
+      jest.doMock(m, () => {
+        throw new Error(`${m} was loaded`);
+      });
+    }
+    const { startTelemetry, withSpan, activeTraceIds } = require("./index") as typeof import("./index");
+    const telemetry = startTelemetry("kms-test");
+    expect(telemetry.enabled).toBe(false);
+    expect(await withSpan("noop", {}, async () => activeTraceIds())).toEqual({});
+    await telemetry.shutdown();
+  });
+
+  // The export itself (OTLP/HTTP to a local collector) is tested against the real kms-api process in
+  // test/integration/logging.test.ts: the exporter loads node:http by dynamic import(), which jest's
+  // CommonJS sandbox refuses.
+  it("registers a tracer and a meter provider when OTEL_EXPORTER_OTLP_ENDPOINT is set", async () => {
+    process.env[ENDPOINT] = "http://127.0.0.1:9"; // never reached: nothing is exported before shutdown
+    const { startTelemetry, withSpan, activeTraceIds } = require("./index") as typeof import("./index");
+    const api = require("@opentelemetry/api") as typeof import("@opentelemetry/api");
+    const telemetry = startTelemetry("kms-test");
+    expect(telemetry.enabled).toBe(true);
+    const ids = await withSpan("op", {}, async () => activeTraceIds());
+    expect(ids).toEqual({ trace_id: expect.stringMatching(/^[0-9a-f]{32}$/), span_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(api.metrics.getMeterProvider().constructor.name).toBe("MeterProvider");
+    api.trace.disable(); // drop the span before shutdown tries to send it
+    await telemetry.shutdown();
+  });
+});

@@ -1,0 +1,89 @@
+// BatchEncrypt, BatchDecrypt, BatchGenerateDataKey: up to 1000 items a call. Each item runs exactly as
+// its single call would (validation, key policy for kms:Encrypt / kms:Decrypt / kms:GenerateDataKey,
+// key state) and gets its own status and its own audit row; the items' worker operations travel
+// together in one worker Batch.
+import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import { status } from "@grpc/grpc-js";
+import { ERROR_CODE_KEY, ErrorCode, KmsError, invalidArgument, toStatus, unavailable } from "@kms/errors";
+import type { kms } from "@kms/proto";
+import type { CallContext, Services } from "../context";
+import { describeError } from "../log";
+import type { Handler } from "../rpc";
+import { decrypt } from "./decrypt";
+import { encrypt } from "./encrypt";
+import { generateDataKey } from "./generate-data-key";
+
+export const MAX_BATCH_ITEMS = 1000;
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
+const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+interface ItemOutcome<O> {
+  status: { code: number; message: string; errorCode: string };
+  response?: O;
+}
+
+async function runItems<I extends DescMessage, O extends DescMessage>(
+  items: MessageShape<I>[],
+  ctx: CallContext,
+  s: Services,
+  single: Handler<I, O>,
+  operation: string,
+): Promise<ItemOutcome<MessageInitShape<O>>[]> {
+  if (items.length < 1 || items.length > MAX_BATCH_ITEMS) {
+    throw invalidArgument("items", `must hold 1 to ${MAX_BATCH_ITEMS} items, got ${items.length}`);
+  }
+  const outcomes = await Promise.all(
+    items.map(async (item, i): Promise<{ outcome: ItemOutcome<MessageInitShape<O>>; audit: Promise<void> }> => {
+      const keyId = (item as { keyId?: string }).keyId;
+      const itemCtx: CallContext = {
+        ...ctx,
+        requestId: `${ctx.requestId}/${i}`,
+        operation,
+        encryptionContext: { ...(item as { encryptionContext?: Record<string, string> }).encryptionContext },
+        audit: { keyId: keyId && UUID.test(keyId) ? keyId.toLowerCase() : "", keyVersionId: "" },
+      };
+      let outcome: ItemOutcome<MessageInitShape<O>>;
+      try {
+        outcome = { status: { code: status.OK, message: "", errorCode: "" }, response: await single(item, itemCtx, s) };
+      } catch (err) {
+        const named = err instanceof KmsError && err.code === ErrorCode.InvalidParameter ? new KmsError(err.status, err.code, `items[${i}].${err.message}`) : err;
+        if (!(err instanceof KmsError)) s.log.error("batch item failed", { requestId: itemCtx.requestId, ...describeError(err) });
+        const st = toStatus(named);
+        outcome = { status: { code: st.code, message: st.details, errorCode: String(st.metadata.get(ERROR_CODE_KEY)[0] ?? "") } };
+      }
+      const audit = s.audit.append({
+        time: s.clock(),
+        requestId: itemCtx.requestId,
+        principal: ctx.principal,
+        operation: `Batch${operation}`,
+        keyId: itemCtx.audit.keyId,
+        keyVersionId: itemCtx.audit.keyVersionId,
+        encryptionContext: itemCtx.encryptionContext,
+        resultCode: STATUS_NAMES[outcome.status.code] ?? String(outcome.status.code),
+        errorCode: outcome.status.errorCode,
+      });
+      return { outcome, audit };
+    }),
+  );
+  // Every item's row is durable before any answer leaves (they go in the same group commits).
+  const audits = await Promise.allSettled(outcomes.map((o) => o.audit));
+  if (audits.some((a) => a.status === "rejected")) throw unavailable("audit log");
+  return outcomes.map((o) => o.outcome);
+}
+
+export const batchEncrypt: Handler<typeof kms.BatchEncryptRequestSchema, typeof kms.BatchEncryptResponseSchema> = async (req, ctx, s) => ({
+  results: await runItems(req.items, ctx, s, encrypt, "Encrypt"),
+});
+
+export const batchDecrypt: Handler<typeof kms.BatchDecryptRequestSchema, typeof kms.BatchDecryptResponseSchema> = async (req, ctx, s) => ({
+  results: await runItems(req.items, ctx, s, decrypt, "Decrypt"),
+});
+
+export const batchGenerateDataKey: Handler<typeof kms.BatchGenerateDataKeyRequestSchema, typeof kms.BatchGenerateDataKeyResponseSchema> = async (
+  req,
+  ctx,
+  s,
+) => ({
+  results: await runItems(req.items, ctx, s, generateDataKey, "GenerateDataKey"),
+});

@@ -1,0 +1,55 @@
+import { status } from "@grpc/grpc-js";
+import { loadApiConfig, loadWorkerConfig } from "@kms/config";
+import { ErrorCode, KmsError } from "@kms/errors";
+import { RateLimiter, serverOptions } from "./limits";
+
+function throttled(limiter: RateLimiter, principal: string): boolean {
+  try {
+    limiter.take(principal);
+    return false;
+  } catch (err) {
+    expect(err).toBeInstanceOf(KmsError);
+    expect({ status: (err as KmsError).status, code: (err as KmsError).code, message: (err as KmsError).message }).toEqual({
+      status: status.RESOURCE_EXHAUSTED,
+      code: ErrorCode.Throttled,
+      message: "rate limit of 10 requests per second exceeded; retry later",
+    });
+    return true;
+  }
+}
+
+describe("RateLimiter", () => {
+  it("allows the burst at once, then the rate, per principal", () => {
+    let now = 0;
+    const limiter = new RateLimiter(10, 3, () => now);
+    expect([1, 2, 3, 4].map(() => throttled(limiter, "a"))).toEqual([false, false, false, true]);
+    // Another principal has a bucket of its own.
+    expect(throttled(limiter, "b")).toBe(false);
+    now += 100; // 10/s: one token back
+    expect([throttled(limiter, "a"), throttled(limiter, "a")]).toEqual([false, true]);
+    now += 10_000; // refills to the burst, no further
+    expect([1, 2, 3, 4].map(() => throttled(limiter, "a"))).toEqual([false, false, false, true]);
+  });
+});
+
+describe("limit configuration", () => {
+  const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms" };
+  it("has defaults and passes the size and stream caps to grpc-js", () => {
+    const { limits } = loadApiConfig(base);
+    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
+    expect(serverOptions(limits)).toEqual({ "grpc.max_receive_message_length": 4194304, "grpc.max_concurrent_streams": 256 });
+  });
+
+  it("reads the variables and names a bad one", () => {
+    const env = { ...base, KMS_RATE_LIMIT_PER_SECOND: "5", KMS_RATE_LIMIT_BURST: "7", KMS_MAX_REQUEST_BYTES: "65536", KMS_MAX_CONCURRENT_STREAMS: "8" };
+    expect(loadApiConfig(env).limits).toEqual({ ratePerSecond: 5, burst: 7, maxRequestBytes: 65536, maxConcurrentStreams: 8 });
+    expect(() => loadApiConfig({ ...base, KMS_RATE_LIMIT_PER_SECOND: "0" })).toThrow("KMS_RATE_LIMIT_PER_SECOND: must be between 1 and 10000000, got 0");
+  });
+
+  it("KMS_CREATE_ROOT_KEY is off unless set to true", () => {
+    const env = { KMS_PKCS11_MODULE: "/x.so", KMS_PKCS11_PIN: "1" };
+    expect(loadWorkerConfig(env).pkcs11?.createRootKey).toBe(false);
+    expect(loadWorkerConfig({ ...env, KMS_CREATE_ROOT_KEY: "true" }).pkcs11?.createRootKey).toBe(true);
+    expect(() => loadWorkerConfig({ ...env, KMS_CREATE_ROOT_KEY: "yes" })).toThrow('KMS_CREATE_ROOT_KEY: must be true or false, got "yes"');
+  });
+});

@@ -1,0 +1,82 @@
+// `node services/kms-api/dist/reconcile.js`: checks that the database and the HSM agree, in kms-api's
+// environment (DATABASE_URL, KMS_WORKER_SOCKET; with KMS_PKCS11_* too for the token check). Reports, as
+// one JSON object on stdout:
+//   (a) unusableVersions: key versions wrapped under another root key than the worker's (they cannot
+//       be unwrapped here: a swapped or re-initialised HSM, or rows restored from another deployment);
+//   (b) strayHsmObjects: token objects other than the root key (should be none: the worker keeps every
+//       generated or unwrapped key as a session object labelled with its key version id, gone with its
+//       session, so a crash between generation and the database insert leaves nothing in the HSM; the
+//       wrapped material it returned is unusable without its row). Listed by the worker's own
+//       token-objects.js; null (skipped) when no PKCS#11 module is configured here;
+//   (c) keysWithoutPrimary: keys outside PENDING_IMPORT with no primary version, or one whose row is missing.
+// Exit code 0 when all three are empty, 3 when something was found, 1 when the check could not run.
+import { execFileSync } from "node:child_process";
+import path from "node:path";
+import { connect } from "@kms/db";
+import { kmsResources } from "@kms/proto";
+import { WorkerClient } from "./worker-client";
+
+export interface ReconcileReport {
+  workerRootKeyId: string;
+  unusableVersions: { keyId: string; keyVersionId: string; rootKeyId: string }[];
+  strayHsmObjects: { class: string; label: string; id: string }[] | null;
+  keysWithoutPrimary: { keyId: string; keyState: number; primaryKeyVersionId: string | null }[];
+  ok: boolean;
+}
+
+interface TokenListing {
+  rootKeyLabel: string;
+  objects: { class: string; label: string; id: string }[];
+}
+
+/** The worker's token objects, listed by its token-objects.js in this environment; null when there is no module. */
+function tokenObjects(env: NodeJS.ProcessEnv): TokenListing | null {
+  if (!env.KMS_PKCS11_MODULE) return null;
+  const script = path.join(path.dirname(require.resolve("@kms/hsm-worker/package.json")), "dist", "token-objects.js");
+  return JSON.parse(execFileSync(process.execPath, [script], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })) as TokenListing;
+}
+
+export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<ReconcileReport> {
+  const url = env.DATABASE_URL;
+  if (!url) throw new Error("DATABASE_URL is required");
+  const socket = env.KMS_WORKER_SOCKET || path.join(path.resolve(env.KMS_DATA_DIR || "./.kms-data"), "run", "hsm-worker.sock");
+  const worker = new WorkerClient(socket, 5000);
+  const sql = connect(url, { max: 1 });
+  try {
+    const status = await worker.getStatus();
+    const root = status.rootKeyId;
+    const unusableVersions = await sql<ReconcileReport["unusableVersions"]>`
+      SELECT key_id::text, key_version_id::text, root_key_id FROM key_versions
+      WHERE root_key_id <> ${root} ORDER BY key_id, key_version_id`;
+    const keysWithoutPrimary = await sql<ReconcileReport["keysWithoutPrimary"]>`
+      SELECT k.key_id::text, k.key_state::int, k.primary_key_version_id::text FROM keys k
+      LEFT JOIN key_versions v ON v.key_version_id = k.primary_key_version_id
+      WHERE k.key_state <> ${kmsResources.KeyState.PENDING_IMPORT} AND v.key_version_id IS NULL
+      ORDER BY k.key_id`;
+    const listing = tokenObjects(env);
+    const strayHsmObjects = listing === null ? null : listing.objects.filter((o) => !(o.class === "secret key" && o.label === listing.rootKeyLabel && o.id === root));
+    return {
+      workerRootKeyId: root,
+      unusableVersions: [...unusableVersions],
+      strayHsmObjects,
+      keysWithoutPrimary: [...keysWithoutPrimary],
+      ok: unusableVersions.length === 0 && keysWithoutPrimary.length === 0 && (strayHsmObjects?.length ?? 0) === 0,
+    };
+  } finally {
+    worker.close();
+    await sql.end({ timeout: 5 });
+  }
+}
+
+if (require.main === module) {
+  reconcile().then(
+    (report) => {
+      process.stdout.write(JSON.stringify(report) + "\n");
+      process.exit(report.ok ? 0 : 3);
+    },
+    (err: unknown) => {
+      process.stderr.write(`reconcile: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
