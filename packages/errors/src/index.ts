@@ -38,6 +38,13 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
+
+/** The gRPC status code's name, e.g. "INVALID_ARGUMENT", as audit rows and metrics record it. */
+export function statusName(code: number): string {
+  return STATUS_NAMES[code] ?? String(code);
+}
+
 /** The one message every malformed, tampered, truncated or mismatched ciphertext gets. */
 export const INVALID_CIPHERTEXT_MESSAGE = "ciphertext or encryption context is invalid";
 

@@ -176,6 +176,11 @@ export function pageSize(requested: number, field = "page_size"): number {
 }
 
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+
+/** A UUID in any case (key and version ids are stored lower-case). */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
 const ALIAS = /^alias\/[a-zA-Z0-9:/_-]{1,255}$/;
 
 export type KeyReference = { kind: "id"; keyId: string } | { kind: "alias"; aliasName: string };

@@ -3,16 +3,15 @@
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError, invalidArgument } from "@kms/errors";
 import type { KeyRecord, KeyVersionRecord } from "@kms/db";
+import { isUuid } from "@kms/key-rules";
 import type { CallContext, Services } from "./context";
 import { primaryVersion } from "./keys";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The version `keyVersionId` of `key` (the primary when empty), recorded for the audit row. */
 export async function selectVersion(s: Services, ctx: CallContext, key: KeyRecord, keyVersionId: string): Promise<KeyVersionRecord> {
   if (keyVersionId === "") return primaryVersion(s, ctx, key);
   const id = keyVersionId.toLowerCase();
-  if (!UUID.test(id)) throw invalidArgument("key_version_id", "must be a UUID");
+  if (!isUuid(id)) throw invalidArgument("key_version_id", "must be a UUID");
   ctx.audit.keyVersionId = id;
   const version = await s.keys.getVersion(id);
   if (!version || version.keyId !== key.keyId) {

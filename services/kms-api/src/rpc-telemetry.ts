@@ -19,12 +19,11 @@ import {
   recordRequest,
   withSpan,
 } from "@kms/telemetry";
-import { ERROR_CODE_KEY } from "@kms/errors";
+import { ERROR_CODE_KEY, statusName } from "@kms/errors";
 import type { CallContext, Services } from "./context";
 
 export const API_SERVICE = "kms.v1.KeyManagementService";
 
-const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
 
 /** What run() rejects with: a grpc-js status (toStatus()). */
 interface StatusLike {
@@ -55,16 +54,16 @@ export async function traceRpc<T>(ctx: CallContext, metadata: Metadata, services
         throw failure;
       } finally {
         const ms = performance.now() - started;
-        const statusName = STATUS_NAMES[code] ?? String(code);
+        const codeName = statusName(code);
         span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
         if (ctx.audit.keyId !== "") span.setAttribute(ATTR_KMS_KEY_ID, ctx.audit.keyId);
         if (ctx.audit.keyVersionId !== "") span.setAttribute(ATTR_KMS_KEY_VERSION_ID, ctx.audit.keyVersionId);
         if (errorCode !== "") span.setAttribute(ATTR_KMS_ERROR_CODE, errorCode);
-        recordRequest(method, statusName, ms);
+        recordRequest(method, codeName, ms);
         services.log.debug("rpc", {
           requestId: ctx.requestId,
           method,
-          status: statusName,
+          status: codeName,
           ...(errorCode !== "" ? { errorCode } : {}),
           ...(ctx.audit.keyId !== "" ? { keyId: ctx.audit.keyId } : {}),
           ms: Math.round(ms),

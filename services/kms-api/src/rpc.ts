@@ -9,9 +9,10 @@ import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Metadata, status } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY, InternalError, KmsError, invalidArgument, toStatus, unavailable } from "@kms/errors";
+import { ERROR_CODE_KEY, InternalError, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
+import { isUuid } from "@kms/key-rules";
 import type { Authenticator } from "./auth/authenticate";
 import type { CallContext, Services } from "./context";
 import { describeError } from "./log";
@@ -25,7 +26,6 @@ export type Handler<I extends DescMessage, O extends DescMessage> = (
   services: Services,
 ) => Promise<MessageInitShape<O>>;
 
-const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
 
 export function unaryHandler<I extends DescMessage, O extends DescMessage>(
   method: DescMethod & { input: I; output: O },
@@ -94,7 +94,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
       keyId: ctx.audit.keyId,
       keyVersionId: ctx.audit.keyVersionId,
       encryptionContext: ctx.encryptionContext,
-      resultCode: outcome ? (STATUS_NAMES[outcome.code] ?? String(outcome.code)) : "OK",
+      resultCode: outcome ? statusName(outcome.code) : "OK",
       errorCode: outcome ? String(outcome.metadata.get(ERROR_CODE_KEY)[0] ?? "") : "",
     });
   } catch (err) {
@@ -107,12 +107,11 @@ async function run<I extends DescMessage, O extends DescMessage>(
   return reply;
 }
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 /** Even a request refused before its key is looked up gets an audit row naming the key it asked for. */
 function noteKeyId(request: object, ctx: CallContext): void {
   const keyId = (request as { keyId?: unknown }).keyId;
-  if (typeof keyId === "string" && UUID.test(keyId)) ctx.audit.keyId = keyId.toLowerCase();
+  if (typeof keyId === "string" && isUuid(keyId)) ctx.audit.keyId = keyId.toLowerCase();
 }
 
 /** The request's encryption context (ReEncrypt: the destination's), stored as given in the audit row. */

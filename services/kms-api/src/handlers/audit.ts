@@ -1,17 +1,15 @@
 // ListAuditEvents and VerifyAuditLog: for KMS_AUDITORS and KMS_ADMINS.
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { invalidArgument } from "@kms/errors";
-import { pageSize } from "@kms/key-rules";
+import { isUuid, pageSize } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { authorizeAuditor } from "../auth/authorize";
 import type { Handler } from "../rpc";
 
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
-
 export const listAuditEvents: Handler<typeof kms.ListAuditEventsRequestSchema, typeof kms.ListAuditEventsResponseSchema> = async (req, ctx, s) => {
   authorizeAuditor(s, ctx);
   const limit = pageSize(req.pageSize);
-  if (req.keyId !== "" && !UUID.test(req.keyId)) throw invalidArgument("key_id", "must be a key UUID");
+  if (req.keyId !== "" && !isUuid(req.keyId)) throw invalidArgument("key_id", "must be a key UUID");
   const filter = {
     ...(req.keyId ? { keyId: req.keyId.toLowerCase() } : {}),
     ...(req.principal ? { principal: req.principal } : {}),

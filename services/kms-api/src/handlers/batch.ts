@@ -4,7 +4,8 @@
 // together in one worker Batch.
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY, ErrorCode, KmsError, invalidArgument, toStatus, unavailable } from "@kms/errors";
+import { ERROR_CODE_KEY, ErrorCode, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
+import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import { describeError } from "../log";
@@ -15,8 +16,6 @@ import { generateDataKey } from "./generate-data-key";
 
 export const MAX_BATCH_ITEMS = 1000;
 
-const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
-const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
 interface ItemOutcome<O> {
   status: { code: number; message: string; errorCode: string };
@@ -41,7 +40,7 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
         requestId: `${ctx.requestId}/${i}`,
         operation,
         encryptionContext: { ...(item as { encryptionContext?: Record<string, string> }).encryptionContext },
-        audit: { keyId: keyId && UUID.test(keyId) ? keyId.toLowerCase() : "", keyVersionId: "" },
+        audit: { keyId: keyId && isUuid(keyId) ? keyId.toLowerCase() : "", keyVersionId: "" },
       };
       let outcome: ItemOutcome<MessageInitShape<O>>;
       try {
@@ -60,7 +59,7 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
         keyId: itemCtx.audit.keyId,
         keyVersionId: itemCtx.audit.keyVersionId,
         encryptionContext: itemCtx.encryptionContext,
-        resultCode: STATUS_NAMES[outcome.status.code] ?? String(outcome.status.code),
+        resultCode: statusName(outcome.status.code),
         errorCode: outcome.status.errorCode,
       });
       return { outcome, audit };

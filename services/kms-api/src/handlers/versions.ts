@@ -2,13 +2,11 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
-import { checkCanAddVersion, pageSize, rotationPolicy } from "@kms/key-rules";
+import { checkCanAddVersion, isUuid, pageSize, rotationPolicy } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { addVersion, changeKey } from "../key-changes";
 import { findKey, toKeyMetadata } from "../keys";
 import type { Handler } from "../rpc";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 const toKeyVersion = (v: { keyId: string; keyVersionId: string; creationTime: Date }) => ({
   keyId: v.keyId,
@@ -39,7 +37,7 @@ export const describeKeyVersion: Handler<typeof kms.DescribeKeyVersionRequestSch
 ) => {
   const key = await findKey(s, ctx, req.keyId);
   const id = req.keyVersionId.toLowerCase();
-  if (!UUID.test(id)) throw invalidArgument("key_version_id", "must be a UUID");
+  if (!isUuid(id)) throw invalidArgument("key_version_id", "must be a UUID");
   ctx.audit.keyVersionId = id;
   const version = await s.store.getVersion(id);
   if (!version || version.keyId !== key.keyId) {
