@@ -181,6 +181,15 @@ describe("versions", () => {
     expect(errorCode(err.metadata)).toBe("Forbidden.KeyVersionNotFound");
   });
 
+  it("refuses a new version of an HMAC key (VerifyMac names no version)", async () => {
+    const keyId = (await c.createKey({ keySpec: kmsResources.KeySpec.HMAC_SHA256, keyUsage: kmsResources.KeyUsage.GENERATE_VERIFY_MAC })).keyMetadata!.keyId;
+    const { mac } = await c.generateMac({ keyId, message: Buffer.from("m") });
+    const err = await grpcError(c.createKeyVersion({ keyId }));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(errorCode(err.metadata)).toBe("Rejected.KeyUsage");
+    expect((await c.verifyMac({ keyId, message: Buffer.from("m"), mac })).macValid).toBe(true);
+  });
+
   it("refuses a new version of a disabled key", async () => {
     const keyId = await keyIn(D);
     const err = await grpcError(c.createKeyVersion({ keyId }));

@@ -106,5 +106,7 @@ describe("checkCanAddVersion", () => {
     expect(() => checkCanAddVersion({ keyId: "k", keyState: E, origin: Origin.KMS })).not.toThrow();
     expect(outcome(() => (checkCanAddVersion({ keyId: "k", keyState: D, origin: Origin.KMS }), 0))).toBe(ErrorCode.Disabled);
     expect(outcome(() => (checkCanAddVersion({ keyId: "k", keyState: E, origin: Origin.EXTERNAL }), 0))).toBe(ErrorCode.KeyUsage);
+    expect(outcome(() => (checkCanAddVersion({ keyId: "k", keyState: E, origin: Origin.KMS, keySpec: KeySpec.HMAC_SHA256 }), 0))).toBe(ErrorCode.KeyUsage);
+    expect(() => checkCanAddVersion({ keyId: "k", keyState: E, origin: Origin.KMS, keySpec: KeySpec.RSA_2048 })).not.toThrow();
   });
 });

@@ -123,8 +123,17 @@ export function nextRotationAfter(policy: { automaticRotation: boolean; rotation
     : null;
 }
 
-/** CreateKeyVersion needs an enabled key whose material the KMS makes. */
-export function checkCanAddVersion(key: { keyId: string; keyState: KeyState; origin: number }): void {
+const HMAC_SPECS: readonly number[] = [KeySpec.HMAC_SHA256, KeySpec.HMAC_SHA384, KeySpec.HMAC_SHA512];
+
+/**
+ * CreateKeyVersion needs an enabled key whose material the KMS makes, and not an HMAC key: VerifyMac
+ * names no version, so a new primary would make every earlier MAC fail to verify (AWS does not rotate
+ * HMAC keys either).
+ */
+export function checkCanAddVersion(key: { keyId: string; keyState: KeyState; origin: number; keySpec?: number }): void {
+  if (key.keySpec !== undefined && HMAC_SPECS.includes(key.keySpec)) {
+    throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `key ${key.keyId} is an HMAC key: MACs name no version, so it has only one`);
+  }
   if (key.keyState !== KeyState.ENABLED) {
     throw new KmsError(
       status.FAILED_PRECONDITION,
