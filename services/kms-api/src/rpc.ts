@@ -77,6 +77,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
     ctx.encryptionContext = contextOf(request);
     const response = await handler(request, ctx, services);
     reply = Buffer.from(toBinary(method.output, create(method.output, response)));
+    wipePlaintexts(response); // serialised: the copies the worker's answer left here are no longer needed
   } catch (err) {
     failure = err;
   }
@@ -112,6 +113,18 @@ async function run<I extends DescMessage, O extends DescMessage>(
 function noteKeyId(request: object, ctx: CallContext): void {
   const keyId = (request as { keyId?: unknown }).keyId;
   if (typeof keyId === "string" && isUuid(keyId)) ctx.audit.keyId = keyId.toLowerCase();
+}
+
+/**
+ * Zeroes the plaintext fields of a reply (Decrypt, GenerateDataKey, AsymmetricDecrypt and the batch
+ * results), which are views into the worker's response. The serialised reply itself belongs to grpc-js
+ * until it is written, so it is not touched.
+ */
+function wipePlaintexts(message: unknown): void {
+  if (typeof message !== "object" || message === null) return;
+  const m = message as { plaintext?: unknown; results?: unknown; response?: unknown };
+  if (m.plaintext instanceof Uint8Array) m.plaintext.fill(0);
+  if (Array.isArray(m.results)) for (const r of m.results) wipePlaintexts((r as { response?: unknown }).response);
 }
 
 /** The request's encryption context (ReEncrypt: the destination's), stored as given in the audit row. */
