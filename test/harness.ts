@@ -44,7 +44,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const db = await createScratchDatabase("kms_it");
   const socket = path.join(dataDir, "run", "hsm-worker.sock");
   const base: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: dataDir, KMS_WORKER_SOCKET: socket, KMS_LOG_LEVEL: "warn", ...options.env };
+  // Only the worker gets PKCS#11 settings, and only this stack's: a SOFTHSM2_CONF left in this process by
+  // another test file (jest reuses workers) must not leak into kms-api or tools run with its environment.
   delete base.KMS_PKCS11_MODULE;
+  delete base.SOFTHSM2_CONF;
   let workerEnv: NodeJS.ProcessEnv = base;
   if (options.hsm !== false) {
     const token = ensureSoftHsmToken(path.join(dataDir, "softhsm"), "kms-it");

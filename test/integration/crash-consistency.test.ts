@@ -28,8 +28,9 @@ afterAll(async () => {
 });
 
 function reconcile(): { code: number | null; report: Record<string, unknown> } {
-  // kms-api's environment plus the worker's PKCS#11 settings, for the token check.
-  const env = { ...stack.workerEnv, ...stack.apiEnv };
+  // kms-api's environment plus the worker's PKCS#11 settings (which win: the token check must read the
+  // worker's own token).
+  const env = { ...stack.apiEnv, ...stack.workerEnv, DATABASE_URL: stack.apiEnv.DATABASE_URL };
   const run = spawnSync(process.execPath, [RECONCILE], { env, encoding: "utf8" });
   if (run.status !== 0 && run.status !== 3) throw new Error(`reconcile failed: ${run.stderr}`);
   return { code: run.status, report: JSON.parse(run.stdout) as Record<string, unknown> };

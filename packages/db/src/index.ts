@@ -15,3 +15,4 @@ export { createScratchDatabase, DEFAULT_ADMIN_URL } from "./scratch";
 export type { ScratchDatabase } from "./scratch";
 export { deleteExpiredImportTokens, deleteImportedVersion, getImportedMaterial, insertImportToken, lockDueForMaterialExpiry, lockImportToken, markImportTokenUsed, recordImportedMaterial } from "./import-store";
 export type { ImportedMaterialRecord, ImportTokenRecord } from "./import-store";
+export { isDatabaseUnavailable } from "./unavailable";

@@ -12,6 +12,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Metadata } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from "@grpc/grpc-js";
 import { ERROR_CODE_KEY, InternalError, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
+import { isDatabaseUnavailable } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { Authenticator } from "./auth/authenticate";
 import type { CallContext, Services } from "./context";
@@ -79,7 +80,8 @@ async function run<I extends DescMessage, O extends DescMessage>(
     reply = Buffer.from(toBinary(method.output, create(method.output, response)));
     wipePlaintexts(response); // serialised: the copies the worker's answer left here are no longer needed
   } catch (err) {
-    failure = err;
+    // A database that cannot be reached is the caller's UNAVAILABLE (retry is safe), not a bug.
+    failure = !(err instanceof KmsError) && isDatabaseUnavailable(err) ? unavailable("database") : err;
   }
   bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
   const outcome = failure === undefined ? undefined : toStatus(failure);

@@ -5,6 +5,7 @@
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ERROR_CODE_KEY, ErrorCode, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
+import { isDatabaseUnavailable } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
@@ -46,8 +47,13 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
       try {
         outcome = { status: { code: status.OK, message: "", errorCode: "" }, response: await single(item, itemCtx, s) };
       } catch (err) {
-        const named = err instanceof KmsError && err.code === ErrorCode.InvalidParameter ? new KmsError(err.status, err.code, `items[${i}].${err.message}`) : err;
-        if (!(err instanceof KmsError)) s.log.error("batch item failed", { requestId: itemCtx.requestId, ...describeError(err) });
+        const named =
+          err instanceof KmsError && err.code === ErrorCode.InvalidParameter
+            ? new KmsError(err.status, err.code, `items[${i}].${err.message}`)
+            : !(err instanceof KmsError) && isDatabaseUnavailable(err)
+              ? unavailable("database")
+              : err;
+        if (!(named instanceof KmsError)) s.log.error("batch item failed", { requestId: itemCtx.requestId, ...describeError(err) });
         const st = toStatus(named);
         outcome = { status: { code: st.code, message: st.details, errorCode: String(st.metadata.get(ERROR_CODE_KEY)[0] ?? "") } };
       }
