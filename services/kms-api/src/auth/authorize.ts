@@ -10,9 +10,21 @@ import type { CallContext, Services } from "../context";
 
 const denied = (why: string) => new KmsError(status.PERMISSION_DENIED, ErrorCode.PermissionDenied, why);
 
+/** Default policy texts by creator: KMS_ADMINS is fixed for the process, so each is built once, not per call. */
+const defaultPolicies = new Map<string, string>();
+const MAX_DEFAULT_POLICIES = 10_000;
+
 /** The policy in force for a key: its own, or the default one (creator and admins) if it has none. */
 export function policyOf(s: Services, key: KeyRecord): string {
-  return key.policy ?? defaultPolicy(key.creator, s.access.admins);
+  if (key.policy !== null) return key.policy;
+  const cacheKey = `${key.creator}\0${s.access.admins.join("\0")}`;
+  let text = defaultPolicies.get(cacheKey);
+  if (text === undefined) {
+    if (defaultPolicies.size >= MAX_DEFAULT_POLICIES) defaultPolicies.clear();
+    text = defaultPolicy(key.creator, s.access.admins);
+    defaultPolicies.set(cacheKey, text);
+  }
+  return text;
 }
 
 /** PERMISSION_DENIED unless the key's policy allows `action` for this caller and context. */
