@@ -2,9 +2,13 @@
 // batch, so one transaction (and one fsync) carries many rows. append() resolves only once its row is
 // committed; if the write fails it rejects, and the request must fail (no audit, no answer).
 //
-// The rows form one hash chain across all replicas: a batch takes a transaction-scoped advisory lock,
-// reads the head, chains its rows after it and moves the head. Replicas therefore serialise per batch,
-// not per request — the cost of one chain is one lock hand-over per group commit.
+// The rows form one hash chain across all replicas. The writer remembers the head it last wrote, and a
+// batch is one statement (one round trip, no explicit transaction): move audit_head from that head to
+// the batch's last row and insert the rows only if the head moved. Row locking makes that a
+// compare-and-swap, so when another replica wrote meanwhile nothing is written and the batch takes the
+// slow path: a transaction under an advisory lock that reads the head, chains after it and moves it.
+// One replica alone never takes the slow path after its first batch; several hand the head over per
+// batch, not per request.
 import { chainRows } from "@kms/audit-chain";
 import type { AuditRow, ChainedRow } from "@kms/audit-chain";
 import type { Sql } from "./connect";
@@ -19,7 +23,11 @@ interface Pending {
 
 export class AuditWriter {
   private queue: Pending[] = [];
+  /** The head this writer last wrote (or read); undefined until the first batch or after a failure. */
+  private head: { sequence: number; hash: Buffer } | undefined;
   private flushing: Promise<void> | undefined;
+  /** Batches written by the one-statement fast path and by the locked slow path. */
+  readonly batches = { fast: 0, locked: 0 };
   /** Observers of each committed batch (e.g. metrics). */
   onBatch: (size: number, ms: number) => void = () => {};
   /** Called when rows were found after the recorded head (added by hand): the first such sequence. */
@@ -61,8 +69,59 @@ export class AuditWriter {
   }
 
   private async writeBatch(events: AuditEvent[]): Promise<void> {
-    await this.sql.begin(async (tx) => {
+    const head = this.head;
+    this.head = undefined; // unknown until this batch's outcome is
+    if (head && (await this.writeAfterHead(head, events))) return;
+    await this.writeUnderLock(events);
+  }
+
+  /** The fast path: false when the head moved (another replica wrote) or rows sit beyond it (by hand). */
+  private async writeAfterHead(head: { sequence: number; hash: Buffer }, events: AuditEvent[]): Promise<boolean> {
+    const rows = chainRows(head, events);
+    const last = rows[rows.length - 1]!;
+    const column = <T>(f: (r: ChainedRow) => T) => this.sql.array(rows.map(f) as never);
+    try {
+      // Text arrays and unnest: one prepared statement for every batch size.
+      const [result] = await this.sql<{ written: number }[]>`
+        WITH moved AS (
+          UPDATE audit_head SET sequence = ${last.sequence}, hash = ${last.hash}
+          WHERE id = 1 AND sequence = ${head.sequence} AND hash = ${head.hash}
+          RETURNING 1
+        ), written AS (
+          INSERT INTO audit_events (sequence, time, request_id, principal, operation, key_id, key_version_id,
+                                    result_code, error_code, encryption_context, prev_hash, hash)
+          SELECT r.sequence::bigint, r.time::timestamptz, r.request_id, r.principal, r.operation, r.key_id,
+                 r.key_version_id, r.result_code, r.error_code, r.encryption_context::jsonb,
+                 decode(r.prev_hash, 'hex'), decode(r.hash, 'hex')
+          FROM unnest(${column((r) => String(r.sequence))}::text[], ${column((r) => r.time.toISOString())}::text[],
+                      ${column((r) => r.requestId)}::text[], ${column((r) => r.principal)}::text[],
+                      ${column((r) => r.operation)}::text[], ${column((r) => r.keyId)}::text[],
+                      ${column((r) => r.keyVersionId)}::text[], ${column((r) => r.resultCode)}::text[],
+                      ${column((r) => r.errorCode)}::text[], ${column((r) => JSON.stringify(r.encryptionContext))}::text[],
+                      ${column((r) => r.prevHash.toString("hex"))}::text[], ${column((r) => r.hash.toString("hex"))}::text[])
+               AS r(sequence, time, request_id, principal, operation, key_id, key_version_id, result_code, error_code,
+                    encryption_context, prev_hash, hash)
+          WHERE EXISTS (SELECT 1 FROM moved)
+          RETURNING 1
+        )
+        SELECT count(*)::int AS written FROM written`;
+      if (result?.written !== rows.length) return false;
+    } catch (err) {
+      // A row already at the next sequence was put there by hand: the slow path writes after it.
+      if ((err as { code?: unknown }).code === UNIQUE_VIOLATION) return false;
+      throw err; // outcome unknown (e.g. the connection dropped): the callers fail, the next batch re-reads
+    }
+    this.head = { sequence: last.sequence, hash: last.hash };
+    this.batches.fast++;
+    return true;
+  }
+
+  private async writeUnderLock(events: AuditEvent[]): Promise<void> {
+    const last = await this.sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(hashtext('kms.audit_chain'))`;
+      // The head row's lock holds off the other replicas' fast path until this commits; the next
+      // statement's snapshot then sees everything they wrote before.
+      await tx`SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE`;
       // One read for both: the recorded head and the highest row (they differ only after tampering).
       const [found] = await tx<{ headSequence: string | null; headHash: Buffer | null; maxSequence: string | null }[]>`
         SELECT (SELECT sequence FROM audit_head WHERE id = 1)::text AS head_sequence,
@@ -80,9 +139,14 @@ export class AuditWriter {
         WITH written AS (INSERT INTO audit_events ${tx(rows.map(toColumns))} RETURNING 1)
         INSERT INTO audit_head (id, sequence, hash) VALUES (1, ${last.sequence}, ${last.hash})
         ON CONFLICT (id) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash`;
+      return last;
     });
+    this.head = { sequence: last.sequence, hash: last.hash };
+    this.batches.locked++;
   }
 }
+
+const UNIQUE_VIOLATION = "23505";
 
 function toColumns(r: ChainedRow) {
   return {

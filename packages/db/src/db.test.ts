@@ -158,6 +158,38 @@ describe("AuditWriter", () => {
     }
   });
 
+  it("writes a lone replica's batches in one statement, and notices a row put in its way by hand", async () => {
+    const writer = new AuditWriter(sql, 10);
+    const event = (i: number) => ({
+      time: new Date(),
+      requestId: `fast${i}`,
+      principal: "dev",
+      operation: "Encrypt",
+      keyId: "",
+      keyVersionId: "",
+      resultCode: "OK",
+      errorCode: "",
+      encryptionContext: { i: String(i) },
+    });
+    await writer.append(event(0)); // learns the head under the lock
+    for (let i = 1; i <= 5; i++) await writer.append(event(i));
+    expect(writer.batches).toEqual({ fast: 5, locked: 1 });
+
+    const forged: number[] = [];
+    writer.onTampering = (sequence) => forged.push(sequence);
+    const [head] = await sql<{ sequence: string }[]>`SELECT sequence::text FROM audit_head WHERE id = 1`;
+    const next = Number(head!.sequence) + 1;
+    await sql`INSERT INTO audit_events (sequence, time, request_id, principal, operation, result_code, prev_hash, hash)
+              VALUES (${next}, now(), 'forged', 'mallory', 'Decrypt', 'OK', ${Buffer.alloc(32)}, ${Buffer.alloc(32)})`;
+    await writer.append(event(6));
+    expect(forged).toEqual([next]);
+    expect(writer.batches).toEqual({ fast: 5, locked: 2 });
+    expect(await new AuditReader(sql).verify()).toMatchObject({ ok: false, firstBadSequence: next });
+    await sql`DELETE FROM audit_events WHERE sequence >= ${next}`; // leave an intact chain for the next test
+    await sql`UPDATE audit_head SET sequence = ${next - 1}, hash = (SELECT hash FROM audit_events WHERE sequence = ${next - 1}) WHERE id = 1`;
+    expect((await new AuditReader(sql).verify()).ok).toBe(true);
+  });
+
   it("finds edited, deleted and inserted rows", async () => {
     const reader = new AuditReader(sql);
     expect((await reader.verify()).ok).toBe(true);
