@@ -16,7 +16,7 @@ export interface Stack {
   output(): string;
 }
 
-export async function startStack(dir: string, databaseUrl: string): Promise<Stack> {
+export async function startStack(dir: string, databaseUrl: string, nodeArgs: string[] = []): Promise<Stack> {
   const token = ensureSoftHsmToken(path.join(dir, "softhsm"), "kms-bench");
   const common = {
     ...process.env,
@@ -30,10 +30,10 @@ export async function startStack(dir: string, databaseUrl: string): Promise<Stac
     KMS_PKCS11_TOKEN_LABEL: token.label,
     KMS_PKCS11_PIN_FILE: token.pinFile,
     KMS_CREATE_ROOT_KEY: "true", // a fresh token of its own
-  });
+  }, { nodeArgs });
   let api;
   try {
-    api = await startApi({ ...common, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: databaseUrl });
+    api = await startApi({ ...common, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: databaseUrl }, { nodeArgs });
   } catch (err) {
     await worker.stop();
     throw err;

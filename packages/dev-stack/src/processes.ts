@@ -48,6 +48,8 @@ export interface StartOptions {
   ownProcessGroup?: boolean;
   /** Script to run instead of the service's dist/main.js (tests use fakes). */
   entry?: string;
+  /** Node options for the child that NODE_OPTIONS refuses, e.g. --cpu-prof (the profiling benchmark). */
+  nodeArgs?: string[];
   cwd?: string;
 }
 
@@ -137,7 +139,7 @@ function launch(
   options: StartOptions,
   onLine?: LineListener,
 ): ServiceProcess {
-  const child = spawn(process.execPath, [entry], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), entry], {
     env,
     cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,99 @@
+// `npm run bench:profile -- <Method>`: CPU cost per request of each process under h2load load, and
+// optionally V8 CPU profiles (KMS_PROFILE_DIR). CPU ms per request, unlike ops/s, hardly depends on what
+// else runs on the machine, so it compares changes even on a busy box.
+import { create, toBinary } from "@bufbuild/protobuf";
+import { createPromiseClient, kms, kmsResources } from "@kms/proto";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import postgres from "postgres";
+import { createBenchDatabase } from "./database";
+import { h2load } from "./h2load";
+import { startStack } from "./stack";
+
+const adminUrl = process.env.KMS_BENCH_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+const seconds = Number(process.env.KMS_BENCH_SECONDS || 5);
+const streams = Number(process.env.KMS_BENCH_STREAMS || 64);
+
+/** utime + stime of a process, in ms (from /proc/<pid>/stat; clock ticks are 10 ms on Linux). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** Busy CPU time of the whole machine, in ms (all cores; /proc/stat's first line, 10 ms ticks). */
+function machineBusyMs(): number {
+  const [, user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
+}
+
+/** CPU ms of every process whose command name is `name` (e.g. all Postgres backends). */
+function cpuOfCommand(name: string): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === name) total += cpuMs(Number(entry));
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total;
+}
+
+async function main(): Promise<void> {
+  const method = process.argv[2] ?? "Encrypt";
+  const dir = mkdtempSync(path.join(os.tmpdir(), "kms-profile-"));
+  const database = await createBenchDatabase(adminUrl);
+  const profileDir = process.env.KMS_PROFILE_DIR;
+  const stack = await startStack(dir, database.url, profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []);
+  const client = createPromiseClient(kms.KeyManagementService, stack.address);
+  try {
+    const keyId = (await client.createKey({ description: "profile", keySpec: kmsResources.KeySpec.AES_256, protectionLevel: kmsResources.ProtectionLevel.HSM })).keyMetadata!.keyId;
+    const plaintext = randomBytes(256);
+    const encryptionContext = { purpose: "bench" };
+    const n = Number(process.env.KMS_BATCH_ITEMS || 100);
+    const requests: Record<string, () => Promise<Uint8Array>> = {
+      Encrypt: async () => toBinary(kms.EncryptRequestSchema, create(kms.EncryptRequestSchema, { keyId, plaintext, encryptionContext })),
+      Decrypt: async () => toBinary(kms.DecryptRequestSchema, create(kms.DecryptRequestSchema, { ciphertextBlob: (await client.encrypt({ keyId, plaintext, encryptionContext })).ciphertextBlob, encryptionContext })),
+      GenerateDataKey: async () => toBinary(kms.GenerateDataKeyRequestSchema, create(kms.GenerateDataKeyRequestSchema, { keyId, keySpec: kmsResources.DataKeySpec.AES_256, encryptionContext })),
+      BatchEncrypt: async () => toBinary(kms.BatchEncryptRequestSchema, create(kms.BatchEncryptRequestSchema, { items: Array.from({ length: n }, () => ({ keyId, plaintext, encryptionContext })) })),
+    };
+    const make = requests[method];
+    if (!make) throw new Error(`unknown method ${method}; one of ${Object.keys(requests).join(", ")}`);
+    const request = Buffer.from(await make());
+    const stats = postgres(database.url, { max: 1, onnotice: () => {} });
+    const transactions = async () => {
+      await new Promise((r) => setTimeout(r, 1200)); // backends report their counts at most once a second
+      const [row] = await stats<{ n: string }[]>`SELECT (xact_commit + xact_rollback)::text AS n FROM pg_stat_database WHERE datname = current_database()`;
+      return Number(row!.n);
+    };
+    const transactionsBefore = await transactions();
+    const before = stack.pids.map(cpuMs);
+    const machineBefore = machineBusyMs();
+    const postgresBefore = cpuOfCommand("postgres");
+    const r = await h2load({ address: stack.address, path: `/${kms.KeyManagementService.typeName}/${method}`, request, seconds, warmupSeconds: 0, streams, connections: 1 });
+    const after = stack.pids.map(cpuMs);
+    const machine = machineBusyMs() - machineBefore;
+    const postgresMs = cpuOfCommand("postgres") - postgresBefore;
+    const transactionsDuring = (await transactions()) - transactionsBefore;
+    await stats.end();
+    const items = method.startsWith("Batch") ? n : 1;
+    const per = (i: number) => ((after[i]! - before[i]!) / (r.requests * items)).toFixed(3);
+    console.log(`${method}: ${r.opsPerSec.toFixed(0)} calls/s (${(r.opsPerSec * items).toFixed(0)} items/s), ${r.failed} failed; CPU ms per item: kms-api ${per(0)}, hsm-worker ${per(1)}, ` +
+        `Postgres ${(postgresMs / (r.requests * items)).toFixed(3)}, ` +
+        `Postgres transactions per item ${(transactionsDuring / (r.requests * items)).toFixed(3)}, ` +
+        `everything else (h2load, the rest of the machine) ${((machine - postgresMs - (after[0]! - before[0]!) - (after[1]! - before[1]!)) / (r.requests * items)).toFixed(3)}`);
+  } finally {
+    client.close();
+    await stack.stop();
+    await database.drop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
