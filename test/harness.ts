@@ -58,6 +58,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       KMS_PKCS11_TOKEN_LABEL: token.label,
       KMS_PKCS11_PIN_FILE: token.pinFile,
       KMS_PKCS11_POOL_SIZE: "4",
+      KMS_PKCS11_CALL_MODE: "inline", // as the dev stack runs SoftHSM2; unit tests cover thread-pool
     };
   }
   const apiEnv: NodeJS.ProcessEnv = { ...base, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: db.url, KMS_WORKER_DEADLINE_MS: "3000", KMS_SHUTDOWN_GRACE_MS: "3000" };

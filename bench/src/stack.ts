@@ -30,6 +30,7 @@ export async function startStack(dir: string, databaseUrl: string, nodeArgs: str
     KMS_PKCS11_TOKEN_LABEL: token.label,
     KMS_PKCS11_PIN_FILE: token.pinFile,
     KMS_CREATE_ROOT_KEY: "true", // a fresh token of its own
+    KMS_PKCS11_CALL_MODE: process.env.KMS_PKCS11_CALL_MODE || "inline", // SoftHSM2, in the worker's process
   }, { nodeArgs });
   let api;
   try {

@@ -60,6 +60,8 @@ function chooseHsm(dataDir: string, pkcs11Module: string | undefined, env: NodeJ
         KMS_PKCS11_MODULE: token.module,
         KMS_PKCS11_TOKEN_LABEL: token.label,
         KMS_PKCS11_PIN_FILE: token.pinFile,
+        // SoftHSM2 runs in the worker's process: a call costs less than a thread-pool hand-over.
+        KMS_PKCS11_CALL_MODE: env.KMS_PKCS11_CALL_MODE || "inline",
         // Its own token, made just now: the first worker creates the root key. Later starts find it, and
         // fail closed if it is gone (KMS_CREATE_ROOT_KEY in the README).
         ...(token.created ? { KMS_CREATE_ROOT_KEY: "true" } : {}),

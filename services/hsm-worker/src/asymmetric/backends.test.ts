@@ -20,17 +20,21 @@ const { KeySpec, ProtectionLevel, SigningAlgorithm, EncryptionAlgorithm } = kmsR
 
 let token: TestToken;
 let hsmBackend: HsmBackend;
+/** The same token with KMS_PKCS11_CALL_MODE=inline: short calls on this thread, not the thread pool. */
+let inlineBackend: HsmBackend;
 let softwareRoot: SoftwareRootBackend;
 let dataDir: string;
 
 beforeAll(async () => {
   token = createTestToken("backends-asym-test");
   hsmBackend = await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 4 });
+  inlineBackend = await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 4, callMode: "inline" });
   dataDir = mkdtempSync(path.join(os.tmpdir(), "backends-asym-"));
   softwareRoot = SoftwareRootBackend.open(path.join(dataDir, "data"), 4);
 });
 
 afterAll(async () => {
+  await inlineBackend.close();
   await hsmBackend.close();
   hsmBackend.pool.module.finalize();
   token.remove();
@@ -50,6 +54,7 @@ async function rejection(promise: Promise<unknown>): Promise<KmsError> {
 const BACKENDS: Array<[string, () => Backend, kmsResources.ProtectionLevel]> = [
   ["PKCS#11, HSM level", () => hsmBackend, ProtectionLevel.HSM],
   ["PKCS#11, SOFTWARE level", () => hsmBackend, ProtectionLevel.SOFTWARE],
+  ["PKCS#11 inline calls, HSM level", () => inlineBackend, ProtectionLevel.HSM],
   ["software root", () => softwareRoot, ProtectionLevel.SOFTWARE],
 ];
 

@@ -10,7 +10,8 @@ import { ecSpki, ed25519Spki, rsaSpki } from "../asymmetric/public-key";
 import { digestInfo } from "../asymmetric/rsa-padding";
 import type { SigningScheme, SignInput } from "../asymmetric/signing-scheme";
 import { readAttributes } from "./attributes";
-import { hasCode, hsmCall, hsmCallAsync, isSessionLoss } from "./errors";
+import { hasCode, hsmCall, hsmCallAsync, hsmShortCall, isSessionLoss } from "./errors";
+import type { CallMode } from "./errors";
 
 // PKCS#11 3.0 values that pkcs11js 2.1 does not export.
 export const CKK_EC_EDWARDS = 0x40;
@@ -184,12 +185,17 @@ export async function hsmSign(
   key: pkcs11js.Handle,
   scheme: SigningScheme,
   input: SignInput,
+  mode: CallMode = "thread-pool",
 ): Promise<Buffer> {
   const data =
     input.kind === "message" ? Buffer.from(input.message) : scheme.kind === "rsa-pkcs1" ? digestInfo(scheme.hash, input.digest) : Buffer.from(input.digest);
   hsmCall("C_SignInit", () => lib.C_SignInit(session, signMechanism(scheme), key));
   // 512 bytes hold an RSA-4096 signature, and everything smaller.
-  const signature = await hsmCallAsync("C_Sign", () => lib.C_SignAsync(session, pkcs11Input(data), Buffer.alloc(512)));
+  const dataIn = pkcs11Input(data);
+  const out = Buffer.alloc(512);
+  // RSA takes about a millisecond in SoftHSM2: always off this thread.
+  const signMode = scheme.kind === "rsa-pkcs1" || scheme.kind === "rsa-pss" ? "thread-pool" : mode;
+  const signature = await hsmShortCall(signMode, "C_Sign", () => lib.C_Sign(session, dataIn, out), () => lib.C_SignAsync(session, dataIn, out));
   if (scheme.kind !== "ecdsa") return Buffer.from(signature);
   return rawToDer(scheme.curve === "secp256k1" ? lowS(signature, scheme.curve) : signature);
 }
@@ -200,10 +206,13 @@ export async function hsmMac(
   key: pkcs11js.Handle,
   hash: "sha256" | "sha384" | "sha512",
   message: Uint8Array,
+  mode: CallMode = "thread-pool",
 ): Promise<Buffer> {
   hsmCall("C_SignInit(HMAC)", () => lib.C_SignInit(session, { mechanism: HMAC_MECHANISM[hash] }, key));
   // No copy: VerifyMac wipes the expected MAC, and this is the only buffer that holds it.
-  return hsmCallAsync("C_Sign(HMAC)", () => lib.C_SignAsync(session, pkcs11Input(message), Buffer.alloc(64)));
+  const input = pkcs11Input(message);
+  const out = Buffer.alloc(64);
+  return hsmShortCall(mode, "C_Sign(HMAC)", () => lib.C_Sign(session, input, out), () => lib.C_SignAsync(session, input, out));
 }
 
 /** Codes with which a decryption reports a ciphertext it cannot use: all become invalidCiphertext(). */

@@ -42,6 +42,20 @@ export function hsmCall<T>(context: string, call: () => T): T {
 }
 
 /** Runs an asynchronous (libuv pool) PKCS#11 call; a failure becomes a Pkcs11CallError carrying `context`. */
+/**
+ * How the short calls of the hot path (AES-GCM, HMAC, ECDSA and EdDSA signing) reach the module:
+ * "inline" on the worker's own thread, or through libuv's thread pool. Inline costs about half the CPU
+ * and latency with a module in the same host (SoftHSM2, a PCIe card: tens of microseconds a call), but a
+ * network HSM would stall every other call for a whole round trip. Slow calls (RSA, key generation,
+ * wrapping) always use the thread pool.
+ */
+export type CallMode = "inline" | "thread-pool";
+
+/** Runs `sync` on this thread or `async` on the thread pool, with hsmCall's error context either way. */
+export function hsmShortCall<T>(mode: CallMode, context: string, sync: () => T, async: () => Promise<T>): Promise<T> {
+  return mode === "inline" ? Promise.resolve(hsmCall(context, sync)) : hsmCallAsync(context, async);
+}
+
 export async function hsmCallAsync<T>(context: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();

@@ -5,7 +5,8 @@ import * as pkcs11js from "pkcs11js";
 import { invalidCiphertext } from "@kms/errors";
 import { asBuffer, pkcs11Input } from "../bytes";
 import { checkGcmSizes, IV_BYTES, splitSealed, TAG_BYTES } from "../software/aes-gcm";
-import { hasCode, hsmCall, hsmCallAsync, isSessionLoss } from "./errors";
+import { hasCode, hsmCall, hsmShortCall, isSessionLoss } from "./errors";
+import type { CallMode } from "./errors";
 
 function gcmMechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
   const parameter: pkcs11js.AesGCM = {
@@ -26,13 +27,14 @@ export async function hsmSealGcmWithIv(
   iv: Uint8Array,
   plaintext: Uint8Array,
   aad: Uint8Array,
+  mode: CallMode = "thread-pool",
 ): Promise<Buffer> {
   checkGcmSizes(iv.length);
   const ivBuffer = Buffer.from(iv);
   hsmCall("C_EncryptInit(AES-GCM)", () => lib.C_EncryptInit(session, gcmMechanism(ivBuffer, aad), key));
-  const body = await hsmCallAsync("C_Encrypt(AES-GCM)", () =>
-    lib.C_EncryptAsync(session, pkcs11Input(plaintext), Buffer.alloc(plaintext.length + TAG_BYTES)),
-  );
+  const input = pkcs11Input(plaintext);
+  const out = Buffer.alloc(plaintext.length + TAG_BYTES);
+  const body = await hsmShortCall(mode, "C_Encrypt(AES-GCM)", () => lib.C_Encrypt(session, input, out), () => lib.C_EncryptAsync(session, input, out));
   return Buffer.concat([ivBuffer, body]);
 }
 
@@ -42,8 +44,9 @@ export function hsmSealGcm(
   key: pkcs11js.Handle,
   plaintext: Uint8Array,
   aad: Uint8Array,
+  mode: CallMode = "thread-pool",
 ): Promise<Buffer> {
-  return hsmSealGcmWithIv(lib, session, key, randomBytes(IV_BYTES), plaintext, aad);
+  return hsmSealGcmWithIv(lib, session, key, randomBytes(IV_BYTES), plaintext, aad, mode);
 }
 
 /** Decrypts `sealed` in the HSM; a wrong tag, AAD or length is invalidCiphertext(). */
@@ -53,12 +56,13 @@ export async function hsmOpenGcm(
   key: pkcs11js.Handle,
   sealed: Uint8Array,
   aad: Uint8Array,
+  mode: CallMode = "thread-pool",
 ): Promise<Buffer> {
   const { iv, body } = splitSealed(sealed);
   hsmCall("C_DecryptInit(AES-GCM)", () => lib.C_DecryptInit(session, gcmMechanism(Buffer.from(iv), aad), key));
   const out = Buffer.alloc(body.length);
   try {
-    return await hsmCallAsync("C_Decrypt(AES-GCM)", () => lib.C_DecryptAsync(session, body, out));
+    return await hsmShortCall(mode, "C_Decrypt(AES-GCM)", () => lib.C_Decrypt(session, body, out), () => lib.C_DecryptAsync(session, body, out));
   } catch (err) {
     out.fill(0);
     if (isSessionLoss(err)) throw err;

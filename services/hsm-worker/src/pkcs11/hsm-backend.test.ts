@@ -183,6 +183,25 @@ describe.each([
   });
 });
 
+describe("inline calls (KMS_PKCS11_CALL_MODE=inline)", () => {
+  it("seal and open on the worker's thread, agree with the thread-pool backend, and keep failures the same", async () => {
+    const inline = await HsmBackend.open({ ...options, callMode: "inline" });
+    try {
+      const key = await newKey("kv-inline", ProtectionLevel.HSM);
+      const plaintext = Buffer.from("attack at dawn");
+      const sealed = await inline.encrypt(key, plaintext, aad);
+      expect(await backend.decrypt(key, sealed, aad)).toEqual(plaintext);
+      expect(await inline.decrypt(key, await backend.encrypt(key, plaintext, aad), aad)).toEqual(plaintext);
+      const tampered = Buffer.from(sealed);
+      tampered[20]! ^= 1;
+      expectKmsError(await rejection(inline.decrypt(key, tampered, aad)), status.INVALID_ARGUMENT, ErrorCode.InvalidCiphertext, INVALID_CIPHERTEXT_MESSAGE);
+      expect(await inline.decrypt(key, sealed, aad)).toEqual(plaintext); // the session is still usable
+    } finally {
+      await inline.close();
+    }
+  });
+});
+
 describe("wrapped material", () => {
   it("that does not unwrap under the root key is INVALID_ARGUMENT naming the field", async () => {
     const key = await newKey("kv-corrupt", ProtectionLevel.HSM);

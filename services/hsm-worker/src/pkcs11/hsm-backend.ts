@@ -35,6 +35,7 @@ import {
 } from "./asymmetric";
 import { readAttributes, ulong } from "./attributes";
 import { hasCode, hsmCall, hsmCallAsync, Pkcs11CallError } from "./errors";
+import type { CallMode } from "./errors";
 import { hsmOpenGcm, hsmSealGcm } from "./gcm";
 import { Pkcs11Module } from "./module";
 import { findOrCreateRootKey, findRootKeys } from "./root-key";
@@ -70,6 +71,8 @@ export interface HsmBackendOptions {
    * backend starts without one and fails closed: FAILED_PRECONDITION for everything that needs it.
    */
   createRootKey?: boolean;
+  /** How short hot-path calls reach the module (errors.ts CallMode); default "thread-pool". */
+  callMode?: CallMode;
 }
 
 /** An HSM session object holding an unwrapped HSM key. */
@@ -106,6 +109,7 @@ export class HsmBackend implements Backend {
   private rootMissingEpoch: number | undefined;
   /** Sessions opened and module epoch when the root handle was found (see rootHandle). */
   private rootFoundAt: string;
+  private readonly callMode: CallMode;
 
   private constructor(
     readonly pool: SessionPool,
@@ -113,6 +117,7 @@ export class HsmBackend implements Backend {
     root: RootKey | undefined,
   ) {
     this.cache = new LruCache(options.keyCacheSize);
+    this.callMode = options.callMode ?? "thread-pool";
     this.root = root;
     this.rootFoundAt = this.poolState();
     // Session objects die with their sessions: forget their handles, never destroy them.
@@ -309,7 +314,7 @@ export class HsmBackend implements Backend {
     const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.rootKeyId), ["aes"], field, "Encrypt");
     return this.withKey(checked, field, (session, key) =>
       key.kind === "hsm"
-        ? hsmSealGcm(this.lib, session.handle, key.handle, plaintext, aad)
+        ? hsmSealGcm(this.lib, session.handle, key.handle, plaintext, aad, this.callMode)
         : Promise.resolve(sealGcm(key.key, plaintext, aad)),
     );
   }
@@ -318,7 +323,7 @@ export class HsmBackend implements Backend {
     const checked = requireFamily(checkWrappedKey(wrappedKey, field, this.rootKeyId), ["aes"], field, "Decrypt");
     return this.withKey(checked, field, (session, key) =>
       key.kind === "hsm"
-        ? hsmOpenGcm(this.lib, session.handle, key.handle, sealed, aad)
+        ? hsmOpenGcm(this.lib, session.handle, key.handle, sealed, aad, this.callMode)
         : Promise.resolve(openGcm(key.key, sealed, aad)),
     );
   }
@@ -328,7 +333,7 @@ export class HsmBackend implements Backend {
     const scheme = signingScheme(checked.family, checked.keySpec, algorithm);
     const signed = signInput(scheme, input);
     return this.withKey(checked, "key", (session, key) =>
-      key.kind === "hsm" ? hsmSign(this.lib, session.handle, key.handle, scheme, signed) : Promise.resolve(softwareSign(key.key, scheme, signed)),
+      key.kind === "hsm" ? hsmSign(this.lib, session.handle, key.handle, scheme, signed, this.callMode) : Promise.resolve(softwareSign(key.key, scheme, signed)),
     );
   }
 
@@ -351,7 +356,7 @@ export class HsmBackend implements Backend {
     const checked = requireFamily(checkWrappedKey(wrappedKey, "key", this.rootKeyId), ["hmac"], "key", "GenerateMac");
     const hash = checked.family.hash;
     return this.withKey(checked, "key", (session, key) =>
-      key.kind === "hsm" ? hsmMac(this.lib, session.handle, key.handle, hash, message) : Promise.resolve(softwareMac(key.key, hash, message)),
+      key.kind === "hsm" ? hsmMac(this.lib, session.handle, key.handle, hash, message, this.callMode) : Promise.resolve(softwareMac(key.key, hash, message)),
     );
   }
 
