@@ -110,7 +110,25 @@ describe("PolicyEngine", () => {
     expect(engine.decide(v1, req("alice", "kms:Encrypt"))).toBe("Allow");
     expect(engine.hits).toBe(1);
     expect(engine.decide(v2, req("alice", "kms:Encrypt"))).toBe("NoAllow");
+    expect(engine.misses).toBe(2);
+    // v1 tests no condition: another context is the same decision, served from the cache.
     expect(engine.decide(v1, req("alice", "kms:Encrypt", { t: "1" }))).toBe("Allow");
+    expect(engine.misses).toBe(2);
+  });
+
+  it("keys cached decisions on every value the policy tests: absent, empty and NUL-laden values stay apart", () => {
+    const engine = new PolicyEngine();
+    const policy = doc([
+      allow("*", "kms:Decrypt", { Condition: { StringEquals: { "kms:EncryptionContext:tenant": "a\u0000b", "kms:EncryptionContext:app": "" } } }),
+    ]);
+    const decide = (context: Record<string, string>) => engine.decide(policy, req("svc", "kms:Decrypt", context));
+    for (let round = 0; round < 2; round++) {
+      expect(decide({ tenant: "a\u0000b", app: "" })).toBe("Allow");
+      expect(decide({ tenant: "a\u0000b" })).toBe("NoAllow"); // app absent, not empty
+      expect(decide({ tenant: "a", app: "\u0000b" })).toBe("NoAllow");
+      expect(decide({ tenant: "a\u0000b", app: "", other: "x" })).toBe("Allow"); // untested values do not matter
+    }
     expect(engine.misses).toBe(3);
+    expect(engine.hits).toBe(5);
   });
 });

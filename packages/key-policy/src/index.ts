@@ -49,6 +49,8 @@ export interface Policy {
   statements: Statement[];
   /** SHA-256 of the document text: identifies it in decision caches. */
   digest: string;
+  /** The condition keys its statements test, sorted: the only request values a decision depends on. */
+  conditionKeys: string[];
 }
 
 export interface PolicyRequest {
@@ -102,7 +104,8 @@ export function parsePolicy(text: string): Policy {
   const raw = doc.Statement;
   if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_STATEMENTS) bad("Statement", `must be a list of 1 to ${MAX_STATEMENTS} statements`);
   const statements = (raw as unknown[]).map((s, i) => parseStatement(s, `Statement[${i}]`));
-  return { statements, digest: createHash("sha256").update(text).digest("hex") };
+  const conditionKeys = [...new Set(statements.flatMap((s) => s.conditions.map((c) => c.key)))].sort();
+  return { statements, digest: createHash("sha256").update(text).digest("hex"), conditionKeys };
 }
 
 function parseStatement(s: unknown, path: string): Statement {
@@ -221,7 +224,10 @@ export class PolicyEngine {
 
   decide(policyText: string, request: PolicyRequest): Decision {
     const policy = this.policy(policyText);
-    const cacheKey = `${policy.digest}\0${request.principal}\0${request.action}\0${JSON.stringify(Object.entries(request.values).sort())}`;
+    // A decision depends only on the values the policy tests (none, for the default policy). Absent and
+    // empty stay distinct (null vs ""), and JSON never holds a raw NUL, so the key is unambiguous.
+    const tested = policy.conditionKeys.map((k) => (Object.prototype.hasOwnProperty.call(request.values, k) ? request.values[k] : null));
+    const cacheKey = `${policy.digest}\0${request.principal}\0${request.action}\0${JSON.stringify(tested)}`;
     const cached = this.decisions.get(cacheKey);
     if (cached !== undefined) {
       this.hits++;
