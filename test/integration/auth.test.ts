@@ -220,6 +220,17 @@ describe("bearer JWTs", () => {
     expect(errorCode(err.metadata)).toBe("Unauthenticated");
   });
 
+  it("keeps honouring a reused token only until it expires (verified tokens are cached)", async () => {
+    const expiresAt = Math.floor(Date.now() / 1000) + 2;
+    const md = await bearer({ exp: expiresAt });
+    expect((await client.listKeys({}, md)).keys).toBeDefined();
+    expect((await client.listKeys({}, md)).keys).toBeDefined(); // served from the cache
+    await new Promise((r) => setTimeout(r, expiresAt * 1000 - Date.now() + 200));
+    const err = await grpcError(client.listKeys({}, md));
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect(err.details).toBe("bearer token is not valid for this service");
+  });
+
   it("refuses a call without a token and a malformed header", async () => {
     expect((await grpcError(client.listKeys({}))).details).toBe("a bearer token is required");
     const md = new Metadata();

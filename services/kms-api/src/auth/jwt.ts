@@ -12,6 +12,15 @@ export interface JwtVerifier {
   verify(token: string): Promise<string>;
 }
 
+/**
+ * Tokens already verified, so that a client reusing its token (the usual case: a Kubernetes projected
+ * token lives an hour) costs one signature check a minute instead of one per call. An entry lives until
+ * the token expires or VERIFIED_TTL_MS passes, whichever is first, so a key removed from the JWKS stops
+ * being honoured within a minute. Only successes are kept; bounded, oldest first out.
+ */
+const VERIFIED_TTL_MS = 60_000;
+const MAX_VERIFIED = 10_000;
+
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
 /** Builds the verifier; a JWKS that cannot be loaded or used stops start-up naming the variable. */
@@ -32,11 +41,17 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
       throw new ConfigError("KMS_JWT_JWKS_FILE", `is not a usable JWKS (${(err as Error).message})`);
     }
   }
+  const verified = new Map<string, { sub: string; until: number }>();
   return {
     async verify(token: string): Promise<string> {
+      const known = verified.get(token);
+      if (known !== undefined && Date.now() < known.until) return known.sub;
       try {
         const { payload } = await jwtVerify(token, keys, { issuer: config.issuer, audience: config.audience, algorithms: ALGORITHMS });
         if (typeof payload.sub !== "string" || payload.sub === "") throw new Error("no sub");
+        if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
+        const expires = typeof payload.exp === "number" ? payload.exp * 1000 : Infinity;
+        verified.set(token, { sub: payload.sub, until: Math.min(expires, Date.now() + VERIFIED_TTL_MS) });
         return payload.sub;
       } catch {
         // One message whatever failed: the reason goes nowhere the caller can probe.
