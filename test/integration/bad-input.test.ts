@@ -304,19 +304,24 @@ describe("bad-input catalogue", () => {
 
 describe("limits", () => {
   it("throttles a principal over its rate with RESOURCE_EXHAUSTED / Throttling, and keeps serving", async () => {
-    const { client } = await stack.startReplica({ KMS_RATE_LIMIT_PER_SECOND: "1", KMS_RATE_LIMIT_BURST: "3" });
+    const { client } = await stack.startReplica({ KMS_RATE_LIMIT_PER_SECOND: "1", KMS_RATE_LIMIT_BURST: "3", KMS_RATE_LIMIT_DELAY_MS: "300" });
     const outcomes: string[] = [];
+    const heldMs: number[] = [];
     for (let i = 0; i < 5; i++) {
+      const started = performance.now();
       try {
         await client.generateRandom({ numberOfBytes: 8 });
         outcomes.push("OK");
       } catch (err) {
         const e = err as ServiceError;
         outcomes.push(`${e.code} ${errorCode(e.metadata)} ${e.details}`);
+        heldMs.push(performance.now() - started);
       }
     }
     const throttled = `${status.RESOURCE_EXHAUSTED} Throttling rate limit of 1 requests per second exceeded; retry later`;
     expect(outcomes).toEqual(["OK", "OK", "OK", throttled, throttled]);
+    // A throttled answer is held for KMS_RATE_LIMIT_DELAY_MS, so a client retrying at once cannot spin.
+    for (const ms of heldMs) expect(ms).toBeGreaterThanOrEqual(140); // 300 ms ± 50 %
     await new Promise((r) => setTimeout(r, 1100));
     expect((await client.generateRandom({ numberOfBytes: 8 })).random.length).toBe(8);
   });

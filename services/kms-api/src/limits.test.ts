@@ -21,7 +21,7 @@ function throttled(limiter: RateLimiter, principal: string): boolean {
 describe("RateLimiter", () => {
   it("allows the burst at once, then the rate, per principal", () => {
     let now = 0;
-    const limiter = new RateLimiter(10, 3, () => now);
+    const limiter = new RateLimiter(10, 3, 0, () => now);
     expect([1, 2, 3, 4].map(() => throttled(limiter, "a"))).toEqual([false, false, false, true]);
     // Another principal has a bucket of its own.
     expect(throttled(limiter, "b")).toBe(false);
@@ -36,13 +36,14 @@ describe("limit configuration", () => {
   const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms" };
   it("has defaults and passes the size and stream caps to grpc-js", () => {
     const { limits } = loadApiConfig(base);
-    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
+    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, rejectDelayMs: 100, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
     expect(serverOptions(limits)).toEqual({ "grpc.max_receive_message_length": 4194304, "grpc.max_concurrent_streams": 256 });
   });
 
   it("reads the variables and names a bad one", () => {
-    const env = { ...base, KMS_RATE_LIMIT_PER_SECOND: "5", KMS_RATE_LIMIT_BURST: "7", KMS_MAX_REQUEST_BYTES: "65536", KMS_MAX_CONCURRENT_STREAMS: "8" };
-    expect(loadApiConfig(env).limits).toEqual({ ratePerSecond: 5, burst: 7, maxRequestBytes: 65536, maxConcurrentStreams: 8 });
+    const env = { ...base, KMS_RATE_LIMIT_PER_SECOND: "5", KMS_RATE_LIMIT_BURST: "7", KMS_RATE_LIMIT_DELAY_MS: "0", KMS_MAX_REQUEST_BYTES: "65536", KMS_MAX_CONCURRENT_STREAMS: "8" };
+    expect(loadApiConfig(env).limits).toEqual({ ratePerSecond: 5, burst: 7, rejectDelayMs: 0, maxRequestBytes: 65536, maxConcurrentStreams: 8 });
+    expect(() => loadApiConfig({ ...base, KMS_RATE_LIMIT_DELAY_MS: "-1" })).toThrow('KMS_RATE_LIMIT_DELAY_MS: must be a whole number, got "-1"');
     expect(() => loadApiConfig({ ...base, KMS_RATE_LIMIT_PER_SECOND: "0" })).toThrow("KMS_RATE_LIMIT_PER_SECOND: must be between 1 and 10000000, got 0");
   });
 

@@ -1,6 +1,8 @@
 // Overload protection, so that one caller cannot starve the others:
 //   - a token bucket per principal (KMS_RATE_LIMIT_PER_SECOND refill, KMS_RATE_LIMIT_BURST size), taken
-//     right after authentication in rpc.ts; over it: RESOURCE_EXHAUSTED with kms-error-code Throttling;
+//     right after authentication in rpc.ts; over it: RESOURCE_EXHAUSTED with kms-error-code Throttling,
+//     answered only after rejectDelayMs: a client that retries at once would otherwise spin, and its
+//     rejections (each still authenticated and audited) would take the CPU its limit was to protect;
 //   - the largest request message (KMS_MAX_REQUEST_BYTES) and the concurrent calls per connection
 //     (KMS_MAX_CONCURRENT_STREAMS), which grpc-js enforces itself: serverOptions() gives main.ts its options.
 import { status } from "@grpc/grpc-js";
@@ -23,6 +25,8 @@ export class RateLimiter {
   constructor(
     private readonly ratePerSecond: number,
     private readonly burst: number,
+    /** How long rpc.ts holds a throttled call before answering it. */
+    readonly rejectDelayMs = 0,
     /** Monotonic milliseconds; tests inject their own. */
     private readonly now: () => number = () => performance.now(),
   ) {}

@@ -11,7 +11,7 @@ import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@b
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Metadata } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY, InternalError, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
+import { ERROR_CODE_KEY, ErrorCode, InternalError, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
 import { isDatabaseUnavailable } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { Authenticator } from "./auth/authenticate";
@@ -82,6 +82,10 @@ async function run<I extends DescMessage, O extends DescMessage>(
   } catch (err) {
     // A database that cannot be reached is the caller's UNAVAILABLE (retry is safe), not a bug.
     failure = !(err instanceof KmsError) && isDatabaseUnavailable(err) ? unavailable("database") : err;
+  }
+  if (failure instanceof KmsError && failure.code === ErrorCode.Throttled && services.rateLimiter) {
+    // limits.ts says why; ±50 % jitter, so that a throttled client's calls do not come back in lockstep.
+    await new Promise((r) => setTimeout(r, services.rateLimiter!.rejectDelayMs * (0.5 + Math.random())));
   }
   bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
   const outcome = failure === undefined ? undefined : toStatus(failure);
