@@ -78,15 +78,19 @@ async function main(): Promise<void> {
     const machine = machineBusyMs() - machineBefore;
     const postgresMs = cpuOfCommand("postgres") - postgresBefore;
     const transactionsDuring = (await transactions()) - transactionsBefore;
+    const [failed] = await stats<{ n: number; codes: string | null }[]>`
+      SELECT count(*)::int AS n, string_agg(DISTINCT error_code, ',') AS codes FROM audit_events WHERE result_code <> 'OK'`;
     await stats.end();
+
     const items = method.startsWith("Batch") ? n : 1;
     const per = (i: number) => ((after[i]! - before[i]!) / (r.requests * items)).toFixed(3);
-    console.log(`${method}: ${r.opsPerSec.toFixed(0)} calls/s (${(r.opsPerSec * items).toFixed(0)} items/s), ${r.failed} failed; CPU ms per item: kms-api ${per(0)}, hsm-worker ${per(1)}, ` +
+    console.log(`${method}: ${r.opsPerSec.toFixed(0)} calls/s (${(r.opsPerSec * items).toFixed(0)} items/s), ${r.failed} failed, ${failed!.n} gRPC errors ${failed!.codes ?? ""}; CPU ms per item: kms-api ${per(0)}, hsm-worker ${per(1)}, ` +
         `Postgres ${(postgresMs / (r.requests * items)).toFixed(3)}, ` +
         `Postgres transactions per item ${(transactionsDuring / (r.requests * items)).toFixed(3)}, ` +
         `everything else (h2load, the rest of the machine) ${((machine - postgresMs - (after[0]! - before[0]!) - (after[1]! - before[1]!)) / (r.requests * items)).toFixed(3)}`);
   } finally {
     client.close();
+    if (process.env.KMS_PROFILE_OUTPUT) console.log(stack.output());
     await stack.stop();
     await database.drop();
     rmSync(dir, { recursive: true, force: true });

@@ -101,7 +101,12 @@ export class MixedLoad {
     const started = Date.now();
     if (this.keyIds.length === 0) await this.createKeys();
     const until = started + this.o.durationMs;
-    const ticker = this.o.onProgress ? setInterval(() => this.o.onProgress!(this.report), 1000) : undefined;
+    const ticker = this.o.onProgress
+      ? setInterval(() => {
+          this.report.elapsedMs = Date.now() - started; // for the running rate in summary()
+          this.o.onProgress!(this.report);
+        }, 1000)
+      : undefined;
     try {
       await Promise.all(Array.from({ length: this.o.concurrency }, () => this.loop(until)));
     } finally {
