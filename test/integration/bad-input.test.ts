@@ -108,6 +108,11 @@ function catalogue(): Case[] {
     { name: "Encrypt: 1 MiB plaintext", call: () => c.encrypt({ keyId: keys.aes, plaintext: Buffer.alloc(1 << 20) }), ...INVALID, field: "plaintext" },
     { name: "Encrypt: empty context key", call: () => c.encrypt({ keyId: keys.aes, plaintext: Buffer.of(1), encryptionContext: { "": "v" } }), ...INVALID, field: "encryption_context" },
     { name: "Encrypt: 8193-character context", call: () => c.encrypt({ keyId: keys.aes, plaintext: Buffer.of(1), encryptionContext: { k: big(8192) } }), ...INVALID, field: "encryption_context" },
+    // Postgres text cannot hold U+0000: refused up front, never a failed audit batch (which would fail others' calls too).
+    { name: "Encrypt: NUL in a context value", call: () => c.encrypt({ keyId: keys.aes, plaintext: Buffer.of(1), encryptionContext: { k: "a\u0000b" } }), ...INVALID, field: "encryption_context" },
+    { name: "Decrypt: NUL in a context key", call: dec(blobs.plain, { "a\u0000": "v" }), ...INVALID, field: "encryption_context" },
+    { name: "CreateKey: NUL in the description", call: () => c.createKey({ description: "a\u0000b" }), ...INVALID, field: "description" },
+    { name: "CreateKey: NUL in a tag value", call: () => c.createKey({ tags: { team: "a\u0000" } }), ...INVALID, field: "tags" },
     { name: "Encrypt: 10k-entry context", call: () => c.encrypt({ keyId: keys.aes, plaintext: Buffer.of(1), encryptionContext: manyEntries(10_000) }), ...INVALID, field: "encryption_context" },
     { name: "Decrypt: 10k-entry context", call: dec(blobs.plain, manyEntries(10_000)), ...INVALID, field: "encryption_context" },
     { name: "GenerateDataKey: 10k-entry context", call: () => c.generateDataKey({ keyId: keys.aes, keySpec: DataKeySpec.AES_256, encryptionContext: manyEntries(10_000) }), ...INVALID, field: "encryption_context" },

@@ -116,5 +116,7 @@ describe("encryption context", () => {
       "source_encryption_context: keys and values must be valid UTF-8",
     );
     expect(() => validateEncryptionContext({ "😀": "é" })).not.toThrow();
+    expect(() => validateEncryptionContext({ k: "a\u0000" })).toThrow("encryption_context: keys and values must not contain U+0000");
+    expect(() => validateEncryptionContext({ "\u0000": "v" })).toThrow("encryption_context: keys and values must not contain U+0000");
   });
 });

@@ -71,6 +71,8 @@ export function validateEncryptionContext(context: EncryptionContext, field = "e
   for (const [key, value] of Object.entries(context)) {
     if (key === "") throw invalidArgument(field, "keys must not be empty");
     if (!isWellFormed(key) || !isWellFormed(value)) throw invalidArgument(field, "keys and values must be valid UTF-8");
+    // The audit trail stores contexts in Postgres, whose text cannot hold U+0000.
+    if (key.includes("\u0000") || value.includes("\u0000")) throw invalidArgument(field, "keys and values must not contain U+0000");
     characters += [...key].length + [...value].length;
     if (characters > MAX_CONTEXT_CHARACTERS) {
       throw invalidArgument(field, `keys and values together must be at most ${MAX_CONTEXT_CHARACTERS} characters`);

@@ -127,6 +127,8 @@ describe("limits", () => {
   it("counts description in characters", () => {
     expect(() => validateDescription("é".repeat(8192))).not.toThrow();
     expect(caught(() => validateDescription("x".repeat(8193))).message).toBe("description: must be at most 8192 characters");
+    expect(caught(() => validateDescription("a\u0000b")).message).toBe("description: must not contain U+0000");
+    expect(caught(() => validateTags({ team: "a\u0000" })).message).toBe("tags: tag keys and values must not contain U+0000");
   });
 
   it("sizes data keys", () => {

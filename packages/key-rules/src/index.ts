@@ -144,6 +144,7 @@ export function validateDescription(description: string, field = "description"):
   if ([...description].length > MAX_DESCRIPTION_CHARACTERS) {
     throw invalidArgument(field, `must be at most ${MAX_DESCRIPTION_CHARACTERS} characters`);
   }
+  if (description.includes("\u0000")) throw invalidArgument(field, "must not contain U+0000");
 }
 
 export function validatePlaintext(plaintext: Uint8Array, field = "plaintext"): void {
@@ -206,6 +207,7 @@ export function validateTags(tags: Readonly<Record<string, string>>, field = "ta
   for (const [key, value] of entries) {
     if (key === "" || [...key].length > 128) throw invalidArgument(field, "tag keys must be 1 to 128 characters");
     if ([...value].length > 256) throw invalidArgument(field, `tag ${JSON.stringify(key)}: value must be at most 256 characters`);
+    if (key.includes("\u0000") || value.includes("\u0000")) throw invalidArgument(field, "tag keys and values must not contain U+0000");
   }
 }
 

@@ -25,10 +25,10 @@ export function certificatePrincipal(cert: PeerCertificate): string {
     .filter((san) => san.startsWith("URI:"))
     .map((san) => san.slice(4));
   if (uris.length > 1) throw unauthenticated(`client certificate has ${uris.length} URI SANs; exactly one is allowed`);
-  if (uris.length === 1) return uris[0]!;
   const cn = cert.subject?.CN;
-  const name = Array.isArray(cn) ? cn[0] : cn;
+  const name = uris.length === 1 ? uris[0]! : Array.isArray(cn) ? cn[0] : cn;
   if (!name) throw unauthenticated("client certificate has neither a URI SAN nor a subject CN");
+  if (name.includes("\u0000")) throw unauthenticated("client certificate names a principal containing U+0000");
   return name;
 }
 

@@ -48,7 +48,8 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
       if (known !== undefined && Date.now() < known.until) return known.sub;
       try {
         const { payload } = await jwtVerify(token, keys, { issuer: config.issuer, audience: config.audience, algorithms: ALGORITHMS });
-        if (typeof payload.sub !== "string" || payload.sub === "") throw new Error("no sub");
+        // U+0000 cannot be stored (the audit trail is Postgres text).
+        if (typeof payload.sub !== "string" || payload.sub === "" || payload.sub.includes("\u0000")) throw new Error("no usable sub");
         if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
         const expires = typeof payload.exp === "number" ? payload.exp * 1000 : Infinity;
         verified.set(token, { sub: payload.sub, until: Math.min(expires, Date.now() + VERIFIED_TTL_MS) });
