@@ -1,4 +1,5 @@
-import { ChainVerifier, GENESIS_HASH, canonicalRow, chainRows } from "./index";
+import { createHash } from "node:crypto";
+import { ChainVerifier, GENESIS_HASH, canonicalRow, chainRows, rowHash } from "./index";
 import type { AuditRow, ChainedRow } from "./index";
 import { readDump } from "./dump";
 
@@ -136,5 +137,26 @@ describe("readDump", () => {
     const text = dumpOf(rows).replace("\tr2\t", "\tr2-edited\t");
     const dump = readDump(text);
     expect(verify(dump.rows)).toMatchObject({ ok: false, firstBadSequence: 2 });
+  });
+});
+
+describe("row hash", () => {
+  it("is SHA-256(previous hash ‖ canonical row), fixed forever: stored chains must keep verifying", () => {
+    const row = {
+      sequence: 42,
+      time: new Date(0),
+      requestId: "r",
+      principal: "p€",
+      operation: "Encrypt",
+      keyId: "k",
+      keyVersionId: "v",
+      resultCode: "OK",
+      errorCode: "",
+      encryptionContext: { b: "2", a: "1" },
+    };
+    const prev = Buffer.alloc(32, 7);
+    const expected = "3483efdb384d761781c4de31e04a6c1f0718f53701c0fed270775e9230d1a6ce";
+    expect(rowHash(prev, row).toString("hex")).toBe(expected);
+    expect(createHash("sha256").update(prev).update(canonicalRow(row)).digest("hex")).toBe(expected);
   });
 });

@@ -1,7 +1,7 @@
 // The audit trail is one SHA-256 hash chain: each row's hash covers its canonical content and its
 // predecessor's hash, so deleting, editing, inserting or reordering rows breaks the chain at the first
 // changed row. Pure functions only; the database layer and the offline verifier both use them.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 export const GENESIS_HASH: Buffer = Buffer.alloc(32);
 
@@ -31,6 +31,11 @@ export interface ChainedRow extends AuditRow {
  * buffer: this runs for every audited request.
  */
 export function canonicalRow(row: AuditRow): Buffer {
+  return canonicalInto(row, 0);
+}
+
+/** canonicalRow(row) after `reserve` bytes left for the caller (rowHash puts the previous hash there). */
+function canonicalInto(row: AuditRow, reserve: number): Buffer {
   const context = Object.entries(row.encryptionContext).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const fields = [
     row.time.toISOString(),
@@ -44,11 +49,11 @@ export function canonicalRow(row: AuditRow): Buffer {
     String(context.length),
   ];
   for (const [k, v] of context) fields.push(k, v);
-  let size = 8;
+  let size = reserve + 8;
   for (const f of fields) size += 4 + Buffer.byteLength(f, "utf8");
   const out = Buffer.allocUnsafe(size);
-  out.writeBigUInt64BE(BigInt(row.sequence), 0);
-  let offset = 8;
+  out.writeBigUInt64BE(BigInt(row.sequence), reserve);
+  let offset = reserve + 8;
   for (const f of fields) {
     const written = out.write(f, offset + 4, "utf8");
     out.writeUInt32BE(written, offset);
@@ -57,8 +62,11 @@ export function canonicalRow(row: AuditRow): Buffer {
   return out;
 }
 
+/** SHA-256(prevHash ‖ canonicalRow(row)), hashed in one call from one buffer. */
 export function rowHash(prevHash: Buffer, row: AuditRow): Buffer {
-  return createHash("sha256").update(prevHash).update(canonicalRow(row)).digest();
+  const input = canonicalInto(row, prevHash.length);
+  prevHash.copy(input, 0);
+  return hash("sha256", input, "buffer") as unknown as Buffer;
 }
 
 /** Chains new rows after the head (sequence and hash of the last row; 0 and GENESIS for none). */

@@ -40,7 +40,7 @@ export class AuditWriter {
 
   append(event: AuditEvent): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ event, resolve, reject });
+      this.queue.push({ event: storable(event), resolve, reject });
       this.flushing ??= this.flush();
     });
   }
@@ -79,9 +79,10 @@ export class AuditWriter {
   private async writeAfterHead(head: { sequence: number; hash: Buffer }, events: AuditEvent[]): Promise<boolean> {
     const rows = chainRows(head, events);
     const last = rows[rows.length - 1]!;
-    const column = <T>(f: (r: ChainedRow) => T) => this.sql.array(rows.map(f) as never);
+    // One JSON parameter (JSON.stringify is native; per-element array escaping in JavaScript cost more
+    // than the rest of the batch) and one prepared statement for every batch size.
+    const json = this.sql.json(rows.map(toJson) as never); // postgres.js sends it through JSON.stringify
     try {
-      // Text arrays and unnest: one prepared statement for every batch size.
       const [result] = await this.sql<{ written: number }[]>`
         WITH moved AS (
           UPDATE audit_head SET sequence = ${last.sequence}, hash = ${last.hash}
@@ -90,17 +91,9 @@ export class AuditWriter {
         ), written AS (
           INSERT INTO audit_events (sequence, time, request_id, principal, operation, key_id, key_version_id,
                                     result_code, error_code, encryption_context, prev_hash, hash)
-          SELECT r.sequence::bigint, r.time::timestamptz, r.request_id, r.principal, r.operation, r.key_id,
-                 r.key_version_id, r.result_code, r.error_code, r.encryption_context::jsonb,
-                 decode(r.prev_hash, 'hex'), decode(r.hash, 'hex')
-          FROM unnest(${column((r) => String(r.sequence))}::text[], ${column((r) => r.time.toISOString())}::text[],
-                      ${column((r) => r.requestId)}::text[], ${column((r) => r.principal)}::text[],
-                      ${column((r) => r.operation)}::text[], ${column((r) => r.keyId)}::text[],
-                      ${column((r) => r.keyVersionId)}::text[], ${column((r) => r.resultCode)}::text[],
-                      ${column((r) => r.errorCode)}::text[], ${column((r) => JSON.stringify(r.encryptionContext))}::text[],
-                      ${column((r) => r.prevHash.toString("hex"))}::text[], ${column((r) => r.hash.toString("hex"))}::text[])
-               AS r(sequence, time, request_id, principal, operation, key_id, key_version_id, result_code, error_code,
-                    encryption_context, prev_hash, hash)
+          SELECT r.s, r.t, r.q, r.p, r.o, r.k, r.v, r.r, r.e, r.c, decode(r.ph, 'hex'), decode(r.h, 'hex')
+          FROM json_to_recordset(${json}::json)
+               AS r(s bigint, t timestamptz, q text, p text, o text, k text, v text, r text, e text, c jsonb, ph text, h text)
           WHERE EXISTS (SELECT 1 FROM moved)
           RETURNING 1
         )
@@ -147,6 +140,48 @@ export class AuditWriter {
 }
 
 const UNIQUE_VIOLATION = "23505";
+
+/**
+ * Postgres text and jsonb cannot hold U+0000, and one such row would fail its whole batch: everyone
+ * else's calls with it. The API refuses U+0000 where it reaches the audit trail; this is the backstop.
+ * It runs before chaining, so the hash covers exactly what is stored.
+ */
+function storable(event: AuditEvent): AuditEvent {
+  const hasNul = (s: string) => s.includes("\u0000");
+  const strings = [event.requestId, event.principal, event.operation, event.keyId, event.keyVersionId, event.resultCode, event.errorCode];
+  const context = Object.entries(event.encryptionContext);
+  if (!strings.some(hasNul) && !context.some(([k, v]) => hasNul(k) || hasNul(v))) return event;
+  const clean = (s: string) => s.replaceAll("\u0000", "\ufffd");
+  return {
+    ...event,
+    requestId: clean(event.requestId),
+    principal: clean(event.principal),
+    operation: clean(event.operation),
+    keyId: clean(event.keyId),
+    keyVersionId: clean(event.keyVersionId),
+    resultCode: clean(event.resultCode),
+    errorCode: clean(event.errorCode),
+    encryptionContext: Object.fromEntries(context.map(([k, v]) => [clean(k), clean(v)])),
+  };
+}
+
+/** One row for json_to_recordset: short names, hashes as hex. */
+function toJson(r: ChainedRow) {
+  return {
+    s: r.sequence,
+    t: r.time.toISOString(),
+    q: r.requestId,
+    p: r.principal,
+    o: r.operation,
+    k: r.keyId,
+    v: r.keyVersionId,
+    r: r.resultCode,
+    e: r.errorCode,
+    c: r.encryptionContext,
+    ph: r.prevHash.toString("hex"),
+    h: r.hash.toString("hex"),
+  };
+}
 
 function toColumns(r: ChainedRow) {
   return {

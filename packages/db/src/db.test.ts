@@ -190,6 +190,29 @@ describe("AuditWriter", () => {
     expect((await new AuditReader(sql).verify()).ok).toBe(true);
   });
 
+  it("stores a row holding U+0000 (which Postgres text refuses) with U+FFFD, without failing its batch", async () => {
+    const writer = new AuditWriter(sql, 10);
+    const event = (principal: string, context: Record<string, string>) => ({
+      time: new Date(),
+      requestId: "nul",
+      principal,
+      operation: "Encrypt",
+      keyId: "",
+      keyVersionId: "",
+      resultCode: "OK",
+      errorCode: "",
+      encryptionContext: context,
+    });
+    await Promise.all([writer.append(event("a\u0000b", { "k\u0000": "v\u0000" })), writer.append(event("neighbour", {}))]);
+    const rows = await sql<{ principal: string; encryptionContext: Record<string, string> }[]>`
+      SELECT principal, encryption_context FROM audit_events WHERE request_id = 'nul' ORDER BY sequence`;
+    expect(rows.map((r) => [r.principal, r.encryptionContext])).toEqual([
+      ["a\ufffdb", { "k\ufffd": "v\ufffd" }],
+      ["neighbour", {}],
+    ]);
+    expect((await new AuditReader(sql).verify()).ok).toBe(true);
+  });
+
   it("finds edited, deleted and inserted rows", async () => {
     const reader = new AuditReader(sql);
     expect((await reader.verify()).ok).toBe(true);
