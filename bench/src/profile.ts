@@ -42,6 +42,12 @@ function cpuOfCommand(name: string): number {
   return total;
 }
 
+/** Peak resident set of a process so far, in MB (VmHWM). */
+function peakRssMb(pid: number): number {
+  const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return kb ? Math.round(Number(kb[1]) / 1024) : 0;
+}
+
 async function main(): Promise<void> {
   const method = process.argv[2] ?? "Encrypt";
   const dir = mkdtempSync(path.join(os.tmpdir(), "kms-profile-"));
@@ -75,6 +81,7 @@ async function main(): Promise<void> {
     const postgresBefore = cpuOfCommand("postgres");
     const r = await h2load({ address: stack.address, path: `/${kms.KeyManagementService.typeName}/${method}`, request, seconds, warmupSeconds: 0, streams, connections: 1 });
     const after = stack.pids.map(cpuMs);
+    const [apiRss, workerRss] = stack.pids.map(peakRssMb);
     const machine = machineBusyMs() - machineBefore;
     const postgresMs = cpuOfCommand("postgres") - postgresBefore;
     const transactionsDuring = (await transactions()) - transactionsBefore;
@@ -87,7 +94,8 @@ async function main(): Promise<void> {
     console.log(`${method}: ${r.opsPerSec.toFixed(0)} calls/s (${(r.opsPerSec * items).toFixed(0)} items/s), ${r.failed} failed, ${failed!.n} gRPC errors ${failed!.codes ?? ""}; CPU ms per item: kms-api ${per(0)}, hsm-worker ${per(1)}, ` +
         `Postgres ${(postgresMs / (r.requests * items)).toFixed(3)}, ` +
         `Postgres transactions per item ${(transactionsDuring / (r.requests * items)).toFixed(3)}, ` +
-        `everything else (h2load, the rest of the machine) ${((machine - postgresMs - (after[0]! - before[0]!) - (after[1]! - before[1]!)) / (r.requests * items)).toFixed(3)}`);
+        `everything else (h2load, the rest of the machine) ${((machine - postgresMs - (after[0]! - before[0]!) - (after[1]! - before[1]!)) / (r.requests * items)).toFixed(3)}; ` +
+        `peak RSS: kms-api ${apiRss} MB, hsm-worker ${workerRss} MB`);
   } finally {
     client.close();
     if (process.env.KMS_PROFILE_OUTPUT) console.log(stack.output());
