@@ -148,8 +148,12 @@ describe("encryption context canonicalisation", () => {
           try {
             validateEncryptionContext(c);
           } catch (err) {
-            // The only reason for these generators: a lone surrogate, which UTF-8 cannot carry.
-            expect((err as Error).message).toBe("encryption_context: keys and values must be valid UTF-8");
+            // The only reasons for these generators: a lone surrogate, which UTF-8 cannot carry, and U+0000,
+            // which the audit trail (Postgres text) cannot store.
+            expect([
+              "encryption_context: keys and values must be valid UTF-8",
+              "encryption_context: keys and values must not contain U+0000",
+            ]).toContain((err as Error).message);
             refused++;
             return;
           }
@@ -163,7 +167,8 @@ describe("encryption context canonicalisation", () => {
       }),
       { numRuns: 20_000 },
     );
-    expect(refused).toBeLessThan(20_000);
+    process.stdout.write(`context canonicalisation: ${20_000 - refused} of 20000 pairs checked, ${refused} refused by validation\n`);
+    expect(refused).toBeLessThan(10_000); // most pairs reach the property
   });
 
   it("tells apart a context from its near neighbours (injective on close pairs)", () => {
