@@ -41,7 +41,6 @@ export function hsmCall<T>(context: string, call: () => T): T {
   }
 }
 
-/** Runs an asynchronous (libuv pool) PKCS#11 call; a failure becomes a Pkcs11CallError carrying `context`. */
 /**
  * How the short calls of the hot path (AES-GCM, HMAC, ECDSA and EdDSA signing) reach the module:
  * "inline" on the worker's own thread, or through libuv's thread pool. Inline costs about half the CPU
@@ -51,11 +50,12 @@ export function hsmCall<T>(context: string, call: () => T): T {
  */
 export type CallMode = "inline" | "thread-pool";
 
-/** Runs `sync` on this thread or `async` on the thread pool, with hsmCall's error context either way. */
-export function hsmShortCall<T>(mode: CallMode, context: string, sync: () => T, async: () => Promise<T>): Promise<T> {
-  return mode === "inline" ? Promise.resolve(hsmCall(context, sync)) : hsmCallAsync(context, async);
+/** Runs `sync` on this thread or `async` on the thread pool; either way a failure is a rejected Pkcs11CallError. */
+export async function hsmShortCall<T>(mode: CallMode, context: string, sync: () => T, async: () => Promise<T>): Promise<T> {
+  return mode === "inline" ? hsmCall(context, sync) : hsmCallAsync(context, async);
 }
 
+/** Runs an asynchronous (libuv pool) PKCS#11 call; a failure becomes a Pkcs11CallError carrying `context`. */
 export async function hsmCallAsync<T>(context: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
