@@ -6,6 +6,7 @@ import { MIGRATIONS } from "./migrations";
 import { KeyStore } from "./key-store";
 import type { NewKey } from "./key-store";
 import { AuditWriter } from "./audit-writer";
+import type { AuditEvent } from "./audit-writer";
 import { AuditReader } from "./audit-reader";
 import { createScratchDatabase } from "./scratch";
 import type { ScratchDatabase } from "./scratch";
@@ -111,21 +112,25 @@ describe("KeyStore", () => {
 });
 
 describe("AuditWriter", () => {
+  /** An audit event: an OK Encrypt by "dev" unless `fields` says otherwise. */
+  const auditEvent = (fields: Partial<AuditEvent> = {}): AuditEvent => ({
+    time: new Date(),
+    requestId: "r",
+    principal: "dev",
+    operation: "Encrypt",
+    keyId: "",
+    keyVersionId: "",
+    resultCode: "OK",
+    errorCode: "",
+    encryptionContext: {},
+    ...fields,
+  });
+
   it("writes every row, many per batch, before resolving", async () => {
     const writer = new AuditWriter(sql, 50);
     const before = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events`;
     const appended = Array.from({ length: 120 }, (_, i) =>
-      writer.append({
-        time: new Date(),
-        requestId: `r${i}`,
-        principal: "dev",
-        operation: "Encrypt",
-        keyId: "",
-        keyVersionId: "",
-        resultCode: "OK",
-        errorCode: "",
-        encryptionContext: { i: String(i) },
-      }),
+      writer.append(auditEvent({ requestId: `r${i}`, encryptionContext: { i: String(i) } })),
     );
     await Promise.all(appended);
     const after = await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events`;
@@ -136,17 +141,7 @@ describe("AuditWriter", () => {
     const other = connect(db.url);
     try {
       const writers = [new AuditWriter(sql, 7), new AuditWriter(other, 5)];
-      const event = (w: number, i: number) => ({
-        time: new Date(),
-        requestId: `w${w}-${i}`,
-        principal: `p${w}`,
-        operation: "Decrypt",
-        keyId: "",
-        keyVersionId: "",
-        resultCode: "OK",
-        errorCode: "",
-        encryptionContext: {},
-      });
+      const event = (w: number, i: number) => auditEvent({ requestId: `w${w}-${i}`, principal: `p${w}`, operation: "Decrypt" });
       await Promise.all(writers.flatMap((wr, w) => Array.from({ length: 60 }, (_, i) => wr.append(event(w, i)))));
       const result = await new AuditReader(sql).verify();
       expect(result.ok).toBe(true);
@@ -160,17 +155,7 @@ describe("AuditWriter", () => {
 
   it("writes a lone replica's batches in one statement, and notices a row put in its way by hand", async () => {
     const writer = new AuditWriter(sql, 10);
-    const event = (i: number) => ({
-      time: new Date(),
-      requestId: `fast${i}`,
-      principal: "dev",
-      operation: "Encrypt",
-      keyId: "",
-      keyVersionId: "",
-      resultCode: "OK",
-      errorCode: "",
-      encryptionContext: { i: String(i) },
-    });
+    const event = (i: number) => auditEvent({ requestId: `fast${i}`, encryptionContext: { i: String(i) } });
     await writer.append(event(0)); // learns the head under the lock
     for (let i = 1; i <= 5; i++) await writer.append(event(i));
     expect(writer.batches).toEqual({ fast: 5, locked: 1 });
@@ -192,17 +177,7 @@ describe("AuditWriter", () => {
 
   it("stores a row holding U+0000 (which Postgres text refuses) with U+FFFD, without failing its batch", async () => {
     const writer = new AuditWriter(sql, 10);
-    const event = (principal: string, context: Record<string, string>) => ({
-      time: new Date(),
-      requestId: "nul",
-      principal,
-      operation: "Encrypt",
-      keyId: "",
-      keyVersionId: "",
-      resultCode: "OK",
-      errorCode: "",
-      encryptionContext: context,
-    });
+    const event = (principal: string, encryptionContext: Record<string, string>) => auditEvent({ requestId: "nul", principal, encryptionContext });
     await Promise.all([writer.append(event("a\u0000b", { "k\u0000": "v\u0000" })), writer.append(event("neighbour", {}))]);
     const rows = await sql<{ principal: string; encryptionContext: Record<string, string> }[]>`
       SELECT principal, encryption_context FROM audit_events WHERE request_id = 'nul' ORDER BY sequence`;
@@ -226,17 +201,7 @@ describe("AuditWriter", () => {
   it("rejects every waiting row when the database is gone", async () => {
     const dead = connect("postgres://postgres@127.0.0.1:1/none");
     const writer = new AuditWriter(dead);
-    const event = {
-      time: new Date(),
-      requestId: "x",
-      principal: "dev",
-      operation: "Encrypt",
-      keyId: "",
-      keyVersionId: "",
-      resultCode: "OK",
-      errorCode: "",
-      encryptionContext: {},
-    };
+    const event = auditEvent({ requestId: "x" });
     const results = await Promise.allSettled([writer.append(event), writer.append(event)]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
     await dead.end();
