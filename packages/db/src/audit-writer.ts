@@ -7,8 +7,9 @@
 // the batch's last row and insert the rows only if the head moved. Row locking makes that a
 // compare-and-swap, so when another replica wrote meanwhile nothing is written and the batch takes the
 // slow path: a transaction under an advisory lock that reads the head, chains after it and moves it.
-// One replica alone never takes the slow path after its first batch; several hand the head over per
-// batch, not per request.
+// One replica alone never takes the slow path after its first batch. While the locked path sees that
+// another replica wrote since this one's last batch, the next batch goes straight to it, not through a
+// compare-and-swap bound to fail; several replicas hand the head over per batch, not per request.
 import { chainRows } from "@kms/audit-chain";
 import type { AuditRow, ChainedRow } from "@kms/audit-chain";
 import type { Sql } from "./connect";
@@ -25,6 +26,8 @@ export class AuditWriter {
   private queue: Pending[] = [];
   /** The head this writer last wrote (or read); undefined until the first batch or after a failure. */
   private head: { sequence: number; hash: Buffer } | undefined;
+  /** Another replica wrote between this one's last two batches: the fast path would likely fail. */
+  private othersWriting = false;
   private flushing: Promise<void> | undefined;
   /** Batches written by the one-statement fast path and by the locked slow path. */
   readonly batches = { fast: 0, locked: 0 };
@@ -71,8 +74,8 @@ export class AuditWriter {
   private async writeBatch(events: AuditEvent[]): Promise<void> {
     const head = this.head;
     this.head = undefined; // unknown until this batch's outcome is
-    if (head && (await this.writeAfterHead(head, events))) return;
-    await this.writeUnderLock(events);
+    if (head && !this.othersWriting && (await this.writeAfterHead(head, events))) return;
+    await this.writeUnderLock(events, head);
   }
 
   /** The fast path: false when the head moved (another replica wrote) or rows sit beyond it (by hand). */
@@ -109,7 +112,8 @@ export class AuditWriter {
     return true;
   }
 
-  private async writeUnderLock(events: AuditEvent[]): Promise<void> {
+  /** `lastWritten`: the head this writer left after its previous batch, if known. */
+  private async writeUnderLock(events: AuditEvent[], lastWritten: { sequence: number } | undefined): Promise<void> {
     const last = await this.sql.begin(async (tx) => {
       await tx`SELECT pg_advisory_xact_lock(hashtext('kms.audit_chain'))`;
       // The head row's lock holds off the other replicas' fast path until this commits; the next
@@ -121,6 +125,7 @@ export class AuditWriter {
                (SELECT hash FROM audit_head WHERE id = 1) AS head_hash,
                (SELECT max(sequence) FROM audit_events)::text AS max_sequence`;
       const headSequence = Number(found?.headSequence ?? 0);
+      this.othersWriting = lastWritten !== undefined && headSequence !== lastWritten.sequence;
       // Rows beyond the recorded head can only have been put there by hand: write after them (so the
       // service keeps answering) but link to the head, so verification flags the first forged row.
       const sequence = Math.max(headSequence, Number(found?.maxSequence ?? 0));
