@@ -331,6 +331,14 @@ describe("limits", () => {
     expect((await client.generateRandom({ numberOfBytes: 8 })).random.length).toBe(8);
   });
 
+  it("holds a throttled call no longer than the caller's deadline allows: RESOURCE_EXHAUSTED, not DEADLINE_EXCEEDED", async () => {
+    const { client } = await stack.startReplica({ KMS_RATE_LIMIT_PER_SECOND: "1", KMS_RATE_LIMIT_BURST: "1", KMS_RATE_LIMIT_DELAY_MS: "10000" });
+    await client.generateRandom({ numberOfBytes: 8 });
+    // 2 s from now; the delay alone would hold it 5-15 s, past the deadline.
+    const err = await grpcError(client.generateRandom({ numberOfBytes: 8 }, { deadline: 2000 }));
+    expect([err.code, errorCode(err.metadata)]).toEqual([status.RESOURCE_EXHAUSTED, "Throttling"]);
+  });
+
   it("refuses a request over KMS_MAX_REQUEST_BYTES with RESOURCE_EXHAUSTED before reading it", async () => {
     const { client, api } = await stack.startReplica({ KMS_MAX_REQUEST_BYTES: "4096" });
     const err = await grpcError(client.encrypt({ keyId: keys.aes, plaintext: Buffer.alloc(5000) }));

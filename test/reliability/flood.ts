@@ -6,7 +6,7 @@
 // once with the rate limit in force and once with it lifted. Mallory runs in a process of his own, so
 // that his 64 client loops do not slow alice's client down instead of the service. Prints p50/p99 of alice and what mallory
 // got. FLOOD_SECONDS (default 10) per phase; FLOOD_RATE (default 1000/s) is the per-principal limit,
-// above alice's rate.
+// above alice's rate, and FLOOD_BURST its bucket size (default: FLOOD_RATE).
 import { spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -21,6 +21,8 @@ import type { KmsClient } from "../harness";
 const SECONDS = Number(process.env.FLOOD_SECONDS ?? 10);
 const RATE = process.env.FLOOD_RATE ?? "1000";
 const ALICE_RATE = Number(process.env.ALICE_RATE ?? 200);
+/** The bucket's size: how many calls a principal may make back to back (default: one second's worth). */
+const BURST = process.env.FLOOD_BURST ?? RATE;
 
 async function main(): Promise<void> {
   const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -35,7 +37,7 @@ async function main(): Promise<void> {
     const jwks = path.join(stack.dataDir, "jwks.json");
     writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "k", alg: "ES256", use: "sig" }] }));
     const jwt = { KMS_JWT_JWKS_FILE: jwks, KMS_JWT_ISSUER: "flood", KMS_JWT_AUDIENCE: "kms", KMS_ADMINS: "alice,mallory" };
-    const limited = await stack.startReplica({ ...jwt, KMS_RATE_LIMIT_PER_SECOND: RATE, KMS_RATE_LIMIT_BURST: RATE });
+    const limited = await stack.startReplica({ ...jwt, KMS_RATE_LIMIT_PER_SECOND: RATE, KMS_RATE_LIMIT_BURST: BURST });
     const unlimited = await stack.startReplica({ ...jwt, KMS_RATE_LIMIT_PER_SECOND: "10000000", KMS_RATE_LIMIT_BURST: "10000000" });
     const alice = await bearer("alice");
     const mallory = String((await bearer("mallory")).get("authorization")[0]);
@@ -53,7 +55,7 @@ async function main(): Promise<void> {
           `mallory ok ${flooded.floodOk}, throttled ${flooded.throttled}`,
       );
     }
-    process.stdout.write(`flood (${SECONDS} s per phase, rate limit ${RATE}/s per principal):\n${rows.join("\n")}\n`);
+    process.stdout.write(`flood (${SECONDS} s per phase, rate limit ${RATE}/s per principal, burst ${BURST}, alice ${ALICE_RATE}/s):\n${rows.join("\n")}\n`);
   } finally {
     await stack.stop();
   }

@@ -1,7 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import { loadApiConfig, loadWorkerConfig } from "@kms/config";
 import { ErrorCode, KmsError } from "@kms/errors";
-import { RateLimiter, serverOptions } from "./limits";
+import { RateLimiter, serverOptions, throttleHoldMs } from "./limits";
 
 function throttled(limiter: RateLimiter, principal: string): boolean {
   try {
@@ -32,11 +32,25 @@ describe("RateLimiter", () => {
   });
 });
 
+describe("throttleHoldMs", () => {
+  it("holds the configured delay ±50 %, but answers before the caller's deadline", () => {
+    const now = 1_000_000;
+    for (let i = 0; i < 100; i++) {
+      const free = throttleHoldMs(1000, undefined, now);
+      expect(free).toBeGreaterThanOrEqual(500);
+      expect(free).toBeLessThanOrEqual(1500);
+      expect(throttleHoldMs(1000, new Date(now + 300), now)).toBeLessThanOrEqual(225);
+    }
+    expect(throttleHoldMs(1000, new Date(now - 10), now)).toBe(0); // already past: answer at once
+    expect(throttleHoldMs(0, undefined, now)).toBe(0);
+  });
+});
+
 describe("limit configuration", () => {
   const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms" };
   it("has defaults and passes the size and stream caps to grpc-js", () => {
     const { limits } = loadApiConfig(base);
-    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, rejectDelayMs: 100, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
+    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, rejectDelayMs: 1000, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
     expect(serverOptions(limits)).toEqual({ "grpc.max_receive_message_length": 4194304, "grpc.max_concurrent_streams": 256 });
   });
 

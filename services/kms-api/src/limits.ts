@@ -62,6 +62,18 @@ export class RateLimiter {
   }
 }
 
+/**
+ * How long to hold a throttled call (limits.ts says why): the configured delay ±50 %, so that a throttled
+ * client's calls do not come back in lockstep, but never so long that the caller's deadline passes
+ * first: it must see RESOURCE_EXHAUSTED, not DEADLINE_EXCEEDED.
+ */
+export function throttleHoldMs(delayMs: number, deadline: Date | undefined, now = Date.now()): number {
+  const jittered = delayMs * (0.5 + Math.random());
+  if (deadline === undefined) return jittered;
+  // A quarter of the time left stays for the audit row and the answer.
+  return Math.max(0, Math.min(jittered, (deadline.getTime() - now) * 0.75));
+}
+
 /** The grpc-js server options that carry the size and concurrency caps. */
 export function serverOptions(limits: Pick<LimitsConfig, "maxRequestBytes" | "maxConcurrentStreams">): ServerOptions {
   return {

@@ -15,6 +15,7 @@ import { ERROR_CODE_KEY, ErrorCode, InternalError, KmsError, invalidArgument, st
 import { isDatabaseUnavailable } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { Authenticator } from "./auth/authenticate";
+import { throttleHoldMs } from "./limits";
 import type { CallContext, Services } from "./context";
 import { describeError } from "./log";
 import { traceRpc } from "./rpc-telemetry";
@@ -84,8 +85,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
     failure = !(err instanceof KmsError) && isDatabaseUnavailable(err) ? unavailable("database") : err;
   }
   if (failure instanceof KmsError && failure.code === ErrorCode.Throttled && services.rateLimiter) {
-    // limits.ts says why; ±50 % jitter, so that a throttled client's calls do not come back in lockstep.
-    await new Promise((r) => setTimeout(r, services.rateLimiter!.rejectDelayMs * (0.5 + Math.random())));
+    await new Promise((r) => setTimeout(r, throttleHoldMs(services.rateLimiter!.rejectDelayMs, ctx.deadline)));
   }
   bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
   const outcome = failure === undefined ? undefined : toStatus(failure);
