@@ -141,7 +141,8 @@ export class MixedLoad {
     const context = { op, tenant: `t${Math.floor(Math.random() * 8)}` };
     const res = await this.call("Encrypt", () => this.client().encrypt({ keyId, plaintext, encryptionContext: context }, { deadline: this.deadline }));
     if (!res) return;
-    const ack = { op, keyId, blob: res.ciphertextBlob, plaintext, context };
+    // A copy: the decoded field is a view that would keep the whole response buffer alive until the sweep.
+    const ack = { op, keyId, blob: Buffer.from(res.ciphertextBlob), plaintext, context };
     this.acknowledged.push(ack);
     this.report.acknowledgedCiphertexts++;
     await this.decrypt(ack);
@@ -155,7 +156,7 @@ export class MixedLoad {
     );
     if (!res) return;
     if (res.plaintext.length !== 32) this.mismatch(`GenerateDataKey returned ${res.plaintext.length} bytes`);
-    this.acknowledged.push({ op, keyId, blob: res.ciphertextBlob, plaintext: Buffer.from(res.plaintext), context });
+    this.acknowledged.push({ op, keyId, blob: Buffer.from(res.ciphertextBlob), plaintext: Buffer.from(res.plaintext), context });
     this.report.acknowledgedCiphertexts++;
   }
 
