@@ -63,7 +63,7 @@ export class RateLimiter {
 }
 
 /**
- * How long to hold a throttled call (limits.ts says why): the configured delay ±50 %, so that a throttled
+ * How long rpc.ts holds a throttled call (the header says why): the configured delay ±50 %, so that a throttled
  * client's calls do not come back in lockstep, but never so long that the caller's deadline passes
  * first: it must see RESOURCE_EXHAUSTED, not DEADLINE_EXCEEDED.
  */

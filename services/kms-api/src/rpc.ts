@@ -84,10 +84,10 @@ async function run<I extends DescMessage, O extends DescMessage>(
     // A database that cannot be reached is the caller's UNAVAILABLE (retry is safe), not a bug.
     failure = !(err instanceof KmsError) && isDatabaseUnavailable(err) ? unavailable("database") : err;
   }
+  bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
   if (failure instanceof KmsError && failure.code === ErrorCode.Throttled && services.rateLimiter) {
     await new Promise((r) => setTimeout(r, throttleHoldMs(services.rateLimiter!.rejectDelayMs, ctx.deadline)));
   }
-  bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
   const outcome = failure === undefined ? undefined : toStatus(failure);
   if (failure !== undefined && !(failure instanceof KmsError)) {
     services.log.error("request failed", { requestId: ctx.requestId, operation: method.name, ...describeError(failure) });
