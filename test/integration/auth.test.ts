@@ -213,6 +213,8 @@ describe("bearer JWTs", () => {
     ["wrong audience", { aud: "other" }],
     ["wrong issuer", { iss: "https://evil.test" }],
     ["expired", { exp: Math.floor(Date.now() / 1000) - 60 }],
+    ["sub holding U+0000 (the audit trail cannot store it)", { sub: "web\u0000admin" }],
+    ["sub holding a lone surrogate (no UTF-8 form)", { sub: "web\ud800" }],
   ])("refuses a token with the %s", async (_name, claims) => {
     const err = await grpcError(client.listKeys({}, await bearer(claims)));
     expect(err.code).toBe(status.UNAUTHENTICATED);

@@ -61,7 +61,8 @@ export function parseBlob(blob: Uint8Array): ParsedBlob {
 export type EncryptionContext = Readonly<Record<string, string>>;
 
 /** True when the string has no lone UTF-16 surrogate, i.e. it encodes to UTF-8 and back unchanged. */
-function isWellFormed(s: string): boolean {
+/** No lone surrogate: the string has a UTF-8 form (String.prototype.isWellFormed, which ES2023 lacks). */
+export function isWellFormed(s: string): boolean {
   return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
 }
 

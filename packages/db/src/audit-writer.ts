@@ -145,18 +145,21 @@ export class AuditWriter {
 }
 
 const UNIQUE_VIOLATION = "23505";
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, "g");
 
 /**
- * Postgres text and jsonb cannot hold U+0000, and one such row would fail its whole batch: everyone
- * else's calls with it. The API refuses U+0000 where it reaches the audit trail; this is the backstop.
- * It runs before chaining, so the hash covers exactly what is stored.
+ * Postgres text and jsonb cannot hold U+0000 or a lone surrogate (which JSON carries as a \uD8xx escape),
+ * and one such row would fail its whole batch: everyone else's calls with it. The API refuses both where
+ * they reach the audit trail; this is the backstop, replacing them by U+FFFD. It runs before chaining, so
+ * the hash covers exactly what is stored.
  */
 function storable(event: AuditEvent): AuditEvent {
-  const hasNul = (s: string) => s.includes("\u0000");
+  const unstorable = (s: string) => s.includes("\u0000") || LONE_SURROGATE.test(s);
   const strings = [event.requestId, event.principal, event.operation, event.keyId, event.keyVersionId, event.resultCode, event.errorCode];
   const context = Object.entries(event.encryptionContext);
-  if (!strings.some(hasNul) && !context.some(([k, v]) => hasNul(k) || hasNul(v))) return event;
-  const clean = (s: string) => s.replaceAll("\u0000", "\ufffd");
+  if (!strings.some(unstorable) && !context.some(([k, v]) => unstorable(k) || unstorable(v))) return event;
+  const clean = (s: string) => s.replace(LONE_SURROGATES, "\ufffd").replaceAll("\u0000", "\ufffd");
   return {
     ...event,
     requestId: clean(event.requestId),

@@ -180,15 +180,20 @@ describe("AuditWriter", () => {
     expect((await new AuditReader(sql).verify()).ok).toBe(true);
   });
 
-  it("stores a row holding U+0000 (which Postgres text refuses) with U+FFFD, without failing its batch", async () => {
+  it("stores a row holding U+0000 or a lone surrogate (which Postgres refuses) with U+FFFD, without failing its batch", async () => {
     const writer = new AuditWriter(sql, 10);
     const event = (principal: string, encryptionContext: Record<string, string>) => auditEvent({ requestId: "nul", principal, encryptionContext });
-    await Promise.all([writer.append(event("a\u0000b", { "k\u0000": "v\u0000" })), writer.append(event("neighbour", {}))]);
+    await Promise.all([
+      writer.append(event("a\u0000b", { "k\u0000": "v\u0000" })),
+      writer.append(event("neighbour", {})),
+      writer.append(event("c\ud800d", { s: "\udc00" })),
+    ]);
     const rows = await sql<{ principal: string; encryptionContext: Record<string, string> }[]>`
       SELECT principal, encryption_context FROM audit_events WHERE request_id = 'nul' ORDER BY sequence`;
     expect(rows.map((r) => [r.principal, r.encryptionContext])).toEqual([
       ["a\ufffdb", { "k\ufffd": "v\ufffd" }],
       ["neighbour", {}],
+      ["c\ufffdd", { s: "\ufffd" }],
     ]);
     expect((await new AuditReader(sql).verify()).ok).toBe(true);
   });

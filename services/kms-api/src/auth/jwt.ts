@@ -5,6 +5,7 @@ import type { JSONWebKeySet } from "jose";
 import { status } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
 import type { JwtConfig } from "@kms/config";
+import { isWellFormed } from "@kms/ciphertext";
 import { ErrorCode, KmsError } from "@kms/errors";
 
 export interface JwtVerifier {
@@ -48,12 +49,13 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
       if (known !== undefined && Date.now() < known.until) return known.sub;
       try {
         const { payload } = await jwtVerify(token, keys, { issuer: config.issuer, audience: config.audience, algorithms: ALGORITHMS });
-        // U+0000 cannot be stored (the audit trail is Postgres text).
-        if (typeof payload.sub !== "string" || payload.sub === "" || payload.sub.includes("\u0000")) throw new Error("no usable sub");
+        // U+0000 and lone surrogates cannot be stored (the audit trail is Postgres text).
+        const sub = payload.sub;
+        if (typeof sub !== "string" || sub === "" || sub.includes("\u0000") || !isWellFormed(sub)) throw new Error("no usable sub");
         if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
         const expires = typeof payload.exp === "number" ? payload.exp * 1000 : Infinity;
-        verified.set(token, { sub: payload.sub, until: Math.min(expires, Date.now() + VERIFIED_TTL_MS) });
-        return payload.sub;
+        verified.set(token, { sub, until: Math.min(expires, Date.now() + VERIFIED_TTL_MS) });
+        return sub;
       } catch {
         // One message whatever failed: the reason goes nowhere the caller can probe.
         throw new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, "bearer token is not valid for this service");
