@@ -4,33 +4,24 @@
 import * as pkcs11js from "pkcs11js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { tallyHmac } from "../testing/hmac-vectors";
-import { createTestToken } from "../testing/softhsm-token";
-import type { TestToken } from "../testing/softhsm-token";
+import { openTestSession } from "../testing/pkcs11-session";
+import type { TestSession } from "../testing/pkcs11-session";
 import { hex, loadVectors } from "../testing/wycheproof";
 import { hsmMac, hsmOaepDecrypt } from "./asymmetric";
 import { hasCode } from "./errors";
-import { Pkcs11Module } from "./module";
 
 jest.setTimeout(120_000);
 
-let token: TestToken;
-let pkcs11Module: Pkcs11Module;
+let testSession: TestSession;
 let lib: pkcs11js.PKCS11;
 let session: pkcs11js.Handle;
 
 beforeAll(() => {
-  token = createTestToken("asym-wycheproof-test");
-  pkcs11Module = Pkcs11Module.open(token.module);
-  lib = pkcs11Module.lib;
-  session = lib.C_OpenSession(pkcs11Module.findSlot(token.label), pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-  lib.C_Login(session, pkcs11js.CKU_USER, token.pin);
+  testSession = openTestSession("asym-wycheproof-test");
+  ({ lib, session } = testSession);
 });
 
-afterAll(() => {
-  lib.C_CloseSession(session);
-  pkcs11Module.finalize();
-  token.remove();
-});
+afterAll(() => testSession.close());
 
 /** Big-endian integer without leading zero bytes, as PKCS#11 takes it. */
 function integer(hexValue: string | undefined): Buffer {
