@@ -347,6 +347,29 @@ describe("limits", () => {
     expect(api.child.exitCode).toBeNull();
   });
 
+  it("lets a principal being throttled have only KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT calls in progress; the next waits its turn", async () => {
+    const { client } = await stack.startReplica({ KMS_RATE_LIMIT_PER_SECOND: "50", KMS_RATE_LIMIT_BURST: "2", KMS_RATE_LIMIT_DELAY_MS: "0", KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT: "1" });
+    // Spend the bucket and get throttled: for the next 2 s this principal counts as flooding.
+    const first = await Promise.allSettled([1, 2, 3].map(() => client.generateRandom({ numberOfBytes: 4 })));
+    expect(first.filter((r) => r.status === "rejected")).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 100)); // the bucket is full again
+    stack.worker.kill("SIGSTOP"); // the next Encrypt stays in progress until the worker deadline (3 s here)
+    try {
+      const stuck = grpcError(client.encrypt({ keyId: keys.aes, plaintext: Buffer.of(1) }, { deadline: 20_000 }));
+      await new Promise((r) => setTimeout(r, 50));
+      // Needs no worker, but must wait for the Encrypt's turn: refused before its own deadline.
+      const started = performance.now();
+      const waited = await grpcError(client.listKeys({}, { deadline: 1000 }));
+      expect([waited.code, errorCode(waited.metadata)]).toEqual([status.RESOURCE_EXHAUSTED, "Throttling"]);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(600); // it waited ~750 ms, not refused at once
+      expect((await stuck).code).toBe(status.UNAVAILABLE);
+    } finally {
+      stack.worker.kill("SIGCONT");
+    }
+    // The turn came back with the Encrypt's answer.
+    expect((await client.listKeys({})).keys).toBeDefined();
+  });
+
   it("answers calls beyond KMS_MAX_CONCURRENT_STREAMS on one connection (they wait, none fails)", async () => {
     const { client } = await stack.startReplica({ KMS_MAX_CONCURRENT_STREAMS: "2" });
     const results = await Promise.all(Array.from({ length: 20 }, () => client.generateRandom({ numberOfBytes: 4 })));

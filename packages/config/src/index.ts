@@ -49,6 +49,7 @@ export const VARIABLES = {
   KMS_RATE_LIMIT_PER_SECOND: { default: "2000", doc: "requests per second each principal may make (token bucket); over it: RESOURCE_EXHAUSTED, Throttling" },
   KMS_RATE_LIMIT_BURST: { default: "4000", doc: "requests a principal may make at once above its rate (the bucket's size)" },
   KMS_RATE_LIMIT_DELAY_MS: { default: "1000", doc: "how long a throttled call waits before its RESOURCE_EXHAUSTED (± 50 %, never past the caller's deadline), so that a client retrying in a tight loop cannot turn the limit into a flood of cheap rejections" },
+  KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT: { default: "4", doc: "calls a principal throttled in the last 2 s may have in progress at once; its others wait their turn, so that a flood's bursts do not hold up other principals' calls" },
   KMS_MAX_REQUEST_BYTES: { default: "4194304", doc: "largest request message kms-api accepts (grpc.max_receive_message_length)" },
   KMS_MAX_CONCURRENT_STREAMS: { default: "256", doc: "concurrent calls per client connection (grpc.max_concurrent_streams)" },
   KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert" },
@@ -226,6 +227,8 @@ export interface LimitsConfig {
   burst: number;
   /** How long a throttled call is held before its RESOURCE_EXHAUSTED. */
   rejectDelayMs: number;
+  /** Calls in progress at once for a principal being throttled. */
+  throttledMaxInFlight: number;
   maxRequestBytes: number;
   maxConcurrentStreams: number;
 }
@@ -331,6 +334,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       ratePerSecond: integer(env, "KMS_RATE_LIMIT_PER_SECOND", 2000, 1, 10_000_000),
       burst: integer(env, "KMS_RATE_LIMIT_BURST", 4000, 1, 10_000_000),
       rejectDelayMs: integer(env, "KMS_RATE_LIMIT_DELAY_MS", 1000, 0, 10_000),
+      throttledMaxInFlight: integer(env, "KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT", 4, 1, 100_000),
       maxRequestBytes: integer(env, "KMS_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
       maxConcurrentStreams: integer(env, "KMS_MAX_CONCURRENT_STREAMS", 256, 1, 100_000),
     },

@@ -5,7 +5,9 @@ import { RateLimiter, serverOptions, throttleHoldMs } from "./limits";
 
 function throttled(limiter: RateLimiter, principal: string): boolean {
   try {
-    limiter.take(principal);
+    const turn = limiter.admit(principal);
+    expect(turn).toBeInstanceOf(Function); // nobody here has been throttled with calls in flight
+    (turn as () => void)();
     return false;
   } catch (err) {
     expect(err).toBeInstanceOf(KmsError);
@@ -32,6 +34,78 @@ describe("RateLimiter", () => {
   });
 });
 
+describe("RateLimiter: calls in flight of a throttled principal", () => {
+  const THROTTLING = { status: status.RESOURCE_EXHAUSTED, code: ErrorCode.Throttled };
+  const flooding = (limiter: RateLimiter, principal: string) => {
+    // Spend the bucket, then get throttled once: from now on the principal counts as flooding.
+    const releases: (() => void)[] = [];
+    for (;;) {
+      try {
+        releases.push(limiter.admit(principal) as () => void);
+      } catch {
+        return releases;
+      }
+    }
+  };
+
+  it("does not cap a principal that stays within its rate", () => {
+    const limiter = new RateLimiter(10, 100, 0, () => 0, 2);
+    const turns = Array.from({ length: 50 }, () => limiter.admit("a"));
+    expect(turns.every((t) => typeof t === "function")).toBe(true);
+    expect(limiter.load("a")).toEqual({ inFlight: 50, waiting: 0 });
+  });
+
+  it("once throttled, admits the principal's calls only as its earlier ones finish, in order; others go at once", async () => {
+    let now = 0;
+    const limiter = new RateLimiter(10, 3, 0, () => now, 2);
+    const inFlight = flooding(limiter, "mallory");
+    expect(inFlight).toHaveLength(3);
+    now += 500; // five tokens back, but mallory already has 3 calls in progress (cap 2)
+    const waiting = [limiter.admit("mallory"), limiter.admit("mallory")];
+    expect(waiting.every((t) => t instanceof Promise)).toBe(true);
+    expect(limiter.load("mallory")).toEqual({ inFlight: 3, waiting: 2 });
+    expect(typeof limiter.admit("alice")).toBe("function"); // another principal is not held up
+
+    const order: number[] = [];
+    void (waiting[0] as Promise<() => void>).then(() => order.push(0));
+    void (waiting[1] as Promise<() => void>).then(() => order.push(1));
+    inFlight[0]!();
+    inFlight[0]!(); // a second release of the same call does nothing
+    await Promise.resolve();
+    expect(order).toEqual([]); // 2 still in flight: at the cap
+    inFlight[1]!();
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([0]);
+    expect(limiter.load("mallory")).toEqual({ inFlight: 2, waiting: 1 });
+    inFlight[2]!();
+    await new Promise((r) => setImmediate(r));
+    expect(order).toEqual([0, 1]);
+  });
+
+  it("counts as flooding for 2 s after the last throttled call, then lifts the cap", () => {
+    let now = 0;
+    const limiter = new RateLimiter(1000, 2, 0, () => now, 1);
+    const inFlight = flooding(limiter, "m");
+    now += 100;
+    expect(limiter.admit("m")).toBeInstanceOf(Promise);
+    inFlight.forEach((release) => release());
+    now += 2000;
+    const turns = [limiter.admit("m"), limiter.admit("m")];
+    expect(turns.every((t) => typeof t === "function")).toBe(true);
+  });
+
+  it("refuses a waiting call with Throttling before the caller's deadline passes", async () => {
+    let now = 0;
+    const limiter = new RateLimiter(10, 1, 0, () => now, 1);
+    flooding(limiter, "m");
+    now += 1000;
+    const turn = limiter.admit("m", new Date(Date.now() + 40));
+    expect(turn).toBeInstanceOf(Promise);
+    await expect(turn).rejects.toMatchObject(THROTTLING);
+    expect(limiter.load("m")).toEqual({ inFlight: 1, waiting: 0 });
+  });
+});
+
 describe("throttleHoldMs", () => {
   it("holds the configured delay ±50 %, but answers before the caller's deadline", () => {
     const now = 1_000_000;
@@ -50,13 +124,13 @@ describe("limit configuration", () => {
   const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms" };
   it("has defaults and passes the size and stream caps to grpc-js", () => {
     const { limits } = loadApiConfig(base);
-    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, rejectDelayMs: 1000, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
+    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, rejectDelayMs: 1000, throttledMaxInFlight: 4, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
     expect(serverOptions(limits)).toEqual({ "grpc.max_receive_message_length": 4194304, "grpc.max_concurrent_streams": 256 });
   });
 
   it("reads the variables and names a bad one", () => {
-    const env = { ...base, KMS_RATE_LIMIT_PER_SECOND: "5", KMS_RATE_LIMIT_BURST: "7", KMS_RATE_LIMIT_DELAY_MS: "0", KMS_MAX_REQUEST_BYTES: "65536", KMS_MAX_CONCURRENT_STREAMS: "8" };
-    expect(loadApiConfig(env).limits).toEqual({ ratePerSecond: 5, burst: 7, rejectDelayMs: 0, maxRequestBytes: 65536, maxConcurrentStreams: 8 });
+    const env = { ...base, KMS_RATE_LIMIT_PER_SECOND: "5", KMS_RATE_LIMIT_BURST: "7", KMS_RATE_LIMIT_DELAY_MS: "0", KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT: "9", KMS_MAX_REQUEST_BYTES: "65536", KMS_MAX_CONCURRENT_STREAMS: "8" };
+    expect(loadApiConfig(env).limits).toEqual({ ratePerSecond: 5, burst: 7, rejectDelayMs: 0, throttledMaxInFlight: 9, maxRequestBytes: 65536, maxConcurrentStreams: 8 });
     expect(() => loadApiConfig({ ...base, KMS_RATE_LIMIT_DELAY_MS: "-1" })).toThrow('KMS_RATE_LIMIT_DELAY_MS: must be a whole number, got "-1"');
     expect(() => loadApiConfig({ ...base, KMS_RATE_LIMIT_PER_SECOND: "0" })).toThrow("KMS_RATE_LIMIT_PER_SECOND: must be between 1 and 10000000, got 0");
   });

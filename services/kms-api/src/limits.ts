@@ -3,6 +3,11 @@
 //     right after authentication in rpc.ts; over it: RESOURCE_EXHAUSTED with kms-error-code Throttling,
 //     answered only after rejectDelayMs: a client that retries at once would otherwise spin, and its
 //     rejections (each still authenticated and audited) would take the CPU its limit was to protect;
+//   - while a principal is being throttled (and for FLOODER_WINDOW_MS after), at most
+//     KMS_THROTTLED_MAX_IN_FLIGHT of its calls are processed at once; the rest wait their turn. The bucket
+//     alone lets a flooder's closed-loop clients spend each refill all together: tens of calls land on the
+//     worker and the audit writer as one burst, and every other caller's call that arrives then waits
+//     behind the whole burst (measured: test/reliability/flood.ts). Callers within their rate never wait;
 //   - the largest request message (KMS_MAX_REQUEST_BYTES) and the concurrent calls per connection
 //     (KMS_MAX_CONCURRENT_STREAMS), which grpc-js enforces itself: serverOptions() gives main.ts its options.
 import { status } from "@grpc/grpc-js";
@@ -12,12 +17,28 @@ import { ErrorCode, KmsError } from "@kms/errors";
 
 /** Principals whose bucket is kept; beyond it the fullest (idle) buckets are forgotten first. */
 const MAX_TRACKED_PRINCIPALS = 100_000;
+/** How long after its last throttled call a principal still counts as flooding (its calls in flight capped). */
+const FLOODER_WINDOW_MS = 2000;
+/** Calls of one flooding principal that may wait for a slot; beyond: Throttling at once. */
+const MAX_WAITING_PER_PRINCIPAL = 1024;
+
+/** A call waiting for its principal's turn: called when the turn comes. */
+type Waiter = () => void;
 
 interface Bucket {
   tokens: number;
   /** Milliseconds (monotonic clock) of the last refill. */
   at: number;
+  /** Monotonic milliseconds of its last throttled call (-Infinity: never). */
+  throttledAt: number;
+  /** Calls admitted and not yet released. */
+  inFlight: number;
+  /** Calls waiting for a slot while the principal floods (FIFO). */
+  waiting: Waiter[];
 }
+
+/** Ends an admitted call's turn (idempotent). */
+export type Release = () => void;
 
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
@@ -29,29 +50,94 @@ export class RateLimiter {
     readonly rejectDelayMs = 0,
     /** Monotonic milliseconds; tests inject their own. */
     private readonly now: () => number = () => performance.now(),
+    /** Calls in progress at once for a principal that is being throttled. */
+    private readonly throttledMaxInFlight = 4,
   ) {}
 
+  /**
+   * Takes a token (or throws Throttling), then gives the call its turn: at once, unless the principal has
+   * been throttled lately and already has its share in progress; then a promise that resolves when one of
+   * its earlier calls releases, or rejects with Throttling when `deadline` is about to pass (the caller must
+   * see RESOURCE_EXHAUSTED, not DEADLINE_EXCEEDED). The caller must call the Release when its work is done.
+   */
+  admit(principal: string, deadline?: Date): Release | Promise<Release> {
+    const bucket = this.takeToken(principal);
+    const flooding = this.now() - bucket.throttledAt < FLOODER_WINDOW_MS;
+    if (!flooding || bucket.inFlight < this.throttledMaxInFlight) {
+      bucket.inFlight++;
+      return this.releaseOf(bucket);
+    }
+    if (bucket.waiting.length >= MAX_WAITING_PER_PRINCIPAL) throw this.throttled();
+    return new Promise<Release>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const waiter: Waiter = () => {
+        clearTimeout(timer);
+        resolve(this.releaseOf(bucket));
+      };
+      if (deadline !== undefined) {
+        // As throttleHoldMs: a quarter of the time left stays for the audit row and the answer.
+        timer = setTimeout(() => {
+          bucket.waiting.splice(bucket.waiting.indexOf(waiter), 1);
+          reject(this.throttled());
+        }, Math.max(0, (deadline.getTime() - Date.now()) * 0.75));
+      }
+      bucket.waiting.push(waiter);
+    });
+  }
+
+  private releaseOf(bucket: Bucket): Release {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      bucket.inFlight--;
+      this.admitWaiting(bucket);
+    };
+  }
+
+  /** Lets waiting calls go, oldest first, while the principal is under its cap (or no longer flooding). */
+  private admitWaiting(bucket: Bucket): void {
+    const flooding = this.now() - bucket.throttledAt < FLOODER_WINDOW_MS;
+    while (bucket.waiting.length > 0 && (!flooding || bucket.inFlight < this.throttledMaxInFlight)) {
+      bucket.inFlight++;
+      bucket.waiting.shift()!();
+    }
+  }
+
   /** Takes one request from `principal`'s bucket, or throws RESOURCE_EXHAUSTED (Throttling). */
-  take(principal: string): void {
+  private takeToken(principal: string): Bucket {
     const now = this.now();
     let bucket = this.buckets.get(principal);
     if (bucket === undefined) {
       if (this.buckets.size >= MAX_TRACKED_PRINCIPALS) this.forgetIdle(now);
-      bucket = { tokens: this.burst, at: now };
+      bucket = { tokens: this.burst, at: now, throttledAt: -Infinity, inFlight: 0, waiting: [] };
       this.buckets.set(principal, bucket);
     } else {
       bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.ratePerSecond);
       bucket.at = now;
     }
     if (bucket.tokens < 1) {
-      throw new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, `rate limit of ${this.ratePerSecond} requests per second exceeded; retry later`);
+      bucket.throttledAt = now;
+      throw this.throttled();
     }
     bucket.tokens -= 1;
+    return bucket;
+  }
+
+  private throttled(): KmsError {
+    return new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, `rate limit of ${this.ratePerSecond} requests per second exceeded; retry later`);
+  }
+
+  /** Calls of `principal` in progress and waiting (tests, metrics). */
+  load(principal: string): { inFlight: number; waiting: number } {
+    const b = this.buckets.get(principal);
+    return { inFlight: b?.inFlight ?? 0, waiting: b?.waiting.length ?? 0 };
   }
 
   /** Buckets that have refilled completely carry no state worth keeping. */
   private forgetIdle(now: number): void {
     for (const [principal, b] of this.buckets) {
+      if (b.inFlight > 0) continue; // its releases still need it
       if (b.tokens + ((now - b.at) / 1000) * this.ratePerSecond >= this.burst) this.buckets.delete(principal);
     }
     // Everyone is busy: drop the oldest entries rather than grow without bound.

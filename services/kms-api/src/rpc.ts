@@ -16,6 +16,7 @@ import { isDatabaseUnavailable } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { Authenticator } from "./auth/authenticate";
 import { throttleHoldMs } from "./limits";
+import type { Release } from "./limits";
 import type { CallContext, Services } from "./context";
 import { describeError } from "./log";
 import { traceRpc } from "./rpc-telemetry";
@@ -71,9 +72,12 @@ async function run<I extends DescMessage, O extends DescMessage>(
 ): Promise<Buffer> {
   let reply: Buffer | undefined;
   let failure: unknown;
+  let release: Release | undefined;
   try {
     await authenticated;
-    services.rateLimiter?.take(ctx.principal); // RESOURCE_EXHAUSTED before any work (limits.ts)
+    // RESOURCE_EXHAUSTED before any work; a flooding principal's call may wait for its turn (limits.ts).
+    const turn = services.rateLimiter?.admit(ctx.principal, ctx.deadline);
+    release = turn instanceof Promise ? await turn : turn;
     const request = parse(method.input, bytes);
     noteKeyId(request, ctx);
     ctx.encryptionContext = contextOf(request);
@@ -84,6 +88,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
     // A database that cannot be reached is the caller's UNAVAILABLE (retry is safe), not a bug.
     failure = !(err instanceof KmsError) && isDatabaseUnavailable(err) ? unavailable("database") : err;
   }
+  release?.(); // the work is done; the audit row is batched with everyone's
   bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
   if (failure instanceof KmsError && failure.code === ErrorCode.Throttled && services.rateLimiter) {
     await new Promise((r) => setTimeout(r, throttleHoldMs(services.rateLimiter!.rejectDelayMs, ctx.deadline)));
