@@ -11,6 +11,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends python3 make g+
 ENV npm_config_nodedir=/usr/local
 WORKDIR /src
 COPY package.json package-lock.json .npmrc tsconfig.json tsconfig.base.json ./
+# patch-package applies these at npm ci (postinstall): see patches/README.md.
+COPY patches ./patches
 COPY packages ./packages
 COPY services ./services
 COPY bench ./bench

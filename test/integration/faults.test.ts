@@ -118,28 +118,17 @@ it("Postgres cut twice under load: no acknowledged request without its audit row
   const proxy = await startTcpProxy(Number(new URL(stack.db.url).port || 5432));
   const url = new URL(stack.db.url);
   url.port = String(proxy.port);
-  // A replica of our own behind the proxy, restarted on the same address if it dies. KNOWN DEPENDENCY BUG:
-  // postgres.js 3.4.9 can throw an uncatchable TypeError (nextWrite on a null socket) when a connection
-  // drops in the middle of a transaction, and kms-api exits (fail-stop; Kubernetes restarts it). See
-  // porsager/postgres#1154 and #1208 (fixes #1168/#1209 not released). Such a crash is counted and
-  // reported; any other exit fails the test. Fail-stop keeps every invariant below.
+  // A replica of our own behind the proxy. It must ride out the cuts: postgres.js 3.4.9 threw from a timer
+  // when a connection dropped in the middle of a transaction (porsager/postgres#1208) and kms-api exited,
+  // 0-2 times a run. patches/postgres+3.4.9.patch fixes that; any exit now fails the test.
   const env = { ...stack.apiEnv, DATABASE_URL: url.toString(), KMS_DB_NOTIFICATIONS: "false" };
-  let api = await startApi(env);
-  const address = api.address;
-  const client = createPromiseClient(kms.KeyManagementService, address);
-  const crashes: string[] = [];
-  let supervising = true;
-  const supervisor = (async () => {
-    while (supervising) {
-      const code = await api.exited;
-      if (!supervising) return;
-      const tail = api.output().split("\n").slice(-12).join("\n");
-      crashes.push(tail);
-      expect(tail).toContain("TypeError: Cannot read properties of null (reading 'write')");
-      api = await startApi({ ...env, KMS_LISTEN: address });
-      expect(code).not.toBe(0);
-    }
-  })();
+  const api = await startApi(env);
+  const client = createPromiseClient(kms.KeyManagementService, api.address);
+  let stopping = false;
+  let exit: string | undefined;
+  void api.exited.then((code) => {
+    if (!stopping) exit = `kms-api exited (${code}):\n${api.output().split("\n").slice(-12).join("\n")}`;
+  });
   const replica = { client };
   const load = new MixedLoad({ client: replica.client, durationMs: 16_000, concurrency: 8, keyCount: 4, allowed: [status.UNAVAILABLE] });
   const sql = connect(stack.db.url, { max: 1 });
@@ -158,8 +147,9 @@ it("Postgres cut twice under load: no acknowledged request without its audit row
     }
     const report = await running;
     process.stdout.write(
-      `Postgres cut x2 (2 s each): recovery after restore (ms) ${recoveries.join(", ")}; kms-api crashes (postgres.js nextWrite bug) ${crashes.length}; ${summary(report)}\n`,
+      `Postgres cut x2 (2 s each): recovery after restore (ms) ${recoveries.join(", ")}; kms-api exits ${exit === undefined ? 0 : 1}; ${summary(report)}\n`,
     );
+    expect(exit).toBeUndefined();
     expectClean(report);
     for (const ms of recoveries) expect(ms).toBeLessThan(RECOVERY_BOUND_MS);
 
@@ -181,10 +171,9 @@ it("Postgres cut twice under load: no acknowledged request without its audit row
     expect({ ok: verified.ok, firstBad: verified.firstBadSequence }).toEqual({ ok: true, firstBad: 0n });
     expect(verified.verifiedCount).toBeGreaterThan(BigInt(load.acknowledged.length));
   } finally {
-    supervising = false;
+    stopping = true;
     client.close();
     await api.stop();
-    await supervisor;
     await sql.end();
     await proxy.close();
   }
