@@ -65,7 +65,13 @@ async function main(): Promise<void> {
       Decrypt: async () => toBinary(kms.DecryptRequestSchema, create(kms.DecryptRequestSchema, { ciphertextBlob: (await client.encrypt({ keyId, plaintext, encryptionContext })).ciphertextBlob, encryptionContext })),
       GenerateDataKey: async () => toBinary(kms.GenerateDataKeyRequestSchema, create(kms.GenerateDataKeyRequestSchema, { keyId, keySpec: kmsResources.DataKeySpec.AES_256, encryptionContext })),
       BatchEncrypt: async () => toBinary(kms.BatchEncryptRequestSchema, create(kms.BatchEncryptRequestSchema, { items: Array.from({ length: n }, () => ({ keyId, plaintext, encryptionContext })) })),
+      "AsymmetricSign-ECDSA": () => signRequest(kmsResources.KeySpec.EC_P256, kmsResources.SigningAlgorithm.ECDSA_SHA_256),
+      "AsymmetricSign-RSA": () => signRequest(kmsResources.KeySpec.RSA_2048, kmsResources.SigningAlgorithm.RSA_PSS_SHA_256),
     };
+    async function signRequest(keySpec: kmsResources.KeySpec, algorithm: kmsResources.SigningAlgorithm): Promise<Uint8Array> {
+      const signKey = (await client.createKey({ description: "profile", keySpec, keyUsage: kmsResources.KeyUsage.SIGN_VERIFY, protectionLevel: kmsResources.ProtectionLevel.HSM })).keyMetadata!.keyId;
+      return toBinary(kms.AsymmetricSignRequestSchema, create(kms.AsymmetricSignRequestSchema, { keyId: signKey, algorithm, input: { case: "digest", value: randomBytes(32) } }));
+    }
     const make = requests[method];
     if (!make) throw new Error(`unknown method ${method}; one of ${Object.keys(requests).join(", ")}`);
     const request = Buffer.from(await make());
@@ -79,7 +85,7 @@ async function main(): Promise<void> {
     const before = stack.pids.map(cpuMs);
     const machineBefore = machineBusyMs();
     const postgresBefore = cpuOfCommand("postgres");
-    const r = await h2load({ address: stack.address, path: `/${kms.KeyManagementService.typeName}/${method}`, request, seconds, warmupSeconds: 0, streams, connections: 1 });
+    const r = await h2load({ address: stack.address, path: `/${kms.KeyManagementService.typeName}/${method.split("-")[0]}`, request, seconds, warmupSeconds: 0, streams, connections: 1 });
     const after = stack.pids.map(cpuMs);
     const [apiRss, workerRss] = stack.pids.map(peakRssMb);
     const machine = machineBusyMs() - machineBefore;
