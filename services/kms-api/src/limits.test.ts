@@ -23,7 +23,7 @@ function throttled(limiter: RateLimiter, principal: string): boolean {
 describe("RateLimiter", () => {
   it("allows the burst at once, then the rate, per principal", () => {
     let now = 0;
-    const limiter = new RateLimiter(10, 3, 0, () => now);
+    const limiter = new RateLimiter({ ratePerSecond: 10, burst: 3, rejectDelayMs: 0, throttledMaxInFlight: 4 }, () => now);
     expect([1, 2, 3, 4].map(() => throttled(limiter, "a"))).toEqual([false, false, false, true]);
     // Another principal has a bucket of its own.
     expect(throttled(limiter, "b")).toBe(false);
@@ -49,7 +49,7 @@ describe("RateLimiter: calls in flight of a throttled principal", () => {
   };
 
   it("does not cap a principal that stays within its rate", () => {
-    const limiter = new RateLimiter(10, 100, 0, () => 0, 2);
+    const limiter = new RateLimiter({ ratePerSecond: 10, burst: 100, rejectDelayMs: 0, throttledMaxInFlight: 2 }, () => 0);
     const turns = Array.from({ length: 50 }, () => limiter.admit("a"));
     expect(turns.every((t) => typeof t === "function")).toBe(true);
     expect(limiter.load("a")).toEqual({ inFlight: 50, waiting: 0 });
@@ -57,7 +57,7 @@ describe("RateLimiter: calls in flight of a throttled principal", () => {
 
   it("once throttled, admits the principal's calls only as its earlier ones finish, in order; others go at once", async () => {
     let now = 0;
-    const limiter = new RateLimiter(10, 3, 0, () => now, 2);
+    const limiter = new RateLimiter({ ratePerSecond: 10, burst: 3, rejectDelayMs: 0, throttledMaxInFlight: 2 }, () => now);
     const inFlight = flooding(limiter, "mallory");
     expect(inFlight).toHaveLength(3);
     now += 500; // five tokens back, but mallory already has 3 calls in progress (cap 2)
@@ -84,7 +84,7 @@ describe("RateLimiter: calls in flight of a throttled principal", () => {
 
   it("counts as flooding for 2 s after the last throttled call, then lifts the cap", () => {
     let now = 0;
-    const limiter = new RateLimiter(1000, 2, 0, () => now, 1);
+    const limiter = new RateLimiter({ ratePerSecond: 1000, burst: 2, rejectDelayMs: 0, throttledMaxInFlight: 1 }, () => now);
     const inFlight = flooding(limiter, "m");
     now += 100;
     expect(limiter.admit("m")).toBeInstanceOf(Promise);
@@ -96,7 +96,7 @@ describe("RateLimiter: calls in flight of a throttled principal", () => {
 
   it("refuses a waiting call with Throttling before the caller's deadline passes", async () => {
     let now = 0;
-    const limiter = new RateLimiter(10, 1, 0, () => now, 1);
+    const limiter = new RateLimiter({ ratePerSecond: 10, burst: 1, rejectDelayMs: 0, throttledMaxInFlight: 1 }, () => now);
     flooding(limiter, "m");
     now += 1000;
     const turn = limiter.admit("m", new Date(Date.now() + 40));

@@ -4,10 +4,10 @@
 //     answered only after rejectDelayMs: a client that retries at once would otherwise spin, and its
 //     rejections (each still authenticated and audited) would take the CPU its limit was to protect;
 //   - while a principal is being throttled (and for FLOODER_WINDOW_MS after), at most
-//     KMS_THROTTLED_MAX_IN_FLIGHT of its calls are processed at once; the rest wait their turn. The bucket
-//     alone lets a flooder's closed-loop clients spend each refill all together: tens of calls land on the
-//     worker and the audit writer as one burst, and every other caller's call that arrives then waits
-//     behind the whole burst (measured: test/reliability/flood.ts). Callers within their rate never wait;
+//     KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT of its calls are processed at once; the rest wait their turn. The
+//     bucket alone lets a flooder's closed-loop clients spend each refill all together: tens of calls land on
+//     the worker and the audit writer as one burst, and another caller's call that arrives then waits behind
+//     all of them (test/reliability/flood.ts with FLOOD_DEBUG=1). Callers within their rate never wait;
 //   - the largest request message (KMS_MAX_REQUEST_BYTES) and the concurrent calls per connection
 //     (KMS_MAX_CONCURRENT_STREAMS), which grpc-js enforces itself: serverOptions() gives main.ts its options.
 import { status } from "@grpc/grpc-js";
@@ -44,15 +44,15 @@ export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(
-    private readonly ratePerSecond: number,
-    private readonly burst: number,
-    /** How long rpc.ts holds a throttled call before answering it. */
-    readonly rejectDelayMs = 0,
+    private readonly limits: Pick<LimitsConfig, "ratePerSecond" | "burst" | "rejectDelayMs" | "throttledMaxInFlight">,
     /** Monotonic milliseconds; tests inject their own. */
     private readonly now: () => number = () => performance.now(),
-    /** Calls in progress at once for a principal that is being throttled. */
-    private readonly throttledMaxInFlight = 4,
   ) {}
+
+  /** How long rpc.ts holds a throttled call before answering it. */
+  get rejectDelayMs(): number {
+    return this.limits.rejectDelayMs;
+  }
 
   /**
    * Takes a token (or throws Throttling), then gives the call its turn: at once, unless the principal has
@@ -63,7 +63,7 @@ export class RateLimiter {
   admit(principal: string, deadline?: Date): Release | Promise<Release> {
     const bucket = this.takeToken(principal);
     const flooding = this.now() - bucket.throttledAt < FLOODER_WINDOW_MS;
-    if (!flooding || bucket.inFlight < this.throttledMaxInFlight) {
+    if (!flooding || bucket.inFlight < this.limits.throttledMaxInFlight) {
       bucket.inFlight++;
       return this.releaseOf(bucket);
     }
@@ -98,7 +98,7 @@ export class RateLimiter {
   /** Lets waiting calls go, oldest first, while the principal is under its cap (or no longer flooding). */
   private admitWaiting(bucket: Bucket): void {
     const flooding = this.now() - bucket.throttledAt < FLOODER_WINDOW_MS;
-    while (bucket.waiting.length > 0 && (!flooding || bucket.inFlight < this.throttledMaxInFlight)) {
+    while (bucket.waiting.length > 0 && (!flooding || bucket.inFlight < this.limits.throttledMaxInFlight)) {
       bucket.inFlight++;
       bucket.waiting.shift()!();
     }
@@ -110,10 +110,10 @@ export class RateLimiter {
     let bucket = this.buckets.get(principal);
     if (bucket === undefined) {
       if (this.buckets.size >= MAX_TRACKED_PRINCIPALS) this.forgetIdle(now);
-      bucket = { tokens: this.burst, at: now, throttledAt: -Infinity, inFlight: 0, waiting: [] };
+      bucket = { tokens: this.limits.burst, at: now, throttledAt: -Infinity, inFlight: 0, waiting: [] };
       this.buckets.set(principal, bucket);
     } else {
-      bucket.tokens = Math.min(this.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.ratePerSecond);
+      bucket.tokens = Math.min(this.limits.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.limits.ratePerSecond);
       bucket.at = now;
     }
     if (bucket.tokens < 1) {
@@ -125,7 +125,7 @@ export class RateLimiter {
   }
 
   private throttled(): KmsError {
-    return new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, `rate limit of ${this.ratePerSecond} requests per second exceeded; retry later`);
+    return new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, `rate limit of ${this.limits.ratePerSecond} requests per second exceeded; retry later`);
   }
 
   /** Calls of `principal` in progress and waiting (tests, metrics). */
@@ -138,7 +138,7 @@ export class RateLimiter {
   private forgetIdle(now: number): void {
     for (const [principal, b] of this.buckets) {
       if (b.inFlight > 0) continue; // its releases still need it
-      if (b.tokens + ((now - b.at) / 1000) * this.ratePerSecond >= this.burst) this.buckets.delete(principal);
+      if (b.tokens + ((now - b.at) / 1000) * this.limits.ratePerSecond >= this.limits.burst) this.buckets.delete(principal);
     }
     // Everyone is busy: drop the oldest entries rather than grow without bound.
     for (const principal of this.buckets.keys()) {

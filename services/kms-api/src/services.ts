@@ -47,7 +47,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     log: o.log,
     clock: o.clock ?? (() => new Date()),
   };
-  if (o.rateLimit) services.rateLimiter = new RateLimiter(o.rateLimit.ratePerSecond, o.rateLimit.burst, o.rateLimit.rejectDelayMs, undefined, o.rateLimit.throttledMaxInFlight);
+  if (o.rateLimit) services.rateLimiter = new RateLimiter(o.rateLimit);
   // Metrics (no-ops unless the OpenTelemetry SDK is running): audit group commits, cache hit ratios.
   services.audit.onBatch = recordAuditBatch;
   observeCache("key_metadata", () => ({ hits: services.keys.hits, misses: services.keys.misses }));
