@@ -60,18 +60,12 @@ export function parseBlob(blob: Uint8Array): ParsedBlob {
 
 export type EncryptionContext = Readonly<Record<string, string>>;
 
-/** True when the string has no lone UTF-16 surrogate, i.e. it encodes to UTF-8 and back unchanged. */
-/** No lone surrogate: the string has a UTF-8 form (String.prototype.isWellFormed, which ES2023 lacks). */
-export function isWellFormed(s: string): boolean {
-  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
-}
-
 /** Checks an encryption context against the spec's limits; throws INVALID_ARGUMENT naming `field`. */
 export function validateEncryptionContext(context: EncryptionContext, field = "encryption_context"): void {
   let characters = 0;
   for (const [key, value] of Object.entries(context)) {
     if (key === "") throw invalidArgument(field, "keys must not be empty");
-    if (!isWellFormed(key) || !isWellFormed(value)) throw invalidArgument(field, "keys and values must be valid UTF-8");
+    if (!key.isWellFormed() || !value.isWellFormed()) throw invalidArgument(field, "keys and values must be valid UTF-8");
     // The audit trail stores contexts in Postgres, whose text cannot hold U+0000.
     if (key.includes("\u0000") || value.includes("\u0000")) throw invalidArgument(field, "keys and values must not contain U+0000");
     characters += [...key].length + [...value].length;

@@ -145,8 +145,6 @@ export class AuditWriter {
 }
 
 const UNIQUE_VIOLATION = "23505";
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, "g");
 
 /**
  * Postgres text and jsonb cannot hold U+0000 or a lone surrogate (which JSON carries as a \uD8xx escape),
@@ -155,11 +153,11 @@ const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, "g");
  * the hash covers exactly what is stored.
  */
 function storable(event: AuditEvent): AuditEvent {
-  const unstorable = (s: string) => s.includes("\u0000") || LONE_SURROGATE.test(s);
+  const unstorable = (s: string) => s.includes("\u0000") || !s.isWellFormed();
   const strings = [event.requestId, event.principal, event.operation, event.keyId, event.keyVersionId, event.resultCode, event.errorCode];
   const context = Object.entries(event.encryptionContext);
   if (!strings.some(unstorable) && !context.some(([k, v]) => unstorable(k) || unstorable(v))) return event;
-  const clean = (s: string) => s.replace(LONE_SURROGATES, "\ufffd").replaceAll("\u0000", "\ufffd");
+  const clean = (s: string) => s.toWellFormed().replaceAll("\u0000", "\ufffd");
   return {
     ...event,
     requestId: clean(event.requestId),

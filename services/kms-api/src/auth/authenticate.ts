@@ -2,7 +2,6 @@
 //   bearer JWT (when configured and presented) → its `sub`, verified against the JWKS, iss and aud
 //   client certificate (mutual TLS)             → its URI SAN (a SPIFFE id; exactly one), else its CN
 //   dev mode (plaintext loopback, no JWKS)      → "dev"
-import { isWellFormed } from "@kms/ciphertext";
 import { status } from "@grpc/grpc-js";
 import type { Metadata } from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
@@ -29,7 +28,7 @@ export function certificatePrincipal(cert: PeerCertificate): string {
   const cn = cert.subject?.CN;
   const name = uris.length === 1 ? uris[0]! : Array.isArray(cn) ? cn[0] : cn;
   if (!name) throw unauthenticated("client certificate has neither a URI SAN nor a subject CN");
-  if (name.includes("\u0000") || !isWellFormed(name)) throw unauthenticated("client certificate names a principal that cannot be stored (U+0000 or a lone surrogate)");
+  if (name.includes("\u0000") || !name.isWellFormed()) throw unauthenticated("client certificate names a principal that cannot be stored (U+0000 or a lone surrogate)");
   return name;
 }
 

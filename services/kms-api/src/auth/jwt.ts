@@ -5,7 +5,6 @@ import type { JSONWebKeySet } from "jose";
 import { status } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
 import type { JwtConfig } from "@kms/config";
-import { isWellFormed } from "@kms/ciphertext";
 import { ErrorCode, KmsError } from "@kms/errors";
 
 export interface JwtVerifier {
@@ -51,7 +50,7 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
         const { payload } = await jwtVerify(token, keys, { issuer: config.issuer, audience: config.audience, algorithms: ALGORITHMS });
         // U+0000 and lone surrogates cannot be stored (the audit trail is Postgres text).
         const sub = payload.sub;
-        if (typeof sub !== "string" || sub === "" || sub.includes("\u0000") || !isWellFormed(sub)) throw new Error("no usable sub");
+        if (typeof sub !== "string" || sub === "" || sub.includes("\u0000") || !sub.isWellFormed()) throw new Error("no usable sub");
         if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
         const expires = typeof payload.exp === "number" ? payload.exp * 1000 : Infinity;
         verified.set(token, { sub, until: Math.min(expires, Date.now() + VERIFIED_TTL_MS) });
