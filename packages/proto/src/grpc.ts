@@ -1,10 +1,10 @@
 // Bridges protobuf-es service descriptors to grpc-js: grpc-js wants a ServiceDefinition with
 // serializers, protobuf-es gives descriptors with toBinary/fromBinary.
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { DescMessage, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethodBiDiStreaming, DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import type { GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Client, credentials } from "@grpc/grpc-js";
-import type { CallOptions, ChannelOptions, ChannelCredentials, Metadata, ServiceDefinition } from "@grpc/grpc-js";
+import type { CallOptions, ChannelOptions, ChannelCredentials, ClientDuplexStream, Metadata, ServiceDefinition } from "@grpc/grpc-js";
 
 export interface DefinitionOptions {
   /**
@@ -15,15 +15,19 @@ export interface DefinitionOptions {
   raw?: boolean;
 }
 
-/** A grpc-js service definition for a protobuf-es service, keyed by the RPC's proto name (e.g. "Encrypt"). */
+/**
+ * A grpc-js service definition for a protobuf-es service, keyed by the RPC's proto name (e.g. "Encrypt"):
+ * its unary and bidirectional-streaming methods (the only kinds the protos use).
+ */
 export function grpcServiceDefinition(service: DescService, options: DefinitionOptions = {}): ServiceDefinition {
   const definition: Record<string, ServiceDefinition[string]> = {};
   for (const method of service.methods) {
-    if (method.methodKind !== "unary") continue;
+    if (method.methodKind !== "unary" && method.methodKind !== "bidi_streaming") continue;
+    const streaming = method.methodKind === "bidi_streaming";
     definition[method.name] = {
       path: `/${service.typeName}/${method.name}`,
-      requestStream: false,
-      responseStream: false,
+      requestStream: streaming,
+      responseStream: streaming,
       requestSerialize: (message: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, message)),
       requestDeserialize: options.raw ? (bytes: Buffer) => bytes : (bytes: Buffer) => fromBinary(method.input, bytes),
       responseSerialize: options.raw
@@ -43,9 +47,9 @@ export interface PromiseCallOptions {
   metadata?: Metadata;
 }
 
-/** A typed client whose methods take a message init and return a promise of the response. */
+/** A typed client whose methods take a message init and return a promise of the response (unary methods only). */
 export type PromiseClient<T extends GenServiceMethods> = {
-  [K in keyof T]: (
+  [K in keyof T as T[K]["methodKind"] extends "unary" ? K : never]: (
     request: MessageInitShape<T[K]["input"]>,
     options?: PromiseCallOptions,
   ) => Promise<MessageShape<T[K]["output"]>>;
@@ -85,4 +89,18 @@ export function createPromiseClient<T extends GenServiceMethods>(
       });
   }
   return result as PromiseClient<T>;
+}
+
+/** Opens a bidirectional stream of `method` on `client`'s channel; messages go in and out as protobuf-es messages. */
+export function openBidiStream<I extends DescMessage, O extends DescMessage>(
+  client: Client,
+  method: DescMethodBiDiStreaming<I, O>,
+  options: CallOptions = {},
+): ClientDuplexStream<MessageShape<I>, MessageShape<O>> {
+  return client.makeBidiStreamRequest(
+    `/${method.parent.typeName}/${method.name}`,
+    (m: MessageShape<I>) => Buffer.from(toBinary(method.input, m)),
+    (b: Buffer) => fromBinary(method.output, b),
+    options,
+  );
 }

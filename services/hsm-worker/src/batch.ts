@@ -48,9 +48,15 @@ function failure(err: unknown): Result {
   return { result: { case: "error", value: { code: s.code, message: s.details, errorCode: String(s.metadata.get(ERROR_CODE_KEY)[0] ?? "") } } };
 }
 
-export async function batch(backend: Backend, req: hsm.BatchRequest): Promise<Reply<hsm.BatchResponse>> {
+export async function batch(backend: Backend, req: Pick<hsm.BatchRequest, "operations">): Promise<Reply<hsm.BatchResponse>> {
   if (req.operations.length > MAX_OPERATIONS) throw invalidArgument("operations", `at most ${MAX_OPERATIONS}`);
   const wipes: Buffer[] = [];
   const results = await Promise.all(req.operations.map((op) => runOne(backend, op, wipes).catch(failure)));
   return { response: create(hsm.BatchResponseSchema, { results }), wipeAfterSend: wipes };
+}
+
+/** Every operation's result when the whole batch failed (e.g. too many operations). */
+export function failedBatch(size: number, err: unknown): Result[] {
+  const result = failure(err);
+  return Array.from({ length: size }, () => result);
 }

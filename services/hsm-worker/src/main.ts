@@ -5,7 +5,7 @@ import { observeHsmSessions, startTelemetry } from "@kms/telemetry";
 import { createBackend } from "./create-backend";
 import { describeError, log, setLogLevel } from "./log";
 import { HsmBackend } from "./pkcs11/hsm-backend";
-import { createHsmWorkerServer, listen } from "./server";
+import { createHsmWorkerServer, listen, shutdown as shutdownServer } from "./server";
 import { traceBackend } from "./telemetry";
 
 async function main(): Promise<void> {
@@ -41,7 +41,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log("info", `hsm-worker: ${signal}, shutting down`);
-    server.tryShutdown(() => {
+    void shutdownServer(server).then(() => {
       void (async () => {
         try {
           await backend.close();

@@ -9,6 +9,7 @@ import { grpcServiceDefinition, hsm } from "@kms/proto";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
 import { batch } from "./batch";
+import { BatchStreams } from "./batch-stream";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
 import { describeError, log } from "./log";
@@ -77,15 +78,31 @@ export function createHsmWorkerServer(backend: Backend): Server {
       return bytes;
     };
   }
-  const implementation: UntypedServiceImplementation = {};
+  const streams = new BatchStreams(backend);
+  const implementation: UntypedServiceImplementation = { BatchStream: streams.handler };
   for (const name of Object.keys(definition)) {
+    if (name === "BatchStream") continue;
     const handler = HANDLERS[name];
     if (handler === undefined) throw new Error(`no handler for HsmWorkerService.${name}`);
     implementation[name] = unary(name, backend, handler);
   }
   const server = new Server();
   server.addService(definition, implementation);
+  batchStreams.set(server, streams);
   return server;
+}
+
+const batchStreams = new WeakMap<Server, BatchStreams>();
+
+/**
+ * Stops taking calls and resolves once the calls in progress are answered. Batch streams do not end by
+ * themselves: each is ended as soon as its batches are answered.
+ */
+export function shutdown(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.tryShutdown(() => resolve());
+    batchStreams.get(server)?.endAll();
+  });
 }
 
 /** Prepares the socket path: directory 0700, a stale socket from a previous run removed. */

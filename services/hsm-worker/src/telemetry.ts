@@ -2,7 +2,7 @@
 // a W3C traceparent), named for the gRPC method, and inside it one span per HSM operation, made by a
 // wrapper around the backend (a Batch RPC runs many). Attributes: the operation, key version, key spec
 // and protection level — never the plaintext, sealed data, AAD or material a request carries.
-import type { ServerUnaryCall } from "@grpc/grpc-js";
+import type { Metadata } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { KmsError } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
@@ -49,8 +49,8 @@ function codeOf(err: unknown): number {
   return err instanceof KmsError ? err.status : status.INTERNAL;
 }
 
-/** Runs one worker operation in its span, and logs it at debug level. */
-export async function traceOperation<T>(rpc: string, call: ServerUnaryCall<unknown, unknown>, fn: () => Promise<T>): Promise<T> {
+/** Runs one worker operation (a unary call, or one batch of a stream) in its span, and logs it at debug level. */
+export async function traceOperation<T>(rpc: string, call: { metadata: Metadata; request: unknown }, fn: () => Promise<T>): Promise<T> {
   const started = performance.now();
   const attributes: Attributes = {
     [ATTR_RPC_SYSTEM]: "grpc",

@@ -1,4 +1,4 @@
-// Coalesces worker operations issued in the same event-loop turn into one Batch call. Per-call gRPC
+// Coalesces worker operations issued in the same event-loop turn into one batch. Per-call gRPC
 // overhead on the kms-api → worker hop is as large as a whole client call, so under concurrency this
 // pays it once per batch instead of once per request. A lone operation still goes alone, promptly:
 // the flush runs on setImmediate, after the I/O that produced this turn's requests.
@@ -18,7 +18,7 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-export type SendBatch = (operations: OperationInit[], deadline: Date) => Promise<hsm.BatchResponse>;
+export type SendBatch = (operations: OperationInit[], deadline: Date) => Promise<Pick<hsm.BatchResponse, "results">>;
 
 export class WorkerBatcher {
   private queue: Pending[] = [];

@@ -4,6 +4,7 @@ import { createPromiseClient, hsm, kmsResources } from "@kms/proto";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { InternalError, fromPeerError } from "@kms/errors";
 import { WorkerBatcher } from "./worker-batcher";
+import { WorkerStream } from "./worker-stream";
 
 type OperationResult = hsm.OperationResult["result"];
 /** Each batched operation's response type, by its case name. */
@@ -15,8 +16,9 @@ const KEY_GENERATION_DEADLINE_MS = 60_000;
 export class WorkerClient {
   private readonly client;
   private status: MessageShape<typeof hsm.GetStatusResponseSchema> | undefined;
-  /** The hot operations go through the batcher: one Batch call for all issued in one event-loop turn. */
+  /** The hot operations go through the batcher: one batch for all issued in one event-loop turn, sent on the stream. */
   readonly batcher: WorkerBatcher;
+  private readonly stream: WorkerStream;
 
   constructor(
     socketPath: string,
@@ -27,7 +29,8 @@ export class WorkerClient {
       "grpc.initial_reconnect_backoff_ms": 100,
       "grpc.max_reconnect_backoff_ms": 1000,
     });
-    this.batcher = new WorkerBatcher((operations, deadline) => this.client.batch({ operations }, { deadline }));
+    this.stream = new WorkerStream(this.client.channel);
+    this.batcher = new WorkerBatcher((operations, deadline) => this.stream.send(operations, deadline));
   }
 
   private deadline(callDeadline: Date | undefined): Date {
@@ -119,6 +122,7 @@ export class WorkerClient {
   }
 
   close(): void {
+    this.stream.close();
     this.client.close();
   }
 }
