@@ -2,22 +2,23 @@
 //   npx tsc -p test/reliability && node test/reliability/dist/reliability/flood.js
 // (after `npx tsc -b`; needs Postgres and SoftHSM2 like the integration tests). Starts a stack with bearer
 // JWTs, then measures "alice" (a steady ALICE_RATE Encrypts a second, default 200, open loop: she does
-// not slow down when the service does) alone and with "mallory" flooding (64 clients in a closed loop),
-// in alternating windows, once with the rate limit in force and once with it lifted. Prints p50/p99 of
-// alice and what mallory got.
+// not slow down when the service does) in three kinds of window, interleaved: alone; beside mallory
+// keeping to his limit (open loop at FLOOD_RATE calls a second: the neighbour the limit allows, the
+// control); and beside mallory flooding (64 clients in a closed loop). Once with the rate limit in force
+// and once with it lifted. Prints p50/p99 of alice and what mallory got: flood / alone is the figure the
+// issue asks for, flood / neighbour says how much of it the limit could have prevented.
 //
 // Mallory runs in a process of his own, started and warmed up once per replica, so that neither his 64
 // client loops nor his process's start-up (module loading, JIT) land on alice's client or inside her
 // windows: on a real deployment the flooder's CPU is not the service's.
 //
 //   FLOOD_SECONDS   window length (default 10)
-//   FLOOD_ROUNDS    alternating pairs of windows, alone then flooded (default 3); each side's percentiles
-//                   pool all its windows, so that drift over the run falls on both sides
+//   FLOOD_ROUNDS    rounds of windows, alone, neighbour, flooded (default 3); each kind's percentiles pool
+//                   all its windows, so that drift over the run falls on every kind
 //   FLOOD_RATE      the per-principal limit (default 1000/s), above alice's rate; FLOOD_BURST its bucket
 //                   size (default: FLOOD_RATE)
 //   FLOOD_MODES     "on", "off" or "on,off" (default): which replicas to measure
-//   MALLORY_STEADY  n > 0: instead of flooding, mallory keeps to n calls a second, open loop (the control:
-//                   what a neighbour within its limit costs alice)
+//   MALLORY_STEADY  the neighbour's rate (default: FLOOD_RATE); 0 leaves the neighbour windows out
 //   FLOOD_DEBUG     1: print each window's slowest calls of alice, with when they started
 import { spawn } from "node:child_process";
 import type { ChildProcessByStdio } from "node:child_process";
@@ -40,7 +41,7 @@ const ALICE_RATE = Number(process.env.ALICE_RATE ?? 200);
 /** The bucket's size: how many calls a principal may make back to back (default: one second's worth). */
 const BURST = process.env.FLOOD_BURST ?? RATE;
 const MODES = (process.env.FLOOD_MODES ?? "on,off").split(",");
-const STEADY = Number(process.env.MALLORY_STEADY ?? 0);
+const STEADY = Number(process.env.MALLORY_STEADY ?? RATE);
 
 async function main(): Promise<void> {
   const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -71,26 +72,35 @@ async function main(): Promise<void> {
       const flooder = await Flooder.start(replica.api.address, mallory, keyId);
       try {
         // Warm-up of both clients and the replica, not measured.
-        await Promise.all([window(replica.client, keyId, alice, undefined, 2), flooder.flood(2)]);
+        await Promise.all([window(replica.client, keyId, alice, undefined, 2), flooder.run("flood", 2)]);
         await new Promise((r) => setTimeout(r, 2000)); // mallory's bucket refills, as before every flood
         const alone: Window[] = [];
+        const neighbour: Window[] = [];
         const flooded: Window[] = [];
         for (let round = 0; round < ROUNDS; round++) {
           alone.push(await window(replica.client, keyId, alice, undefined, SECONDS));
-          flooded.push(await window(replica.client, keyId, alice, flooder, SECONDS));
+          if (STEADY > 0) neighbour.push(await window(replica.client, keyId, alice, { flooder, kind: `steady ${STEADY}` }, SECONDS));
+          flooded.push(await window(replica.client, keyId, alice, { flooder, kind: "flood" }, SECONDS));
         }
         const a = summary(alone);
+        const n = summary(neighbour);
         const f = summary(flooded);
+        const perWindow = (ws: Window[]) => ws.map((x) => x.p99).join("/");
         rows.push(
           `limit ${mode}: alice alone p50 ${a.p50} ms p99 ${a.p99} ms (${a.ok} ok); ` +
-            `with mallory ${STEADY > 0 ? `steady at ${STEADY}/s` : "flooding"} p50 ${f.p50} ms p99 ${f.p99} ms (${f.ok} ok) = ${(f.p99 / a.p99).toFixed(2)}x baseline p99; ` +
-            `mallory ok ${f.floodOk}, throttled ${f.throttled}; p99 per window alone ${alone.map((x) => x.p99).join("/")}, flooded ${flooded.map((x) => x.p99).join("/")}`,
+            (STEADY > 0 ? `beside mallory at ${STEADY}/s p50 ${n.p50} ms p99 ${n.p99} ms = ${(n.p99 / a.p99).toFixed(2)}x alone; ` : "") +
+            `beside mallory flooding p50 ${f.p50} ms p99 ${f.p99} ms (${f.ok} ok) = ${(f.p99 / a.p99).toFixed(2)}x alone` +
+            (STEADY > 0 ? `, ${(f.p99 / n.p99).toFixed(2)}x beside the neighbour` : "") +
+            `; mallory flooding: ok ${f.floodOk}, throttled ${f.throttled}; p99 per window alone ${perWindow(alone)}` +
+            (STEADY > 0 ? `, neighbour ${perWindow(neighbour)}` : "") +
+            `, flooded ${perWindow(flooded)}`,
         );
       } finally {
         flooder.close();
       }
     }
-    process.stdout.write(`flood (${ROUNDS} rounds of ${SECONDS} s alone + ${SECONDS} s flooded, rate limit ${RATE}/s per principal, burst ${BURST}, alice ${ALICE_RATE}/s):\n${rows.join("\n")}\n`);
+    const kinds = STEADY > 0 ? "alone, neighbour, flooded" : "alone, flooded";
+    process.stdout.write(`flood (${ROUNDS} rounds of ${SECONDS} s windows ${kinds}, rate limit ${RATE}/s per principal, burst ${BURST}, alice ${ALICE_RATE}/s):\n${rows.join("\n")}\n`);
   } finally {
     await stack.stop();
   }
@@ -101,7 +111,10 @@ interface FloodResult {
   throttled: number;
 }
 
-/** Mallory's process: connected and warm; floods on request ("flood <seconds>" in, one JSON line out). */
+/**
+ * Mallory's process: connected and warm; loads the service on request, one JSON line out per line in:
+ * "flood <seconds>" (64 clients in a closed loop) or "steady <rate> <seconds>" (open loop at that rate).
+ */
 class Flooder {
   private pending: ((r: FloodResult) => void)[] = [];
 
@@ -119,11 +132,11 @@ class Flooder {
     return new Flooder(child, { [Symbol.asyncIterator]: () => lines });
   }
 
-  flood(seconds: number): Promise<FloodResult> {
+  run(kind: string, seconds: number): Promise<FloodResult> {
     return new Promise((resolve, reject) => {
       this.pending.push(resolve);
       this.child.once("exit", (code) => reject(new Error(`flood child exited with ${code}`)));
-      this.child.stdin.write(`flood ${seconds}\n`);
+      this.child.stdin.write(`${kind} ${seconds}\n`);
     });
   }
 
@@ -141,7 +154,9 @@ async function floodChild(args: { address: string; authorization: string; keyId:
   process.stdout.write("ready\n");
   const plaintext = Buffer.alloc(64, 1);
   for await (const line of createInterface({ input: process.stdin })) {
-    const until = Date.now() + Number(line.split(" ")[1]) * 1000;
+    const words = line.split(" ");
+    const steady = words[0] === "steady" ? Number(words[1]) : 0;
+    const until = Date.now() + Number(words[words.length - 1]) * 1000;
     let ok = 0;
     let throttled = 0;
     const call = () =>
@@ -152,11 +167,11 @@ async function floodChild(args: { address: string; authorization: string; keyId:
           throttled++;
         },
       );
-    if (STEADY > 0) {
+    if (steady > 0) {
       const calls: Promise<void>[] = [];
       const started = performance.now();
       for (let i = 0; Date.now() < until; i++) {
-        const wait = started + (i * 1000) / STEADY - performance.now();
+        const wait = started + (i * 1000) / steady - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         calls.push(call());
       }
@@ -181,8 +196,8 @@ interface Window {
   throttled: number;
 }
 
-async function window(client: KmsClient, keyId: string, alice: Metadata, flooder: Flooder | undefined, seconds: number): Promise<Window> {
-  const flood = flooder?.flood(seconds);
+async function window(client: KmsClient, keyId: string, alice: Metadata, mallory: { flooder: Flooder; kind: string } | undefined, seconds: number): Promise<Window> {
+  const flood = mallory?.flooder.run(mallory.kind, seconds);
   const until = Date.now() + seconds * 1000;
   const latencies: number[] = [];
   const slowest: [number, number][] = [];
@@ -205,7 +220,7 @@ async function window(client: KmsClient, keyId: string, alice: Metadata, flooder
   const got = await flood;
   if (process.env.FLOOD_DEBUG) {
     const top = slowest.sort((a, b) => b[0] - a[0]).slice(0, 15);
-    process.stderr.write(`${flooder ? "flooded" : "alone"} slowest: ${top.map(([ms, at]) => `${ms.toFixed(1)}@${(at / 1000).toFixed(2)}s`).join(" ")}\n`);
+    process.stderr.write(`${mallory?.kind ?? "alone"} slowest: ${top.map(([ms, at]) => `${ms.toFixed(1)}@${(at / 1000).toFixed(2)}s`).join(" ")}\n`);
   }
   return { latencies, ...percentiles(latencies), ok: latencies.length, floodOk: got?.ok ?? 0, throttled: got?.throttled ?? 0 };
 }
