@@ -20,6 +20,8 @@ export interface H2loadArgs {
   /** Concurrent streams on one connection. */
   streams: number;
   connections: number;
+  /** Requests a second per connection (h2load --rps), instead of as fast as the server answers. */
+  rps?: number;
 }
 
 export interface H2loadResult {
@@ -48,6 +50,7 @@ export async function h2load(args: H2loadArgs): Promise<H2loadResult> {
         "-t", "1",
         "-D", String(args.seconds),
         `--warm-up-time=${args.warmupSeconds}`,
+        ...(args.rps ? [`--rps=${args.rps}`] : []),
         "-d", body,
         "-H", "content-type: application/grpc",
         "-H", "te: trailers",

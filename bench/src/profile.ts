@@ -1,5 +1,5 @@
-// `npm run bench:profile -- <Method>`: CPU cost per request of each process under h2load load, and
-// optionally V8 CPU profiles (KMS_PROFILE_DIR). CPU ms per request, unlike ops/s, hardly depends on what
+// `npm run bench:profile -- <Method>`: CPU cost per request of each process under h2load load (as fast as
+// the service answers, or paced with KMS_BENCH_RPS), and optionally V8 CPU profiles (KMS_PROFILE_DIR). CPU ms per request, unlike ops/s, hardly depends on what
 // else runs on the machine, so it compares changes even on a busy box.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
@@ -15,6 +15,11 @@ import { startStack } from "./stack";
 const adminUrl = process.env.KMS_BENCH_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 const seconds = Number(process.env.KMS_BENCH_SECONDS || 5);
 const streams = Number(process.env.KMS_BENCH_STREAMS || 64);
+/**
+ * KMS_BENCH_RPS: a paced load of that many calls a second instead of as many as the service answers.
+ * At low rates each call goes through alone, and pays every process's wake-up by itself.
+ */
+const rps = Number(process.env.KMS_BENCH_RPS || 0);
 
 /** utime + stime of a process, in ms (from /proc/<pid>/stat; clock ticks are 10 ms on Linux). */
 function cpuMs(pid: number): number {
@@ -81,11 +86,15 @@ async function main(): Promise<void> {
       const [row] = await stats<{ n: string }[]>`SELECT (xact_commit + xact_rollback)::text AS n FROM pg_stat_database WHERE datname = current_database()`;
       return Number(row!.n);
     };
+    const target = { address: stack.address, path: `/${kms.KeyManagementService.typeName}/${method.split("-")[0]}`, request, warmupSeconds: 0, streams, connections: 1 };
+    // A paced run would leave the code cold (interpreted, not yet optimised) for most of its calls: warm
+    // it up at full speed first, as the unpaced run's own first second does.
+    if (rps > 0) await h2load({ ...target, seconds: 3 });
     const transactionsBefore = await transactions();
     const before = stack.pids.map(cpuMs);
     const machineBefore = machineBusyMs();
     const postgresBefore = cpuOfCommand("postgres");
-    const r = await h2load({ address: stack.address, path: `/${kms.KeyManagementService.typeName}/${method.split("-")[0]}`, request, seconds, warmupSeconds: 0, streams, connections: 1 });
+    const r = await h2load({ ...target, seconds, rps });
     const after = stack.pids.map(cpuMs);
     const [apiRss, workerRss] = stack.pids.map(peakRssMb);
     const machine = machineBusyMs() - machineBefore;
