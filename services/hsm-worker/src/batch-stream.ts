@@ -1,5 +1,5 @@
-// BatchStream: kms-api's batches as messages on one long-lived stream. Each message runs as a Batch
-// would and is answered with its id as soon as it is done, so a slow operation holds up only its own
+// BatchStream: kms-api's batches as messages on one long-lived stream. Each message runs as one batch
+// (batch.ts) and is answered with its id as soon as it is done, so a slow operation holds up only its own
 // batch. On shutdown each stream is ended once its batches are answered: kms-api then opens a new one,
 // which the stopping server refuses (UNAVAILABLE), instead of the server waiting forever for streams
 // that never end by themselves.
@@ -58,9 +58,9 @@ export class BatchStreams {
 
   private answer(stream: OpenStream, request: hsm.BatchStreamRequest): void {
     stream.inFlight++;
-    void traceOperation("BatchStream", { metadata: stream.call.metadata, request }, () => batch(this.backend, request))
+    void traceOperation("BatchStream", { metadata: stream.call.metadata, request }, () => batch(this.backend, request.operations))
       .then(
-        (reply) => ({ results: reply.response.results, secrets: reply.wipeAfterSend ?? [] }),
+        (outcome) => ({ results: outcome.results, secrets: outcome.wipeAfterSend }),
         (err: unknown) => ({ results: failedBatch(request.operations.length, err), secrets: [] as Buffer[] }),
       )
       .then(({ results, secrets }) => {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, INVALID_CIPHERTEXT_MESSAGE } from "@kms/errors";
 import { hsm, kmsResources } from "@kms/proto";
@@ -23,18 +24,16 @@ it("runs every operation and gives each its own outcome, in order", async () => 
   const key = create(hsm.WrappedKeySchema, { keyVersionId: "v1", keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial, rootKeyId: backend.rootKeyId });
   const aad = Buffer.from("aad");
   const sealed = await backend.encrypt(key, Buffer.from("hello"), aad);
-  const req = create(hsm.BatchRequestSchema, {
-    operations: [
-      { op: { case: "encrypt", value: { key, plaintext: Buffer.from("one"), aad } } },
-      { op: { case: "decrypt", value: { key, sealed, aad } } },
-      { op: { case: "decrypt", value: { key, sealed, aad: Buffer.from("other") } } },
-      { op: { case: "generateDataKey", value: { key, numberOfBytes: 16, aad, returnPlaintext: true } } },
-      { op: { case: "generateDataKey", value: { key, numberOfBytes: 0, aad, returnPlaintext: true } } },
-      {},
-    ],
-  });
-  const { response, wipeAfterSend } = await batch(backend, req);
-  const r = response.results.map((x) => x.result);
+  const operations: MessageInitShape<typeof hsm.OperationSchema>[] = [
+    { op: { case: "encrypt", value: { key, plaintext: Buffer.from("one"), aad } } },
+    { op: { case: "decrypt", value: { key, sealed, aad } } },
+    { op: { case: "decrypt", value: { key, sealed, aad: Buffer.from("other") } } },
+    { op: { case: "generateDataKey", value: { key, numberOfBytes: 16, aad, returnPlaintext: true } } },
+    { op: { case: "generateDataKey", value: { key, numberOfBytes: 0, aad, returnPlaintext: true } } },
+    {},
+  ];
+  const { results, wipeAfterSend } = await batch(backend, operations.map((op) => create(hsm.OperationSchema, op)));
+  const r = results.map((x) => x.result);
   expect(r.map((x) => x.case)).toEqual(["encrypt", "decrypt", "error", "generateDataKey", "error", "error"]);
   expect(Buffer.from((r[1]!.value as hsm.DecryptResponse).plaintext).toString()).toBe("hello");
   expect(r[2]!.value).toMatchObject({ code: status.INVALID_ARGUMENT, message: INVALID_CIPHERTEXT_MESSAGE, errorCode: ErrorCode.InvalidCiphertext });

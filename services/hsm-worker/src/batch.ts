@@ -1,6 +1,6 @@
-// Batch: many operations in one call, each with its own outcome. kms-api coalesces the operations of
-// concurrent requests into one Batch, so the gRPC cost of the hop is paid once per batch. Operations
-// run concurrently; the session pool bounds how many reach the HSM at once.
+// A batch: many operations, each with its own outcome. kms-api coalesces the operations of concurrent
+// requests into one batch (a message of BatchStream), so the cost of the hop is paid once per batch.
+// Operations run concurrently; the session pool bounds how many reach the HSM at once.
 import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
@@ -48,15 +48,22 @@ function failure(err: unknown): Result {
   return { result: { case: "error", value: { code: s.code, message: s.details, errorCode: String(s.metadata.get(ERROR_CODE_KEY)[0] ?? "") } } };
 }
 
-export async function batch(backend: Backend, req: Pick<hsm.BatchRequest, "operations">): Promise<Reply<hsm.BatchResponse>> {
-  if (req.operations.length > MAX_OPERATIONS) throw invalidArgument("operations", `at most ${MAX_OPERATIONS}`);
+export interface BatchOutcome {
+  /** One per operation, in order. */
+  results: hsm.OperationResult[];
+  /** Secrets in the results (e.g. data keys), to zero once they are serialised. */
+  wipeAfterSend: Buffer[];
+}
+
+export async function batch(backend: Backend, operations: hsm.Operation[]): Promise<BatchOutcome> {
+  if (operations.length > MAX_OPERATIONS) throw invalidArgument("operations", `at most ${MAX_OPERATIONS}`);
   const wipes: Buffer[] = [];
-  const results = await Promise.all(req.operations.map((op) => runOne(backend, op, wipes).catch(failure)));
-  return { response: create(hsm.BatchResponseSchema, { results }), wipeAfterSend: wipes };
+  const results = await Promise.all(operations.map((op) => runOne(backend, op, wipes).catch(failure)));
+  return { results: results.map((r) => create(hsm.OperationResultSchema, r)), wipeAfterSend: wipes };
 }
 
 /** Every operation's result when the whole batch failed (e.g. too many operations). */
-export function failedBatch(size: number, err: unknown): Result[] {
-  const result = failure(err);
+export function failedBatch(size: number, err: unknown): hsm.OperationResult[] {
+  const result = create(hsm.OperationResultSchema, failure(err));
   return Array.from({ length: size }, () => result);
 }

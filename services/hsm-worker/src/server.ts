@@ -8,7 +8,6 @@ import { InternalError, KmsError, toStatus } from "@kms/errors";
 import { grpcServiceDefinition, hsm } from "@kms/proto";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
-import { batch } from "./batch";
 import { BatchStreams } from "./batch-stream";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
@@ -32,7 +31,6 @@ const HANDLERS: Record<string, Handler> = {
   GenerateMac: handlers.generateMac,
   VerifyMac: handlers.verifyMac,
   ImportKeyMaterial: handlers.importKeyMaterial,
-  Batch: batch,
 };
 
 /** Logs what the caller does not see: internal errors with their causes, and HSM outages. */

@@ -1,6 +1,6 @@
 // Spans in the worker: one SERVER span per worker RPC (the child of kms-api's span when the caller sent
 // a W3C traceparent), named for the gRPC method, and inside it one span per HSM operation, made by a
-// wrapper around the backend (a Batch RPC runs many). Attributes: the operation, key version, key spec
+// wrapper around the backend (a batch on BatchStream runs many). Attributes: the operation, key version, key spec
 // and protection level — never the plaintext, sealed data, AAD or material a request carries.
 import type { Metadata } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";

@@ -18,7 +18,7 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-export type SendBatch = (operations: OperationInit[], deadline: Date) => Promise<Pick<hsm.BatchResponse, "results">>;
+export type SendBatch = (operations: OperationInit[], deadline: Date) => Promise<{ results: hsm.OperationResult[] }>;
 
 export class WorkerBatcher {
   private queue: Pending[] = [];
