@@ -34,6 +34,12 @@ async function scriptedWorker(onBatch: (call: Call, request: hsm.BatchStreamRequ
   return { server, channel, streams, worker: new WorkerStream(channel) };
 }
 
+function stop(w: Awaited<ReturnType<typeof scriptedWorker>>): void {
+  w.worker.close();
+  w.channel.close();
+  w.server.forceShutdown();
+}
+
 const answer = (call: Call, id: number) =>
   call.write(create(hsm.BatchStreamResponseSchema, { id, results: [{ result: { case: "encrypt", value: { sealed: Buffer.from(`answer ${id}`) } } }] }));
 
@@ -59,9 +65,7 @@ describe("WorkerStream", () => {
     expect(Buffer.from((first.results[0]!.result.value as hsm.EncryptResponse).sealed).toString()).toBe(`answer ${first.id}`);
     expect(second.id).not.toBe(first.id);
     expect(w.streams).toHaveLength(1);
-    w.worker.close();
-    w.channel.close();
-    w.server.forceShutdown();
+    stop(w);
   });
 
   it("fails a batch not answered by its deadline alone, and ignores its late answer", async () => {
@@ -77,9 +81,7 @@ describe("WorkerStream", () => {
     const next = await w.worker.send([{}], soon());
     expect(next.results).toHaveLength(1);
     expect(w.streams).toHaveLength(1);
-    w.worker.close();
-    w.channel.close();
-    w.server.forceShutdown();
+    stop(w);
   });
 
   it("when the worker ends the stream, fails what waits on it and opens a new one for the next batch", async () => {
@@ -97,9 +99,7 @@ describe("WorkerStream", () => {
     const next = await w.worker.send([{}], soon());
     expect(next.results).toHaveLength(1);
     expect(w.streams).toHaveLength(2);
-    w.worker.close();
-    w.channel.close();
-    w.server.forceShutdown();
+    stop(w);
   });
 
   it("when the worker goes away, fails what waits at once, not at the deadline", async () => {
