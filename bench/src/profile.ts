@@ -1,6 +1,7 @@
 // `npm run bench:profile -- <Method>`: CPU cost per request of each process under h2load load (as fast as
-// the service answers, or paced with KMS_BENCH_RPS), and optionally V8 CPU profiles (KMS_PROFILE_DIR). CPU ms per request, unlike ops/s, hardly depends on what
-// else runs on the machine, so it compares changes even on a busy box.
+// the service answers, or paced with KMS_BENCH_RPS), and optionally V8 CPU profiles (KMS_PROFILE_DIR).
+// CPU ms per request, unlike ops/s, hardly depends on what else runs on the machine, so it compares
+// changes even on a busy box.
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
 import { randomBytes } from "node:crypto";
