@@ -44,7 +44,10 @@ export class AuditWriter {
   append(event: AuditEvent): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ event: storable(event), resolve, reject });
-      this.flushing ??= this.flush();
+      // Start on the next turn, so that the rows appended in this one (the calls one worker answer
+      // released) go in one batch. Started at once, the first would go alone and the rest would wait
+      // for its commit: under load that halved the rows per commit and cost ~20 % of the throughput.
+      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
     });
   }
 

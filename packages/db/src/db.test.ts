@@ -137,6 +137,15 @@ describe("AuditWriter", () => {
     expect(Number(after[0]!.n) - Number(before[0]!.n)).toBe(120);
   });
 
+  it("writes the rows appended in one event-loop turn as one batch", async () => {
+    const writer = new AuditWriter(sql);
+    await writer.append(auditEvent({ requestId: "turn-first" })); // learns the head
+    const before = { ...writer.batches };
+    // As when one worker answer releases many calls: all append before the writer's next turn.
+    await Promise.all(Array.from({ length: 30 }, (_, i) => writer.append(auditEvent({ requestId: `turn${i}` }))));
+    expect(writer.batches.fast + writer.batches.locked - before.fast - before.locked).toBe(1);
+  });
+
   it("keeps one intact chain when two replicas write at once", async () => {
     const other = connect(db.url);
     try {
