@@ -19,6 +19,9 @@
 //                   size (default: FLOOD_RATE)
 //   FLOOD_MODES     "on", "off" or "on,off" (default): which replicas to measure
 //   MALLORY_STEADY  the neighbour's rate (default: FLOOD_RATE); 0 leaves the neighbour windows out
+//   FLOOD_ECHO      1: a fourth kind of window, beside mallory's process calling a bare grpc-js echo
+//                   server (a process of its own) at the neighbour's rate: what 100 calls/s cost alice on
+//                   this machine if the service were free (a machine control, not a KMS figure)
 //   FLOOD_DEBUG     1: print each window's slowest calls of alice, with when they started
 import { spawn } from "node:child_process";
 import type { ChildProcessByStdio } from "node:child_process";
@@ -27,8 +30,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { Metadata } from "@grpc/grpc-js";
-import type { ServiceError } from "@grpc/grpc-js";
+import { Client, Metadata, Server, ServerCredentials, credentials } from "@grpc/grpc-js";
+import type { ServerUnaryCall, ServiceError, sendUnaryData } from "@grpc/grpc-js";
 import { SignJWT, exportJWK } from "jose";
 import { createPromiseClient, kms } from "@kms/proto";
 import { startStack } from "../harness";
@@ -42,6 +45,7 @@ const ALICE_RATE = Number(process.env.ALICE_RATE ?? 200);
 const BURST = process.env.FLOOD_BURST ?? RATE;
 const MODES = (process.env.FLOOD_MODES ?? "on,off").split(",");
 const STEADY = Number(process.env.MALLORY_STEADY ?? RATE);
+const ECHO = process.env.FLOOD_ECHO === "1" && STEADY > 0;
 
 async function main(): Promise<void> {
   const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -69,7 +73,8 @@ async function main(): Promise<void> {
       if (!MODES.includes(mode)) continue;
       const replica = await replicas[mode]();
       keyId ||= (await replica.client.createKey({}, { metadata: alice })).keyMetadata!.keyId;
-      const flooder = await Flooder.start(replica.api.address, mallory, keyId);
+      const echo = ECHO ? await EchoServer.start() : undefined;
+      const flooder = await Flooder.start(replica.api.address, mallory, keyId, echo?.address);
       try {
         // Warm-up of both clients and the replica, not measured.
         await Promise.all([window(replica.client, keyId, alice, undefined, 2), flooder.run("flood", 2)]);
@@ -77,29 +82,34 @@ async function main(): Promise<void> {
         const alone: Window[] = [];
         const neighbour: Window[] = [];
         const flooded: Window[] = [];
+        const echoed: Window[] = [];
         for (let round = 0; round < ROUNDS; round++) {
           alone.push(await window(replica.client, keyId, alice, undefined, SECONDS));
           if (STEADY > 0) neighbour.push(await window(replica.client, keyId, alice, { flooder, kind: `steady ${STEADY}` }, SECONDS));
           flooded.push(await window(replica.client, keyId, alice, { flooder, kind: "flood" }, SECONDS));
+          if (ECHO) echoed.push(await window(replica.client, keyId, alice, { flooder, kind: `echo ${STEADY}` }, SECONDS));
         }
         const a = summary(alone);
         const n = summary(neighbour);
         const f = summary(flooded);
+        const e = summary(echoed);
         const perWindow = (ws: Window[]) => ws.map((x) => x.p99).join("/");
         rows.push(
           `limit ${mode}: alice alone p50 ${a.p50} ms p99 ${a.p99} ms (${a.ok} ok); ` +
             (STEADY > 0 ? `beside mallory at ${STEADY}/s p50 ${n.p50} ms p99 ${n.p99} ms = ${(n.p99 / a.p99).toFixed(2)}x alone; ` : "") +
             `beside mallory flooding p50 ${f.p50} ms p99 ${f.p99} ms (${f.ok} ok) = ${(f.p99 / a.p99).toFixed(2)}x alone` +
             (STEADY > 0 ? `, ${(f.p99 / n.p99).toFixed(2)}x beside the neighbour` : "") +
+            (ECHO ? `; beside ${STEADY} calls/s to a bare echo server p50 ${e.p50} ms p99 ${e.p99} ms = ${(e.p99 / a.p99).toFixed(2)}x alone` : "") +
             `; mallory flooding: ok ${f.floodOk}, throttled ${f.throttled}; p99 per window alone ${perWindow(alone)}` +
             (STEADY > 0 ? `, neighbour ${perWindow(neighbour)}` : "") +
             `, flooded ${perWindow(flooded)}`,
         );
       } finally {
         flooder.close();
+        echo?.stop();
       }
     }
-    const kinds = STEADY > 0 ? "alone, neighbour, flooded" : "alone, flooded";
+    const kinds = STEADY > 0 ? `alone, neighbour, flooded${ECHO ? ", echo neighbour" : ""}` : "alone, flooded";
     process.stdout.write(`flood (${ROUNDS} rounds of ${SECONDS} s windows ${kinds}, rate limit ${RATE}/s per principal, burst ${BURST}, alice ${ALICE_RATE}/s):\n${rows.join("\n")}\n`);
   } finally {
     await stack.stop();
@@ -124,8 +134,8 @@ class Flooder {
     })();
   }
 
-  static async start(address: string, authorization: string, keyId: string): Promise<Flooder> {
-    const child = spawn(process.execPath, [__filename, "flood-child", JSON.stringify({ address, authorization, keyId })], { stdio: ["pipe", "pipe", "inherit"] });
+  static async start(address: string, authorization: string, keyId: string, echoAddress?: string): Promise<Flooder> {
+    const child = spawn(process.execPath, [__filename, "flood-child", JSON.stringify({ address, authorization, keyId, echoAddress })], { stdio: ["pipe", "pipe", "inherit"] });
     const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
     const first = await lines.next();
     if (first.value !== "ready") throw new Error(`flood child did not start (${String(first.value)})`);
@@ -146,21 +156,31 @@ class Flooder {
   }
 }
 
-async function floodChild(args: { address: string; authorization: string; keyId: string }): Promise<void> {
+async function floodChild(args: { address: string; authorization: string; keyId: string; echoAddress?: string }): Promise<void> {
   const client = createPromiseClient(kms.KeyManagementService, args.address);
+  const echo = args.echoAddress ? new Client(args.echoAddress, credentials.createInsecure()) : undefined;
   const md = new Metadata();
   md.set("authorization", args.authorization);
-  await new Promise<void>((resolve, reject) => client.channel.waitForReady(Date.now() + 10_000, (err?: Error) => (err ? reject(err) : resolve())));
+  const ready = (channel: { waitForReady: Client["waitForReady"] }) =>
+    new Promise<void>((resolve, reject) => channel.waitForReady(Date.now() + 10_000, (err?: Error) => (err ? reject(err) : resolve())));
+  await ready(client.channel);
+  if (echo) await ready(echo);
   process.stdout.write("ready\n");
   const plaintext = Buffer.alloc(64, 1);
+  // About the size of mallory's Encrypt request, for the echo control.
+  const echoRequest = Buffer.alloc(120, 1);
   for await (const line of createInterface({ input: process.stdin })) {
     const words = line.split(" ");
-    const steady = words[0] === "steady" ? Number(words[1]) : 0;
+    const steady = words[0] === "steady" || words[0] === "echo" ? Number(words[1]) : 0;
     const until = Date.now() + Number(words[words.length - 1]) * 1000;
     let ok = 0;
     let throttled = 0;
+    const callEcho = () =>
+      new Promise<void>((resolve, reject) =>
+        echo!.makeUnaryRequest(ECHO_PATH, identity, identity, echoRequest, { deadline: Date.now() + 30_000 }, (err) => (err ? reject(err) : resolve(void ok++))),
+      );
     const call = () =>
-      client.encrypt({ keyId: args.keyId, plaintext }, { metadata: md, deadline: 30_000 }).then(
+      words[0] === "echo" ? callEcho() : client.encrypt({ keyId: args.keyId, plaintext }, { metadata: md, deadline: 30_000 }).then(
         () => void ok++,
         (err: unknown) => {
           if ((err as ServiceError).code !== 8) throw err;
@@ -185,6 +205,42 @@ async function floodChild(args: { address: string; authorization: string; keyId:
     process.stdout.write(`${JSON.stringify({ ok, throttled })}\n`);
   }
   client.close();
+  echo?.close();
+}
+
+const ECHO_PATH = "/flood.Echo/Echo";
+const identity = (bytes: Buffer) => bytes;
+
+/** A bare grpc-js server answering one method with its request bytes, in a process of its own. */
+class EchoServer {
+  private constructor(
+    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
+    readonly address: string,
+  ) {}
+
+  static async start(): Promise<EchoServer> {
+    // Its stdin is a pipe from this process: it ends, and the server with it, when this process does.
+    const child = spawn(process.execPath, [__filename, "echo-server"], { stdio: ["pipe", "pipe", "inherit"] });
+    const first = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
+    const port = Number(first.value);
+    if (!Number.isInteger(port) || port <= 0) throw new Error(`echo server did not start (${String(first.value)})`);
+    return new EchoServer(child, `127.0.0.1:${port}`);
+  }
+
+  stop(): void {
+    this.child.stdin.end();
+  }
+}
+
+function echoServer(): void {
+  const server = new Server();
+  const method = { path: ECHO_PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
+  server.addService({ Echo: method }, { Echo: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => callback(null, call.request) });
+  server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, port) => {
+    if (err) throw err;
+    process.stdout.write(`${port}\n`);
+  });
+  process.stdin.on("end", () => process.exit(0)).resume();
 }
 
 interface Window {
@@ -238,7 +294,8 @@ function summary(windows: Window[]) {
   return { ...percentiles(latencies), ok: latencies.length, floodOk: sum((w) => w.floodOk), throttled: sum((w) => w.throttled) };
 }
 
-(process.argv[2] === "flood-child" ? floodChild(JSON.parse(process.argv[3]!)) : main()).catch((err: unknown) => {
+const role = process.argv[2];
+(role === "flood-child" ? floodChild(JSON.parse(process.argv[3]!)) : role === "echo-server" ? Promise.resolve(echoServer()) : main()).catch((err: unknown) => {
   process.stderr.write(`flood: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });
