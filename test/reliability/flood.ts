@@ -19,8 +19,8 @@
 //                   size (default: FLOOD_RATE)
 //   FLOOD_MODES     "on", "off" or "on,off" (default): which replicas to measure
 //   MALLORY_STEADY  the neighbour's rate (default: FLOOD_RATE); 0 leaves the neighbour windows out
-//   FLOOD_ECHO      1: a fourth kind of window, beside mallory's process calling a bare grpc-js echo
-//                   server (a process of its own) at the neighbour's rate: what 100 calls/s cost alice on
+//   FLOOD_ECHO      1: a fourth kind of window, beside mallory's process calling the benchmark's bare
+//                   grpc-js echo server (bench/src/echo-server.ts, a process of its own) at the neighbour's rate: what 100 calls/s cost alice on
 //                   this machine if the service were free (a machine control, not a KMS figure)
 //   FLOOD_DEBUG     1: print each window's slowest calls of alice, with when they started
 import { spawn } from "node:child_process";
@@ -30,10 +30,13 @@ import { generateKeyPairSync } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { Client, Metadata, Server, ServerCredentials, credentials } from "@grpc/grpc-js";
-import type { ServerUnaryCall, ServiceError, sendUnaryData } from "@grpc/grpc-js";
+import { Client, Metadata, credentials } from "@grpc/grpc-js";
+import type { ServiceError } from "@grpc/grpc-js";
 import { SignJWT, exportJWK } from "jose";
 import { createPromiseClient, kms } from "@kms/proto";
+// The benchmark's bare grpc-js echo server (its own process), for the FLOOD_ECHO control.
+import { startEcho } from "@kms/bench/dist/children";
+import { ECHO_PATH } from "@kms/bench/dist/echo-server";
 import { startStack } from "../harness";
 import type { KmsClient } from "../harness";
 
@@ -73,7 +76,7 @@ async function main(): Promise<void> {
       if (!MODES.includes(mode)) continue;
       const replica = await replicas[mode]();
       keyId ||= (await replica.client.createKey({}, { metadata: alice })).keyMetadata!.keyId;
-      const echo = ECHO ? await EchoServer.start() : undefined;
+      const echo = ECHO ? await startEcho() : undefined;
       const flooder = await Flooder.start(replica.api.address, mallory, keyId, echo?.address);
       try {
         // Warm-up of both clients and the replica, not measured.
@@ -106,7 +109,7 @@ async function main(): Promise<void> {
         );
       } finally {
         flooder.close();
-        echo?.stop();
+        await echo?.stop();
       }
     }
     const kinds = STEADY > 0 ? `alone, neighbour, flooded${ECHO ? ", echo neighbour" : ""}` : "alone, flooded";
@@ -208,40 +211,7 @@ async function floodChild(args: { address: string; authorization: string; keyId:
   echo?.close();
 }
 
-const ECHO_PATH = "/flood.Echo/Echo";
 const identity = (bytes: Buffer) => bytes;
-
-/** A bare grpc-js server answering one method with its request bytes, in a process of its own. */
-class EchoServer {
-  private constructor(
-    private readonly child: ChildProcessByStdio<Writable, Readable, null>,
-    readonly address: string,
-  ) {}
-
-  static async start(): Promise<EchoServer> {
-    // Its stdin is a pipe from this process: it ends, and the server with it, when this process does.
-    const child = spawn(process.execPath, [__filename, "echo-server"], { stdio: ["pipe", "pipe", "inherit"] });
-    const first = await createInterface({ input: child.stdout })[Symbol.asyncIterator]().next();
-    const port = Number(first.value);
-    if (!Number.isInteger(port) || port <= 0) throw new Error(`echo server did not start (${String(first.value)})`);
-    return new EchoServer(child, `127.0.0.1:${port}`);
-  }
-
-  stop(): void {
-    this.child.stdin.end();
-  }
-}
-
-function echoServer(): void {
-  const server = new Server();
-  const method = { path: ECHO_PATH, requestStream: false, responseStream: false, requestSerialize: identity, requestDeserialize: identity, responseSerialize: identity, responseDeserialize: identity };
-  server.addService({ Echo: method }, { Echo: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => callback(null, call.request) });
-  server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, port) => {
-    if (err) throw err;
-    process.stdout.write(`${port}\n`);
-  });
-  process.stdin.on("end", () => process.exit(0)).resume();
-}
 
 interface Window {
   latencies: number[];
@@ -294,8 +264,7 @@ function summary(windows: Window[]) {
   return { ...percentiles(latencies), ok: latencies.length, floodOk: sum((w) => w.floodOk), throttled: sum((w) => w.throttled) };
 }
 
-const role = process.argv[2];
-(role === "flood-child" ? floodChild(JSON.parse(process.argv[3]!)) : role === "echo-server" ? Promise.resolve(echoServer()) : main()).catch((err: unknown) => {
+(process.argv[2] === "flood-child" ? floodChild(JSON.parse(process.argv[3]!)) : main()).catch((err: unknown) => {
   process.stderr.write(`flood: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });
