@@ -20,8 +20,9 @@
 //   FLOOD_MODES     "on", "off" or "on,off" (default): which replicas to measure
 //   MALLORY_STEADY  the neighbour's rate (default: FLOOD_RATE); 0 leaves the neighbour windows out
 //   FLOOD_ECHO      1: a fourth kind of window, beside mallory's process calling the benchmark's bare
-//                   grpc-js echo server (bench/src/echo-server.ts, a process of its own) at the neighbour's rate: what 100 calls/s cost alice on
-//                   this machine if the service were free (a machine control, not a KMS figure)
+//                   grpc-js echo server (bench/src/echo-server.ts, a process of its own) at the
+//                   neighbour's rate: what those calls cost alice on this machine if the service were
+//                   free (a machine control, not a KMS figure)
 //   FLOOD_DEBUG     1: print each window's slowest calls of alice, with when they started
 import { spawn } from "node:child_process";
 import type { ChildProcessByStdio } from "node:child_process";
@@ -77,7 +78,10 @@ async function main(): Promise<void> {
       const replica = await replicas[mode]();
       keyId ||= (await replica.client.createKey({}, { metadata: alice })).keyMetadata!.keyId;
       const echo = ECHO ? await startEcho() : undefined;
-      const flooder = await Flooder.start(replica.api.address, mallory, keyId, echo?.address);
+      const flooder = await Flooder.start(replica.api.address, mallory, keyId, echo?.address).catch(async (err: unknown) => {
+        await echo?.stop(); // not left running when mallory's process fails to start
+        throw err;
+      });
       try {
         // Warm-up of both clients and the replica, not measured.
         await Promise.all([window(replica.client, keyId, alice, undefined, 2), flooder.run("flood", 2)]);
