@@ -1,9 +1,9 @@
-// Test support (not built): reads Wycheproof vector files from ../shared/vectors/wycheproof (relative to
-// the project root) and tallies results.
+// Test support (not built): reads the Wycheproof vector files kept in test/vectors/wycheproof (with their
+// licence) and tallies results.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
-const VECTORS = path.resolve(__dirname, "../../../..", "../shared/vectors/wycheproof");
+const VECTORS = path.resolve(__dirname, "../../../..", "test/vectors/wycheproof");
 
 export interface WycheproofTest {
   tcId: number;
