@@ -151,3 +151,15 @@ it("re-encrypts a directory of envelope files under another key", () => {
   });
   expect(readFileSync(path.join(tree, "notes.txt"), "utf8")).toBe("not encrypted");
 });
+
+it("runs as `npx kms` and `npm exec kms` from the repository, as the README writes it", () => {
+  const root = path.join(__dirname, "..", "..");
+  for (const command of [["npx", "--no-install", "kms", "--help"], ["npm", "exec", "--no", "kms", "--", "--help"]]) {
+    const res = spawnSync(command[0]!, command.slice(1), { cwd: root, env: { ...process.env, KMS_ADDR: "" } });
+    expect({ command: command.join(" "), code: res.status, usage: res.stdout.toString().split("\n")[0] }).toEqual({
+      command: command.join(" "),
+      code: 0,
+      usage: "Usage: kms [options] [command]",
+    });
+  }
+});
