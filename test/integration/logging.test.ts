@@ -132,16 +132,18 @@ interface Received {
   span: ExportedSpan;
 }
 
-/** A minimal OTLP/HTTP (JSON) collector: keeps every span posted to /v1/traces. */
-async function startCollector(): Promise<{ server: Server; url: string; spans: Received[]; bodies: string[] }> {
+/** A minimal OTLP/HTTP (JSON) collector: keeps every span posted to /v1/traces, and the bodies posted to /v1/metrics. */
+async function startCollector(): Promise<{ server: Server; url: string; spans: Received[]; bodies: string[]; metricBodies: string[] }> {
   const spans: Received[] = [];
   const bodies: string[] = [];
+  const metricBodies: string[] = [];
   const server = createServer((req, res) => {
     let body = "";
     req.setEncoding("utf8");
     req.on("data", (c: string) => (body += c));
     req.on("end", () => {
       bodies.push(body);
+      if (req.url === "/v1/metrics") metricBodies.push(body);
       if (req.url === "/v1/traces") {
         const doc = JSON.parse(body) as {
           resourceSpans: { resource: { attributes: ExportedSpan["attributes"] }; scopeSpans: { spans: ExportedSpan[] }[] }[];
@@ -155,7 +157,7 @@ async function startCollector(): Promise<{ server: Server; url: string; spans: R
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, bodies };
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, bodies, metricBodies };
 }
 
 function attribute(span: ExportedSpan, key: string): unknown {
@@ -170,7 +172,15 @@ describe("with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
 
   beforeAll(async () => {
     collector = await startCollector();
-    stack = await startStack({ env: { OTEL_EXPORTER_OTLP_ENDPOINT: collector.url, KMS_LOG_LEVEL: "debug" } });
+    stack = await startStack({
+      env: {
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        KMS_LOG_LEVEL: "debug",
+        // Metrics every 300 ms instead of the default 30 s, and a resource attribute: both standard SDK variables.
+        OTEL_METRIC_EXPORT_INTERVAL: "300",
+        OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=kms-it",
+      },
+    });
     apiOutput = captureOutput(stack.api);
   });
   afterAll(async () => {
@@ -217,5 +227,16 @@ describe("with OTEL_EXPORTER_OTLP_ENDPOINT", () => {
     // Nothing secret was exported.
     const exported = collector.bodies.join("\n");
     for (const secret of [marker.toString("utf8"), ...encodings(marker), "otlp-context-value"]) expect(exported.includes(secret)).toBe(false);
+  });
+
+  it("sends metrics every OTEL_METRIC_EXPORT_INTERVAL, with OTEL_RESOURCE_ATTRIBUTES on the resource", async () => {
+    await stack.client.generateRandom({ numberOfBytes: 8 });
+    // With the default 30 s interval nothing would arrive within this 10 s bound.
+    const has = (text: string) => collector.metricBodies.some((b) => b.includes(text));
+    for (let i = 0; i < 100 && !(has('"kms.requests"') && has('"kms.hsm.sessions.in_use"')); i++) await sleep(100);
+    expect({ apiMetrics: has('"kms.requests"'), workerMetrics: has('"kms.hsm.sessions.in_use"') }).toEqual({ apiMetrics: true, workerMetrics: true });
+    const resourceAttribute = { key: "deployment.environment", value: { stringValue: "kms-it" } };
+    const doc = JSON.parse(collector.metricBodies[0]!) as { resourceMetrics: { resource: { attributes: unknown[] } }[] };
+    expect(doc.resourceMetrics[0]!.resource.attributes).toContainEqual(resourceAttribute);
   });
 });

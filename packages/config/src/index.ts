@@ -57,6 +57,7 @@ export const VARIABLES = {
   KMS_LOG_LEVEL: { default: "info", doc: "error, warn, info or debug" },
   OTEL_EXPORTER_OTLP_ENDPOINT: { default: "", doc: "OTLP/HTTP collector URL (e.g. http://otel-collector:4318): set, traces and metrics are exported (read by the OpenTelemetry SDK, with the other standard OTEL_EXPORTER_OTLP_* variables)" },
   OTEL_SERVICE_NAME: { default: "(kms-api, hsm-worker)", doc: "service.name of exported traces and metrics" },
+  OTEL_METRIC_EXPORT_INTERVAL: { default: "30000", doc: "milliseconds between metric exports (OTEL_METRIC_EXPORT_TIMEOUT bounds each, at most the interval)" },
 } as const;
 export type VariableName = keyof typeof VARIABLES;
 

@@ -43,3 +43,18 @@ describe("startTelemetry", () => {
     await telemetry.shutdown();
   });
 });
+
+describe("metricExportTiming", () => {
+  const { metricExportTiming } = require("./sdk") as typeof import("./sdk");
+  it("reads OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT in milliseconds", () => {
+    expect(metricExportTiming({ OTEL_METRIC_EXPORT_INTERVAL: "5000", OTEL_METRIC_EXPORT_TIMEOUT: "2000" })).toEqual({ exportIntervalMillis: 5000, exportTimeoutMillis: 2000 });
+  });
+  it("keeps the defaults (30 s) when unset or not a positive whole number", () => {
+    for (const bad of [undefined, "", "0", "-5", "1.5", "10s", "abc"]) {
+      expect(metricExportTiming({ OTEL_METRIC_EXPORT_INTERVAL: bad })).toEqual({ exportIntervalMillis: 30_000, exportTimeoutMillis: 30_000 });
+    }
+  });
+  it("never lets the timeout exceed the interval", () => {
+    expect(metricExportTiming({ OTEL_METRIC_EXPORT_INTERVAL: "500" })).toEqual({ exportIntervalMillis: 500, exportTimeoutMillis: 500 });
+  });
+});

@@ -6,14 +6,31 @@
 // batching OTLP/HTTP span exporter, and a meter provider with a periodic OTLP/HTTP metric exporter.
 // The exporters read the standard OTEL_EXPORTER_OTLP_* variables themselves (endpoint, headers,
 // certificates, timeout; /v1/traces and /v1/metrics are appended to the endpoint); OTEL_SERVICE_NAME
-// and OTEL_RESOURCE_ATTRIBUTES override the resource.
+// and OTEL_RESOURCE_ATTRIBUTES override the resource; the tracer provider reads OTEL_TRACES_SAMPLER(_ARG)
+// and the span processor OTEL_BSP_*. The metric reader reads no variable of its own in the JS SDK, so
+// OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT are read here, as the specification says.
 import { metrics } from "@opentelemetry/api";
 
 export const OTLP_ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT";
-/** How long finished spans wait before being sent in one batch. */
+/** How long finished spans wait before being sent in one batch, unless OTEL_BSP_SCHEDULE_DELAY says. */
 const SPAN_EXPORT_DELAY_MS = 1000;
-/** How often metrics are collected and sent. */
+/** How often metrics are collected and sent, unless OTEL_METRIC_EXPORT_INTERVAL says. */
 const METRIC_EXPORT_INTERVAL_MS = 30_000;
+
+/** A positive whole number of milliseconds from the environment; anything else keeps the default (the spec's rule for a bad value). */
+export function millisFromEnv(name: string, fallback: number, env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || !/^[0-9]+$/.test(raw)) return fallback;
+  const ms = Number(raw);
+  return ms > 0 && Number.isSafeInteger(ms) ? ms : fallback;
+}
+
+/** The metric reader's interval and timeout; the timeout may not exceed the interval (the reader throws). */
+export function metricExportTiming(env: NodeJS.ProcessEnv = process.env): { exportIntervalMillis: number; exportTimeoutMillis: number } {
+  const exportIntervalMillis = millisFromEnv("OTEL_METRIC_EXPORT_INTERVAL", METRIC_EXPORT_INTERVAL_MS, env);
+  const exportTimeoutMillis = Math.min(millisFromEnv("OTEL_METRIC_EXPORT_TIMEOUT", 30_000, env), exportIntervalMillis);
+  return { exportIntervalMillis, exportTimeoutMillis };
+}
 
 export interface Telemetry {
   /** True when the SDK was started (an OTLP endpoint is configured). */
@@ -42,12 +59,15 @@ export function startTelemetry(serviceName: string): Telemetry {
     .merge(detectResources({ detectors: [envDetector] }));
   const tracerProvider = new NodeTracerProvider({
     resource,
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter(), { scheduledDelayMillis: SPAN_EXPORT_DELAY_MS })],
+    // An explicit option would override OTEL_BSP_SCHEDULE_DELAY, so ours is only the default.
+    spanProcessors: [
+      new BatchSpanProcessor(new OTLPTraceExporter(), process.env.OTEL_BSP_SCHEDULE_DELAY ? {} : { scheduledDelayMillis: SPAN_EXPORT_DELAY_MS }),
+    ],
   });
   tracerProvider.register();
   const meterProvider = new MeterProvider({
     resource,
-    readers: [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), exportIntervalMillis: METRIC_EXPORT_INTERVAL_MS })],
+    readers: [new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter(), ...metricExportTiming() })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
 
