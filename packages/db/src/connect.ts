@@ -1,13 +1,17 @@
 import postgres from "postgres";
+import { assertPostgresPatched } from "./postgres-patch";
 
 export type Sql = postgres.Sql;
 export type TransactionSql = postgres.TransactionSql;
 
+let patchChecked = false;
+
 /**
  * A postgres.js pool whose columns are camelCase in JavaScript and snake_case in SQL. `max` may also come from the URL
- * (`?max=1`, which the embedded dev Postgres needs).
+ * (`?max=1`, which the embedded dev Postgres needs). The first call checks that the local patch is applied.
  */
 export function connect(url: string, options: { max?: number } = {}): Sql {
+  patchChecked ||= (assertPostgresPatched(), true);
   return postgres(url, {
     ...(options.max !== undefined ? { max: options.max } : {}),
     transform: { column: { from: postgres.toCamel, to: postgres.fromCamel } },
