@@ -2,7 +2,8 @@
 //   - a token bucket per principal (KMS_RATE_LIMIT_PER_SECOND refill, KMS_RATE_LIMIT_BURST size), taken
 //     right after authentication in rpc.ts; over it: RESOURCE_EXHAUSTED with kms-error-code Throttling,
 //     answered only after rejectDelayMs: a client that retries at once would otherwise spin, and its
-//     rejections (each still authenticated and audited) would take the CPU its limit was to protect;
+//     rejections (each still authenticated, and counted by the refusal audit) would take the CPU its limit
+//     was to protect. (Callers that fail to authenticate are throttled per peer before that: peer-throttle.ts);
 //   - a batch call takes one token per item (chargeBatch, after the request is parsed): all of them or, when
 //     the bucket does not hold them, none (Throttling; the call's own token stays spent), so a batch never
 //     gets more done on one token than single calls would, and a refused batch leaves the rest for the
