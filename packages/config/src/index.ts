@@ -50,6 +50,9 @@ export const VARIABLES = {
   KMS_RATE_LIMIT_BURST: { default: "4000", doc: "requests a principal may make at once above its rate (the bucket's size)" },
   KMS_RATE_LIMIT_DELAY_MS: { default: "1000", doc: "how long a throttled call waits before its RESOURCE_EXHAUSTED (± 50 %, never past the caller's deadline), so that a client retrying in a tight loop cannot turn the limit into a flood of cheap rejections" },
   KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT: { default: "4", doc: "calls a principal throttled in the last 2 s may have in progress at once; its others wait their turn, so that a flood's bursts do not hold up other principals' calls" },
+  KMS_AUTH_FAILURES_PER_SECOND: { default: "10", doc: "failed authentications per second each peer (client certificate, else client address) may cause; once its budget is spent, its calls are refused with RESOURCE_EXHAUSTED, Throttling before any token is verified" },
+  KMS_AUTH_FAILURE_BURST: { default: "100", doc: "failed authentications a peer may cause at once above that rate (its budget's size)" },
+  KMS_AUDIT_REFUSAL_WINDOW_MS: { default: "5000", doc: "refused calls (UNAUTHENTICATED, RESOURCE_EXHAUSTED Throttling) are audited per (principal or peer, operation, reason): the first in each window gets its own row, the rest one summary row with their count when the window ends (and at shutdown)" },
   KMS_MAX_REQUEST_BYTES: { default: "4194304", doc: "largest request message kms-api accepts (grpc.max_receive_message_length)" },
   KMS_MAX_CONCURRENT_STREAMS: { default: "256", doc: "concurrent calls per client connection (grpc.max_concurrent_streams)" },
   KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert" },
@@ -230,6 +233,11 @@ export interface LimitsConfig {
   rejectDelayMs: number;
   /** Calls in progress at once for a principal being throttled. */
   throttledMaxInFlight: number;
+  /** Token bucket per peer, spent by failed authentications and checked before authenticating. */
+  authFailuresPerSecond: number;
+  authFailureBurst: number;
+  /** Window of the refusal audit's summary rows (refusals.ts). */
+  refusalWindowMs: number;
   maxRequestBytes: number;
   maxConcurrentStreams: number;
 }
@@ -336,6 +344,9 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
       burst: integer(env, "KMS_RATE_LIMIT_BURST", 4000, 1, 10_000_000),
       rejectDelayMs: integer(env, "KMS_RATE_LIMIT_DELAY_MS", 1000, 0, 10_000),
       throttledMaxInFlight: integer(env, "KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT", 4, 1, 100_000),
+      authFailuresPerSecond: integer(env, "KMS_AUTH_FAILURES_PER_SECOND", 10, 1, 10_000_000),
+      authFailureBurst: integer(env, "KMS_AUTH_FAILURE_BURST", 100, 1, 10_000_000),
+      refusalWindowMs: integer(env, "KMS_AUDIT_REFUSAL_WINDOW_MS", 5000, 10, 3_600_000),
       maxRequestBytes: integer(env, "KMS_MAX_REQUEST_BYTES", 4 * 1024 * 1024, 1024, 64 * 1024 * 1024),
       maxConcurrentStreams: integer(env, "KMS_MAX_CONCURRENT_STREAMS", 256, 1, 100_000),
     },

@@ -3,6 +3,8 @@ import type { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
 import type { KeyCache } from "./key-cache";
 import type { RateLimiter } from "./limits";
+import type { PeerThrottle } from "./peer-throttle";
+import type { RefusalAudit } from "./refusals";
 import type { UsageCounter } from "./usage-counter";
 import type { Logger } from "./log";
 import type { PageTokens } from "./page-tokens";
@@ -42,4 +44,8 @@ export interface Services {
   clock: () => Date;
   /** Per-principal token bucket (limits.ts); absent: no rate limit (in-process test replicas). */
   rateLimiter?: RateLimiter;
+  /** Per-peer budget of failed authentications, checked before authenticating (peer-throttle.ts); absent: none. */
+  peerThrottle?: PeerThrottle;
+  /** Aggregates the audit rows of refused calls (refusals.ts); absent: one row per call. */
+  refusals?: RefusalAudit;
 }

@@ -34,6 +34,48 @@ describe("RateLimiter", () => {
   });
 });
 
+describe("RateLimiter.chargeBatch", () => {
+  const limiter = (now: () => number) => new RateLimiter({ ratePerSecond: 10, burst: 20, rejectDelayMs: 0, throttledMaxInFlight: 4 }, now);
+  const outcome = (f: () => void) => {
+    try {
+      f();
+      return "OK";
+    } catch (err) {
+      const e = err as KmsError;
+      return `${e.status} ${e.code} ${e.message}`;
+    }
+  };
+
+  it("takes one token per item, all or none", () => {
+    let now = 0;
+    const l = limiter(() => now);
+    (l.admit("a") as () => void)(); // the batch's own token
+    expect(outcome(() => l.chargeBatch("a", 15))).toBe("OK"); // 20 - 15 = 5 left
+    (l.admit("a") as () => void)(); // 4 left
+    expect(outcome(() => l.chargeBatch("a", 6))).toBe(
+      `${status.RESOURCE_EXHAUSTED} Throttling rate limit of 10 requests per second exceeded: a batch counts one per item, and 6 do not fit now; retry later or send fewer`,
+    );
+    // The refused batch took nothing beyond its own token: 4 single calls still fit, the fifth does not.
+    expect([1, 2, 3, 4, 5].map(() => throttled(l, "a"))).toEqual([false, false, false, false, true]);
+    now += 1000; // 10 back
+    (l.admit("a") as () => void)();
+    expect(outcome(() => l.chargeBatch("a", 10))).toBe("OK");
+    expect(throttled(l, "a")).toBe(true);
+  });
+
+  it("a single call or a one-item batch costs its own token only; more items than the burst never fit", () => {
+    const l = limiter(() => 0);
+    l.chargeBatch("a", 1);
+    l.chargeBatch("a", 0);
+    expect(outcome(() => l.chargeBatch("a", 21))).toBe(
+      `${status.INVALID_ARGUMENT} InvalidParameter items: must hold at most 20 items: each counts against the rate limit, whose burst is 20; got 21`,
+    );
+    expect(outcome(() => l.chargeBatch("a", 20))).toBe("OK"); // 19 beyond the call's own
+    expect(throttled(l, "a")).toBe(false); // the last token
+    expect(throttled(l, "a")).toBe(true);
+  });
+});
+
 describe("RateLimiter: calls in flight of a throttled principal", () => {
   const THROTTLING = { status: status.RESOURCE_EXHAUSTED, code: ErrorCode.Throttled };
   const flooding = (limiter: RateLimiter, principal: string) => {
@@ -124,13 +166,45 @@ describe("limit configuration", () => {
   const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms" };
   it("has defaults and passes the size and stream caps to grpc-js", () => {
     const { limits } = loadApiConfig(base);
-    expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, rejectDelayMs: 1000, throttledMaxInFlight: 4, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
+    expect(limits).toEqual({
+      ratePerSecond: 2000,
+      burst: 4000,
+      rejectDelayMs: 1000,
+      throttledMaxInFlight: 4,
+      authFailuresPerSecond: 10,
+      authFailureBurst: 100,
+      refusalWindowMs: 5000,
+      maxRequestBytes: 4194304,
+      maxConcurrentStreams: 256,
+    });
     expect(serverOptions(limits)).toEqual({ "grpc.max_receive_message_length": 4194304, "grpc.max_concurrent_streams": 256 });
   });
 
   it("reads the variables and names a bad one", () => {
-    const env = { ...base, KMS_RATE_LIMIT_PER_SECOND: "5", KMS_RATE_LIMIT_BURST: "7", KMS_RATE_LIMIT_DELAY_MS: "0", KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT: "9", KMS_MAX_REQUEST_BYTES: "65536", KMS_MAX_CONCURRENT_STREAMS: "8" };
-    expect(loadApiConfig(env).limits).toEqual({ ratePerSecond: 5, burst: 7, rejectDelayMs: 0, throttledMaxInFlight: 9, maxRequestBytes: 65536, maxConcurrentStreams: 8 });
+    const env = {
+      ...base,
+      KMS_RATE_LIMIT_PER_SECOND: "5",
+      KMS_RATE_LIMIT_BURST: "7",
+      KMS_RATE_LIMIT_DELAY_MS: "0",
+      KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT: "9",
+      KMS_AUTH_FAILURES_PER_SECOND: "2",
+      KMS_AUTH_FAILURE_BURST: "3",
+      KMS_AUDIT_REFUSAL_WINDOW_MS: "250",
+      KMS_MAX_REQUEST_BYTES: "65536",
+      KMS_MAX_CONCURRENT_STREAMS: "8",
+    };
+    expect(loadApiConfig(env).limits).toEqual({
+      ratePerSecond: 5,
+      burst: 7,
+      rejectDelayMs: 0,
+      throttledMaxInFlight: 9,
+      authFailuresPerSecond: 2,
+      authFailureBurst: 3,
+      refusalWindowMs: 250,
+      maxRequestBytes: 65536,
+      maxConcurrentStreams: 8,
+    });
+    expect(() => loadApiConfig({ ...base, KMS_AUDIT_REFUSAL_WINDOW_MS: "5" })).toThrow("KMS_AUDIT_REFUSAL_WINDOW_MS: must be between 10 and 3600000, got 5");
     expect(() => loadApiConfig({ ...base, KMS_RATE_LIMIT_DELAY_MS: "-1" })).toThrow('KMS_RATE_LIMIT_DELAY_MS: must be a whole number, got "-1"');
     expect(() => loadApiConfig({ ...base, KMS_RATE_LIMIT_PER_SECOND: "0" })).toThrow("KMS_RATE_LIMIT_PER_SECOND: must be between 1 and 10000000, got 0");
   });

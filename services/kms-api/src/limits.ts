@@ -2,7 +2,13 @@
 //   - a token bucket per principal (KMS_RATE_LIMIT_PER_SECOND refill, KMS_RATE_LIMIT_BURST size), taken
 //     right after authentication in rpc.ts; over it: RESOURCE_EXHAUSTED with kms-error-code Throttling,
 //     answered only after rejectDelayMs: a client that retries at once would otherwise spin, and its
-//     rejections (each still authenticated and audited) would take the CPU its limit was to protect;
+//     rejections (each still authenticated, and counted by the refusal audit) would take the CPU its limit
+//     was to protect. (Callers that fail to authenticate are throttled per peer before that: peer-throttle.ts);
+//   - a batch call takes one token per item (chargeBatch, after the request is parsed): all of them or, when
+//     the bucket does not hold them, none (Throttling; the call's own token stays spent), so a batch never
+//     gets more done on one token than single calls would, and a refused batch leaves the rest for the
+//     caller's smaller calls. A batch with more items than the bucket's size could never fit:
+//     INVALID_ARGUMENT naming items;
 //   - while a principal is being throttled (and for FLOODER_WINDOW_MS after), at most
 //     KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT of its calls are processed at once; the rest wait their turn. The
 //     bucket alone lets a flooder's closed-loop clients spend each refill all together: tens of calls land on
@@ -13,7 +19,7 @@
 import { status } from "@grpc/grpc-js";
 import type { ServerOptions } from "@grpc/grpc-js";
 import type { LimitsConfig } from "@kms/config";
-import { ErrorCode, KmsError } from "@kms/errors";
+import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 
 /** Principals whose bucket is kept; beyond it the fullest (idle) buckets are forgotten first. */
 const MAX_TRACKED_PRINCIPALS = 100_000;
@@ -85,6 +91,24 @@ export class RateLimiter {
     });
   }
 
+  /**
+   * A batch of `items` items counts one token per item; admit() took the call's first. Takes the other
+   * items - 1 at once, or none: Throttling when the bucket does not hold them, INVALID_ARGUMENT when it
+   * never could (more items than KMS_RATE_LIMIT_BURST).
+   */
+  chargeBatch(principal: string, items: number): void {
+    if (items <= 1) return;
+    if (items > this.limits.burst) {
+      throw invalidArgument("items", `must hold at most ${this.limits.burst} items: each counts against the rate limit, whose burst is ${this.limits.burst}; got ${items}`);
+    }
+    const bucket = this.refilled(principal);
+    if (bucket.tokens < items - 1) {
+      bucket.throttledAt = this.now();
+      throw new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, `rate limit of ${this.limits.ratePerSecond} requests per second exceeded: a batch counts one per item, and ${items} do not fit now; retry later or send fewer`);
+    }
+    bucket.tokens -= items - 1;
+  }
+
   private releaseOf(bucket: Bucket): Release {
     let released = false;
     return () => {
@@ -106,6 +130,17 @@ export class RateLimiter {
 
   /** Takes one request from `principal`'s bucket, or throws RESOURCE_EXHAUSTED (Throttling). */
   private takeToken(principal: string): Bucket {
+    const bucket = this.refilled(principal);
+    if (bucket.tokens < 1) {
+      bucket.throttledAt = bucket.at;
+      throw this.throttled();
+    }
+    bucket.tokens -= 1;
+    return bucket;
+  }
+
+  /** `principal`'s bucket (a full new one for a stranger), refilled up to now. */
+  private refilled(principal: string): Bucket {
     const now = this.now();
     let bucket = this.buckets.get(principal);
     if (bucket === undefined) {
@@ -116,11 +151,6 @@ export class RateLimiter {
       bucket.tokens = Math.min(this.limits.burst, bucket.tokens + ((now - bucket.at) / 1000) * this.limits.ratePerSecond);
       bucket.at = now;
     }
-    if (bucket.tokens < 1) {
-      bucket.throttledAt = now;
-      throw this.throttled();
-    }
-    bucket.tokens -= 1;
     return bucket;
   }
 

@@ -44,6 +44,8 @@ async function main(): Promise<void> {
     rotateAfterEncryptions: config.rotateAfterEncryptions,
     log,
     rateLimit: config.limits,
+    authFailures: config.limits,
+    refusalWindowMs: config.limits.refusalWindowMs,
   });
   const jobs = new JobScheduler(services, config.jobIntervalMs);
   jobs.start();
@@ -85,6 +87,7 @@ async function main(): Promise<void> {
       await jobs.stop();
       await services.usage.stop();
       await unlisten();
+      await services.refusals?.stop(); // the window's refusal counts, before the audit drains
       await services.audit.drain();
       services.worker.close();
       await sql.end({ timeout: 5 });

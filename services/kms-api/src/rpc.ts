@@ -1,10 +1,15 @@
 // The one wrapper every RPC goes through, in this order:
-//   identify the caller (UNAUTHENTICATED before anything is parsed)
+//   check the peer's budget of failed authentications (RESOURCE_EXHAUSTED before any token is verified,
+//   see peer-throttle.ts)
+//   → identify the caller (UNAUTHENTICATED before anything is parsed)
 //   → take from the caller's rate-limit bucket (RESOURCE_EXHAUSTED, see limits.ts)
 //   → parse the raw request (a malformed message is INVALID_ARGUMENT, not grpc-js's INTERNAL)
+//   → a batch takes one more token per further item (limits.ts)
 //   → run the handler (which checks the key policy) → write the audit row → reply.
 // The audit row is durable before the reply: if it cannot be written the caller gets UNAVAILABLE
-// instead of the answer (fail-closed). Anything thrown becomes a status through toStatus().
+// instead of the answer (fail-closed). Refusals (UNAUTHENTICATED, Throttling) are audited in aggregate
+// (refusals.ts), so that a flood of them costs a few rows, not one each. Anything thrown becomes a status
+// through toStatus().
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
@@ -15,7 +20,9 @@ import { ERROR_CODE_KEY, ErrorCode, InternalError, KmsError, invalidArgument, st
 import { isDatabaseUnavailable } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { Authenticator } from "./auth/authenticate";
+import { MAX_BATCH_ITEMS } from "./handlers/batch";
 import { throttleHoldMs } from "./limits";
+import { peerOf } from "./peer-throttle";
 import type { Release } from "./limits";
 import type { CallContext, Services } from "./context";
 import { describeError } from "./log";
@@ -50,12 +57,15 @@ export function unaryHandler<I extends DescMessage, O extends DescMessage>(
     const header = new Metadata();
     header.set(REQUEST_ID_KEY, ctx.requestId);
     call.sendMetadata(header);
-    const authenticated = authenticator.authenticate(call.metadata, call.getAuthContext().sslPeerCertificate).then((caller) => {
+    const certificate = call.getAuthContext().sslPeerCertificate;
+    const peer = peerOf(call.getPeer(), certificate);
+    const authenticate = () => authenticator.authenticate(call.metadata, certificate);
+    const authenticated = (services.peerThrottle ? services.peerThrottle.authenticate(peer, authenticate) : authenticate()).then((caller) => {
       ctx.principal = caller.principal;
       ctx.mutualTls = caller.mutualTls;
     });
     // One span, request count and latency per call (rpc-telemetry.ts).
-    void traceRpc(ctx, call.metadata, services, () => run(method, handler, services, call.request, ctx, authenticated)).then(
+    void traceRpc(ctx, call.metadata, services, () => run(method, handler, services, call.request, ctx, authenticated, peer)).then(
       (reply) => callback(null, reply),
       (failure: ReturnType<typeof toStatus>) => callback(failure),
     );
@@ -69,6 +79,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
   bytes: Buffer,
   ctx: CallContext,
   authenticated: Promise<void>,
+  peer: string,
 ): Promise<Buffer> {
   let reply: Buffer | undefined;
   let failure: unknown;
@@ -79,6 +90,7 @@ async function run<I extends DescMessage, O extends DescMessage>(
     const turn = services.rateLimiter?.admit(ctx.principal, ctx.deadline);
     release = turn instanceof Promise ? await turn : turn;
     const request = parse(method.input, bytes);
+    services.rateLimiter?.chargeBatch(ctx.principal, batchItems(request));
     noteKeyId(request, ctx);
     ctx.encryptionContext = contextOf(request);
     const response = await handler(request, ctx, services);
@@ -98,17 +110,23 @@ async function run<I extends DescMessage, O extends DescMessage>(
     services.log.error("request failed", { requestId: ctx.requestId, operation: method.name, ...describeError(failure) });
   }
   try {
-    await services.audit.append({
-      time: services.clock(),
-      requestId: ctx.requestId,
-      principal: ctx.principal,
-      operation: method.name,
-      keyId: ctx.audit.keyId,
-      keyVersionId: ctx.audit.keyVersionId,
-      encryptionContext: ctx.encryptionContext,
-      resultCode: outcome ? statusName(outcome.code) : "OK",
-      errorCode: outcome ? String(outcome.metadata.get(ERROR_CODE_KEY)[0] ?? "") : "",
-    });
+    const resultCode = outcome ? statusName(outcome.code) : "OK";
+    const errorCode = outcome ? String(outcome.metadata.get(ERROR_CODE_KEY)[0] ?? "") : "";
+    if (services.refusals && AGGREGATED_REFUSALS.has(errorCode)) {
+      await services.refusals.record({ time: services.clock(), requestId: ctx.requestId, principal: ctx.principal, peer, operation: method.name, resultCode, errorCode });
+    } else {
+      await services.audit.append({
+        time: services.clock(),
+        requestId: ctx.requestId,
+        principal: ctx.principal,
+        operation: method.name,
+        keyId: ctx.audit.keyId,
+        keyVersionId: ctx.audit.keyVersionId,
+        encryptionContext: ctx.encryptionContext,
+        resultCode,
+        errorCode,
+      });
+    }
   } catch (err) {
     reply?.fill(0); // the answer may hold a data key or plaintext that will never be sent
     services.log.error("audit write failed; request refused", { requestId: ctx.requestId, ...describeError(err) });
@@ -119,6 +137,19 @@ async function run<I extends DescMessage, O extends DescMessage>(
   return reply;
 }
 
+
+/**
+ * Refusals a flood can cause at no cost to itself: audited in aggregate (refusals.ts). PERMISSION_DENIED
+ * keeps a row per call: it names the key that was asked for, and the caller's rate limit bounds it.
+ */
+const AGGREGATED_REFUSALS: ReadonlySet<string> = new Set([ErrorCode.Unauthenticated, ErrorCode.Throttled]);
+
+/** How many tokens a request costs beyond its first: a batch's items count one each (limits.ts). */
+function batchItems(request: object): number {
+  const items = (request as { items?: unknown }).items;
+  // More than a batch may hold is refused by its handler (INVALID_ARGUMENT), not counted here.
+  return Array.isArray(items) && items.length <= MAX_BATCH_ITEMS ? items.length : 1;
+}
 
 /** Even a request refused before its key is looked up gets an audit row naming the key it asked for. */
 function noteKeyId(request: object, ctx: CallContext): void {

@@ -9,6 +9,8 @@ import type { Services } from "./context";
 import type { Logger } from "./log";
 import { KeyCache } from "./key-cache";
 import { RateLimiter } from "./limits";
+import { PeerThrottle } from "./peer-throttle";
+import { RefusalAudit } from "./refusals";
 import { PageTokens } from "./page-tokens";
 import { UsageCounter, defaultBatchSize } from "./usage-counter";
 import { WorkerClient } from "./worker-client";
@@ -24,6 +26,10 @@ export interface ServicesOptions {
   usageFlushIntervalMs?: number;
   /** Per-principal rate limit (limits.ts); absent: none. */
   rateLimit?: { ratePerSecond: number; burst: number; rejectDelayMs: number; throttledMaxInFlight: number };
+  /** Per-peer budget of failed authentications (peer-throttle.ts); absent: none. */
+  authFailures?: { authFailuresPerSecond: number; authFailureBurst: number };
+  /** Window of the refusal audit's summary rows (refusals.ts); absent: a row per refused call. */
+  refusalWindowMs?: number;
 }
 
 export async function createServices(o: ServicesOptions): Promise<Services> {
@@ -48,6 +54,11 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     clock: o.clock ?? (() => new Date()),
   };
   if (o.rateLimit) services.rateLimiter = new RateLimiter(o.rateLimit);
+  if (o.authFailures) services.peerThrottle = new PeerThrottle(o.authFailures);
+  if (o.refusalWindowMs !== undefined) {
+    services.refusals = new RefusalAudit(services.audit, o.refusalWindowMs, o.log);
+    services.refusals.start();
+  }
   // Metrics (no-ops unless the OpenTelemetry SDK is running): audit group commits, cache hit ratios.
   services.audit.onBatch = recordAuditBatch;
   observeCache("key_metadata", () => ({ hits: services.keys.hits, misses: services.keys.misses }));
