@@ -121,7 +121,7 @@ describe("throttleHoldMs", () => {
 });
 
 describe("limit configuration", () => {
-  const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms" };
+  const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms", KMS_INSECURE_DEV_MODE: "true" };
   it("has defaults and passes the size and stream caps to grpc-js", () => {
     const { limits } = loadApiConfig(base);
     expect(limits).toEqual({ ratePerSecond: 2000, burst: 4000, rejectDelayMs: 1000, throttledMaxInFlight: 4, maxRequestBytes: 4194304, maxConcurrentStreams: 256 });
