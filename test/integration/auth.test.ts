@@ -20,12 +20,14 @@ const ALICE = "spiffe://example.org/ns/apps/sa/alice";
 // A principal from a certificate's CN is "cn:" + the CN, so that no CN can pose as a URI SAN.
 const BOB = "cn:bob";
 const ADMIN = "spiffe://example.org/ns/kms/sa/admin";
+const CAROL = "spiffe://example.org/ns/apps/sa/carol";
 
 let stack: Stack;
 const pki = makeCa("clients");
 const server = issue(pki, "server", { cn: "kms", sans: "IP:127.0.0.1,DNS:localhost" });
 const alice = issue(pki, "alice", { cn: "ignored-when-uri-san", sans: `URI:${ALICE}` });
 const bob = issue(pki, "bob", { cn: "bob" });
+const carol = issue(pki, "carol", { sans: `URI:${CAROL}` });
 const admin = issue(pki, "admin", { cn: "kms-admin", sans: `URI:${ADMIN}` });
 // The attack of finding 10: no URI SAN, and a CN spelled like the SPIFFE admin's id.
 const fakeAdmin = issue(pki, "fake-admin", { cn: ADMIN });
@@ -364,15 +366,15 @@ describe("identities from different sources cannot collide (finding 10)", () => 
       Version: "1",
       Statement: [
         { Sid: "owner", Effect: "Allow", Principal: [ALICE], Action: "kms:*", Resource: "*" },
-        { Sid: "encrypt-over-mtls-only", Effect: "Allow", Principal: [BOB, WEB], Action: "kms:Encrypt", Resource: "*", Condition: { Bool: { "kms:MutualTLS": true } } },
+        { Sid: "encrypt-over-mtls-only", Effect: "Allow", Principal: [CAROL, WEB], Action: "kms:Encrypt", Resource: "*", Condition: { Bool: { "kms:MutualTLS": true } } },
       ],
     });
     await a.setKeyPolicy({ keyId, policy });
-    const b = as(bob);
-    const byCert = await b.encrypt({ keyId, plaintext: Buffer.from("x") });
+    const c = as(carol);
+    const byCert = await c.encrypt({ keyId, plaintext: Buffer.from("x") });
     expect(byCert.keyId).toBe(keyId);
-    // The same connection (bob's certificate), now with web's token: the principal is web's, not vouched for by the certificate.
-    const err = await grpcError(b.encrypt({ keyId, plaintext: Buffer.from("x") }, await bearer()));
+    // The same connection (carol's certificate), now with web's token: the principal is web's, not vouched for by the certificate.
+    const err = await grpcError(c.encrypt({ keyId, plaintext: Buffer.from("x") }, await bearer()));
     expect([err.code, err.details]).toEqual([status.PERMISSION_DENIED, `kms:Encrypt on key ${keyId} is not allowed for ${WEB}`]);
   });
 
