@@ -25,7 +25,7 @@ export function issue(pki: Pki, name: string, opts: { cn?: string; sans?: string
   const key = path.join(pki.dir, `${name}.key`);
   const csr = path.join(pki.dir, `${name}.csr`);
   const cert = path.join(pki.dir, `${name}.pem`);
-  openssl(pki.dir, ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr, "-subj", `/CN=${opts.cn ?? name}`]);
+  openssl(pki.dir, ["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr, "-subj", `/CN=${(opts.cn ?? name).replace(/\//g, "\\/")}`]); // "/" separates -subj fields
   const args = ["x509", "-req", "-in", csr, "-CA", pki.caCert, "-CAkey", pki.caKey, "-out", cert, "-days", String(opts.days ?? 1)];
   if (opts.sans) {
     const ext = path.join(pki.dir, `${name}.ext`);

@@ -62,6 +62,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     };
   }
   const apiEnv: NodeJS.ProcessEnv = { ...base, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: db.url, KMS_WORKER_DEADLINE_MS: "3000", KMS_SHUTDOWN_GRACE_MS: "3000" };
+  // A plaintext stack is dev mode, which kms-api only runs when told (it has no effect on TLS or JWKS replicas).
+  if (!apiEnv.KMS_TLS_CERT) apiEnv.KMS_INSECURE_DEV_MODE ??= "true";
 
   const replicas: { api: ApiProcess; client: KmsClient }[] = [];
   const stack: Stack = {

@@ -2,7 +2,7 @@
 // Postgres and hsm-worker: how tests drive time (rotation, deletion windows) without sleeping.
 import { ServerCredentials } from "@grpc/grpc-js";
 import { connect } from "@kms/db";
-import { Authenticator, JobScheduler, buildServer, createLogger, createServices, listenForKeyEvents } from "@kms/kms-api";
+import { Authenticator, DEV_PRINCIPAL, JobScheduler, buildServer, createLogger, createServices, listenForKeyEvents } from "@kms/kms-api";
 import { createPromiseClient, kms } from "@kms/proto";
 import type { Stack } from "./harness";
 
@@ -34,7 +34,7 @@ export async function inProcessReplica(stack: Stack, clock: FakeClock, rotateAft
     usageFlushIntervalMs: 100,
   });
   const unlisten = await listenForKeyEvents(sql, services);
-  const { server } = buildServer(services, new Authenticator({ jwt: undefined, mutualTls: false }));
+  const { server } = buildServer(services, new Authenticator({ jwt: undefined, mutualTls: false, anonymous: DEV_PRINCIPAL }));
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -36,7 +36,8 @@ export async function startStack(dir: string, databaseUrl: string, nodeArgs: str
   try {
     // One principal drives all the load here: lift its rate limit (default 2,000/s), which would
     // otherwise answer RESOURCE_EXHAUSTED, cheaply, for everything above it.
-    api = await startApi({ ...common, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: databaseUrl, KMS_RATE_LIMIT_PER_SECOND: "1000000", KMS_RATE_LIMIT_BURST: "1000000" }, { nodeArgs });
+    // Plaintext loopback with "dev" as the caller: dev mode, which kms-api runs only when told.
+    api = await startApi({ ...common, KMS_LISTEN: "127.0.0.1:0", KMS_INSECURE_DEV_MODE: "true", DATABASE_URL: databaseUrl, KMS_RATE_LIMIT_PER_SECOND: "1000000", KMS_RATE_LIMIT_BURST: "1000000" }, { nodeArgs });
   } catch (err) {
     await worker.stop();
     throw err;

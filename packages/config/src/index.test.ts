@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -41,7 +42,8 @@ describe("loadWorkerConfig", () => {
 });
 
 describe("loadApiConfig", () => {
-  const base = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/kms" };
+  // Plaintext loopback needs the dev-mode switch (see "caller authentication" below).
+  const base = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/kms", KMS_INSECURE_DEV_MODE: "true" };
 
   it("defaults to loopback port 7300", () => {
     expect(loadApiConfig(base).listen).toEqual({ host: "127.0.0.1", port: 7300 });
@@ -70,6 +72,66 @@ describe("loadApiConfig", () => {
   it("requires a postgres URL", () => {
     expect(errorOf(() => loadApiConfig({})).variable).toBe("DATABASE_URL");
     expect(errorOf(() => loadApiConfig({ DATABASE_URL: "mysql://x" })).variable).toBe("DATABASE_URL");
+  });
+});
+
+describe("loadApiConfig: caller authentication", () => {
+  const db = { DATABASE_URL: "postgres://postgres@127.0.0.1:5432/kms" };
+  const dir = mkdtempSync(path.join(os.tmpdir(), "cfg-tls-"));
+  // Any PEM certificate and its key will do: the checks here are about which settings go together.
+  execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-subj", "/CN=t", "-days", "1"], { cwd: dir, stdio: "ignore" });
+  const tls = { ...db, KMS_TLS_CERT: path.join(dir, "c.pem"), KMS_TLS_KEY: path.join(dir, "k.pem") };
+  const jwks = path.join(dir, "jwks.json");
+  writeFileSync(jwks, JSON.stringify({ keys: [{ kty: "oct", k: "AA" }] }));
+  const jwt = { KMS_JWT_JWKS_FILE: jwks, KMS_JWT_ISSUER: "i", KMS_JWT_AUDIENCE: "a" };
+
+  it("refuses plaintext without a JWKS unless KMS_INSECURE_DEV_MODE=true, naming the ways out", () => {
+    expect(errorOf(() => loadApiConfig(db)).message).toBe(
+      'KMS_INSECURE_DEV_MODE: plaintext without a JWKS makes every caller on loopback (in a pod: every sidecar and proxy) the administrator "dev"; ' +
+        "set KMS_INSECURE_DEV_MODE=true for a local dev stack, else KMS_TLS_CERT and KMS_TLS_KEY with KMS_TLS_CLIENT_CA, or a JWKS (KMS_JWT_JWKS_FILE or KMS_JWT_JWKS_URL)",
+    );
+    expect(errorOf(() => loadApiConfig({ ...db, KMS_INSECURE_DEV_MODE: "yes" })).message).toBe('KMS_INSECURE_DEV_MODE: must be true or false, got "yes"');
+    const dev = loadApiConfig({ ...db, KMS_INSECURE_DEV_MODE: "true" });
+    expect([dev.devMode, dev.anonymousPrincipal]).toEqual([true, undefined]);
+  });
+
+  it("allows plaintext loopback with a JWKS, where every caller shows a token, and then is not dev mode", () => {
+    expect(loadApiConfig({ ...db, ...jwt }).devMode).toBe(false);
+    expect(loadApiConfig({ ...db, ...jwt, KMS_INSECURE_DEV_MODE: "true" }).devMode).toBe(false);
+  });
+
+  it("refuses TLS without client authentication unless KMS_ANONYMOUS_PRINCIPAL names the shared principal", () => {
+    expect(errorOf(() => loadApiConfig(tls)).message).toBe(
+      "KMS_TLS_CLIENT_CA: a TLS listener needs client authentication: set KMS_TLS_CLIENT_CA or a JWKS (KMS_JWT_JWKS_FILE or KMS_JWT_JWKS_URL), " +
+        "or name the one principal every caller then shares in KMS_ANONYMOUS_PRINCIPAL",
+    );
+    // The dev-mode switch does not make a TLS listener anonymous.
+    expect(errorOf(() => loadApiConfig({ ...tls, KMS_INSECURE_DEV_MODE: "true" })).variable).toBe("KMS_TLS_CLIENT_CA");
+    const anon = loadApiConfig({ ...tls, KMS_ANONYMOUS_PRINCIPAL: "anyone-with-tls" });
+    expect([anon.devMode, anon.anonymousPrincipal]).toEqual([false, "anyone-with-tls"]);
+    expect(loadApiConfig({ ...tls, ...jwt }).anonymousPrincipal).toBeUndefined();
+  });
+
+  it("refuses an anonymous principal that is an admin or auditor, or where it would never apply", () => {
+    const anon = { ...tls, KMS_ANONYMOUS_PRINCIPAL: "anyone" };
+    expect(errorOf(() => loadApiConfig({ ...anon, KMS_ADMINS: "root,anyone" })).message).toBe('KMS_ADMINS: must not include KMS_ANONYMOUS_PRINCIPAL (anyone) or "*": every caller would be one');
+    expect(errorOf(() => loadApiConfig({ ...anon, KMS_AUDITORS: "*" })).variable).toBe("KMS_AUDITORS");
+    expect(errorOf(() => loadApiConfig({ ...tls, ...jwt, KMS_ANONYMOUS_PRINCIPAL: "anyone" })).message).toBe(
+      "KMS_ANONYMOUS_PRINCIPAL: callers authenticate (KMS_TLS_CLIENT_CA or a JWKS is set): unset it",
+    );
+    expect(errorOf(() => loadApiConfig({ ...db, KMS_INSECURE_DEV_MODE: "true", KMS_ANONYMOUS_PRINCIPAL: "anyone" })).variable).toBe("KMS_ANONYMOUS_PRINCIPAL");
+    for (const bad of ["*", "a,b", "a b", "a\u0000"]) {
+      expect(errorOf(() => loadApiConfig({ ...tls, KMS_ANONYMOUS_PRINCIPAL: bad })).variable).toBe("KMS_ANONYMOUS_PRINCIPAL");
+    }
+  });
+
+  it("takes a JWKS URL over https only, or http on a loopback host", () => {
+    const url = (u: string) => loadApiConfig({ ...db, ...jwt, KMS_JWT_JWKS_FILE: undefined, KMS_JWT_JWKS_URL: u }).jwt?.jwks;
+    expect(url("https://idp.example/jwks")).toEqual({ url: "https://idp.example/jwks" });
+    for (const ok of ["http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]:9/jwks"]) expect(url(ok)).toEqual({ url: ok });
+    for (const bad of ["http://idp.example/jwks", "http://192.0.2.1/jwks", "http://127.0.0.1.example/jwks", "ftp://idp/jwks", "idp/jwks"]) {
+      expect(errorOf(() => url(bad)).message).toBe(`KMS_JWT_JWKS_URL: must be an https URL (http only on a loopback host), got ${JSON.stringify(bad)}`);
+    }
   });
 });
 

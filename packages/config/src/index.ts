@@ -37,9 +37,11 @@ export const VARIABLES = {
   KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
   KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
   KMS_TLS_KEY: { default: "", doc: "server private key (PEM) matching KMS_TLS_CERT" },
-  KMS_TLS_CLIENT_CA: { default: "", doc: "CA bundle (PEM) for client certificates: turns on mutual TLS; principal = URI SAN (SPIFFE id) or subject CN" },
+  KMS_TLS_CLIENT_CA: { default: "", doc: "CA bundle (PEM) for client certificates: turns on mutual TLS; principal = URI SAN (SPIFFE id), else cn:<subject CN>" },
+  KMS_ANONYMOUS_PRINCIPAL: { default: "", doc: "opt-in: the one principal every caller of a TLS listener without KMS_TLS_CLIENT_CA or a JWKS gets (never an admin or auditor); unset, such a listener refuses to start" },
+  KMS_INSECURE_DEV_MODE: { default: "false", doc: "true: plaintext on loopback without a JWKS, every caller is \"dev\", an administrator (npm start and the tests set it); no effect with TLS or a JWKS" },
   KMS_JWT_JWKS_FILE: { default: "", doc: "JWKS file for bearer JWTs (principal = sub)" },
-  KMS_JWT_JWKS_URL: { default: "", doc: "JWKS URL for bearer JWTs (fetched at start, refreshed on unknown kid)" },
+  KMS_JWT_JWKS_URL: { default: "", doc: "https JWKS URL for bearer JWTs (fetched at start, refreshed on unknown kid); http only on a loopback host" },
   KMS_JWT_ISSUER: { default: "", doc: "required iss of bearer JWTs" },
   KMS_JWT_AUDIENCE: { default: "", doc: "required aud of bearer JWTs" },
   KMS_ADMINS: { default: "", doc: "comma-separated principals given every action by each new key's default policy" },
@@ -211,6 +213,10 @@ export interface ApiConfig {
   /** Absent: plaintext (allowed on loopback only). */
   tls: TlsConfig | undefined;
   jwt: JwtConfig | undefined;
+  /** Plaintext, no JWKS and KMS_INSECURE_DEV_MODE=true: every caller is "dev", an administrator. */
+  devMode: boolean;
+  /** KMS_ANONYMOUS_PRINCIPAL: the principal of every caller of a TLS listener without client authentication. */
+  anonymousPrincipal: string | undefined;
   access: AccessConfig;
   /** Required by kms-api itself; the dev stack sets it to its embedded Postgres. */
   databaseUrl: string;
@@ -295,7 +301,17 @@ function jwtConfig(env: Env): JwtConfig | undefined {
   const audience = raw(env, "KMS_JWT_AUDIENCE");
   if (audience === undefined) throw new ConfigError("KMS_JWT_AUDIENCE", "is required with a JWKS");
   if (url !== undefined) {
-    if (!/^https?:\/\//.test(url)) throw new ConfigError("KMS_JWT_JWKS_URL", "must be an http(s) URL");
+    // Keys fetched in clear text from another host could be swapped on the way: anyone could mint tokens.
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    const loopbackHttp = parsed?.protocol === "http:" && isLoopback(parsed.hostname.replace(/^\[(.*)\]$/, "$1"));
+    if (parsed?.protocol !== "https:" && !loopbackHttp) {
+      throw new ConfigError("KMS_JWT_JWKS_URL", `must be an https URL (http only on a loopback host), got ${JSON.stringify(url)}`);
+    }
     return { jwks: { url }, issuer, audience };
   }
   let keys: unknown;
@@ -313,6 +329,58 @@ function principals(env: Env, name: VariableName): string[] {
   return (raw(env, name) ?? VARIABLES[name].default).split(",").map((p) => p.trim()).filter((p) => p !== "");
 }
 
+function anonymousPrincipal(env: Env): string | undefined {
+  const name = raw(env, "KMS_ANONYMOUS_PRINCIPAL");
+  if (name === undefined) return undefined;
+  // It appears in access lists (comma-separated), policies ("*" is everyone) and audit rows (Postgres text).
+  if (name === "*" || /[,\s\u0000-\u001f]/.test(name) || !name.isWellFormed() || name.length > 256) {
+    throw new ConfigError("KMS_ANONYMOUS_PRINCIPAL", `must be a principal name (no "*", commas, spaces or control characters; at most 256), got ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+/**
+ * Who a caller is must come from something it shows (a client certificate or a bearer JWT). Without
+ * either, every caller shares one principal, so that is refused unless explicitly asked for: a TLS
+ * listener names the shared principal in KMS_ANONYMOUS_PRINCIPAL, plaintext dev mode (every caller the
+ * administrator "dev") needs KMS_INSECURE_DEV_MODE=true, because in a pod loopback is shared with
+ * sidecars and proxies.
+ */
+function callerAuthentication(env: Env, tls: TlsConfig | undefined, jwt: JwtConfig | undefined, access: AccessConfig) {
+  const anonymous = anonymousPrincipal(env);
+  const insecureDevMode = boolean(env, "KMS_INSECURE_DEV_MODE", false);
+  const authenticated = tls?.clientCa !== undefined || jwt !== undefined;
+  if (authenticated) {
+    if (anonymous !== undefined) throw new ConfigError("KMS_ANONYMOUS_PRINCIPAL", "callers authenticate (KMS_TLS_CLIENT_CA or a JWKS is set): unset it");
+    return { devMode: false, anonymousPrincipal: undefined };
+  }
+  if (!tls) {
+    if (anonymous !== undefined) throw new ConfigError("KMS_ANONYMOUS_PRINCIPAL", "is for a TLS listener (KMS_TLS_CERT, KMS_TLS_KEY); plaintext dev mode is KMS_INSECURE_DEV_MODE");
+    if (!insecureDevMode) {
+      throw new ConfigError(
+        "KMS_INSECURE_DEV_MODE",
+        'plaintext without a JWKS makes every caller on loopback (in a pod: every sidecar and proxy) the administrator "dev"; ' +
+          "set KMS_INSECURE_DEV_MODE=true for a local dev stack, else KMS_TLS_CERT and KMS_TLS_KEY with KMS_TLS_CLIENT_CA, or a JWKS (KMS_JWT_JWKS_FILE or KMS_JWT_JWKS_URL)",
+      );
+    }
+    return { devMode: true, anonymousPrincipal: undefined };
+  }
+  if (anonymous === undefined) {
+    throw new ConfigError(
+      "KMS_TLS_CLIENT_CA",
+      "a TLS listener needs client authentication: set KMS_TLS_CLIENT_CA or a JWKS (KMS_JWT_JWKS_FILE or KMS_JWT_JWKS_URL), " +
+        "or name the one principal every caller then shares in KMS_ANONYMOUS_PRINCIPAL",
+    );
+  }
+  for (const list of ["KMS_ADMINS", "KMS_AUDITORS"] as const) {
+    const names = list === "KMS_ADMINS" ? access.admins : access.auditors;
+    if (names.includes(anonymous) || names.includes("*")) {
+      throw new ConfigError(list, `must not include KMS_ANONYMOUS_PRINCIPAL (${anonymous}) or "*": every caller would be one`);
+    }
+  }
+  return { devMode: false, anonymousPrincipal: anonymous };
+}
+
 export function loadApiConfig(env: Env = process.env): ApiConfig {
   const listen = parseListen(raw(env, "KMS_LISTEN") ?? VARIABLES.KMS_LISTEN.default);
   const tls = tlsConfig(env);
@@ -325,12 +393,14 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   if (databaseUrl === undefined) throw new ConfigError("DATABASE_URL", "is required (npm start provides an embedded one)");
   if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError("DATABASE_URL", "must start with postgres://");
   const health = raw(env, "KMS_HEALTH_LISTEN");
+  const access = { admins: principals(env, "KMS_ADMINS"), creators: principals(env, "KMS_CREATORS"), auditors: principals(env, "KMS_AUDITORS") };
   return {
     listen,
     healthListen: health === undefined ? undefined : parseListen(health, "KMS_HEALTH_LISTEN"),
     tls,
     jwt,
-    access: { admins: principals(env, "KMS_ADMINS"), creators: principals(env, "KMS_CREATORS"), auditors: principals(env, "KMS_AUDITORS") },
+    ...callerAuthentication(env, tls, jwt, access),
+    access,
     databaseUrl,
     workerSocket: workerSocket(env),
     workerDeadlineMs: integer(env, "KMS_WORKER_DEADLINE_MS", 5000, 10, 600_000),

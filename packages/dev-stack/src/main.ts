@@ -184,6 +184,8 @@ async function main(): Promise<number> {
     KMS_WORKER_SOCKET: socketPath,
     KMS_LISTEN: process.env.KMS_LISTEN || VARIABLES.KMS_LISTEN.default,
     DATABASE_URL: databaseUrl,
+    // npm start is the local dev stack: plaintext loopback with "dev" as the one caller (unless TLS is set).
+    KMS_INSECURE_DEV_MODE: process.env.KMS_INSECURE_DEV_MODE || "true",
     // The embedded Postgres serves one connection: no second one for LISTEN (one replica needs none).
     ...(config.databaseUrl === undefined ? { KMS_DB_NOTIFICATIONS: "false" } : {}),
   };

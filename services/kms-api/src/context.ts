@@ -16,7 +16,7 @@ export interface CallContext {
   /** The RPC name, e.g. "Encrypt"; key policies see it as the action "kms:Encrypt". */
   operation: string;
   principal: string;
-  /** The caller showed a trusted client certificate. */
+  /** The principal came from a trusted client certificate (kms:MutualTLS), not from a token. */
   mutualTls: boolean;
   /** The request's encryption context (empty if it has none): policy conditions and the audit row. */
   encryptionContext: Record<string, string>;

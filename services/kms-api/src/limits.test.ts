@@ -163,7 +163,7 @@ describe("throttleHoldMs", () => {
 });
 
 describe("limit configuration", () => {
-  const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms" };
+  const base = { DATABASE_URL: "postgres://x@127.0.0.1/kms", KMS_INSECURE_DEV_MODE: "true" };
   it("has defaults and passes the size and stream caps to grpc-js", () => {
     const { limits } = loadApiConfig(base);
     expect(limits).toEqual({

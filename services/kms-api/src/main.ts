@@ -31,11 +31,14 @@ async function main(): Promise<void> {
   const telemetry = startTelemetry("kms-api");
   const sql = connect(config.databaseUrl);
   await withRetry(() => migrate(sql), log);
-  // Dev mode (plaintext loopback, no JWKS): the one caller, "dev", administers everything.
-  const devMode = !config.tls && !config.jwt;
-  const access = devMode && config.access.admins.length === 0 ? { ...config.access, admins: [DEV_PRINCIPAL] } : config.access;
+  // Dev mode (KMS_INSECURE_DEV_MODE: plaintext loopback, no JWKS): the one caller, "dev", administers everything.
+  const access = config.devMode && config.access.admins.length === 0 ? { ...config.access, admins: [DEV_PRINCIPAL] } : config.access;
   const jwt = config.jwt ? await createJwtVerifier(config.jwt) : undefined;
-  const authenticator = new Authenticator({ jwt, mutualTls: config.tls?.clientCa !== undefined });
+  const authenticator = new Authenticator({
+    jwt,
+    mutualTls: config.tls?.clientCa !== undefined,
+    anonymous: config.devMode ? DEV_PRINCIPAL : config.anonymousPrincipal,
+  });
   const services = await createServices({
     sql,
     access,
@@ -101,7 +104,8 @@ async function main(): Promise<void> {
 }
 
 function describeMode(config: ApiConfig): string {
-  if (!config.tls && !config.jwt) return 'plaintext loopback (dev mode): every caller is principal "dev"';
+  if (config.devMode) return 'plaintext loopback (KMS_INSECURE_DEV_MODE): every caller is principal "dev"';
+  if (config.anonymousPrincipal !== undefined) return `TLS without client authentication: every caller is principal ${JSON.stringify(config.anonymousPrincipal)}`;
   const transport = config.tls ? (config.tls.clientCa ? "mutual TLS" : "TLS") : "plaintext loopback";
   return `${transport}${config.jwt ? ", bearer JWT" : ""}`;
 }

@@ -1,7 +1,9 @@
-// Who is calling: the principal of every request.
-//   bearer JWT (when configured and presented) → its `sub`, verified against the JWKS, iss and aud
-//   client certificate (mutual TLS)             → its URI SAN (a SPIFFE id; exactly one), else its CN
-//   dev mode (plaintext loopback, no JWKS)      → "dev"
+// Who is calling: the principal of every request. Each source has a namespace of its own, so that no
+// source can name a principal of another (a CN spelled like a SPIFFE id is not that SPIFFE id):
+//   bearer JWT (when configured and presented) → its `sub`, verified against the JWKS, iss, aud and exp
+//   client certificate (mutual TLS)             → its URI SAN (a SPIFFE id; exactly one), else "cn:" + its CN
+//   no credentials, none required               → the configured anonymous principal (KMS_ANONYMOUS_PRINCIPAL
+//                                                  on TLS) or "dev" (KMS_INSECURE_DEV_MODE, plaintext)
 import { status } from "@grpc/grpc-js";
 import type { Metadata } from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
@@ -10,24 +12,45 @@ import type { JwtVerifier } from "./jwt";
 
 export interface Caller {
   principal: string;
-  /** True when the caller showed a client certificate the server trusts. */
+  /** True only when the principal came from a client certificate the server trusts (kms:MutualTLS). */
   mutualTls: boolean;
 }
 
 export const DEV_PRINCIPAL = "dev";
+/** Prefix of principals taken from a certificate's subject CN (URI SANs with this scheme are refused). */
+export const CN_PREFIX = "cn:";
 
 const unauthenticated = (why: string) => new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, why);
 
+/** The SAN entries of one type; Node quotes (JSON-style) a value holding a comma, quote or control character. */
+function sanValues(cert: PeerCertificate, type: string): string[] {
+  const out: string[] = [];
+  for (const entry of (cert.subjectaltname ?? "").split(", ")) {
+    if (!entry.startsWith(`${type}:`)) continue;
+    const value = entry.slice(type.length + 1);
+    try {
+      out.push(value.startsWith('"') ? (JSON.parse(value) as string) : value);
+    } catch {
+      throw unauthenticated(`client certificate has a ${type} SAN that cannot be read`);
+    }
+  }
+  return out;
+}
+
 /** The principal a client certificate names. */
 export function certificatePrincipal(cert: PeerCertificate): string {
-  const uris = (cert.subjectaltname ?? "")
-    .split(/,\s*/)
-    .filter((san) => san.startsWith("URI:"))
-    .map((san) => san.slice(4));
+  const uris = sanValues(cert, "URI");
   if (uris.length > 1) throw unauthenticated(`client certificate has ${uris.length} URI SANs; exactly one is allowed`);
-  const cn = cert.subject?.CN;
-  const name = uris.length === 1 ? uris[0]! : Array.isArray(cn) ? cn[0] : cn;
-  if (!name) throw unauthenticated("client certificate has neither a URI SAN nor a subject CN");
+  let name: string;
+  if (uris.length === 1) {
+    name = uris[0]!;
+    if (name.toLowerCase().startsWith(CN_PREFIX)) throw unauthenticated(`client certificate has a URI SAN in the ${CN_PREFIX} scheme, which names CN-derived principals`);
+  } else {
+    const cn = cert.subject?.CN;
+    if (Array.isArray(cn)) throw unauthenticated(`client certificate has ${cn.length} subject CNs and no URI SAN; exactly one is allowed`);
+    if (!cn) throw unauthenticated("client certificate has neither a URI SAN nor a subject CN");
+    name = `${CN_PREFIX}${cn}`;
+  }
   if (name.includes("\u0000") || !name.isWellFormed()) throw unauthenticated("client certificate names a principal that cannot be stored (U+0000 or a lone surrogate)");
   return name;
 }
@@ -36,24 +59,31 @@ export interface AuthenticatorOptions {
   jwt: JwtVerifier | undefined;
   /** Client certificates are required by the TLS layer. */
   mutualTls: boolean;
+  /**
+   * The principal of a caller that shows no credentials, when the configuration requires none (dev mode:
+   * "dev"; anonymous TLS: KMS_ANONYMOUS_PRINCIPAL). Undefined: such a caller is UNAUTHENTICATED.
+   */
+  anonymous?: string | undefined;
 }
 
 export class Authenticator {
   constructor(private readonly options: AuthenticatorOptions) {}
 
   async authenticate(metadata: Metadata, peerCertificate: PeerCertificate | undefined): Promise<Caller> {
-    const mutualTls = this.options.mutualTls && peerCertificate !== undefined && Object.keys(peerCertificate).length > 0;
+    const certified = this.options.mutualTls && peerCertificate !== undefined && Object.keys(peerCertificate).length > 0;
     const header = metadata.get("authorization")[0];
     if (this.options.jwt) {
       if (typeof header === "string" && header !== "") {
         const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(header);
         if (!match) throw unauthenticated("authorization: expected \"Bearer <JWT>\"");
-        return { principal: await this.options.jwt.verify(match[1]!), mutualTls };
+        // The principal is the token's, not the certificate's: kms:MutualTLS does not vouch for it.
+        return { principal: await this.options.jwt.verify(match[1]!), mutualTls: false };
       }
-      if (!mutualTls) throw unauthenticated("a bearer token is required");
+      if (!certified) throw unauthenticated("a bearer token is required");
     }
-    if (mutualTls) return { principal: certificatePrincipal(peerCertificate!), mutualTls: true };
+    if (certified) return { principal: certificatePrincipal(peerCertificate!), mutualTls: true };
     if (this.options.mutualTls) throw unauthenticated("a client certificate is required");
-    return { principal: DEV_PRINCIPAL, mutualTls: false };
+    if (this.options.anonymous === undefined) throw unauthenticated("no credentials were presented");
+    return { principal: this.options.anonymous, mutualTls: false };
   }
 }

@@ -6,9 +6,10 @@ import { status } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
 import type { JwtConfig } from "@kms/config";
 import { ErrorCode, KmsError } from "@kms/errors";
+import { CN_PREFIX } from "./authenticate";
 
 export interface JwtVerifier {
-  /** The token's `sub`; UNAUTHENTICATED for anything wrong (signature, iss, aud, exp, nbf, no sub). */
+  /** The token's `sub`; UNAUTHENTICATED for anything wrong (signature, iss, aud, no exp, exp, nbf, no sub, a cn: sub). */
   verify(token: string): Promise<string>;
 }
 
@@ -47,13 +48,15 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
       const known = verified.get(token);
       if (known !== undefined && Date.now() < known.until) return known.sub;
       try {
-        const { payload } = await jwtVerify(token, keys, { issuer: config.issuer, audience: config.audience, algorithms: ALGORITHMS });
-        // U+0000 and lone surrogates cannot be stored (the audit trail is Postgres text).
+        // A token without exp would be a credential for ever; without sub it names nobody.
+        const { payload } = await jwtVerify(token, keys, { issuer: config.issuer, audience: config.audience, algorithms: ALGORITHMS, requiredClaims: ["exp", "sub"] });
+        // U+0000 and lone surrogates cannot be stored (the audit trail is Postgres text); "cn:" names
+        // principals taken from a certificate's CN, which a token must not impersonate.
         const sub = payload.sub;
-        if (typeof sub !== "string" || sub === "" || sub.includes("\u0000") || !sub.isWellFormed()) throw new Error("no usable sub");
+        if (typeof sub !== "string" || sub === "" || sub.includes("\u0000") || !sub.isWellFormed() || sub.toLowerCase().startsWith(CN_PREFIX)) throw new Error("no usable sub");
+        if (typeof payload.exp !== "number") throw new Error("no exp");
         if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
-        const expires = typeof payload.exp === "number" ? payload.exp * 1000 : Infinity;
-        verified.set(token, { sub, until: Math.min(expires, Date.now() + VERIFIED_TTL_MS) });
+        verified.set(token, { sub, until: Math.min(payload.exp * 1000, Date.now() + VERIFIED_TTL_MS) });
         return sub;
       } catch {
         // One message whatever failed: the reason goes nowhere the caller can probe.
