@@ -33,6 +33,7 @@ export const VARIABLES = {
   KMS_ROOT_KEY_LABEL: { default: "kms-root-wrapping-key", doc: "label of the HSM-resident root wrapping key" },
   KMS_KEY_CACHE_SIZE: { default: "10000", doc: "unwrapped key handles the worker keeps (LRU)" },
   KMS_ROTATE_AFTER_ENCRYPTIONS: { default: "1073741824", doc: "encryptions under one key version before the key rotates by use (2^30)" },
+  KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: { default: "2147483648", doc: "encryptions under one version of an imported key (which cannot rotate by use) before Encrypt, GenerateDataKey and ReEncrypt to it are refused (2^31; at most 2^32, the AES-GCM random-IV limit)" },
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
   KMS_REQUIRE_DATABASE_TLS: { default: "false", doc: "true (production): kms-api and its migrate command refuse a DATABASE_URL without sslmode=verify-full (TLS with the server's certificate and host name verified)" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
@@ -218,6 +219,8 @@ export interface ApiConfig {
   workerSocket: string;
   workerDeadlineMs: number;
   rotateAfterEncryptions: number;
+  /** KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: the hard limit of a version that cannot rotate. */
+  importedKeyMaxEncryptions: number;
   jobIntervalMs: number;
   dbNotifications: boolean;
   shutdownGraceMs: number;
@@ -349,6 +352,8 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     workerSocket: workerSocket(env),
     workerDeadlineMs: integer(env, "KMS_WORKER_DEADLINE_MS", 5000, 10, 600_000),
     rotateAfterEncryptions: integer(env, "KMS_ROTATE_AFTER_ENCRYPTIONS", 2 ** 30, 1, 2 ** 32),
+    // Never above 2^32: past it, random 96-bit GCM IVs collide with a probability above 2^-32.
+    importedKeyMaxEncryptions: integer(env, "KMS_IMPORTED_KEY_MAX_ENCRYPTIONS", 2 ** 31, 1, 2 ** 32),
     jobIntervalMs: integer(env, "KMS_JOB_INTERVAL_MS", 60_000, 10, 86_400_000),
     dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),

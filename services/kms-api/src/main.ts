@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     workerSocket: config.workerSocket,
     workerDeadlineMs: config.workerDeadlineMs,
     rotateAfterEncryptions: config.rotateAfterEncryptions,
+    importedKeyMaxEncryptions: config.importedKeyMaxEncryptions,
     log,
     rateLimit: config.limits,
   });

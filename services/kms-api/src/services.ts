@@ -10,7 +10,7 @@ import type { Logger } from "./log";
 import { KeyCache } from "./key-cache";
 import { RateLimiter } from "./limits";
 import { PageTokens } from "./page-tokens";
-import { UsageCounter, defaultBatchSize } from "./usage-counter";
+import { DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION, UsageCounter, defaultBatchSize } from "./usage-counter";
 import { WorkerClient } from "./worker-client";
 
 export interface ServicesOptions {
@@ -18,6 +18,8 @@ export interface ServicesOptions {
   workerSocket: string;
   workerDeadlineMs: number;
   rotateAfterEncryptions: number;
+  /** Default DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION (2^31). */
+  importedKeyMaxEncryptions?: number;
   log: Logger;
   access: AccessConfig;
   clock?: () => Date;
@@ -37,6 +39,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
       threshold: o.rotateAfterEncryptions,
       batchSize: defaultBatchSize(o.rotateAfterEncryptions),
       flushIntervalMs: o.usageFlushIntervalMs ?? 1000,
+      maxWithoutRotation: o.importedKeyMaxEncryptions ?? DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION,
     }),
     worker: new WorkerClient(o.workerSocket, o.workerDeadlineMs),
     audit: new AuditWriter(o.sql),
