@@ -36,6 +36,7 @@ export const VARIABLES = {
   KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: { default: "2147483648", doc: "encryptions under one version of an imported key (which cannot rotate by use) before Encrypt, GenerateDataKey and ReEncrypt to it are refused (2^31; at most 2^32, the AES-GCM random-IV limit)" },
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
   KMS_REQUIRE_DATABASE_TLS: { default: "false", doc: "true (production): kms-api and its migrate command refuse a DATABASE_URL without sslmode=verify-full (TLS with the server's certificate and host name verified)" },
+  KMS_METADATA_CACHE_TTL_MS: { default: "1000", doc: "how long kms-api serves key and alias metadata from memory: the longest another replica's change can go unseen when its NOTIFY is lost or KMS_DB_NOTIFICATIONS=false; 0: every call reads Postgres" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
   KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
   KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
@@ -223,6 +224,8 @@ export interface ApiConfig {
   importedKeyMaxEncryptions: number;
   jobIntervalMs: number;
   dbNotifications: boolean;
+  /** KMS_METADATA_CACHE_TTL_MS: key and alias metadata cache lifetime; 0 = no cache. */
+  metadataCacheTtlMs: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
   limits: LimitsConfig;
@@ -356,6 +359,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     importedKeyMaxEncryptions: integer(env, "KMS_IMPORTED_KEY_MAX_ENCRYPTIONS", 2 ** 31, 1, 2 ** 32),
     jobIntervalMs: integer(env, "KMS_JOB_INTERVAL_MS", 60_000, 10, 86_400_000),
     dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
+    metadataCacheTtlMs: integer(env, "KMS_METADATA_CACHE_TTL_MS", 1000, 0, 60_000),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),
     logLevel: logLevel(env),
     limits: {

@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     workerDeadlineMs: config.workerDeadlineMs,
     rotateAfterEncryptions: config.rotateAfterEncryptions,
     importedKeyMaxEncryptions: config.importedKeyMaxEncryptions,
+    metadataCacheTtlMs: config.metadataCacheTtlMs,
     log,
     rateLimit: config.limits,
   });

@@ -24,6 +24,8 @@ export interface ServicesOptions {
   access: AccessConfig;
   clock?: () => Date;
   usageFlushIntervalMs?: number;
+  /** KMS_METADATA_CACHE_TTL_MS (default 1000). */
+  metadataCacheTtlMs?: number;
   /** Per-principal rate limit (limits.ts); absent: none. */
   rateLimit?: { ratePerSecond: number; burst: number; rejectDelayMs: number; throttledMaxInFlight: number };
 }
@@ -33,7 +35,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   const aliases = new AliasStore(o.sql);
   const services: Services = {
     store,
-    keys: new KeyCache(store, aliases),
+    keys: new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs }),
     aliases,
     usage: new UsageCounter({
       threshold: o.rotateAfterEncryptions,
