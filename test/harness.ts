@@ -48,7 +48,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // another test file (jest reuses workers) must not leak into kms-api or tools run with its environment.
   delete base.KMS_PKCS11_MODULE;
   delete base.SOFTHSM2_CONF;
-  let workerEnv: NodeJS.ProcessEnv = base;
+  // No module: the software root key, which the worker uses only when told so explicitly.
+  let workerEnv: NodeJS.ProcessEnv = { ...base, KMS_ALLOW_SOFTWARE_ROOT: "true" };
   if (options.hsm !== false) {
     const token = ensureSoftHsmToken(path.join(dataDir, "softhsm"), "kms-it");
     workerEnv = {

@@ -86,7 +86,8 @@ describe.each(["base", "overlays/dev", "overlays/prod"])("%s", (dir) => {
     expect(socketVolume.emptyDir).toEqual({ medium: "Memory", sizeLimit: "1Mi" });
     for (const c of [api, worker]) {
       expect(c.volumeMounts!.find((m) => m.name === "worker-socket")!.mountPath).toBe("/run/kms");
-      expect(env(c, "KMS_WORKER_SOCKET")).toBe("/run/kms/hsm-worker.sock");
+      // In a directory of its own that the worker creates 0700: the emptyDir's root is world-writable.
+      expect(env(c, "KMS_WORKER_SOCKET")).toBe("/run/kms/worker/hsm-worker.sock");
     }
     // The worker listens on nothing but the socket.
     expect(worker.ports).toBeUndefined();
@@ -152,11 +153,71 @@ describe.each(["base", "overlays/dev", "overlays/prod"])("%s", (dir) => {
     expect(pdb.spec).toEqual({ maxUnavailable: 1, selector: { matchLabels: { "app.kubernetes.io/name": "kms-api" } } });
     const policy = find<INetworkPolicy>(objects, "NetworkPolicy", "kms-api");
     expect(policy.spec!.policyTypes).toEqual(["Ingress", "Egress"]);
-    expect(policy.spec!.ingress).toEqual([
-      { from: [{ namespaceSelector: {}, podSelector: { matchLabels: { "kms.example.com/client": "true" } } }], ports: [{ protocol: "TCP", port: 7300 }] },
-    ]);
     const egressPorts = policy.spec!.egress!.flatMap((rule) => rule.ports!.map((p) => p.port));
     expect(egressPorts).toEqual(expect.arrayContaining([53, 5432]));
+  });
+
+  // Was `namespaceSelector: {}` (every namespace) with a pod label that anyone who may create a pod can set.
+  it("admits gRPC only from labelled pods in namespaces named by kubernetes.io/metadata.name", () => {
+    const policy = find<INetworkPolicy>(objects, "NetworkPolicy", "kms-api");
+    const namespaces = { base: ["kms-clients"], "overlays/dev": ["kms-dev"], "overlays/prod": ["payments", "orders"] }[dir];
+    expect(policy.spec!.ingress).toEqual([
+      {
+        from: [
+          {
+            namespaceSelector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: namespaces }] },
+            podSelector: { matchLabels: { "kms.example.com/client": "true" } },
+          },
+        ],
+        ports: [{ protocol: "TCP", port: 7300 }],
+      },
+    ]);
+  });
+
+  // Was two rules with ports and no `to`: DNS and 5432 to any address, i.e. a way out to anywhere on 53.
+  it("lets the pod out only to the cluster DNS, the database and (prod) the HSM: every egress rule names its peers", () => {
+    const egress = find<INetworkPolicy>(objects, "NetworkPolicy", "kms-api").spec!.egress!;
+    for (const rule of egress) {
+      expect(rule.to?.length).toBeGreaterThan(0);
+      expect(rule.ports?.length).toBeGreaterThan(0);
+      for (const peer of rule.to!) {
+        if (peer.ipBlock) expect(Number(peer.ipBlock.cidr.split("/")[1])).toBeGreaterThanOrEqual(16);
+        // A bare namespaceSelector would admit every pod of the namespace(s); {} would be every namespace.
+        if (peer.namespaceSelector) expect(peer.podSelector).toBeDefined();
+        expect(peer.namespaceSelector).not.toEqual({});
+      }
+    }
+    const dns = egress.filter((rule) => rule.ports!.some((p) => p.port === 53));
+    expect(dns).toEqual([
+      {
+        to: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } }, podSelector: { matchLabels: { "k8s-app": "kube-dns" } } }],
+        ports: [
+          { protocol: "UDP", port: 53 },
+          { protocol: "TCP", port: 53 },
+        ],
+      },
+    ]);
+    const database = egress.filter((rule) => rule.ports!.some((p) => p.port === 5432));
+    const databasePeers =
+      dir === "overlays/prod" ? [{ ipBlock: { cidr: "198.51.100.0/24" } }] : [{ podSelector: { matchLabels: { "app.kubernetes.io/name": "kms-postgres" } } }];
+    expect(database).toEqual([{ to: databasePeers, ports: [{ protocol: "TCP", port: 5432 }] }]);
+    expect(egress).toHaveLength(dir === "overlays/prod" ? 3 : 2);
+  });
+
+  // Was: no module in the base and a silent software root key on the pod's ephemeral /tmp.
+  it("never opts in to the software root key: a worker without a PKCS#11 module refuses to start", () => {
+    for (const c of [...deployment.spec!.template.spec!.initContainers!, ...deployment.spec!.template.spec!.containers]) {
+      expect([c.name, env(c, "KMS_ALLOW_SOFTWARE_ROOT")]).toEqual([c.name, undefined]);
+    }
+    expect(env(worker, "KMS_PKCS11_MODULE")).toBe(
+      { base: undefined, "overlays/dev": "/usr/lib/softhsm/libsofthsm2.so", "overlays/prod": "/usr/safenet/lunaclient/lib/libCryptoki2_64.so" }[dir],
+    );
+  });
+
+  it("requires verified TLS to Postgres in prod (kms-api and migrate), and only there", () => {
+    const migrate = deployment.spec!.template.spec!.initContainers!.find((c) => c.name === "migrate")!;
+    const expected = dir === "overlays/prod" ? "true" : undefined;
+    expect([env(api, "KMS_REQUIRE_DATABASE_TLS"), env(migrate, "KMS_REQUIRE_DATABASE_TLS")]).toEqual([expected, expected]);
   });
 });
 
@@ -191,6 +252,7 @@ describe("overlays", () => {
     const spec = find<IDeployment>(objects, "Deployment", "kms-api").spec!.template.spec!;
     const worker = spec.initContainers!.find((c) => c.name === "hsm-worker")!;
     expect(env(worker, "KMS_PKCS11_MODULE")).toBe("/usr/safenet/lunaclient/lib/libCryptoki2_64.so");
+    expect(env(worker, "KMS_PKCS11_MODULE")).not.toMatch(/softhsm/i);
     expect(env(worker, "KMS_PKCS11_TOKEN_LABEL")).toBe("kms-prod");
     expect(spec.volumes!.find((v) => v.name === "hsm-client")!.secret?.secretName).toBe("hsm-client");
     expect(objects.map((o) => o.kind).sort()).toEqual(["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service", "ServiceAccount"]);

@@ -15,7 +15,7 @@ const errorOf = (fn: () => unknown): ConfigError => {
 };
 
 describe("loadWorkerConfig", () => {
-  it("uses the software root key when no module is set", () => {
+  it("has no PKCS#11 settings when no module is set", () => {
     const c = loadWorkerConfig({ KMS_DATA_DIR: "/tmp/kms-x" });
     expect(c.pkcs11).toBeUndefined();
     expect(c.socketPath).toBe("/tmp/kms-x/run/hsm-worker.sock");
@@ -29,6 +29,12 @@ describe("loadWorkerConfig", () => {
     expect(c.pkcs11?.pin).toBe("1234");
     expect(c.pkcs11?.tokenLabel).toBe("kms");
     expect(c.pkcs11?.poolSize).toBe(8);
+  });
+
+  it("takes the software root key only with KMS_ALLOW_SOFTWARE_ROOT=true (the worker refuses otherwise)", () => {
+    expect(loadWorkerConfig({}).allowSoftwareRoot).toBe(false);
+    expect(loadWorkerConfig({ KMS_ALLOW_SOFTWARE_ROOT: "true" }).allowSoftwareRoot).toBe(true);
+    expect(errorOf(() => loadWorkerConfig({ KMS_ALLOW_SOFTWARE_ROOT: "yes" })).message).toBe('KMS_ALLOW_SOFTWARE_ROOT: must be true or false, got "yes"');
   });
 
   it("names the variable when the PIN is missing", () => {
@@ -47,6 +53,20 @@ describe("loadApiConfig", () => {
 
   it("defaults to loopback port 7300", () => {
     expect(loadApiConfig(base).listen).toEqual({ host: "127.0.0.1", port: 7300 });
+  });
+
+  it("with KMS_REQUIRE_DATABASE_TLS=true accepts only sslmode=verify-full (the last sslmode counts, as in postgres.js)", () => {
+    const tls = { KMS_REQUIRE_DATABASE_TLS: "true" };
+    const url = "postgres://kms:pw@db.example.com:5432/kms";
+    expect(loadApiConfig({ ...tls, DATABASE_URL: `${url}?sslmode=verify-full` }).databaseUrl).toBe(`${url}?sslmode=verify-full`);
+    expect(loadApiConfig({ ...tls, DATABASE_URL: `${url}?sslmode=disable&sslmode=verify-full` }).databaseUrl).toContain("verify-full");
+    const refused = (query: string) => errorOf(() => loadApiConfig({ ...tls, DATABASE_URL: `${url}${query}` })).message;
+    expect(refused("")).toBe("DATABASE_URL: must set sslmode=verify-full when KMS_REQUIRE_DATABASE_TLS=true (it has no sslmode)");
+    expect(refused("?sslmode=verify-ca")).toBe("DATABASE_URL: must set sslmode=verify-full when KMS_REQUIRE_DATABASE_TLS=true (it has sslmode=verify-ca)");
+    expect(refused("?sslmode=verify-full&sslmode=require")).toBe("DATABASE_URL: must set sslmode=verify-full when KMS_REQUIRE_DATABASE_TLS=true (it has sslmode=require)");
+    expect(refused("?application_name=x#sslmode=verify-full")).toBe("DATABASE_URL: must set sslmode=verify-full when KMS_REQUIRE_DATABASE_TLS=true (it has no sslmode)");
+    // Off (the default): any postgres:// URL, as before.
+    expect(loadApiConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
   });
 
   it("reads the access lists", () => {

@@ -23,7 +23,8 @@ export const VARIABLES = {
   DATABASE_URL: { default: "(embedded)", doc: "Postgres URL; unset: an embedded PGlite under KMS_DATA_DIR (dev only)" },
   KMS_WORKER_SOCKET: { default: "$KMS_DATA_DIR/run/hsm-worker.sock", doc: "Unix socket between kms-api and its hsm-worker" },
   KMS_WORKER_DEADLINE_MS: { default: "5000", doc: "deadline of every kms-api → hsm-worker call" },
-  KMS_PKCS11_MODULE: { default: "(SoftHSM2 if installed)", doc: "path of the PKCS#11 module; unset and no SoftHSM2: software root key" },
+  KMS_PKCS11_MODULE: { default: "(SoftHSM2 if installed)", doc: "path of the PKCS#11 module; unset: the worker refuses to start unless KMS_ALLOW_SOFTWARE_ROOT=true (npm start: its own SoftHSM2 token if installed, else the software root key)" },
+  KMS_ALLOW_SOFTWARE_ROOT: { default: "false", doc: "true: a worker without KMS_PKCS11_MODULE keeps its root key in a file under KMS_DATA_DIR (dev and tests only; HSM keys are refused); false: it refuses to start" },
   KMS_PKCS11_TOKEN_LABEL: { default: "kms", doc: "label of the token that holds the root key" },
   KMS_PKCS11_PIN: { default: "", doc: "user PIN of the token" },
   KMS_PKCS11_PIN_FILE: { default: "", doc: "file holding the user PIN (preferred over KMS_PKCS11_PIN)" },
@@ -32,7 +33,10 @@ export const VARIABLES = {
   KMS_ROOT_KEY_LABEL: { default: "kms-root-wrapping-key", doc: "label of the HSM-resident root wrapping key" },
   KMS_KEY_CACHE_SIZE: { default: "10000", doc: "unwrapped key handles the worker keeps (LRU)" },
   KMS_ROTATE_AFTER_ENCRYPTIONS: { default: "1073741824", doc: "encryptions under one key version before the key rotates by use (2^30)" },
+  KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: { default: "2147483648", doc: "encryptions under one version of an imported key (which cannot rotate by use) before Encrypt, GenerateDataKey and ReEncrypt to it are refused (2^31; at most 2^32, the AES-GCM random-IV limit)" },
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
+  KMS_REQUIRE_DATABASE_TLS: { default: "false", doc: "true (production): kms-api and its migrate command refuse a DATABASE_URL without sslmode=verify-full (TLS with the server's certificate and host name verified)" },
+  KMS_METADATA_CACHE_TTL_MS: { default: "1000", doc: "how long kms-api serves key and alias metadata from memory: the longest another replica's change can go unseen when its NOTIFY is lost or KMS_DB_NOTIFICATIONS=false; 0: every call reads Postgres" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
   KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
   KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
@@ -125,8 +129,10 @@ export interface Pkcs11Config {
 export interface WorkerConfig {
   dataDir: string;
   socketPath: string;
-  /** Absent: the software root key under dataDir; HSM keys are refused. */
+  /** Absent: the software root key under dataDir (only with allowSoftwareRoot); HSM keys are refused. */
   pkcs11: Pkcs11Config | undefined;
+  /** KMS_ALLOW_SOFTWARE_ROOT: without it, no module means no start. */
+  allowSoftwareRoot: boolean;
   keyCacheSize: number;
   logLevel: LogLevel;
 }
@@ -166,6 +172,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
             createRootKey: boolean(env, "KMS_CREATE_ROOT_KEY", false),
             callMode: callMode(env),
           },
+    allowSoftwareRoot: boolean(env, "KMS_ALLOW_SOFTWARE_ROOT", false),
     keyCacheSize: integer(env, "KMS_KEY_CACHE_SIZE", 10000, 1, 10_000_000),
     logLevel: logLevel(env),
   };
@@ -223,8 +230,12 @@ export interface ApiConfig {
   workerSocket: string;
   workerDeadlineMs: number;
   rotateAfterEncryptions: number;
+  /** KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: the hard limit of a version that cannot rotate. */
+  importedKeyMaxEncryptions: number;
   jobIntervalMs: number;
   dbNotifications: boolean;
+  /** KMS_METADATA_CACHE_TTL_MS: key and alias metadata cache lifetime; 0 = no cache. */
+  metadataCacheTtlMs: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
   limits: LimitsConfig;
@@ -381,6 +392,23 @@ function callerAuthentication(env: Env, tls: TlsConfig | undefined, jwt: JwtConf
   return { devMode: false, anonymousPrincipal: anonymous };
 }
 
+/**
+ * With KMS_REQUIRE_DATABASE_TLS=true, the URL must ask for verified TLS: postgres.js reads the last
+ * `sslmode` of the query string, and only verify-full checks both the certificate and the host name
+ * (require, prefer and allow accept any certificate; disable and no sslmode send everything in clear).
+ */
+export function checkDatabaseTls(env: Env, databaseUrl: string): void {
+  if (!boolean(env, "KMS_REQUIRE_DATABASE_TLS", false)) return;
+  const query = databaseUrl.includes("?") ? databaseUrl.slice(databaseUrl.indexOf("?") + 1).split("#")[0]! : "";
+  const sslmode = new URLSearchParams(query).getAll("sslmode").at(-1);
+  if (sslmode !== "verify-full") {
+    throw new ConfigError(
+      "DATABASE_URL",
+      `must set sslmode=verify-full when KMS_REQUIRE_DATABASE_TLS=true (it has ${sslmode === undefined ? "no sslmode" : `sslmode=${sslmode}`})`,
+    );
+  }
+}
+
 export function loadApiConfig(env: Env = process.env): ApiConfig {
   const listen = parseListen(raw(env, "KMS_LISTEN") ?? VARIABLES.KMS_LISTEN.default);
   const tls = tlsConfig(env);
@@ -392,6 +420,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   const databaseUrl = raw(env, "DATABASE_URL");
   if (databaseUrl === undefined) throw new ConfigError("DATABASE_URL", "is required (npm start provides an embedded one)");
   if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError("DATABASE_URL", "must start with postgres://");
+  checkDatabaseTls(env, databaseUrl);
   const health = raw(env, "KMS_HEALTH_LISTEN");
   const access = { admins: principals(env, "KMS_ADMINS"), creators: principals(env, "KMS_CREATORS"), auditors: principals(env, "KMS_AUDITORS") };
   return {
@@ -405,8 +434,11 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     workerSocket: workerSocket(env),
     workerDeadlineMs: integer(env, "KMS_WORKER_DEADLINE_MS", 5000, 10, 600_000),
     rotateAfterEncryptions: integer(env, "KMS_ROTATE_AFTER_ENCRYPTIONS", 2 ** 30, 1, 2 ** 32),
+    // Never above 2^32: past it, random 96-bit GCM IVs collide with a probability above 2^-32.
+    importedKeyMaxEncryptions: integer(env, "KMS_IMPORTED_KEY_MAX_ENCRYPTIONS", 2 ** 31, 1, 2 ** 32),
     jobIntervalMs: integer(env, "KMS_JOB_INTERVAL_MS", 60_000, 10, 86_400_000),
     dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
+    metadataCacheTtlMs: integer(env, "KMS_METADATA_CACHE_TTL_MS", 1000, 0, 60_000),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),
     logLevel: logLevel(env),
     limits: {

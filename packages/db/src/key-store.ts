@@ -188,6 +188,12 @@ export class KeyStore {
     return rows[0];
   }
 
+  /** A version's encryption counter as the replicas have flushed it (0 for an unknown version). */
+  async encryptionsOf(keyVersionId: string): Promise<number> {
+    const rows = await this.sql<{ encryptions: string }[]>`SELECT encryptions FROM key_versions WHERE key_version_id = ${keyVersionId}`;
+    return rows[0] ? Number(rows[0].encryptions) : 0;
+  }
+
   /** Adds a batch of encryptions to a version's counter and returns the new total. */
   async addEncryptions(keyVersionId: string, count: number): Promise<number> {
     const rows = await this.sql<{ encryptions: string }[]>`

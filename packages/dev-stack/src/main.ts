@@ -70,7 +70,8 @@ function chooseHsm(dataDir: string, pkcs11Module: string | undefined, env: NodeJ
     };
   }
   return {
-    env: {},
+    // No HSM at all: the dev stack opts in to the software root key explicitly (the worker refuses otherwise).
+    env: { KMS_ALLOW_SOFTWARE_ROOT: "true" },
     description: `software root key ${path.join(dataDir, "root-key")} (no PKCS#11 module and no SoftHSM2: only SOFTWARE keys)`,
   };
 }

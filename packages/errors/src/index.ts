@@ -19,6 +19,8 @@ export const ErrorCode = {
   PendingImport: "Rejected.PendingImport",
   DeletionProtected: "Rejected.DeletionProtection",
   KeyUsage: "Rejected.KeyUsage",
+  // An imported key's version has made as many AES-GCM encryptions as one key may (random IVs).
+  EncryptionLimit: "Rejected.EncryptionLimit",
   HsmUnsupported: "Rejected.HsmUnsupported",
   RootKeyMismatch: "Rejected.RootKeyMismatch",
   AliasExists: "AlreadyExists.Alias",

@@ -60,6 +60,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  // A setting that cannot work (no HSM and no software opt-in, an unsafe socket directory): name it.
+  if (err instanceof ConfigError) {
+    process.stderr.write(`hsm-worker: ${err.message}\n`);
+    process.exit(1);
+  }
   log("error", "hsm-worker failed to start", { error: describeError(err) });
   process.exit(1);
 });

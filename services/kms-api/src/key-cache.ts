@@ -1,6 +1,8 @@
-// Key metadata for the hot path without a database read per request. Entries live at most `ttlMs`
-// (1 s by default, so a replica honours another replica's change within a second even if a
-// notification were lost) and are dropped at once when a NOTIFY says the key or alias changed.
+// Key metadata for the hot path without a database read per request. Entries live at most `keyTtlMs`
+// (KMS_METADATA_CACHE_TTL_MS, 1 s by default, so a replica honours another replica's change within that
+// even if a notification were lost; 0: no caching) and are dropped as soon as a NOTIFY says the key or
+// alias changed. An entry's lifetime counts from the moment its query was sent, so a value read before a
+// change committed is never served longer than the TTL after the commit.
 // Versions never change once written, so they are cached longer; a destroyed key's versions become
 // unreachable because every use of a version also looks its key up.
 import type { AliasStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";

@@ -45,6 +45,8 @@ async function main(): Promise<void> {
     workerSocket: config.workerSocket,
     workerDeadlineMs: config.workerDeadlineMs,
     rotateAfterEncryptions: config.rotateAfterEncryptions,
+    importedKeyMaxEncryptions: config.importedKeyMaxEncryptions,
+    metadataCacheTtlMs: config.metadataCacheTtlMs,
     log,
     rateLimit: config.limits,
     authFailures: config.limits,

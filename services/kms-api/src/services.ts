@@ -12,7 +12,7 @@ import { RateLimiter } from "./limits";
 import { PeerThrottle } from "./peer-throttle";
 import { RefusalAudit } from "./refusals";
 import { PageTokens } from "./page-tokens";
-import { UsageCounter, defaultBatchSize } from "./usage-counter";
+import { DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION, UsageCounter, defaultBatchSize } from "./usage-counter";
 import { WorkerClient } from "./worker-client";
 
 export interface ServicesOptions {
@@ -20,10 +20,14 @@ export interface ServicesOptions {
   workerSocket: string;
   workerDeadlineMs: number;
   rotateAfterEncryptions: number;
+  /** Default DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION (2^31). */
+  importedKeyMaxEncryptions?: number;
   log: Logger;
   access: AccessConfig;
   clock?: () => Date;
   usageFlushIntervalMs?: number;
+  /** KMS_METADATA_CACHE_TTL_MS (default 1000). */
+  metadataCacheTtlMs?: number;
   /** Per-principal rate limit (limits.ts); absent: none. */
   rateLimit?: { ratePerSecond: number; burst: number; rejectDelayMs: number; throttledMaxInFlight: number };
   /** Per-peer budget of failed authentications (peer-throttle.ts); absent: none. */
@@ -37,12 +41,13 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   const aliases = new AliasStore(o.sql);
   const services: Services = {
     store,
-    keys: new KeyCache(store, aliases),
+    keys: new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs }),
     aliases,
     usage: new UsageCounter({
       threshold: o.rotateAfterEncryptions,
       batchSize: defaultBatchSize(o.rotateAfterEncryptions),
       flushIntervalMs: o.usageFlushIntervalMs ?? 1000,
+      maxWithoutRotation: o.importedKeyMaxEncryptions ?? DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION,
     }),
     worker: new WorkerClient(o.workerSocket, o.workerDeadlineMs),
     audit: new AuditWriter(o.sql),

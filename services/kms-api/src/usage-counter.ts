@@ -2,7 +2,17 @@
 // (never one write per request). When a version's total reaches the threshold while it is still the
 // primary, the key gets a new primary version. A crash loses at most one unflushed batch per version,
 // so the count never undercounts by more than `batchSize`.
-import type { KeyRecord } from "@kms/db";
+//
+// Imported (EXTERNAL) material cannot rotate by use, so its versions get a hard limit instead: with random
+// 96-bit IVs one AES-GCM key may make at most 2^32 encryptions (NIST SP 800-38D §8.3) before an IV
+// collision, which reveals the XOR of two plaintexts and lets the authentication key be recovered, becomes
+// likelier than 2^-32. Each encryption is counted before it is made (a failed one counts too, which errs
+// on the safe side), against the version's total as Postgres last reported it plus this replica's
+// unflushed count. Other replicas' unflushed counts (at most a batch or one flush interval's worth each)
+// are what the default limit's margin below 2^32 is for.
+import type { KeyRecord, KeyVersionRecord } from "@kms/db";
+import { ErrorCode, KmsError } from "@kms/errors";
+import { status } from "@grpc/grpc-js";
 import { kmsResources } from "@kms/proto";
 import type { Services } from "./context";
 import { addVersion } from "./key-changes";
@@ -14,7 +24,12 @@ export interface UsageOptions {
   /** Flush a version's count once this many are pending; also flushed every `flushIntervalMs`. */
   batchSize: number;
   flushIntervalMs: number;
+  /** Encryptions after which a version that cannot rotate (imported material) refuses more (KMS_IMPORTED_KEY_MAX_ENCRYPTIONS). */
+  maxWithoutRotation: number;
 }
+
+/** The default of KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: half the 2^32 AES-GCM bound, the rest a margin for unflushed counts. */
+export const DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION = 2 ** 31;
 
 /** A batch small enough that a crash cannot undercount much, and never more than 1% of the threshold. */
 export function defaultBatchSize(threshold: number): number {
@@ -23,6 +38,10 @@ export function defaultBatchSize(threshold: number): number {
 
 export class UsageCounter {
   private pending = new Map<string, { keyId: string; count: number }>();
+  /** Versions that cannot rotate: their total as Postgres last reported it (loaded on first use). */
+  private flushed = new Map<string, Promise<number> | number>();
+  /** The batch being written: counted by take() until Postgres has returned its new total. */
+  private writing = new Map<string, { keyId: string; count: number }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
   private services: Services | undefined;
@@ -34,6 +53,36 @@ export class UsageCounter {
     this.services = services;
     this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs);
     this.timer.unref();
+  }
+
+  /**
+   * Counts one encryption under `version` of `key`, before it is made. A version that cannot rotate and
+   * has reached its limit is refused: FAILED_PRECONDITION, Rejected.EncryptionLimit.
+   */
+  async take(key: KeyRecord, version: KeyVersionRecord): Promise<void> {
+    if (key.origin === kmsResources.Origin.EXTERNAL) {
+      const id = version.keyVersionId;
+      let known = this.flushed.get(id);
+      if (known === undefined) {
+        const loading = this.services!.store.encryptionsOf(id);
+        this.flushed.set(id, loading);
+        loading.then((n) => this.flushed.get(id) === loading && this.flushed.set(id, n), () => this.flushed.get(id) === loading && this.flushed.delete(id));
+        known = loading;
+      }
+      const total = typeof known === "number" ? known : await known;
+      // From here to record() nothing awaits: concurrent calls cannot all pass one remaining slot.
+      const latest = this.flushed.get(id);
+      const base = typeof latest === "number" ? latest : total;
+      const unflushed = (this.pending.get(id)?.count ?? 0) + (this.writing.get(id)?.count ?? 0);
+      if (base + unflushed >= this.options.maxWithoutRotation) {
+        throw new KmsError(
+          status.FAILED_PRECONDITION,
+          ErrorCode.EncryptionLimit,
+          `key ${key.keyId}: key version ${id} has made ${this.options.maxWithoutRotation} encryptions, the most one AES-GCM key may make with random IVs (KMS_IMPORTED_KEY_MAX_ENCRYPTIONS); imported material cannot rotate by use: import new material into a new key and encrypt under it (Decrypt under this key still works)`,
+        );
+      }
+    }
+    this.record(key.keyId, version.keyVersionId);
   }
 
   /** One encryption under `keyVersionId` of `keyId`. */
@@ -60,15 +109,20 @@ export class UsageCounter {
     if (!s || this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
+    this.writing = batch;
     for (const [keyVersionId, { keyId, count }] of batch) {
       try {
         const total = await s.store.addEncryptions(keyVersionId, count);
+        // Every replica's flushed counts: the next take() for a version that cannot rotate starts from here.
+        if (this.flushed.has(keyVersionId)) this.flushed.set(keyVersionId, total);
+        batch.delete(keyVersionId);
         if (total >= this.options.threshold) await this.rotateIfStillPrimary(s, keyId, keyVersionId);
       } catch (err) {
         // Put the count back so it is not lost; the next flush retries.
         const entry = this.pending.get(keyVersionId) ?? { keyId, count: 0 };
         entry.count += count;
         this.pending.set(keyVersionId, entry);
+        batch.delete(keyVersionId);
         s.log.warn("usage count flush failed", { keyVersionId, ...describeError(err) });
       }
     }

@@ -271,12 +271,11 @@ export async function hsmOaepDecrypt(
     return hsmDecryptRaw(lib, session, key, { mechanism: pkcs11js.CKM_RSA_PKCS_OAEP, parameter }, ciphertext, k);
   }
   const raw = await hsmDecryptRaw(lib, session, key, { mechanism: pkcs11js.CKM_RSA_X_509 }, ciphertext, k);
-  // Some modules drop leading zero bytes of the raw result; OAEP needs all k bytes.
-  let em = raw;
-  if (raw.length !== k) {
-    em = Buffer.alloc(k);
-    raw.copy(em, k - raw.length);
-    wipe(raw);
-  }
+  // Some modules drop leading zero bytes of the raw result; OAEP needs all k bytes. Always the same
+  // steps, whatever the length (which tells whether the result began with zero bytes: Manger's oracle):
+  // copy it right-aligned into a fresh zeroed k-byte buffer and wipe the module's output.
+  const em = Buffer.alloc(k);
+  raw.copy(em, k - raw.length);
+  wipe(raw);
   return oaepDecode("sha256", em, label);
 }

@@ -11,10 +11,11 @@ export const encrypt: Handler<typeof kms.EncryptRequestSchema, typeof kms.Encryp
   checkUsable(key, "Encrypt");
   const version = await primaryVersion(s, ctx, key);
   const header = encodeHeader(version.keyVersionId);
+  // Counted before the worker call: an imported key's version past its limit is refused here.
+  await s.usage.take(key, version);
   const { sealed } = await s.worker.encrypt(
     { key: wrappedKey(key, version), plaintext: req.plaintext, aad: buildAad(header, req.encryptionContext) },
     ctx.deadline,
   );
-  s.usage.record(key.keyId, version.keyVersionId);
   return { ciphertextBlob: assembleBlob(header, sealed), keyId: key.keyId, keyVersionId: version.keyVersionId };
 };

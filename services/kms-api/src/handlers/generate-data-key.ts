@@ -21,6 +21,8 @@ async function generate(req: DataKeyRequest, ctx: CallContext, s: Services, oper
   checkUsable(key, operation);
   const version = await primaryVersion(s, ctx, key);
   const header = encodeHeader(version.keyVersionId);
+  // Counted before the worker call: an imported key's version past its limit is refused here.
+  await s.usage.take(key, version);
   const result = await s.worker.generateDataKey(
     {
       key: wrappedKey(key, version),
@@ -30,7 +32,6 @@ async function generate(req: DataKeyRequest, ctx: CallContext, s: Services, oper
     },
     ctx.deadline,
   );
-  s.usage.record(key.keyId, version.keyVersionId);
   return {
     plaintext: result.plaintext,
     ciphertextBlob: assembleBlob(header, result.sealed),

@@ -20,6 +20,8 @@ export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.Re
   checkUsable(destination, "ReEncrypt");
   const version = await primaryVersion(s, ctx, destination);
   const header = encodeHeader(version.keyVersionId);
+  // Counted before the worker call: an imported destination's version past its limit is refused here.
+  await s.usage.take(destination, version);
   const { sealed } = await s.worker.reEncrypt(
     {
       sourceKey: wrappedKey(source.key, source.version),
@@ -30,7 +32,6 @@ export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.Re
     },
     ctx.deadline,
   );
-  s.usage.record(destination.keyId, version.keyVersionId);
   return {
     ciphertextBlob: assembleBlob(header, sealed),
     sourceKeyId: source.key.keyId,
