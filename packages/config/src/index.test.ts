@@ -56,7 +56,7 @@ describe("loadApiConfig", () => {
   });
 
   it("with KMS_REQUIRE_DATABASE_TLS=true accepts only sslmode=verify-full (the last sslmode counts, as in postgres.js)", () => {
-    const tls = { KMS_REQUIRE_DATABASE_TLS: "true" };
+    const tls = { KMS_REQUIRE_DATABASE_TLS: "true", KMS_INSECURE_DEV_MODE: "true" };
     const url = "postgres://kms:pw@db.example.com:5432/kms";
     expect(loadApiConfig({ ...tls, DATABASE_URL: `${url}?sslmode=verify-full` }).databaseUrl).toBe(`${url}?sslmode=verify-full`);
     expect(loadApiConfig({ ...tls, DATABASE_URL: `${url}?sslmode=disable&sslmode=verify-full` }).databaseUrl).toContain("verify-full");
@@ -66,7 +66,7 @@ describe("loadApiConfig", () => {
     expect(refused("?sslmode=verify-full&sslmode=require")).toBe("DATABASE_URL: must set sslmode=verify-full when KMS_REQUIRE_DATABASE_TLS=true (it has sslmode=require)");
     expect(refused("?application_name=x#sslmode=verify-full")).toBe("DATABASE_URL: must set sslmode=verify-full when KMS_REQUIRE_DATABASE_TLS=true (it has no sslmode)");
     // Off (the default): any postgres:// URL, as before.
-    expect(loadApiConfig({ DATABASE_URL: url }).databaseUrl).toBe(url);
+    expect(loadApiConfig({ KMS_INSECURE_DEV_MODE: "true", DATABASE_URL: url }).databaseUrl).toBe(url);
   });
 
   it("reads the access lists", () => {
