@@ -5,11 +5,13 @@ export type TransactionSql = postgres.TransactionSql;
 
 /**
  * A postgres.js pool whose columns are camelCase in JavaScript and snake_case in SQL. `max` may also come from the URL
- * (`?max=1`, which the embedded dev Postgres needs).
+ * (`?max=1`, which the embedded dev Postgres needs). `statementTimeoutMs` is every statement's ceiling on
+ * this pool's connections (Postgres cancels a longer one; see deadline.ts for the call's own deadline).
  */
-export function connect(url: string, options: { max?: number } = {}): Sql {
+export function connect(url: string, options: { max?: number; statementTimeoutMs?: number } = {}): Sql {
   return postgres(url, {
     ...(options.max !== undefined ? { max: options.max } : {}),
+    ...(options.statementTimeoutMs ? { connection: { statement_timeout: options.statementTimeoutMs } } : {}),
     transform: { column: { from: postgres.toCamel, to: postgres.fromCamel } },
     onnotice: () => {},
     connect_timeout: 10,

@@ -2,6 +2,7 @@
 // (never one write per request). When a version's total reaches the threshold while it is still the
 // primary, the key gets a new primary version. A crash loses at most one unflushed batch per version,
 // so the count never undercounts by more than `batchSize`.
+import { withoutDeadline } from "@kms/db";
 import type { KeyRecord } from "@kms/db";
 import { kmsResources } from "@kms/proto";
 import type { Services } from "./context";
@@ -46,7 +47,8 @@ export class UsageCounter {
 
   /** Writes every pending count; rotates keys whose primary crossed the threshold. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flushNow());
+    // Often started by a call; the flush (and a rotation) outlives it: not bounded by its deadline.
+    this.flushing = this.flushing.then(() => withoutDeadline(() => this.flushNow()));
     return this.flushing;
   }
 
