@@ -29,7 +29,7 @@ export async function inProcessReplica(stack: Stack, clock: FakeClock, rotateAft
     workerDeadlineMs: 3000,
     rotateAfterEncryptions,
     log: createLogger("error", "test-replica"),
-    access: { admins: ["dev"], creators: ["*"], auditors: [] },
+    access: { admins: ["dev"], creators: ["*"], auditors: [], aliasPrefixes: {} },
     clock: () => clock.now,
     usageFlushIntervalMs: 100,
   });

@@ -71,7 +71,29 @@ describe("loadApiConfig", () => {
 
   it("reads the access lists", () => {
     const c = loadApiConfig({ ...base, KMS_ADMINS: "root, ops ", KMS_AUDITORS: "" });
-    expect(c.access).toEqual({ admins: ["root", "ops"], creators: ["*"], auditors: [] });
+    // aliasPrefixes is new (KMS_ALIAS_PREFIXES); unset it grants no alias names to anyone but KMS_ADMINS.
+    expect(c.access).toEqual({ admins: ["root", "ops"], creators: ["*"], auditors: [], aliasPrefixes: {} });
+  });
+
+  it("reads the alias name prefixes per principal, and names a malformed entry", () => {
+    const c = loadApiConfig({ ...base, KMS_ALIAS_PREFIXES: " spiffe://ex.org/ns/pay/sa/web=alias/pay/, alias/shared/pay- ; *=alias/tmp/;bob=alias/bob/" });
+    expect(c.access.aliasPrefixes).toEqual({
+      "spiffe://ex.org/ns/pay/sa/web": ["alias/pay/", "alias/shared/pay-"],
+      "*": ["alias/tmp/"],
+      bob: ["alias/bob/"],
+    });
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_ALIAS_PREFIXES: "bob" })).message).toBe(
+      'KMS_ALIAS_PREFIXES: entry "bob" must be principal=alias/prefix[,alias/prefix]',
+    );
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_ALIAS_PREFIXES: "bob=pay/" })).message).toBe(
+      'KMS_ALIAS_PREFIXES: prefix "pay/" must be "alias/" followed by [a-zA-Z0-9:/_-]',
+    );
+  });
+
+  it("bounds every database statement (KMS_DB_STATEMENT_TIMEOUT_MS)", () => {
+    expect(loadApiConfig(base).dbStatementTimeoutMs).toBe(5000);
+    expect(loadApiConfig({ ...base, KMS_DB_STATEMENT_TIMEOUT_MS: "250" }).dbStatementTimeoutMs).toBe(250);
+    expect(errorOf(() => loadApiConfig({ ...base, KMS_DB_STATEMENT_TIMEOUT_MS: "0" })).variable).toBe("KMS_DB_STATEMENT_TIMEOUT_MS");
   });
 
   it("names the JWT variables that are missing", () => {

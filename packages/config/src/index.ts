@@ -50,6 +50,8 @@ export const VARIABLES = {
   KMS_JWT_AUDIENCE: { default: "", doc: "required aud of bearer JWTs" },
   KMS_ADMINS: { default: "", doc: "comma-separated principals given every action by each new key's default policy" },
   KMS_CREATORS: { default: "*", doc: "comma-separated principals who may CreateKey, ListKeys and ListAliases (* = any authenticated caller)" },
+  KMS_ALIAS_PREFIXES: { default: "", doc: "who may create, move and delete which aliases: principal=prefix[,prefix] entries separated by ; (principal * = everyone); KMS_ADMINS may use any name; unset: only KMS_ADMINS" },
+  KMS_DB_STATEMENT_TIMEOUT_MS: { default: "5000", doc: "Postgres statement_timeout of kms-api's connections: no statement runs longer, whatever the call's deadline" },
   KMS_AUDITORS: { default: "", doc: "comma-separated principals who may ListAuditEvents and VerifyAuditLog (besides KMS_ADMINS)" },
   KMS_SHUTDOWN_GRACE_MS: { default: "10000", doc: "how long SIGTERM waits for in-flight calls" },
   KMS_RATE_LIMIT_PER_SECOND: { default: "2000", doc: "requests per second each principal may make (token bucket); over it: RESOURCE_EXHAUSTED, Throttling" },
@@ -211,6 +213,8 @@ export interface AccessConfig {
   admins: string[];
   creators: string[];
   auditors: string[];
+  /** KMS_ALIAS_PREFIXES: principal (or "*") → alias name prefixes it may manage. */
+  aliasPrefixes: Record<string, string[]>;
 }
 
 export interface ApiConfig {
@@ -229,6 +233,8 @@ export interface ApiConfig {
   databaseUrl: string;
   workerSocket: string;
   workerDeadlineMs: number;
+  /** Every statement's ceiling on kms-api's Postgres connections. */
+  dbStatementTimeoutMs: number;
   rotateAfterEncryptions: number;
   /** KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: the hard limit of a version that cannot rotate. */
   importedKeyMaxEncryptions: number;
@@ -340,6 +346,26 @@ function principals(env: Env, name: VariableName): string[] {
   return (raw(env, name) ?? VARIABLES[name].default).split(",").map((p) => p.trim()).filter((p) => p !== "");
 }
 
+const ALIAS_PREFIX = /^alias\/[a-zA-Z0-9:/_-]*$/;
+
+/** `principal=alias/a/,alias/b/;other=alias/c/`: split at each entry's last "=" (prefixes have none). */
+function aliasPrefixes(env: Env): Record<string, string[]> {
+  const result: Record<string, string[]> = {};
+  for (const entry of (raw(env, "KMS_ALIAS_PREFIXES") ?? "").split(";").map((e) => e.trim()).filter((e) => e !== "")) {
+    const at = entry.lastIndexOf("=");
+    const principal = entry.slice(0, Math.max(at, 0)).trim();
+    const prefixes = entry.slice(at + 1).split(",").map((p) => p.trim()).filter((p) => p !== "");
+    if (at <= 0 || principal === "" || prefixes.length === 0) {
+      throw new ConfigError("KMS_ALIAS_PREFIXES", `entry ${JSON.stringify(entry)} must be principal=alias/prefix[,alias/prefix]`);
+    }
+    for (const p of prefixes) {
+      if (!ALIAS_PREFIX.test(p)) throw new ConfigError("KMS_ALIAS_PREFIXES", `prefix ${JSON.stringify(p)} must be "alias/" followed by [a-zA-Z0-9:/_-]`);
+    }
+    result[principal] = [...(result[principal] ?? []), ...prefixes];
+  }
+  return result;
+}
+
 function anonymousPrincipal(env: Env): string | undefined {
   const name = raw(env, "KMS_ANONYMOUS_PRINCIPAL");
   if (name === undefined) return undefined;
@@ -422,7 +448,12 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError("DATABASE_URL", "must start with postgres://");
   checkDatabaseTls(env, databaseUrl);
   const health = raw(env, "KMS_HEALTH_LISTEN");
-  const access = { admins: principals(env, "KMS_ADMINS"), creators: principals(env, "KMS_CREATORS"), auditors: principals(env, "KMS_AUDITORS") };
+  const access = {
+    admins: principals(env, "KMS_ADMINS"),
+    creators: principals(env, "KMS_CREATORS"),
+    auditors: principals(env, "KMS_AUDITORS"),
+    aliasPrefixes: aliasPrefixes(env),
+  };
   return {
     listen,
     healthListen: health === undefined ? undefined : parseListen(health, "KMS_HEALTH_LISTEN"),
@@ -433,6 +464,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     databaseUrl,
     workerSocket: workerSocket(env),
     workerDeadlineMs: integer(env, "KMS_WORKER_DEADLINE_MS", 5000, 10, 600_000),
+    dbStatementTimeoutMs: integer(env, "KMS_DB_STATEMENT_TIMEOUT_MS", 5000, 100, 600_000),
     rotateAfterEncryptions: integer(env, "KMS_ROTATE_AFTER_ENCRYPTIONS", 2 ** 30, 1, 2 ** 32),
     // Never above 2^32: past it, random 96-bit GCM IVs collide with a probability above 2^-32.
     importedKeyMaxEncryptions: integer(env, "KMS_IMPORTED_KEY_MAX_ENCRYPTIONS", 2 ** 31, 1, 2 ** 32),

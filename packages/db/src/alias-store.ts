@@ -1,5 +1,6 @@
 // Aliases: stable names that point at a key and can be moved to another.
 import type { Sql, TransactionSql } from "./connect";
+import { boundedRead } from "./deadline";
 import { KEY_EVENTS_CHANNEL } from "./key-store";
 
 export interface AliasRecord {
@@ -13,7 +14,13 @@ export class AliasStore {
   constructor(private readonly sql: Sql) {}
 
   async get(aliasName: string): Promise<AliasRecord | undefined> {
-    const rows = await this.sql<AliasRecord[]>`SELECT * FROM aliases WHERE alias_name = ${aliasName}`;
+    const rows = await boundedRead(this.sql, (sql) => sql<AliasRecord[]>`SELECT * FROM aliases WHERE alias_name = ${aliasName}`);
+    return rows[0];
+  }
+
+  /** The alias, locked until the transaction ends: its target cannot move before an update or delete commits. */
+  async lock(tx: TransactionSql, aliasName: string): Promise<AliasRecord | undefined> {
+    const rows = await tx<AliasRecord[]>`SELECT * FROM aliases WHERE alias_name = ${aliasName} FOR UPDATE`;
     return rows[0];
   }
 
@@ -43,14 +50,13 @@ export class AliasStore {
 
   /** Aliases in name order after `after`, optionally of one key. */
   async list(limit: number, after: string | undefined, keyId?: string): Promise<AliasRecord[]> {
-    const sql = this.sql;
-    return sql<AliasRecord[]>`
+    return boundedRead(this.sql, (sql) => sql<AliasRecord[]>`
       SELECT * FROM aliases
       WHERE true
         ${keyId !== undefined ? sql`AND key_id = ${keyId}` : sql``}
         ${after !== undefined ? sql`AND alias_name > ${after}` : sql``}
       ORDER BY alias_name
-      LIMIT ${limit}`;
+      LIMIT ${limit}`);
   }
 }
 

@@ -8,12 +8,15 @@ let patchChecked = false;
 
 /**
  * A postgres.js pool whose columns are camelCase in JavaScript and snake_case in SQL. `max` may also come from the URL
- * (`?max=1`, which the embedded dev Postgres needs). The first call checks that the local patch is applied.
+ * (`?max=1`, which the embedded dev Postgres needs). `statementTimeoutMs` is every statement's ceiling on
+ * this pool's connections (Postgres cancels a longer one; see deadline.ts for the call's own deadline).
+ * The first call checks that the local postgres.js patch is applied.
  */
-export function connect(url: string, options: { max?: number } = {}): Sql {
+export function connect(url: string, options: { max?: number; statementTimeoutMs?: number } = {}): Sql {
   patchChecked ||= (assertPostgresPatched(), true);
   return postgres(url, {
     ...(options.max !== undefined ? { max: options.max } : {}),
+    ...(options.statementTimeoutMs ? { connection: { statement_timeout: options.statementTimeoutMs } } : {}),
     transform: { column: { from: postgres.toCamel, to: postgres.fromCamel } },
     onnotice: () => {},
     connect_timeout: 10,

@@ -16,3 +16,4 @@ export type { ScratchDatabase } from "./scratch";
 export { deleteExpiredImportTokens, deleteImportedVersion, getImportedMaterial, insertImportToken, lockDueForMaterialExpiry, lockImportToken, markImportTokenUsed, recordImportedMaterial } from "./import-store";
 export type { ImportedMaterialRecord, ImportTokenRecord } from "./import-store";
 export { isDatabaseUnavailable } from "./unavailable";
+export { isQueryCancelled, withDeadline, withoutDeadline } from "./deadline";

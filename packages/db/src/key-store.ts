@@ -1,5 +1,6 @@
 // Key metadata and key versions. Versions hold material only wrapped under the root key.
 import type { Sql, TransactionSql } from "./connect";
+import { boundTransaction, boundedRead, callTimeoutMs } from "./deadline";
 
 export interface KeyRecord {
   keyId: string;
@@ -86,9 +87,16 @@ export interface KeyCursor {
 export class KeyStore {
   constructor(private readonly sql: Sql) {}
 
-  /** Runs `fn` in one transaction; lifecycle changes lock the key row first with lockKey(). */
-  transaction<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    return this.sql.begin(fn) as Promise<T>;
+  /**
+   * Runs `fn` in one transaction; lifecycle changes lock the key row first with lockKey(). Each
+   * statement ends by the current call's deadline (deadline.ts).
+   */
+  async transaction<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+    const timeoutMs = callTimeoutMs(this.sql);
+    return this.sql.begin(async (tx) => {
+      await boundTransaction(tx, timeoutMs);
+      return fn(tx);
+    }) as Promise<T>;
   }
 
   /** The key row, locked until the transaction ends (concurrent changes to one key serialise). */
@@ -119,12 +127,12 @@ export class KeyStore {
 
   /** A key's versions in creation order after `after` (a version id), up to `limit`. */
   async listVersions(keyId: string, limit: number, after: { creationTime: Date; keyVersionId: string } | undefined) {
-    return this.sql<Omit<KeyVersionRecord, "wrappedMaterial">[]>`
+    return boundedRead(this.sql, (sql) => sql<Omit<KeyVersionRecord, "wrappedMaterial">[]>`
       SELECT key_version_id, key_id, creation_time, root_key_id FROM key_versions
       WHERE key_id = ${keyId}
-        ${after ? this.sql`AND (creation_time, key_version_id) > (${after.creationTime}, ${after.keyVersionId})` : this.sql``}
+        ${after ? sql`AND (creation_time, key_version_id) > (${after.creationTime}, ${after.keyVersionId})` : sql``}
       ORDER BY creation_time, key_version_id
-      LIMIT ${limit}`;
+      LIMIT ${limit}`);
   }
 
   /** Keys whose automatic rotation is due, locked; rows another replica holds are skipped. */
@@ -173,18 +181,19 @@ export class KeyStore {
 
   /** The key whose imported material was this version (it may be deleted now, the key PENDING_IMPORT). */
   async keyOfImportedVersion(keyVersionId: string): Promise<string | undefined> {
-    const rows = await this.sql<{ keyId: string }[]>`SELECT key_id FROM imported_material WHERE key_version_id = ${keyVersionId}`;
+    const rows = await boundedRead(this.sql, (sql) => sql<{ keyId: string }[]>`
+      SELECT key_id FROM imported_material WHERE key_version_id = ${keyVersionId}`);
     return rows[0]?.keyId;
   }
 
   async getTombstone(keyId: string): Promise<KeyTombstone | undefined> {
-    const rows = await this.sql<KeyTombstone[]>`SELECT * FROM key_tombstones WHERE key_id = ${keyId}`;
+    const rows = await boundedRead(this.sql, (sql) => sql<KeyTombstone[]>`SELECT * FROM key_tombstones WHERE key_id = ${keyId}`);
     return rows[0];
   }
 
   async tombstoneOfVersion(keyVersionId: string): Promise<KeyTombstone | undefined> {
-    const rows = await this.sql<KeyTombstone[]>`
-      SELECT * FROM key_tombstones WHERE key_version_ids @> ARRAY[${keyVersionId}]::uuid[]`;
+    const rows = await boundedRead(this.sql, (sql) => sql<KeyTombstone[]>`
+      SELECT * FROM key_tombstones WHERE key_version_ids @> ARRAY[${keyVersionId}]::uuid[]`);
     return rows[0];
   }
 
@@ -241,22 +250,35 @@ export class KeyStore {
     });
   }
 
-  async getKey(keyId: string): Promise<KeyRecord | undefined> {
-    const rows = await this.sql<KeyRecord[]>`
-      SELECT k.*, ${this.tagsColumn()} FROM keys k WHERE k.key_id = ${keyId}`;
+  /** The key as committed now; inside `tx` when given (without locking its row). */
+  async getKey(keyId: string, tx?: TransactionSql): Promise<KeyRecord | undefined> {
+    const read = (sql: Sql | TransactionSql) => sql<KeyRecord[]>`
+      SELECT k.*, ${this.tagsColumn(sql)} FROM keys k WHERE k.key_id = ${keyId}`;
+    const rows = await (tx ? read(tx) : boundedRead(this.sql, read));
     return rows[0];
   }
 
+  /** The keys of `keyIds` that exist, in no particular order. */
+  async getKeys(keyIds: readonly string[]): Promise<KeyRecord[]> {
+    if (keyIds.length === 0) return [];
+    return boundedRead(this.sql, (sql) => sql<KeyRecord[]>`
+      SELECT k.*, ${this.tagsColumn(sql)} FROM keys k WHERE k.key_id IN ${sql(keyIds)}`);
+  }
+
   async getVersion(keyVersionId: string): Promise<KeyVersionRecord | undefined> {
-    const rows = await this.sql<KeyVersionRecord[]>`
+    const rows = await boundedRead(this.sql, (sql) => sql<KeyVersionRecord[]>`
       SELECT key_version_id, key_id, creation_time, wrapped_material, root_key_id, public_key
-      FROM key_versions WHERE key_version_id = ${keyVersionId}`;
+      FROM key_versions WHERE key_version_id = ${keyVersionId}`);
     return rows[0];
   }
 
   /** Keys in (creation_time, key_id) order after `after`; returns up to `limit` rows. */
   async listKeys(limit: number, after: KeyCursor | undefined, filter: KeyListFilter = {}): Promise<KeyRecord[]> {
-    const sql = this.sql;
+    return boundedRead(this.sql, (sql) => this.listKeysQuery(sql, limit, after, filter));
+  }
+
+  /** The caller validates the filter (at most 20 tags): the query has one EXISTS per tag. */
+  private listKeysQuery(sql: Sql | TransactionSql, limit: number, after: KeyCursor | undefined, filter: KeyListFilter) {
     const conditions = [sql`true`];
     if (after) {
       conditions.push(sql`(k.creation_time, k.key_id) > (${after.creationTime}, ${after.keyId})`);
@@ -269,7 +291,7 @@ export class KeyStore {
     }
     const where = conditions.reduce((acc, c) => sql`${acc} AND ${c}`);
     return sql<KeyRecord[]>`
-      SELECT k.*, ${this.tagsColumn()} FROM keys k
+      SELECT k.*, ${this.tagsColumn(sql)} FROM keys k
       WHERE ${where}
       ORDER BY k.creation_time, k.key_id
       LIMIT ${limit}`;

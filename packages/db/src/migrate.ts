@@ -9,6 +9,8 @@ import type { Migration } from "./migrations";
  */
 export async function migrate(sql: Sql, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
   return sql.begin(async (tx) => {
+    // Waiting for another replica's migration and building indexes may outlast the pool's statement ceiling.
+    await tx`SELECT set_config('statement_timeout', '0', true)`;
     await tx`SELECT pg_advisory_xact_lock(hashtext('kms.schema_migrations'))`;
     await tx`
       CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -35,6 +35,7 @@ export const ErrorCode = {
   PermissionDenied: "Forbidden.NoPermission",
   Throttled: "Throttling",
   Unavailable: "ServiceUnavailable",
+  DeadlineExceeded: "DeadlineExceeded",
   Unimplemented: "UnsupportedOperation",
   Internal: "InternalFailure",
 } as const;
@@ -81,6 +82,10 @@ export const keyNotFound = (keyId: string): KmsError =>
 
 export const unavailable = (what: string): KmsError =>
   new KmsError(status.UNAVAILABLE, ErrorCode.Unavailable, `${what} is unavailable; retry is safe`);
+
+/** The call's deadline (or the database's statement timeout) passed before `what` answered; nothing took effect. */
+export const deadlineExceeded = (what: string): KmsError =>
+  new KmsError(status.DEADLINE_EXCEEDED, ErrorCode.DeadlineExceeded, `${what} did not answer before the deadline`);
 
 export const unimplemented = (rpc: string): KmsError =>
   new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `${rpc} is not implemented yet`);

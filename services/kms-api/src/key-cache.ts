@@ -5,6 +5,7 @@
 // change committed is never served longer than the TTL after the commit.
 // Versions never change once written, so they are cached longer; a destroyed key's versions become
 // unreachable because every use of a version also looks its key up.
+import { withoutDeadline } from "@kms/db";
 import type { AliasStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 
 interface Entry<V> {
@@ -111,7 +112,8 @@ export class KeyCache {
       return cached;
     }
     this.misses++;
-    const loading = load().then(
+    // Shared by every caller that misses meanwhile: no one caller's deadline may cancel it.
+    const loading = withoutDeadline(load).then(
       (v) => {
         if (v === undefined) map.delete(id);
         return v;

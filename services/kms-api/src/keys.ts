@@ -7,6 +7,7 @@ import type { KeyRecord, KeyVersionRecord } from "@kms/db";
 import { checkEnabled, parseKeyReference } from "@kms/key-rules";
 import type { hsm, kmsResources } from "@kms/proto";
 import { authorizeKey } from "./auth/authorize";
+import { aliasDenied, isAdmin, mayManageAlias } from "./auth/visibility";
 import type { CallContext, Services } from "./context";
 
 /** A key_id field (UUID or alias) → the key's UUID; NOT_FOUND for an unknown alias. */
@@ -18,12 +19,25 @@ export async function resolveKeyId(services: Services, value: string, field = "k
   return keyId;
 }
 
-/** NOT_FOUND for a key that does not exist; a destroyed key says so (its tombstone stays). */
-export async function keyGone(services: Services, keyId: string): Promise<KmsError> {
+/**
+ * NOT_FOUND for a key that does not exist; a destroyed key says so (its tombstone stays). With the
+ * call's context, a caller who could not have used the key gets the answer authorizeKey() gives for a
+ * key it may not use instead: whether an id exists, or when a key was destroyed, is not its business.
+ * Admins, the key's creator and whoever scheduled its deletion are told.
+ */
+export async function keyGone(services: Services, keyId: string, ctx?: CallContext, action?: string): Promise<KmsError> {
   const tombstone = await services.store.getTombstone(keyId);
+  if (ctx && !isAdmin(services, ctx) && !(tombstone && [tombstone.creator, tombstone.deletionRequestedBy].includes(ctx.principal))) {
+    return keyDenied(ctx, keyId, action);
+  }
   return tombstone
     ? new KmsError(status.NOT_FOUND, ErrorCode.KeyNotFound, `key ${keyId} was deleted on ${tombstone.destroyTime.toISOString()}`)
     : keyNotFound(keyId);
+}
+
+/** The same words as authorizeKey()'s refusal of a key whose policy has no Allow for the caller. */
+function keyDenied(ctx: CallContext, keyId: string, action = `kms:${ctx.operation}`): KmsError {
+  return new KmsError(status.PERMISSION_DENIED, ErrorCode.PermissionDenied, `${action} on key ${keyId} is not allowed for ${ctx.principal}`);
 }
 
 /** Which permission a lookup checks: by default the call's own action and encryption context. */
@@ -35,13 +49,34 @@ export interface Access {
 /**
  * Resolves a key_id field (UUID or alias) to its key, records the key id for the audit row, and
  * checks the key policy (PERMISSION_DENIED) before the caller learns anything about the key's state.
+ * Through an alias, a caller who may not use the key (or who asks for an alias that does not exist and
+ * is outside the names it manages) gets one PERMISSION_DENIED naming the alias only: neither the target
+ * nor the alias's existence leaks.
  */
 export async function findKey(services: Services, ctx: CallContext, value: string, field = "key_id", access: Access = {}): Promise<KeyRecord> {
-  const keyId = await resolveKeyId(services, value, field);
+  const ref = parseKeyReference(value, field);
+  if (ref.kind === "id") {
+    ctx.audit.keyId ||= ref.keyId;
+    const key = await services.keys.getKey(ref.keyId);
+    if (!key) throw await keyGone(services, ref.keyId, ctx, access.action);
+    authorizeKey(services, ctx, key, access.action, access.encryptionContext);
+    return key;
+  }
+  const hidden = () => aliasDenied(ctx, ref.aliasName, access.action);
+  const keyId = await services.keys.aliasTarget(ref.aliasName);
+  if (!keyId) {
+    if (!mayManageAlias(services, ctx, ref.aliasName)) throw hidden();
+    throw new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
+  }
   ctx.audit.keyId ||= keyId;
   const key = await services.keys.getKey(keyId);
-  if (!key) throw await keyGone(services, keyId);
-  authorizeKey(services, ctx, key, access.action, access.encryptionContext);
+  if (!key) throw mayManageAlias(services, ctx, ref.aliasName) ? await keyGone(services, keyId) : hidden();
+  try {
+    authorizeKey(services, ctx, key, access.action, access.encryptionContext);
+  } catch (err) {
+    if (err instanceof KmsError && err.status === status.PERMISSION_DENIED) throw hidden();
+    throw err;
+  }
   return key;
 }
 
@@ -63,7 +98,7 @@ export async function versionOfBlob(
     return { key, version };
   }
   const tombstone = await services.store.tombstoneOfVersion(keyVersionId);
-  if (tombstone) throw await keyGone(services, tombstone.keyId);
+  if (tombstone) throw await keyGone(services, tombstone.keyId, ctx, access.action);
   // Imported material that was deleted (or expired): the key waits in PENDING_IMPORT; say so.
   const importedBy = await services.store.keyOfImportedVersion(keyVersionId);
   const owner = importedBy ? await services.keys.getKey(importedBy) : undefined;

@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel, "kms-api");
   // Before anything else: spans and instruments made from here on reach the SDK (when one is configured).
   const telemetry = startTelemetry("kms-api");
-  const sql = connect(config.databaseUrl);
+  const sql = connect(config.databaseUrl, { statementTimeoutMs: config.dbStatementTimeoutMs });
   await withRetry(() => migrate(sql), log);
   // Dev mode (KMS_INSECURE_DEV_MODE: plaintext loopback, no JWKS): the one caller, "dev", administers everything.
   const access = config.devMode && config.access.admins.length === 0 ? { ...config.access, admins: [DEV_PRINCIPAL] } : config.access;

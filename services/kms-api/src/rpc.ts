@@ -16,8 +16,8 @@ import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@b
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Metadata } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedHandleCall } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY, ErrorCode, InternalError, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
-import { isDatabaseUnavailable } from "@kms/db";
+import { ERROR_CODE_KEY, ErrorCode, InternalError, KmsError, deadlineExceeded, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
+import { isDatabaseUnavailable, isQueryCancelled, withDeadline } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { Authenticator } from "./auth/authenticate";
 import { MAX_BATCH_ITEMS } from "./handlers/batch";
@@ -93,12 +93,16 @@ async function run<I extends DescMessage, O extends DescMessage>(
     services.rateLimiter?.chargeBatch(ctx.principal, batchItems(request));
     noteKeyId(request, ctx);
     ctx.encryptionContext = contextOf(request);
-    const response = await handler(request, ctx, services);
+    // Its queries end by the call's deadline (packages/db/src/deadline.ts).
+    const response = await withDeadline(ctx.deadline, () => handler(request, ctx, services));
     reply = Buffer.from(toBinary(method.output, create(method.output, response)));
     wipePlaintexts(response); // serialised: the copies the worker's answer left here are no longer needed
   } catch (err) {
     // A database that cannot be reached is the caller's UNAVAILABLE (retry is safe), not a bug.
     failure = !(err instanceof KmsError) && isDatabaseUnavailable(err) ? unavailable("database") : err;
+    // A statement Postgres stopped at the deadline or the statement ceiling: nothing took effect, and
+    // the same call would time out again (not UNAVAILABLE, which invites an immediate retry).
+    if (isQueryCancelled(failure)) failure = deadlineExceeded("database");
   }
   release?.(); // the work is done; the audit row is batched with everyone's
   bytes.fill(0); // the request may have carried plaintext; the parsed message is done with

@@ -10,6 +10,7 @@
 // on the safe side), against the version's total as Postgres last reported it plus this replica's
 // unflushed count. Other replicas' unflushed counts (at most a batch or one flush interval's worth each)
 // are what the default limit's margin below 2^32 is for.
+import { withoutDeadline } from "@kms/db";
 import type { KeyRecord, KeyVersionRecord } from "@kms/db";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { status } from "@grpc/grpc-js";
@@ -95,7 +96,8 @@ export class UsageCounter {
 
   /** Writes every pending count; rotates keys whose primary crossed the threshold. */
   flush(): Promise<void> {
-    this.flushing = this.flushing.then(() => this.flushNow());
+    // Often started by a call; the flush (and a rotation) outlives it: not bounded by its deadline.
+    this.flushing = this.flushing.then(() => withoutDeadline(() => this.flushNow()));
     return this.flushing;
   }
 

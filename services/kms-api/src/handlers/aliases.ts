@@ -1,12 +1,15 @@
 // CreateAlias, UpdateAlias, DeleteAlias, ListAliases, ListAliasesByKeyId.
+// Who may manage which names is KMS_ALIAS_PREFIXES (auth/visibility.ts), checked first; the keys an alias
+// leaves and reaches need the call's permission in their policies too (as AWS KMS asks for both).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { pageSize, validateAliasName } from "@kms/key-rules";
-import type { AliasRecord } from "@kms/db";
+import type { AliasRecord, TransactionSql } from "@kms/db";
 import type { kms } from "@kms/proto";
 import { authorizeCreator, authorizeKey } from "../auth/authorize";
-import type { Services } from "../context";
+import { aliasDenied, authorizeAliasName, mayDescribe } from "../auth/visibility";
+import type { CallContext, Services } from "../context";
 import { findKey } from "../keys";
 import type { Handler } from "../rpc";
 
@@ -20,15 +23,37 @@ const toAlias = (a: AliasRecord) => ({
 const aliasNotFound = (name: string) => new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(name)} not found`);
 
 /** The alias must name a key directly: an alias pointing at an alias would make resolution ambiguous. */
-async function targetKey(s: Services, ctx: Parameters<Handler<never, never>>[1], keyId: string) {
+async function targetKey(s: Services, ctx: CallContext, keyId: string) {
   if (keyId.startsWith("alias/")) {
     throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "key_id: must be a key UUID, not an alias");
   }
   return findKey(s, ctx, keyId);
 }
 
+/**
+ * Locks the alias and checks the call's permission on the key it points at now, in the transaction that
+ * then changes it: the target cannot move between the check and the change. A refusal names the alias
+ * only, not the key behind it.
+ */
+async function lockCurrent(s: Services, ctx: CallContext, tx: TransactionSql, aliasName: string): Promise<AliasRecord | undefined> {
+  const current = await s.aliases.lock(tx, aliasName);
+  if (!current) return undefined;
+  ctx.audit.keyId ||= current.keyId;
+  const key = await s.store.getKey(current.keyId, tx);
+  if (key) {
+    try {
+      authorizeKey(s, ctx, key);
+    } catch (err) {
+      if (err instanceof KmsError && err.status === status.PERMISSION_DENIED) throw aliasDenied(ctx, aliasName);
+      throw err;
+    }
+  }
+  return current;
+}
+
 export const createAlias: Handler<typeof kms.CreateAliasRequestSchema, typeof kms.CreateAliasResponseSchema> = async (req, ctx, s) => {
   validateAliasName(req.aliasName);
+  authorizeAliasName(s, ctx, req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
   const now = s.clock();
   const created = await s.store.transaction((tx) =>
@@ -40,12 +65,13 @@ export const createAlias: Handler<typeof kms.CreateAliasRequestSchema, typeof km
 
 export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof kms.UpdateAliasResponseSchema> = async (req, ctx, s) => {
   validateAliasName(req.aliasName);
+  authorizeAliasName(s, ctx, req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
-  // Moving an alias needs the permission on the key it leaves too.
-  const current = await s.aliases.get(req.aliasName);
-  const previous = current ? await s.store.getKey(current.keyId) : undefined;
-  if (previous) authorizeKey(s, ctx, previous);
-  const updated = await s.store.transaction((tx) => s.aliases.update(tx, req.aliasName, key.keyId, s.clock()));
+  const updated = await s.store.transaction(async (tx) => {
+    // Moving an alias needs the permission on the key it leaves too.
+    if (!(await lockCurrent(s, ctx, tx, req.aliasName))) return undefined;
+    return s.aliases.update(tx, req.aliasName, key.keyId, s.clock());
+  });
   if (!updated) throw aliasNotFound(req.aliasName);
   s.keys.invalidateAlias(req.aliasName);
   return { alias: toAlias(updated) };
@@ -53,31 +79,36 @@ export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof km
 
 export const deleteAlias: Handler<typeof kms.DeleteAliasRequestSchema, typeof kms.DeleteAliasResponseSchema> = async (req, ctx, s) => {
   validateAliasName(req.aliasName);
-  const alias = await s.aliases.get(req.aliasName);
-  if (alias) ctx.audit.keyId = alias.keyId;
-  const key = alias ? await s.store.getKey(alias.keyId) : undefined;
-  if (key) authorizeKey(s, ctx, key);
-  const deleted = await s.store.transaction((tx) => s.aliases.delete(tx, req.aliasName));
+  authorizeAliasName(s, ctx, req.aliasName);
+  const deleted = await s.store.transaction(async (tx) => {
+    if (!(await lockCurrent(s, ctx, tx, req.aliasName))) return false;
+    return s.aliases.delete(tx, req.aliasName);
+  });
   if (!deleted) throw aliasNotFound(req.aliasName);
   s.keys.invalidateAlias(req.aliasName);
   return {};
 };
 
-async function listPage(s: Services, scope: string, requestedSize: number, token: string, keyId?: string) {
+/** One scan of page_size aliases; only those whose key the caller may describe are shown. */
+async function listPage(s: Services, ctx: CallContext, scope: string, requestedSize: number, token: string, keyId?: string) {
   const limit = pageSize(requestedSize);
   const cursor = s.pageTokens.decode(scope, token);
   const rows = await s.aliases.list(limit + 1, cursor?.[0], keyId);
   const page = rows.slice(0, limit);
+  const keys = new Map((await s.store.getKeys([...new Set(page.map((a) => a.keyId))])).map((k) => [k.keyId, k]));
   const last = page[page.length - 1];
   return {
-    aliases: page.map(toAlias),
+    aliases: page.filter((a) => {
+      const key = keys.get(a.keyId);
+      return key !== undefined && mayDescribe(s, ctx, key);
+    }).map(toAlias),
     nextPageToken: rows.length > limit && last ? s.pageTokens.encode(scope, [last.aliasName]) : "",
   };
 }
 
 export const listAliases: Handler<typeof kms.ListAliasesRequestSchema, typeof kms.ListAliasesResponseSchema> = async (req, ctx, s) => {
   authorizeCreator(s, ctx);
-  return listPage(s, "ListAliases", req.pageSize, req.pageToken);
+  return listPage(s, ctx, "ListAliases", req.pageSize, req.pageToken);
 };
 
 export const listAliasesByKeyId: Handler<typeof kms.ListAliasesByKeyIdRequestSchema, typeof kms.ListAliasesByKeyIdResponseSchema> = async (
@@ -86,5 +117,5 @@ export const listAliasesByKeyId: Handler<typeof kms.ListAliasesByKeyIdRequestSch
   s,
 ) => {
   const key = await findKey(s, ctx, req.keyId);
-  return listPage(s, `ListAliasesByKeyId:${key.keyId}`, req.pageSize, req.pageToken, key.keyId);
+  return listPage(s, ctx, `ListAliasesByKeyId:${key.keyId}`, req.pageSize, req.pageToken, key.keyId);
 };

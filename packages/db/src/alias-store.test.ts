@@ -1,0 +1,91 @@
+// UpdateAlias checks the key an alias leaves inside the transaction that moves it (issue 15 #11): lock()
+// holds a concurrent mover until the first commits, and the second then sees the alias where the first
+// left it, so it checks (and is refused on) the key the alias points at now. Real Postgres, scratch DB.
+import { randomUUID } from "node:crypto";
+import { AliasStore } from "./alias-store";
+import { connect } from "./connect";
+import type { Sql } from "./connect";
+import { KeyStore } from "./key-store";
+import type { NewKey } from "./key-store";
+import { migrate } from "./migrate";
+import { createScratchDatabase } from "./scratch";
+import type { ScratchDatabase } from "./scratch";
+
+let db: ScratchDatabase;
+let sql: Sql;
+
+beforeAll(async () => {
+  db = await createScratchDatabase("kms_unit_alias");
+  sql = connect(db.url);
+  await migrate(sql);
+});
+
+afterAll(async () => {
+  await sql.end();
+  await db.drop();
+});
+
+function newKey(creator: string): NewKey {
+  return {
+    keyId: randomUUID(),
+    description: "",
+    keySpec: 1,
+    keyUsage: 1,
+    protectionLevel: 2,
+    origin: 1,
+    keyState: 1,
+    creationTime: new Date(),
+    creator,
+    primaryKeyVersionId: null,
+    automaticRotation: false,
+    rotationIntervalSeconds: null,
+    nextRotationTime: null,
+    tags: {},
+    policy: null,
+  };
+}
+
+it("a mover that raced another checks the key the alias points at after the first move", async () => {
+  const store = new KeyStore(sql);
+  const aliases = new AliasStore(sql);
+  const [mine, theirs] = [newKey("alice"), newKey("carol")];
+  for (const k of [mine, theirs]) await store.createKey(k, undefined);
+  const now = new Date();
+  await store.transaction((tx) => aliases.create(tx, { aliasName: "alias/race", keyId: mine.keyId, creationTime: now, updateTime: now }));
+
+  const steps: string[] = [];
+  let firstLocked!: () => void;
+  const locked = new Promise<void>((r) => (firstLocked = r));
+  let letFirstCommit!: () => void;
+  const commit = new Promise<void>((r) => (letFirstCommit = r));
+
+  // carol moves alias/race onto her key (she may: say she also holds the old key's permission).
+  const first = store.transaction(async (tx) => {
+    await aliases.lock(tx, "alias/race");
+    steps.push("first locked");
+    firstLocked();
+    await commit;
+    await aliases.update(tx, "alias/race", theirs.keyId, new Date());
+    steps.push("first moved");
+  });
+  await locked;
+  // alice, allowed on her own keys only, moves it at the same moment: the key whose
+  // permission she needs is read only once the first move has committed.
+  const second = store.transaction(async (tx) => {
+    const current = await aliases.lock(tx, "alias/race");
+    steps.push("second locked");
+    const leaving = current ? await store.getKey(current.keyId, tx) : undefined;
+    return leaving?.creator;
+  });
+  // Give the second transaction every chance to get ahead; it cannot while the first holds the row.
+  for (let i = 0; i < 5; i++) await sql`SELECT 1`;
+  steps.push("first commits");
+  letFirstCommit();
+  await first;
+  const leavingCreator = await second;
+
+  expect(steps).toEqual(["first locked", "first commits", "first moved", "second locked"]);
+  // alice's check sees carol's key: her authorizeKey() on it would refuse the move.
+  expect(leavingCreator).toBe("carol");
+  expect((await aliases.get("alias/race"))?.keyId).toBe(theirs.keyId);
+});
