@@ -81,17 +81,27 @@ describe("wildcards that would backtrack", () => {
     expect(allowed.keyId).toBe(keyId);
   });
 
-  it("checks a pathological action pattern against every action at once while another caller is served", async () => {
+  it("checks pathological action patterns against every action at once while another caller is served", async () => {
     const keyId = (await alice.createKey({})).keyMetadata!.keyId;
     const bobsKey = (await bob.createKey({})).keyMetadata!.keyId;
-    // 16 `*?` pairs: before, each of the 38 action names was tried every way (minutes per document).
-    const action = "kms:" + "*?".repeat(16) + "#";
-    const setting = grpcError(alice.setKeyPolicy({ keyId, policy: doc([owner, { Effect: "Allow", Principal: [BOB], Action: action }]) }));
-    const [refused, described] = await Promise.all([setting, bob.describeKey({ keyId: bobsKey })]);
+    // 16 `*?` pairs and an "l": only kms:ImportKeyMaterial (the 28th action) and kms:DeleteKeyMaterial
+    // match. Before the fix, trying the 27 actions before it took about 10 s of backtracking for each
+    // of the ten entries, and kms-api answered nobody meanwhile (bob's DescribeKey waited past the timeout).
+    const materialActions = "kms:" + "*?".repeat(16) + "l";
+    const policy = doc([owner, { Effect: "Allow", Principal: [BOB], Action: Array(10).fill(materialActions) }]);
+    const [set, described] = await Promise.all([alice.setKeyPolicy({ keyId, policy }), bob.describeKey({ keyId: bobsKey })]);
+    expect(set.policy).toBe(policy);
+    expect(described.keyMetadata!.keyId).toBe(bobsKey);
+    expect((await alice.getKeyPolicy({ keyId })).policy).toBe(policy);
+    const notMaterial = await grpcError(bob.describeKey({ keyId }));
+    expect(notMaterial.details).toBe(`kms:DescribeKey on key ${keyId} is not allowed for ${BOB}`);
+
+    // One that matches no action at all is refused as such, at once.
+    const none = "kms:" + "*?".repeat(16) + "#";
+    const refused = await grpcError(alice.setKeyPolicy({ keyId, policy: doc([owner, { Effect: "Allow", Principal: [BOB], Action: none }]) }));
     expect(refused.code).toBe(status.INVALID_ARGUMENT);
     expect(errorCode(refused.metadata)).toBe("InvalidParameter");
-    expect(refused.details).toBe(`policy: Statement[1].Action[0]: ${JSON.stringify(action)} matches no kms action`);
-    expect(described.keyMetadata!.keyId).toBe(bobsKey);
+    expect(refused.details).toBe(`policy: Statement[1].Action[0]: ${JSON.stringify(none)} matches no kms action`);
   });
 
   it("refuses patterns over the caps, naming them, in CreateKey and SetKeyPolicy", async () => {
