@@ -68,6 +68,20 @@ describe("evaluate", () => {
     expect(evaluate(p, { principal: other, action: "kms:Encrypt", values: conditionValues({ principal: other, mutualTls: true }) })).toBe("NoAllow");
   });
 
+  it("evaluates the most wildcards a pattern may hold against the longest context value at once", () => {
+    // Before: `^.*a.*a…b$` against 8192 a's backtracked through 8192^15 splits (the replica froze).
+    const p = parsePolicy(doc([allow("*", "kms:Decrypt", { Condition: { StringLike: { "kms:EncryptionContext:t": "*a".repeat(15) + "*b" } } })]));
+    expect(evaluate(p, req("x", "kms:Decrypt", { t: "a".repeat(8192) }))).toBe("NoAllow");
+    expect(evaluate(p, req("x", "kms:Decrypt", { t: "a".repeat(8191) + "b" }))).toBe("Allow");
+  });
+
+  it("lets `*` match newlines, so a value cannot slip past a Deny on a pattern", () => {
+    // Before: `.*` stopped at "\n", so team "ops-\nx" escaped this Deny and was allowed.
+    const p = parsePolicy(doc([allow("*", "kms:*"), { Effect: "Deny", Principal: "*", Action: "kms:Decrypt", Condition: { StringLike: { "kms:EncryptionContext:team": "ops-*" } } }]));
+    expect(evaluate(p, req("x", "kms:Decrypt", { team: "ops-\nx" }))).toBe("Deny");
+    expect(evaluate(p, req("x", "kms:Decrypt", { team: "dev" }))).toBe("Allow");
+  });
+
   it("gives the creator and admins everything by default", () => {
     const p = parsePolicy(defaultPolicy("alice", ["root", "alice"]));
     expect(evaluate(p, req("alice", "kms:ScheduleKeyDeletion"))).toBe("Allow");
@@ -91,6 +105,18 @@ describe("parsePolicy", () => {
     ["unknown key", doc([allow("*", "kms:*", { Condition: { StringEquals: { "aws:SourceIp": "1" } } })]), "policy: Statement[0].Condition.StringEquals.aws:SourceIp: unknown condition key"],
     ["unknown field", doc([{ ...allow("*", "kms:*"), NotAction: "kms:Decrypt" }]), "policy: Statement[0].NotAction: unknown field"],
     ["bad bool", doc([allow("*", "kms:*", { Condition: { Bool: { "kms:MutualTLS": "yes" } } })]), "policy: Statement[0].Condition.Bool.kms:MutualTLS: must be true or false"],
+    ["an action with 17 stars", doc([allow("*", ["kms:Encrypt", "kms:" + "*?".repeat(17) + "#"])]), 'policy: Statement[0].Action[1]: must have at most 16 "*" wildcards, got 17'],
+    ["a 257-character action", doc([allow("*", "kms:Encrypt" + "*".repeat(10) + "x".repeat(236))]), "policy: Statement[0].Action[0]: must be at most 256 characters, got 257"],
+    [
+      "a StringNotLike value with 18 stars",
+      doc([allow("*", "kms:*"), allow("*", "kms:Decrypt", { Condition: { StringNotLike: { "kms:EncryptionContext:t": ["ok", "*a".repeat(17) + "*b"] } } })]),
+      'policy: Statement[1].Condition.StringNotLike.kms:EncryptionContext:t[1]: must have at most 16 "*" wildcards, got 18',
+    ],
+    [
+      "a 257-character StringLike value",
+      doc([allow("*", "kms:*", { Condition: { StringLike: { "kms:CallerPrincipal": "spiffe://" + "x".repeat(248) } } })]),
+      "policy: Statement[0].Condition.StringLike.kms:CallerPrincipal[0]: must be at most 256 characters, got 257",
+    ],
   ])("refuses %s naming the path", (_name, text, message) => {
     expect(invalid(text)).toBe(message);
   });
@@ -130,5 +156,37 @@ describe("PolicyEngine", () => {
     }
     expect(engine.misses).toBe(3);
     expect(engine.hits).toBe(5);
+  });
+});
+
+describe("PolicyEngine decision cache", () => {
+  const tenantPolicy = doc([allow("*", "kms:Decrypt", { Condition: { StringEquals: { "kms:EncryptionContext:tenant": "acme" } } })]);
+
+  it("stays at its bound with fixed-size keys when callers send 10,000 distinct 8 KB contexts", () => {
+    const engine = new PolicyEngine(1000);
+    const filler = "x".repeat(8192 - 10);
+    for (let i = 0; i < 10_000; i++) {
+      const tenant = `${String(i).padStart(10, "0")}${filler}`.slice(0, 8192);
+      expect(engine.decide(tenantPolicy, req("mallory", "kms:Decrypt", { tenant }))).toBe("NoAllow");
+    }
+    const keys = engine.decisionKeys();
+    expect(keys).toHaveLength(1000);
+    expect(new Set(keys.map((k) => k.length))).toEqual(new Set([44])); // base64 SHA-256
+    expect(engine.misses).toBe(10_000);
+    expect(engine.hits).toBe(0);
+  });
+
+  it("evicts the least recently used decision, not one in use", () => {
+    const engine = new PolicyEngine(2);
+    const decide = (tenant: string) => engine.decide(tenantPolicy, req("svc", "kms:Decrypt", { tenant }));
+    expect(decide("acme")).toBe("Allow");
+    expect(decide("globex")).toBe("NoAllow");
+    expect(decide("acme")).toBe("Allow"); // hit: acme is now the most recent
+    expect(decide("initech")).toBe("NoAllow"); // evicts globex
+    expect(engine.misses).toBe(3);
+    expect(decide("acme")).toBe("Allow");
+    expect(engine.hits).toBe(2);
+    expect(decide("globex")).toBe("NoAllow");
+    expect(engine.misses).toBe(4);
   });
 });

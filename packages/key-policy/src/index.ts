@@ -10,6 +10,10 @@
 // An explicit Deny wins; without an Allow the answer is no.
 import { createHash } from "node:crypto";
 import { invalidArgument } from "@kms/errors";
+import { Glob, globProblem } from "./glob";
+
+export { Glob, MAX_GLOB_CHARACTERS, MAX_GLOB_STARS } from "./glob";
+export type { StepCounter } from "./glob";
 
 export const MAX_POLICY_BYTES = 32 * 1024;
 const MAX_STATEMENTS = 100;
@@ -36,12 +40,14 @@ interface Condition {
   operator: Operator;
   key: string;
   values: string[];
+  /** StringLike / StringNotLike: the values compiled. */
+  globs: Glob[];
 }
 
 interface Statement {
   effect: "Allow" | "Deny";
   principals: string[];
-  actions: RegExp[];
+  actions: Glob[];
   conditions: Condition[];
 }
 
@@ -63,14 +69,15 @@ export interface PolicyRequest {
 
 export type Decision = "Allow" | "Deny" | "NoAllow";
 
-/** A glob (`*` any run, `?` one character) as an anchored RegExp. */
-function glob(pattern: string, flags = ""): RegExp {
-  const body = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
-  return new RegExp(`^${body}$`, flags);
-}
-
 function bad(path: string, problem: string): never {
   throw invalidArgument("policy", path ? `${path}: ${problem}` : problem);
+}
+
+/** A pattern within the caps (length, number of `*`), compiled. */
+function compileGlob(pattern: string, path: string, ignoreCase = false): Glob {
+  const problem = globProblem(pattern);
+  if (problem !== undefined) bad(path, problem);
+  return new Glob(pattern, { ignoreCase });
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -116,11 +123,11 @@ function parseStatement(s: unknown, path: string): Statement {
   const principals = stringList(s.Principal, `${path}.Principal`);
   principals.forEach((p, j) => p === "" && bad(`${path}.Principal[${j}]`, "must not be empty"));
   const actions = stringList(s.Action, `${path}.Action`).map((a, j) => {
-    const re = glob(a, "i");
-    if (!a.toLowerCase().startsWith("kms:") || !ACTIONS.some((known) => re.test(known))) {
+    const pattern = compileGlob(a, `${path}.Action[${j}]`, true);
+    if (!a.toLowerCase().startsWith("kms:") || !ACTIONS.some((known) => pattern.test(known))) {
       bad(`${path}.Action[${j}]`, `${JSON.stringify(a)} matches no kms action`);
     }
-    return re;
+    return pattern;
   });
   const resources = stringList(s.Resource ?? "*", `${path}.Resource`);
   if (resources.some((r) => r !== "*")) bad(`${path}.Resource`, 'must be "*" (a key policy applies to its own key)');
@@ -146,7 +153,8 @@ function parseConditions(c: unknown, path: string): Condition[] {
       } else {
         values = stringList(value, at);
       }
-      out.push({ operator: operator as Operator, key, values });
+      const globs = operator === "StringLike" || operator === "StringNotLike" ? values.map((v, j) => compileGlob(v, `${at}[${j}]`)) : [];
+      out.push({ operator: operator as Operator, key, values, globs });
     }
   }
   return out;
@@ -160,9 +168,9 @@ function conditionHolds(c: Condition, values: Readonly<Record<string, string>>):
     case "StringNotEquals":
       return actual === undefined || !c.values.includes(actual);
     case "StringLike":
-      return actual !== undefined && c.values.some((v) => glob(v).test(actual));
+      return actual !== undefined && c.globs.some((g) => g.test(actual));
     case "StringNotLike":
-      return actual === undefined || !c.values.some((v) => glob(v).test(actual));
+      return actual === undefined || !c.globs.some((g) => g.test(actual));
     case "Bool":
       return actual !== undefined && actual === c.values[0];
   }
@@ -213,6 +221,8 @@ export function conditionValues(v: {
 /**
  * Parsed policies and decisions, cached. Both are keyed by the document's content, so a changed
  * policy (read fresh from Postgres by whichever replica serves the call) never hits a stale entry.
+ * A decision is keyed by the SHA-256 of what it depends on, never by the values themselves: callers
+ * choose encryption contexts (up to 8192 characters each), and 10,000 of them as keys held 170 MB.
  */
 export class PolicyEngine {
   private readonly parsed = new Map<string, Policy>();
@@ -220,22 +230,22 @@ export class PolicyEngine {
   hits = 0;
   misses = 0;
 
-  constructor(private readonly maxEntries = 10_000) {}
+  constructor(private readonly maxDecisions = 10_000) {}
 
   decide(policyText: string, request: PolicyRequest): Decision {
     const policy = this.policy(policyText);
-    // A decision depends only on the values the policy tests (none, for the default policy). Absent and
-    // empty stay distinct (null vs ""), and JSON never holds a raw NUL, so the key is unambiguous.
-    const tested = policy.conditionKeys.map((k) => (Object.prototype.hasOwnProperty.call(request.values, k) ? request.values[k] : null));
-    const cacheKey = `${policy.digest}\0${request.principal}\0${request.action}\0${JSON.stringify(tested)}`;
+    const cacheKey = decisionKey(policy, request);
     const cached = this.decisions.get(cacheKey);
     if (cached !== undefined) {
       this.hits++;
+      // Least recently used goes first: move this one to the back.
+      this.decisions.delete(cacheKey);
+      this.decisions.set(cacheKey, cached);
       return cached;
     }
     this.misses++;
     const decision = evaluate(policy, request);
-    remember(this.decisions, cacheKey, decision, this.maxEntries);
+    remember(this.decisions, cacheKey, decision, this.maxDecisions);
     return decision;
   }
 
@@ -246,6 +256,20 @@ export class PolicyEngine {
     remember(this.parsed, text, policy, 1000);
     return policy;
   }
+
+  /** The decision cache's keys, least recently used first (for tests and debugging). */
+  decisionKeys(): string[] {
+    return [...this.decisions.keys()];
+  }
+}
+
+/**
+ * What a decision depends on: the policy, principal, action and only the values the policy tests (none,
+ * for the default policy), hashed. Absent and empty stay distinct (null vs ""); JSON keeps the parts apart.
+ */
+function decisionKey(policy: Policy, request: PolicyRequest): string {
+  const tested = policy.conditionKeys.map((k) => (Object.prototype.hasOwnProperty.call(request.values, k) ? request.values[k] : null));
+  return createHash("sha256").update(JSON.stringify([policy.digest, request.principal, request.action, tested])).digest("base64");
 }
 
 /** Insert with oldest-first eviction (Map keeps insertion order). */

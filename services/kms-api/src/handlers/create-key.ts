@@ -18,9 +18,9 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
   ctx,
   s,
 ) => {
+  authorizeCreator(s, ctx); // first: a caller who may not create keys learns nothing about their request
   validateDescription(req.description);
   validateTags(req.tags);
-  authorizeCreator(s, ctx);
   const policy = req.policy === "" ? null : checkedPolicy(s, ctx, req.policy);
   // Asking the worker only when the caller left the protection level to us.
   const hsmAvailable =

@@ -35,7 +35,8 @@ export const getKeyPolicy: Handler<typeof kms.GetKeyPolicyRequestSchema, typeof 
 
 export const setKeyPolicy: Handler<typeof kms.SetKeyPolicyRequestSchema, typeof kms.SetKeyPolicyResponseSchema> = async (req, ctx, s) => {
   checkPolicyName(req.policyName);
-  const policy = checkedPolicy(s, ctx, req.policy);
-  await changeKey(s, ctx, req.keyId, () => ({ policy }));
-  return { policy };
+  // The document is looked at only once changeKey has authorized the caller: someone who may not set
+  // this key's policy gets PERMISSION_DENIED, not a verdict on their document or the lockout check.
+  await changeKey(s, ctx, req.keyId, () => ({ policy: checkedPolicy(s, ctx, req.policy) }));
+  return { policy: req.policy };
 };
