@@ -161,19 +161,26 @@ describe("RSA-4096 generation on a software-root worker", () => {
 
 describe("libuv's thread pool in the worker", () => {
   let stack: Stack;
-  let small: WorkerProcess | undefined;
+  const workers: WorkerProcess[] = [];
   beforeAll(async () => {
-    stack = await startStack({ env: { KMS_PKCS11_CALL_MODE: "thread-pool", KMS_PKCS11_POOL_SIZE: "8" } });
+    stack = await startStack({ env: { KMS_PKCS11_CALL_MODE: "thread-pool" } });
   });
   afterAll(async () => {
-    await small?.stop();
+    await Promise.all(workers.map((w) => w.stop()));
     await stack?.stop();
   });
 
-  /** Threads of the worker once its libuv pool has started (an AES generation runs C_GenerateKeyAsync there). */
-  async function threadsOf(worker: WorkerProcess): Promise<number> {
-    const client = createPromiseClient(hsm.HsmWorkerService, `unix://${worker.socketPath}`);
+  /** A fresh worker on the stack's token with `poolSize` sessions: its threads once its libuv pool has started. */
+  async function threadsWith(poolSize: number): Promise<number> {
+    const socket = path.join(stack.dataDir, "run", `pool-${poolSize}.sock`);
+    // KMS_TEST_WORKER_ENTRY: another build of the worker, as the harness allows.
+    const entry = process.env.KMS_TEST_WORKER_ENTRY;
+    const env = { ...stack.workerEnv, KMS_PKCS11_POOL_SIZE: String(poolSize), KMS_WORKER_SOCKET: socket };
+    const worker = await startWorker(env, entry ? { entry } : {});
+    workers.push(worker);
+    const client = createPromiseClient(hsm.HsmWorkerService, `unix://${socket}`);
     try {
+      // An AES generation runs C_GenerateKeyAsync on libuv's pool, which starts all its threads.
       const r = await client.generateKeyMaterial({ keySpec: KeySpec.AES_256, protectionLevel: HSM, label: "uv" }, { deadline: Date.now() + 10_000 });
       expect(r.wrappedMaterial.length).toBe(40);
     } finally {
@@ -183,11 +190,10 @@ describe("libuv's thread pool in the worker", () => {
   }
 
   it("has one thread per session plus one per generation (set before the pool starts)", async () => {
-    const large = await threadsOf(stack.worker);
-    // The same worker on the same token with 2 sessions: every other thread (V8's, the main one) is the same.
-    small = await startWorker({ ...stack.workerEnv, KMS_PKCS11_POOL_SIZE: "2", KMS_WORKER_SOCKET: path.join(stack.dataDir, "run", "small.sock") });
-    const fewer = await threadsOf(small);
-    // (8 sessions + 1 generation) − (2 sessions + 1 generation) threads; libuv's default pool gives 0.
-    expect(large - fewer).toBe(6);
+    // The two workers differ in their session pools only: every other thread (the main one, V8's) is the same.
+    const large = await threadsWith(8);
+    const small = await threadsWith(2);
+    // (8 sessions + 1 generation) − (2 sessions + 1 generation); libuv's default pool of 4 gives 0.
+    expect(large - small).toBe(6);
   });
 });
