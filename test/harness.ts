@@ -60,6 +60,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       KMS_PKCS11_PIN_FILE: token.pinFile,
       KMS_PKCS11_POOL_SIZE: "4",
       KMS_PKCS11_CALL_MODE: "inline", // as the dev stack runs SoftHSM2; unit tests cover thread-pool
+      // A test's own pool size or call mode wins (key-generation-load.test.ts runs thread-pool mode).
+      ...pick(options.env, "KMS_PKCS11_POOL_SIZE", "KMS_PKCS11_CALL_MODE"),
     };
   }
   const apiEnv: NodeJS.ProcessEnv = { ...base, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: db.url, KMS_WORKER_DEADLINE_MS: "3000", KMS_SHUTDOWN_GRACE_MS: "3000" };
@@ -115,6 +117,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     throw err;
   }
   return stack;
+}
+
+function pick(env: NodeJS.ProcessEnv | undefined, ...names: string[]): NodeJS.ProcessEnv {
+  return Object.fromEntries(names.filter((n) => env?.[n] !== undefined).map((n) => [n, env![n]]));
 }
 
 /** The gRPC error a call failed with (fails the test if it succeeded). */

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { ConfigError, loadApiConfig, loadWorkerConfig, parseListen } from "./index";
+import { ConfigError, loadApiConfig, loadWorkerConfig, parseListen, workerThreadPoolSize } from "./index";
 
 const errorOf = (fn: () => unknown): ConfigError => {
   try {
@@ -44,6 +44,33 @@ describe("loadWorkerConfig", () => {
   it("names the variable of a bad number", () => {
     const e = errorOf(() => loadWorkerConfig({ KMS_PKCS11_MODULE: "/x", KMS_PKCS11_PIN: "1", KMS_PKCS11_POOL_SIZE: "eight" }));
     expect(e.message).toBe('KMS_PKCS11_POOL_SIZE: must be a whole number, got "eight"');
+  });
+});
+
+describe("key generation limits and libuv's thread pool", () => {
+  const hsm = { KMS_PKCS11_MODULE: "/lib/x.so", KMS_PKCS11_PIN: "1" };
+
+  it("defaults to one generation at a time and a backlog of 8", () => {
+    expect(loadWorkerConfig(hsm).keyGeneration).toEqual({ concurrency: 1, queue: 8 });
+  });
+
+  it("keeps generations below the session pool, so that one session is always left", () => {
+    expect(loadWorkerConfig({ ...hsm, KMS_PKCS11_POOL_SIZE: "4", KMS_KEYGEN_CONCURRENCY: "8" }).keyGeneration.concurrency).toBe(3);
+    expect(loadWorkerConfig({ ...hsm, KMS_PKCS11_POOL_SIZE: "1", KMS_KEYGEN_CONCURRENCY: "2" }).keyGeneration.concurrency).toBe(1);
+    expect(loadWorkerConfig({ KMS_KEYGEN_CONCURRENCY: "3" }).keyGeneration.concurrency).toBe(3);
+  });
+
+  it("sizes the thread pool as sessions plus generations, keeping a larger value the operator set", () => {
+    expect(workerThreadPoolSize(hsm)).toBe(9);
+    expect(workerThreadPoolSize({ ...hsm, KMS_PKCS11_POOL_SIZE: "16", KMS_KEYGEN_CONCURRENCY: "2" })).toBe(18);
+    expect(workerThreadPoolSize({ ...hsm, UV_THREADPOOL_SIZE: "4" })).toBe(9);
+    expect(workerThreadPoolSize({ ...hsm, UV_THREADPOOL_SIZE: "32" })).toBe(32);
+    expect(workerThreadPoolSize({ ...hsm, KMS_PKCS11_POOL_SIZE: "1024", KMS_KEYGEN_CONCURRENCY: "4" })).toBe(1024);
+  });
+
+  it("names a bad limit", () => {
+    expect(errorOf(() => loadWorkerConfig({ KMS_KEYGEN_CONCURRENCY: "0" })).message).toBe("KMS_KEYGEN_CONCURRENCY: must be between 1 and 64, got 0");
+    expect(errorOf(() => loadWorkerConfig({ KMS_KEYGEN_QUEUE: "-1" })).message).toBe('KMS_KEYGEN_QUEUE: must be a whole number, got "-1"');
   });
 });
 

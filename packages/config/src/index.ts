@@ -30,6 +30,9 @@ export const VARIABLES = {
   KMS_PKCS11_PIN_FILE: { default: "", doc: "file holding the user PIN (preferred over KMS_PKCS11_PIN)" },
   KMS_PKCS11_POOL_SIZE: { default: "8", doc: "PKCS#11 sessions in the worker's pool" },
   KMS_PKCS11_CALL_MODE: { default: "thread-pool", doc: "inline: short calls (AES-GCM, HMAC, ECDSA/EdDSA sign) run on the worker's thread, which costs the worker a third less CPU per call and a quarter of the latency with a module in the host (SoftHSM2, PCIe); thread-pool: through libuv's pool, right for network HSMs" },
+  KMS_KEYGEN_CONCURRENCY: { default: "1", doc: "RSA key generations the worker runs at once (at most KMS_PKCS11_POOL_SIZE - 1, so generations never hold every session); the others wait in its queue" },
+  KMS_KEYGEN_QUEUE: { default: "8", doc: "RSA key generations that may wait for their turn; beyond it GenerateKeyMaterial answers RESOURCE_EXHAUSTED, Throttling" },
+  UV_THREADPOOL_SIZE: { default: "(KMS_PKCS11_POOL_SIZE + KMS_KEYGEN_CONCURRENCY)", doc: "libuv's thread pool in the hsm-worker; the worker sets it at start to one thread per session plus one per generation, unless it is set higher" },
   KMS_ROOT_KEY_LABEL: { default: "kms-root-wrapping-key", doc: "label of the HSM-resident root wrapping key" },
   KMS_KEY_CACHE_SIZE: { default: "10000", doc: "unwrapped key handles the worker keeps (LRU)" },
   KMS_ROTATE_AFTER_ENCRYPTIONS: { default: "1073741824", doc: "encryptions under one key version before the key rotates by use (2^30)" },
@@ -128,6 +131,14 @@ export interface Pkcs11Config {
   callMode: "inline" | "thread-pool";
 }
 
+/** The worker's queue for RSA key generation (seconds of CPU or HSM time each). */
+export interface KeyGenerationConfig {
+  /** Generations running at once; below the session pool's size when there is one. */
+  concurrency: number;
+  /** Generations waiting for their turn; one more is refused. */
+  queue: number;
+}
+
 export interface WorkerConfig {
   dataDir: string;
   socketPath: string;
@@ -137,6 +148,7 @@ export interface WorkerConfig {
   allowSoftwareRoot: boolean;
   keyCacheSize: number;
   logLevel: LogLevel;
+  keyGeneration: KeyGenerationConfig;
 }
 
 function pin(env: Env): string {
@@ -157,6 +169,31 @@ function pin(env: Env): string {
   return value;
 }
 
+function poolSize(env: Env): number {
+  return integer(env, "KMS_PKCS11_POOL_SIZE", 8, 1, 1024);
+}
+
+function keyGeneration(env: Env): KeyGenerationConfig {
+  const wanted = integer(env, "KMS_KEYGEN_CONCURRENCY", 1, 1, 64);
+  // Generations hold a session each (HSM keys) for seconds: at least one session stays for everyone else.
+  const concurrency = raw(env, "KMS_PKCS11_MODULE") === undefined ? wanted : Math.max(1, Math.min(wanted, poolSize(env) - 1));
+  return { concurrency, queue: integer(env, "KMS_KEYGEN_QUEUE", 8, 0, 10_000) };
+}
+
+/** libuv's largest thread pool. */
+const MAX_UV_THREADPOOL_SIZE = 1024;
+
+/**
+ * The UV_THREADPOOL_SIZE the worker needs: a thread for each session's PKCS#11 call (*Async calls run on
+ * libuv's pool) plus one for each key generation (node:crypto generates there too), so that generations
+ * never leave a session's call waiting for a thread. A larger value already in `env` is kept.
+ */
+export function workerThreadPoolSize(env: Env = process.env): number {
+  const needed = Math.min(MAX_UV_THREADPOOL_SIZE, poolSize(env) + keyGeneration(env).concurrency);
+  const given = Number(env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(given) && given > needed ? Math.min(given, MAX_UV_THREADPOOL_SIZE) : needed;
+}
+
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const module = raw(env, "KMS_PKCS11_MODULE");
   return {
@@ -169,7 +206,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
             module,
             tokenLabel: raw(env, "KMS_PKCS11_TOKEN_LABEL") ?? VARIABLES.KMS_PKCS11_TOKEN_LABEL.default,
             pin: pin(env),
-            poolSize: integer(env, "KMS_PKCS11_POOL_SIZE", 8, 1, 1024),
+            poolSize: poolSize(env),
             rootKeyLabel: raw(env, "KMS_ROOT_KEY_LABEL") ?? VARIABLES.KMS_ROOT_KEY_LABEL.default,
             createRootKey: boolean(env, "KMS_CREATE_ROOT_KEY", false),
             callMode: callMode(env),
@@ -177,6 +214,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
     allowSoftwareRoot: boolean(env, "KMS_ALLOW_SOFTWARE_ROOT", false),
     keyCacheSize: integer(env, "KMS_KEY_CACHE_SIZE", 10000, 1, 10_000_000),
     logLevel: logLevel(env),
+    keyGeneration: keyGeneration(env),
   };
 }
 

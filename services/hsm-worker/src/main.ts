@@ -1,9 +1,12 @@
 // The hsm-worker process: configuration, backend, server on the Unix socket, graceful shutdown.
+// First, before any import can start libuv's thread pool: size it (see thread-pool-size.ts).
+import "./thread-pool-size";
 import { ConfigError, loadWorkerConfig } from "@kms/config";
 import type { WorkerConfig } from "@kms/config";
 import { observeHsmSessions, startTelemetry } from "@kms/telemetry";
 import { createBackend } from "./create-backend";
 import { describeError, log, setLogLevel } from "./log";
+import { KeyGenerationQueue } from "./key-generation-queue";
 import { HsmBackend } from "./pkcs11/hsm-backend";
 import { createHsmWorkerServer, listen, shutdown as shutdownServer } from "./server";
 import { traceBackend } from "./telemetry";
@@ -27,7 +30,7 @@ async function main(): Promise<void> {
     const pool = backend.pool;
     observeHsmSessions(() => ({ inUse: pool.inUse, waiting: pool.waiting }));
   }
-  const server = createHsmWorkerServer(traceBackend(backend));
+  const server = createHsmWorkerServer(traceBackend(backend), new KeyGenerationQueue(config.keyGeneration));
   await listen(server, config.socketPath);
   const s = backend.status();
   log("info", `hsm-worker listening on unix://${config.socketPath}: ${s.description}, root key id ${s.rootKeyId}`, {

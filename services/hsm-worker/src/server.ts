@@ -12,10 +12,11 @@ import { wipe } from "./bytes";
 import { BatchStreams } from "./batch-stream";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
+import { isSlowGeneration, KeyGenerationQueue } from "./key-generation-queue";
 import { describeError, log } from "./log";
 import { traceOperation } from "./telemetry";
 
-type Handler = (backend: Backend, request: never) => Reply<unknown> | Promise<Reply<unknown>>;
+type Handler = (backend: Backend, request: never, call: ServerUnaryCall<unknown, unknown>) => Reply<unknown> | Promise<Reply<unknown>>;
 
 const HANDLERS: Record<string, Handler> = {
   GetStatus: handlers.getStatus,
@@ -50,7 +51,7 @@ function unary(rpc: string, backend: Backend, handler: Handler) {
   return async (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): Promise<void> => {
     let reply: Reply<unknown>;
     try {
-      reply = await traceOperation(rpc, call, async () => handler(backend, call.request as never));
+      reply = await traceOperation(rpc, call, async () => handler(backend, call.request as never, call));
     } catch (err) {
       logFailure(rpc, err);
       callback(toStatus(err));
@@ -66,7 +67,20 @@ function unary(rpc: string, backend: Backend, handler: Handler) {
   };
 }
 
-export function createHsmWorkerServer(backend: Backend): Server {
+/** GenerateKeyMaterial: slow specs take their turn in `queue`; a caller that goes away leaves it. */
+function queuedGeneration(queue: KeyGenerationQueue): Handler {
+  return (backend, request: hsm.GenerateKeyMaterialRequest, call) => {
+    if (!isSlowGeneration(request.keySpec)) return handlers.generateKeyMaterial(backend, request);
+    const gone = new AbortController();
+    call.once("cancelled", () => gone.abort());
+    return queue.run(() => handlers.generateKeyMaterial(backend, request), gone.signal);
+  };
+}
+
+/** The defaults of KMS_KEYGEN_CONCURRENCY and KMS_KEYGEN_QUEUE (main.ts passes the configured queue). */
+const DEFAULT_KEY_GENERATION = { concurrency: 1, queue: 8 };
+
+export function createHsmWorkerServer(backend: Backend, keyGeneration = new KeyGenerationQueue(DEFAULT_KEY_GENERATION)): Server {
   const definition = grpcServiceDefinition(hsm.HsmWorkerService);
   for (const method of Object.values(definition)) {
     const serialize = method.responseSerialize;
@@ -81,7 +95,7 @@ export function createHsmWorkerServer(backend: Backend): Server {
   const implementation: UntypedServiceImplementation = { BatchStream: streams.handler };
   for (const name of Object.keys(definition)) {
     if (name === "BatchStream") continue;
-    const handler = HANDLERS[name];
+    const handler = name === "GenerateKeyMaterial" ? queuedGeneration(keyGeneration) : HANDLERS[name];
     if (handler === undefined) throw new Error(`no handler for HsmWorkerService.${name}`);
     implementation[name] = unary(name, backend, handler);
   }

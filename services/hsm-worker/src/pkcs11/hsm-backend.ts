@@ -209,7 +209,7 @@ export class HsmBackend implements Backend {
 
   /** SOFTWARE keys other than AES: made in node:crypto (as on the software-root backend), wrapped here. */
   private async generateSoftwareKey(family: KeyFamily): Promise<GeneratedKey> {
-    const { material, publicKey } = generateSoftwareMaterial(family);
+    const { material, publicKey } = await generateSoftwareMaterial(family);
     try {
       return { wrappedMaterial: await this.run((session) => this.wrapBytes(session, material, "")), publicKey };
     } finally {

@@ -112,7 +112,7 @@ export class SoftwareRootBackend implements Backend {
     if (protectionLevel === resources.ProtectionLevel.HSM) throw hsmUnsupported();
     const family = keyFamily(keySpec, "key_spec");
     checkProtectionLevel(protectionLevel, "protection_level");
-    const { material, publicKey } = family.kind === "aes" ? { material: randomBytes(family.bytes), publicKey: Buffer.alloc(0) } : generateSoftwareMaterial(family);
+    const { material, publicKey } = family.kind === "aes" ? { material: randomBytes(family.bytes), publicKey: Buffer.alloc(0) } : await generateSoftwareMaterial(family);
     try {
       return { wrappedMaterial: kwpWrap(this.rootKey, material), publicKey };
     } finally {
