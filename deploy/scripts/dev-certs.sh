@@ -13,6 +13,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=kms-api" -keyout tls.key -out tls.csr
 openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -out tls.crt \
   -extfile <(printf "subjectAltName=DNS:kms-api,DNS:kms-api.%s.svc,DNS:kms-api.%s.svc.cluster.local,DNS:localhost" "$ns" "$ns")
+# No URI SAN: kms-api names this client "cn:dev-client" (a CN never passes for a SPIFFE id).
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=dev-client" -keyout client.key -out client.csr
 openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 -out client.crt \
   -extfile <(printf "extendedKeyUsage=clientAuth")
