@@ -1,5 +1,5 @@
 // The README's configuration table and VARIABLES must name the same variables.
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { VARIABLES } from "./index";
 
@@ -26,5 +26,19 @@ describe("README configuration table", () => {
       if (spec.default === "" || spec.default.startsWith("(") || spec.default.startsWith("$")) continue;
       expect([name, documented.get(name)]).toEqual([name, `\`${spec.default}\``]);
     }
+  });
+});
+
+describe("deploy/ (manifests, Dockerfiles, their README)", () => {
+  const deploy = path.resolve(__dirname, "../../../deploy");
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+
+  it("names only variables the services read", () => {
+    // deploy/scripts/ are operators' tools with settings of their own (KMS_NAMESPACE).
+    const unknown = files(deploy).filter((file) => !file.includes(`${path.sep}scripts${path.sep}`)).flatMap((file) =>
+      [...readFileSync(file, "utf8").matchAll(/\bKMS_[A-Z0-9_]+\b/g)].map((m) => m[0]).filter((name) => !(name in VARIABLES)).map((name) => `${path.relative(deploy, file)}: ${name}`),
+    );
+    expect(unknown).toEqual([]);
   });
 });
