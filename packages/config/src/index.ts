@@ -52,7 +52,7 @@ export const VARIABLES = {
   KMS_RATE_LIMIT_THROTTLED_IN_FLIGHT: { default: "4", doc: "calls a principal throttled in the last 2 s may have in progress at once; its others wait their turn, so that a flood's bursts do not hold up other principals' calls" },
   KMS_MAX_REQUEST_BYTES: { default: "4194304", doc: "largest request message kms-api accepts (grpc.max_receive_message_length)" },
   KMS_MAX_CONCURRENT_STREAMS: { default: "256", doc: "concurrent calls per client connection (grpc.max_concurrent_streams)" },
-  KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert" },
+  KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert; audit-write-fail fails every audit write" },
   KMS_CREATE_ROOT_KEY: { default: "false", doc: "true: a worker that finds no root key on its token creates one (first start only); false: it fails closed" },
   KMS_LOG_LEVEL: { default: "info", doc: "error, warn, info or debug" },
   OTEL_EXPORTER_OTLP_ENDPOINT: { default: "", doc: "OTLP/HTTP collector URL (e.g. http://otel-collector:4318): set, traces and metrics are exported (read by the OpenTelemetry SDK, with the other standard OTEL_EXPORTER_OTLP_* variables)" },

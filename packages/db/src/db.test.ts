@@ -207,6 +207,31 @@ describe("AuditWriter", () => {
     expect((await new AuditReader(sql).verify()).ok).toBe(true);
   });
 
+  it("commits a row appended in a transaction with it or not at all, in one chain with concurrent batches", async () => {
+    const writer = new AuditWriter(sql, 10);
+    const other = new AuditWriter(sql, 10);
+    const count = async (requestId: string) =>
+      Number((await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events WHERE request_id = ${requestId}`)[0]!.n);
+    // A change whose transaction fails after its row: neither the change nor the row stays.
+    const failed = sql.begin(async (tx) => {
+      await tx`INSERT INTO service_secrets (name, value) VALUES ('tx-change', ${Buffer.from("x")})`;
+      await writer.appendInTransaction(tx, auditEvent({ requestId: "tx-rolled-back" }));
+      throw new Error("the change failed after its row");
+    });
+    await expect(failed).rejects.toThrow("the change failed after its row");
+    expect(await count("tx-rolled-back")).toBe(0);
+    expect((await sql`SELECT 1 FROM service_secrets WHERE name = 'tx-change'`).length).toBe(0);
+    // Changes interleaved with both writers' group commits: every row once, one intact chain.
+    await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => writer.append(auditEvent({ requestId: "tx-batch", encryptionContext: { i: String(i) } }))),
+      ...Array.from({ length: 20 }, (_, i) => other.append(auditEvent({ requestId: "tx-batch", encryptionContext: { o: String(i) } }))),
+      ...Array.from({ length: 5 }, () => sql.begin((tx) => writer.appendInTransaction(tx, auditEvent({ requestId: "tx-change" })))),
+    ]);
+    for (let i = 0; i < 3; i++) await writer.append(auditEvent({ requestId: "tx-batch" })); // after a change: re-reads the head
+    expect([await count("tx-batch"), await count("tx-change")]).toEqual([43, 5]);
+    expect(await new AuditReader(sql).verify()).toMatchObject({ ok: true });
+  });
+
   it("finds edited, deleted and inserted rows", async () => {
     const reader = new AuditReader(sql);
     expect((await reader.verify()).ok).toBe(true);

@@ -20,8 +20,11 @@ export interface CallContext {
   encryptionContext: Record<string, string>;
   /** The call's own deadline, if the client set one; worker calls never outlive it. */
   deadline: Date | undefined;
-  /** Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key. */
-  audit: { keyId: string; keyVersionId: string };
+  /**
+   * Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key.
+   * `written`: a change's row went in with the change (audited-change.ts); rpc.ts writes no other.
+   */
+  audit: { keyId: string; keyVersionId: string; written?: boolean };
 }
 
 /** Everything the handlers share. Built once in main.ts. */

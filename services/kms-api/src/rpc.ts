@@ -4,7 +4,9 @@
 //   → parse the raw request (a malformed message is INVALID_ARGUMENT, not grpc-js's INTERNAL)
 //   → run the handler (which checks the key policy) → write the audit row → reply.
 // The audit row is durable before the reply: if it cannot be written the caller gets UNAVAILABLE
-// instead of the answer (fail-closed). Anything thrown becomes a status through toStatus().
+// instead of the answer (fail-closed). A key change writes its row in its own transaction instead
+// (audited-change.ts), so the change does not happen without it. Anything thrown becomes a status
+// through toStatus().
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
@@ -97,6 +99,8 @@ async function run<I extends DescMessage, O extends DescMessage>(
   if (failure !== undefined && !(failure instanceof KmsError)) {
     services.log.error("request failed", { requestId: ctx.requestId, operation: method.name, ...describeError(failure) });
   }
+  // A change's row committed with the change (audited-change.ts). A failure after it still gets its own.
+  if (outcome === undefined && ctx.audit.written && reply !== undefined) return reply;
   try {
     await services.audit.append({
       time: services.clock(),

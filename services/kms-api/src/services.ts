@@ -7,6 +7,7 @@ import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
 import type { Services } from "./context";
 import type { Logger } from "./log";
+import { failurePoint } from "./fault-injection";
 import { KeyCache } from "./key-cache";
 import { RateLimiter } from "./limits";
 import { PageTokens } from "./page-tokens";
@@ -52,6 +53,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   services.audit.onBatch = recordAuditBatch;
   observeCache("key_metadata", () => ({ hits: services.keys.hits, misses: services.keys.misses }));
   observeCache("key_policy", () => ({ hits: services.policies.hits, misses: services.policies.misses }));
+  services.audit.beforeWrite = () => failurePoint("audit-write-fail"); // test-only, off by default
   services.audit.onTampering = (sequence) =>
     o.log.error("audit rows found after the recorded head: the trail was edited by hand", { firstForgedSequence: sequence });
   services.usage.start(services);

@@ -5,6 +5,7 @@ import { ErrorCode, KmsError } from "@kms/errors";
 import { pageSize, validateAliasName } from "@kms/key-rules";
 import type { AliasRecord } from "@kms/db";
 import type { kms } from "@kms/proto";
+import { auditedTransaction } from "../audited-change";
 import { authorizeCreator, authorizeKey } from "../auth/authorize";
 import type { Services } from "../context";
 import { findKey } from "../keys";
@@ -31,7 +32,7 @@ export const createAlias: Handler<typeof kms.CreateAliasRequestSchema, typeof km
   validateAliasName(req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
   const now = s.clock();
-  const created = await s.store.transaction((tx) =>
+  const created = await auditedTransaction(s, ctx, (tx) =>
     s.aliases.create(tx, { aliasName: req.aliasName, keyId: key.keyId, creationTime: now, updateTime: now }),
   );
   if (!created) throw new KmsError(status.ALREADY_EXISTS, ErrorCode.AliasExists, `alias ${JSON.stringify(req.aliasName)} already exists`);
@@ -45,7 +46,7 @@ export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof km
   const current = await s.aliases.get(req.aliasName);
   const previous = current ? await s.store.getKey(current.keyId) : undefined;
   if (previous) authorizeKey(s, ctx, previous);
-  const updated = await s.store.transaction((tx) => s.aliases.update(tx, req.aliasName, key.keyId, s.clock()));
+  const updated = await auditedTransaction(s, ctx, (tx) => s.aliases.update(tx, req.aliasName, key.keyId, s.clock()));
   if (!updated) throw aliasNotFound(req.aliasName);
   s.keys.invalidateAlias(req.aliasName);
   return { alias: toAlias(updated) };
@@ -57,7 +58,7 @@ export const deleteAlias: Handler<typeof kms.DeleteAliasRequestSchema, typeof km
   if (alias) ctx.audit.keyId = alias.keyId;
   const key = alias ? await s.store.getKey(alias.keyId) : undefined;
   if (key) authorizeKey(s, ctx, key);
-  const deleted = await s.store.transaction((tx) => s.aliases.delete(tx, req.aliasName));
+  const deleted = await auditedTransaction(s, ctx, (tx) => s.aliases.delete(tx, req.aliasName));
   if (!deleted) throw aliasNotFound(req.aliasName);
   s.keys.invalidateAlias(req.aliasName);
   return {};
