@@ -33,6 +33,7 @@ export const VARIABLES = {
   KMS_KEY_CACHE_SIZE: { default: "10000", doc: "unwrapped key handles the worker keeps (LRU)" },
   KMS_ROTATE_AFTER_ENCRYPTIONS: { default: "1073741824", doc: "encryptions under one key version before the key rotates by use (2^30)" },
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
+  KMS_AUDIT_CHECKPOINT_INTERVAL: { default: "5m", doc: "how often each replica has its worker sign an audit checkpoint of the chain's head (also at shutdown), logged as an audit chain head line: a whole number and ms, s, m or h" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
   KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
   KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
@@ -44,7 +45,7 @@ export const VARIABLES = {
   KMS_JWT_AUDIENCE: { default: "", doc: "required aud of bearer JWTs" },
   KMS_ADMINS: { default: "", doc: "comma-separated principals given every action by each new key's default policy" },
   KMS_CREATORS: { default: "*", doc: "comma-separated principals who may CreateKey, ListKeys and ListAliases (* = any authenticated caller)" },
-  KMS_AUDITORS: { default: "", doc: "comma-separated principals who may ListAuditEvents and VerifyAuditLog (besides KMS_ADMINS)" },
+  KMS_AUDITORS: { default: "", doc: "comma-separated principals who may ListAuditEvents, VerifyAuditLog and ListAuditCheckpoints (besides KMS_ADMINS)" },
   KMS_SHUTDOWN_GRACE_MS: { default: "10000", doc: "how long SIGTERM waits for in-flight calls" },
   KMS_RATE_LIMIT_PER_SECOND: { default: "2000", doc: "requests per second each principal may make (token bucket); over it: RESOURCE_EXHAUSTED, Throttling" },
   KMS_RATE_LIMIT_BURST: { default: "4000", doc: "requests a principal may make at once above its rate (the bucket's size)" },
@@ -72,6 +73,18 @@ function integer(env: Env, name: VariableName, fallback: number, min: number, ma
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** "500ms", "30s", "5m", "1h" → milliseconds, within min..max. */
+function duration(env: Env, name: VariableName, minMs: number, maxMs: number): number {
+  const value = raw(env, name) ?? VARIABLES[name].default;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!m) throw new ConfigError(name, `must be a whole number and ms, s, m or h (e.g. 5m), got ${JSON.stringify(value)}`);
+  const ms = Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS];
+  if (ms < minMs || ms > maxMs) throw new ConfigError(name, `must be between ${minMs} ms and ${maxMs / 3_600_000} h, got ${value}`);
+  return ms;
 }
 
 function callMode(env: Env): "inline" | "thread-pool" {
@@ -214,6 +227,8 @@ export interface ApiConfig {
   workerDeadlineMs: number;
   rotateAfterEncryptions: number;
   jobIntervalMs: number;
+  /** KMS_AUDIT_CHECKPOINT_INTERVAL: signed audit checkpoints at least this often. */
+  auditCheckpointIntervalMs: number;
   dbNotifications: boolean;
   shutdownGraceMs: number;
   logLevel: LogLevel;
@@ -327,6 +342,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     workerDeadlineMs: integer(env, "KMS_WORKER_DEADLINE_MS", 5000, 10, 600_000),
     rotateAfterEncryptions: integer(env, "KMS_ROTATE_AFTER_ENCRYPTIONS", 2 ** 30, 1, 2 ** 32),
     jobIntervalMs: integer(env, "KMS_JOB_INTERVAL_MS", 60_000, 10, 86_400_000),
+    auditCheckpointIntervalMs: duration(env, "KMS_AUDIT_CHECKPOINT_INTERVAL", 100, 86_400_000),
     dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),
     logLevel: logLevel(env),

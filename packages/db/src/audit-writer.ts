@@ -13,11 +13,30 @@
 //
 // A key change writes its row inside its own transaction instead (appendInTransaction), under the same
 // lock, so that the change and its row commit together or not at all.
+//
+// The head never moves back. The writer remembers the newest head it wrote or read; a head found behind
+// it means rows were cut and audit_head rewound by hand (or an old backup restored under a running
+// service): the writer then refuses every write (AuditRewoundError), so this replica answers nothing
+// until someone looks, and says so through onRewind.
 import { chainRows } from "@kms/audit-chain";
 import type { AuditRow, ChainedRow } from "@kms/audit-chain";
 import type { Sql, TransactionSql } from "./connect";
 
 export type AuditEvent = Omit<AuditRow, "sequence">;
+
+/** The chain's head was found behind one this writer wrote or read before. */
+export class AuditRewoundError extends Error {
+  override readonly name = "AuditRewoundError";
+  constructor(
+    readonly found: { sequence: number; hash: Buffer },
+    readonly known: { sequence: number; hash: Buffer },
+  ) {
+    super(
+      `audit chain head moved back: it is at sequence ${found.sequence} (${found.hash.toString("hex")}), ` +
+        `this replica had seen sequence ${known.sequence} (${known.hash.toString("hex")})`,
+    );
+  }
+}
 
 interface Pending {
   event: AuditEvent;
@@ -40,6 +59,16 @@ export class AuditWriter {
   onTampering: (firstForgedSequence: number) => void = () => {};
   /** Runs before every write; throwing fails it as a database error would (test-only fault injection). */
   beforeWrite: () => void = () => {};
+  /** Called once, when the head is found behind `known`; every write fails from then on. */
+  onRewind: (err: AuditRewoundError) => void = () => {};
+  /** The newest head this writer wrote or read (committed facts only): the head may never go behind it. */
+  private known: { sequence: number; hash: Buffer } | undefined;
+  private rewoundError: AuditRewoundError | undefined;
+
+  /** Set once the head was found behind one this writer knew: it writes nothing more. */
+  get rewound(): AuditRewoundError | undefined {
+    return this.rewoundError;
+  }
 
   constructor(
     private readonly sql: Sql,
@@ -63,6 +92,7 @@ export class AuditWriter {
    */
   async appendInTransaction(tx: TransactionSql, event: AuditEvent): Promise<void> {
     this.beforeWrite();
+    if (this.rewoundError) throw this.rewoundError;
     await this.chainUnderLock(tx, [storable(event)]);
     // This writer's remembered head is now behind: its next fast path fails and re-reads the head.
   }
@@ -92,6 +122,7 @@ export class AuditWriter {
 
   private async writeBatch(events: AuditEvent[]): Promise<void> {
     this.beforeWrite();
+    if (this.rewoundError) throw this.rewoundError;
     const head = this.head;
     this.head = undefined; // unknown until this batch's outcome is
     if (head && !this.othersWriting && (await this.writeAfterHead(head, events))) return;
@@ -128,6 +159,7 @@ export class AuditWriter {
       throw err; // outcome unknown (e.g. the connection dropped): the callers fail, the next batch re-reads
     }
     this.head = { sequence: last.sequence, hash: last.hash };
+    this.remember(this.head);
     this.batches.fast++;
     return true;
   }
@@ -137,7 +169,23 @@ export class AuditWriter {
     const { last, headSequence } = await this.sql.begin((tx) => this.chainUnderLock(tx, events));
     this.othersWriting = lastWritten !== undefined && headSequence !== lastWritten.sequence;
     this.head = { sequence: last.sequence, hash: last.hash };
+    this.remember(this.head);
     this.batches.locked++;
+  }
+
+  /** After a commit (or a read of committed state): `head` is the newest known unless one is newer. */
+  private remember(head: { sequence: number; hash: Buffer }): void {
+    if (!this.known || head.sequence > this.known.sequence) this.known = head;
+  }
+
+  /** Fails closed when `found` is behind the newest head known (or at its sequence with another hash). */
+  private checkNotRewound(found: { sequence: number; hash: Buffer }): void {
+    const known = this.known;
+    if (!known) return;
+    if (found.sequence > known.sequence || (found.sequence === known.sequence && found.hash.equals(known.hash))) return;
+    this.rewoundError = new AuditRewoundError(found, known);
+    this.onRewind(this.rewoundError);
+    throw this.rewoundError;
   }
 
   /** Inside `tx`: takes the chain lock, reads the head, chains `events` after it and moves it. */
@@ -152,11 +200,14 @@ export class AuditWriter {
              (SELECT hash FROM audit_head WHERE id = 1) AS head_hash,
              (SELECT max(sequence) FROM audit_events)::text AS max_sequence`;
     const headSequence = Number(found?.headSequence ?? 0);
+    const headHash = found?.headHash ?? Buffer.alloc(32);
+    this.checkNotRewound({ sequence: headSequence, hash: headHash });
+    this.remember({ sequence: headSequence, hash: headHash }); // committed by whoever wrote it
     // Rows beyond the recorded head can only have been put there by hand: write after them (so the
     // service keeps answering) but link to the head, so verification flags the first forged row.
     const sequence = Math.max(headSequence, Number(found?.maxSequence ?? 0));
     if (found?.headHash && sequence > headSequence) this.onTampering(headSequence + 1);
-    const rows = chainRows({ sequence, hash: found?.headHash ?? Buffer.alloc(32) }, events);
+    const rows = chainRows({ sequence, hash: headHash }, events);
     const last = rows[rows.length - 1]!;
     // The rows and the new head in one statement.
     await tx`

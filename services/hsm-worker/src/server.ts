@@ -4,11 +4,13 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
-import { InternalError, KmsError, toStatus } from "@kms/errors";
+import { ErrorCode, InternalError, KmsError, toStatus } from "@kms/errors";
 import { grpcServiceDefinition, hsm } from "@kms/proto";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
 import { BatchStreams } from "./batch-stream";
+import { getAuditCheckpointKey, signAuditCheckpoint } from "./checkpoint-signer";
+import type { CheckpointSigner } from "./checkpoint-signer";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
 import { describeError, log } from "./log";
@@ -65,7 +67,8 @@ function unary(rpc: string, backend: Backend, handler: Handler) {
   };
 }
 
-export function createHsmWorkerServer(backend: Backend): Server {
+/** `checkpoints`: the audit checkpoint key; without one the checkpoint RPCs are UNIMPLEMENTED. */
+export function createHsmWorkerServer(backend: Backend, checkpoints?: CheckpointSigner): Server {
   const definition = grpcServiceDefinition(hsm.HsmWorkerService);
   for (const method of Object.values(definition)) {
     const serialize = method.responseSerialize;
@@ -78,9 +81,17 @@ export function createHsmWorkerServer(backend: Backend): Server {
   }
   const streams = new BatchStreams(backend);
   const implementation: UntypedServiceImplementation = { BatchStream: streams.handler };
+  const noCheckpointKey = () => {
+    throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, "this worker has no audit checkpoint key");
+  };
+  const handlers: Record<string, Handler> = {
+    ...HANDLERS,
+    SignAuditCheckpoint: (_b, req: hsm.SignAuditCheckpointRequest) => (checkpoints ? signAuditCheckpoint(checkpoints, req) : noCheckpointKey()),
+    GetAuditCheckpointKey: () => (checkpoints ? getAuditCheckpointKey(checkpoints) : noCheckpointKey()),
+  };
   for (const name of Object.keys(definition)) {
     if (name === "BatchStream") continue;
-    const handler = HANDLERS[name];
+    const handler = handlers[name];
     if (handler === undefined) throw new Error(`no handler for HsmWorkerService.${name}`);
     implementation[name] = unary(name, backend, handler);
   }

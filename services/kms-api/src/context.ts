@@ -1,6 +1,7 @@
 import type { AccessConfig } from "@kms/config";
 import type { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
+import type { AuditCheckpointer } from "./audit-checkpoints";
 import type { KeyCache } from "./key-cache";
 import type { RateLimiter } from "./limits";
 import type { UsageCounter } from "./usage-counter";
@@ -38,6 +39,8 @@ export interface Services {
   worker: WorkerClient;
   audit: AuditWriter;
   auditReader: AuditReader;
+  /** Signed checkpoints of the audit chain (audit-checkpoints.ts). */
+  checkpoints: AuditCheckpointer;
   policies: PolicyEngine;
   access: AccessConfig;
   pageTokens: PageTokens;
