@@ -88,6 +88,8 @@ export interface VerifyResult {
   firstBadSequence: number;
   /** Why, for people: "hash mismatch", "gap before", … */
   problem: string;
+  /** With a checkpoint: the chain holds its row, with its hash. */
+  checkpointMatched?: boolean;
 }
 
 /**
@@ -99,8 +101,16 @@ export class ChainVerifier {
   private prevHash: Buffer;
   private count = 0;
   private bad: { sequence: number; problem: string } | undefined;
+  private checkpointMatched = false;
 
-  constructor(from: { sequence: number; hash: Buffer } = { sequence: 0, hash: GENESIS_HASH }) {
+  /**
+   * `checkpoint`: a signed checkpoint (its signature already checked): the chain must reach its sequence
+   * with the same hash there, or it was cut or rewritten after the checkpoint was made.
+   */
+  constructor(
+    from: { sequence: number; hash: Buffer } = { sequence: 0, hash: GENESIS_HASH },
+    private readonly checkpoint?: { sequence: number; headHash: Buffer },
+  ) {
     this.expectedSequence = from.sequence + 1;
     this.prevHash = from.hash;
   }
@@ -122,6 +132,13 @@ export class ChainVerifier {
       this.bad = { sequence: row.sequence, problem: "content does not match its hash" };
       return false;
     }
+    if (this.checkpoint && row.sequence === this.checkpoint.sequence) {
+      if (!row.hash.equals(this.checkpoint.headHash)) {
+        this.bad = { sequence: row.sequence, problem: `row ${row.sequence} is not the one the signed checkpoint names` };
+        return false;
+      }
+      this.checkpointMatched = true;
+    }
     this.prevHash = row.hash;
     this.expectedSequence++;
     this.count++;
@@ -139,8 +156,16 @@ export class ChainVerifier {
     if (!this.bad && head && head.sequence === this.expectedSequence - 1 && !head.hash.equals(this.prevHash)) {
       this.bad = { sequence: head.sequence, problem: "last row does not match the recorded head" };
     }
+    if (!this.bad && this.checkpoint && !this.checkpointMatched) {
+      const last = this.expectedSequence - 1;
+      this.bad = { sequence: this.expectedSequence, problem: `the chain ends at ${last}, before the signed checkpoint at ${this.checkpoint.sequence}` };
+    }
+    const matched = this.checkpoint ? { checkpointMatched: this.checkpointMatched } : {};
     return this.bad
-      ? { verifiedCount: this.count, ok: false, firstBadSequence: this.bad.sequence, problem: this.bad.problem }
-      : { verifiedCount: this.count, ok: true, firstBadSequence: 0, problem: "" };
+      ? { verifiedCount: this.count, ok: false, firstBadSequence: this.bad.sequence, problem: this.bad.problem, ...matched }
+      : { verifiedCount: this.count, ok: true, firstBadSequence: 0, problem: "", ...matched };
   }
 }
+
+export { checkpointFromJson, checkpointKeyId, checkpointPayload, checkpointToJson, verifyCheckpoint } from "./checkpoint";
+export type { Checkpoint, CheckpointJson, SignedCheckpoint } from "./checkpoint";

@@ -40,6 +40,7 @@ export const VARIABLES = {
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
   KMS_REQUIRE_DATABASE_TLS: { default: "false", doc: "true (production): kms-api and its migrate command refuse a DATABASE_URL without sslmode=verify-full (TLS with the server's certificate and host name verified)" },
   KMS_METADATA_CACHE_TTL_MS: { default: "1000", doc: "how long kms-api serves key and alias metadata from memory: the longest another replica's change can go unseen when its NOTIFY is lost or KMS_DB_NOTIFICATIONS=false; 0: every call reads Postgres" },
+  KMS_AUDIT_CHECKPOINT_INTERVAL: { default: "5m", doc: "how often each replica has its worker sign an audit checkpoint of the chain's head (also at shutdown), logged as an audit chain head line: a whole number and ms, s, m or h" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
   KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
   KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
@@ -55,7 +56,7 @@ export const VARIABLES = {
   KMS_CREATORS: { default: "*", doc: "comma-separated principals who may CreateKey, ListKeys and ListAliases (* = any authenticated caller)" },
   KMS_ALIAS_PREFIXES: { default: "", doc: "who may create, move and delete which aliases: principal=prefix[,prefix] entries separated by ; (principal * = everyone); KMS_ADMINS may use any name; unset: only KMS_ADMINS" },
   KMS_DB_STATEMENT_TIMEOUT_MS: { default: "5000", doc: "Postgres statement_timeout of kms-api's connections: no statement runs longer, whatever the call's deadline" },
-  KMS_AUDITORS: { default: "", doc: "comma-separated principals who may ListAuditEvents and VerifyAuditLog (besides KMS_ADMINS)" },
+  KMS_AUDITORS: { default: "", doc: "comma-separated principals who may ListAuditEvents, VerifyAuditLog and ListAuditCheckpoints (besides KMS_ADMINS)" },
   KMS_SHUTDOWN_GRACE_MS: { default: "10000", doc: "how long SIGTERM waits for in-flight calls" },
   KMS_RATE_LIMIT_PER_SECOND: { default: "2000", doc: "requests per second each principal may make (token bucket); over it: RESOURCE_EXHAUSTED, Throttling" },
   KMS_RATE_LIMIT_BURST: { default: "4000", doc: "requests a principal may make at once above its rate (the bucket's size)" },
@@ -66,7 +67,7 @@ export const VARIABLES = {
   KMS_AUDIT_REFUSAL_WINDOW_MS: { default: "5000", doc: "refused calls (UNAUTHENTICATED, RESOURCE_EXHAUSTED Throttling) are audited per (principal or peer, operation, reason): the first in each window gets its own row, the rest one summary row with their count when the window ends (and at shutdown)" },
   KMS_MAX_REQUEST_BYTES: { default: "4194304", doc: "largest request message kms-api accepts (grpc.max_receive_message_length)" },
   KMS_MAX_CONCURRENT_STREAMS: { default: "256", doc: "concurrent calls per client connection (grpc.max_concurrent_streams)" },
-  KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert" },
+  KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert; audit-write-fail fails every audit write" },
   KMS_CREATE_ROOT_KEY: { default: "false", doc: "true: a worker that finds no root key on its token creates one (first start only); false: it fails closed" },
   KMS_LOG_LEVEL: { default: "info", doc: "error, warn, info or debug" },
   OTEL_EXPORTER_OTLP_ENDPOINT: { default: "", doc: "OTLP/HTTP collector URL (e.g. http://otel-collector:4318): set, traces and metrics are exported (read by the OpenTelemetry SDK, with the other standard OTEL_EXPORTER_OTLP_* variables)" },
@@ -87,6 +88,18 @@ function integer(env: Env, name: VariableName, fallback: number, min: number, ma
   const n = Number(value);
   if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
   return n;
+}
+
+const DURATION_UNITS_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** "500ms", "30s", "5m", "1h" → milliseconds, within min..max. */
+function duration(env: Env, name: VariableName, minMs: number, maxMs: number): number {
+  const value = raw(env, name) ?? VARIABLES[name].default;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!m) throw new ConfigError(name, `must be a whole number and ms, s, m or h (e.g. 5m), got ${JSON.stringify(value)}`);
+  const ms = Number(m[1]) * DURATION_UNITS_MS[m[2] as keyof typeof DURATION_UNITS_MS];
+  if (ms < minMs || ms > maxMs) throw new ConfigError(name, `must be between ${minMs} ms and ${maxMs / 3_600_000} h, got ${value}`);
+  return ms;
 }
 
 function callMode(env: Env): "inline" | "thread-pool" {
@@ -277,6 +290,8 @@ export interface ApiConfig {
   /** KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: the hard limit of a version that cannot rotate. */
   importedKeyMaxEncryptions: number;
   jobIntervalMs: number;
+  /** KMS_AUDIT_CHECKPOINT_INTERVAL: signed audit checkpoints at least this often. */
+  auditCheckpointIntervalMs: number;
   dbNotifications: boolean;
   /** KMS_METADATA_CACHE_TTL_MS: key and alias metadata cache lifetime; 0 = no cache. */
   metadataCacheTtlMs: number;
@@ -507,6 +522,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     // Never above 2^32: past it, random 96-bit GCM IVs collide with a probability above 2^-32.
     importedKeyMaxEncryptions: integer(env, "KMS_IMPORTED_KEY_MAX_ENCRYPTIONS", 2 ** 31, 1, 2 ** 32),
     jobIntervalMs: integer(env, "KMS_JOB_INTERVAL_MS", 60_000, 10, 86_400_000),
+    auditCheckpointIntervalMs: duration(env, "KMS_AUDIT_CHECKPOINT_INTERVAL", 100, 86_400_000),
     dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
     metadataCacheTtlMs: integer(env, "KMS_METADATA_CACHE_TTL_MS", 1000, 0, 60_000),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),

@@ -33,8 +33,17 @@ export class AuditReader {
     return rows.map(toRow);
   }
 
-  /** Verifies rows start..end (0: the first / the last) page by page; the head is checked at the end. */
-  async verify(start = 0, end = 0, pageSize = 5000): Promise<VerifyResult> {
+  /** The recorded head (audit_head), or undefined when there is none. */
+  async head(): Promise<{ sequence: number; hash: Buffer } | undefined> {
+    const heads = await this.sql<{ sequence: string; hash: Buffer }[]>`SELECT sequence, hash FROM audit_head WHERE id = 1`;
+    return heads[0] ? { sequence: Number(heads[0].sequence), hash: heads[0].hash } : undefined;
+  }
+
+  /**
+   * Verifies rows start..end (0: the first / the last) page by page; the head is checked at the end.
+   * `checkpoint` (its signature already checked, its sequence inside the range): the chain must reach it.
+   */
+  async verify(start = 0, end = 0, pageSize = 5000, checkpoint?: { sequence: number; headHash: Buffer }): Promise<VerifyResult> {
     const sql = this.sql;
     const first = Math.max(start, 1);
     let from: { sequence: number; hash: Buffer } = { sequence: 0, hash: GENESIS_HASH };
@@ -43,7 +52,7 @@ export class AuditReader {
       if (prev[0]) from = { sequence: first - 1, hash: prev[0].hash };
       else return { verifiedCount: 0, ok: false, firstBadSequence: first - 1, problem: "row before the range is missing" };
     }
-    const verifier = new ChainVerifier(from);
+    const verifier = new ChainVerifier(from, checkpoint);
     let after = first - 1;
     for (;;) {
       const rows = await sql<Row[]>`
@@ -54,7 +63,6 @@ export class AuditReader {
       after = Number(rows[rows.length - 1]!.sequence);
     }
     if (end > 0) return verifier.result();
-    const heads = await sql<{ sequence: string; hash: Buffer }[]>`SELECT sequence, hash FROM audit_head WHERE id = 1`;
-    return verifier.result(heads[0] ? { sequence: Number(heads[0].sequence), hash: heads[0].hash } : undefined);
+    return verifier.result(await this.head());
   }
 }

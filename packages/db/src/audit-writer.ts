@@ -10,11 +10,33 @@
 // One replica alone never takes the slow path after its first batch. While the locked path sees that
 // another replica wrote since this one's last batch, the next batch goes straight to it, not through a
 // compare-and-swap bound to fail; several replicas hand the head over per batch, not per request.
+//
+// A key change writes its row inside its own transaction instead (appendInTransaction), under the same
+// lock, so that the change and its row commit together or not at all.
+//
+// The head never moves back. The writer remembers the newest head it wrote or read; a head found behind
+// it means rows were cut and audit_head rewound by hand (or an old backup restored under a running
+// service): the writer then refuses every write (AuditRewoundError), so this replica answers nothing
+// until someone looks, and says so through onRewind.
 import { chainRows } from "@kms/audit-chain";
 import type { AuditRow, ChainedRow } from "@kms/audit-chain";
-import type { Sql } from "./connect";
+import type { Sql, TransactionSql } from "./connect";
 
 export type AuditEvent = Omit<AuditRow, "sequence">;
+
+/** The chain's head was found behind one this writer wrote or read before. */
+export class AuditRewoundError extends Error {
+  override readonly name = "AuditRewoundError";
+  constructor(
+    readonly found: { sequence: number; hash: Buffer },
+    readonly known: { sequence: number; hash: Buffer },
+  ) {
+    super(
+      `audit chain head moved back: it is at sequence ${found.sequence} (${found.hash.toString("hex")}), ` +
+        `this replica had seen sequence ${known.sequence} (${known.hash.toString("hex")})`,
+    );
+  }
+}
 
 interface Pending {
   event: AuditEvent;
@@ -35,6 +57,18 @@ export class AuditWriter {
   onBatch: (size: number, ms: number) => void = () => {};
   /** Called when rows were found after the recorded head (added by hand): the first such sequence. */
   onTampering: (firstForgedSequence: number) => void = () => {};
+  /** Runs before every write; throwing fails it as a database error would (test-only fault injection). */
+  beforeWrite: () => void = () => {};
+  /** Called once, when the head is found behind `known`; every write fails from then on. */
+  onRewind: (err: AuditRewoundError) => void = () => {};
+  /** The newest head this writer wrote or read (committed facts only): the head may never go behind it. */
+  private known: { sequence: number; hash: Buffer } | undefined;
+  private rewoundError: AuditRewoundError | undefined;
+
+  /** Set once the head was found behind one this writer knew: it writes nothing more. */
+  get rewound(): AuditRewoundError | undefined {
+    return this.rewoundError;
+  }
 
   constructor(
     private readonly sql: Sql,
@@ -49,6 +83,18 @@ export class AuditWriter {
       // for its commit: under load that halved the rows per commit and cost ~20 % of the throughput.
       this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
     });
+  }
+
+  /**
+   * Writes one row inside the caller's transaction (a key change), so that the change and its row
+   * commit together or not at all. It takes the chain lock, which holds off every replica's audit
+   * writes until the commit: call it as the transaction's last statement.
+   */
+  async appendInTransaction(tx: TransactionSql, event: AuditEvent): Promise<void> {
+    this.beforeWrite();
+    if (this.rewoundError) throw this.rewoundError;
+    await this.chainUnderLock(tx, [storable(event)]);
+    // This writer's remembered head is now behind: its next fast path fails and re-reads the head.
   }
 
   /** Waits until every row appended so far is written (or failed). */
@@ -75,6 +121,8 @@ export class AuditWriter {
   }
 
   private async writeBatch(events: AuditEvent[]): Promise<void> {
+    this.beforeWrite();
+    if (this.rewoundError) throw this.rewoundError;
     const head = this.head;
     this.head = undefined; // unknown until this batch's outcome is
     if (head && !this.othersWriting && (await this.writeAfterHead(head, events))) return;
@@ -111,39 +159,62 @@ export class AuditWriter {
       throw err; // outcome unknown (e.g. the connection dropped): the callers fail, the next batch re-reads
     }
     this.head = { sequence: last.sequence, hash: last.hash };
+    this.remember(this.head);
     this.batches.fast++;
     return true;
   }
 
   /** `lastWritten`: the head this writer left after its previous batch, if known. */
   private async writeUnderLock(events: AuditEvent[], lastWritten: { sequence: number } | undefined): Promise<void> {
-    const last = await this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(hashtext('kms.audit_chain'))`;
-      // The head row's lock holds off the other replicas' fast path until this commits; the next
-      // statement's snapshot then sees everything they wrote before.
-      await tx`SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE`;
-      // One read for both: the recorded head and the highest row (they differ only after tampering).
-      const [found] = await tx<{ headSequence: string | null; headHash: Buffer | null; maxSequence: string | null }[]>`
-        SELECT (SELECT sequence FROM audit_head WHERE id = 1)::text AS head_sequence,
-               (SELECT hash FROM audit_head WHERE id = 1) AS head_hash,
-               (SELECT max(sequence) FROM audit_events)::text AS max_sequence`;
-      const headSequence = Number(found?.headSequence ?? 0);
-      this.othersWriting = lastWritten !== undefined && headSequence !== lastWritten.sequence;
-      // Rows beyond the recorded head can only have been put there by hand: write after them (so the
-      // service keeps answering) but link to the head, so verification flags the first forged row.
-      const sequence = Math.max(headSequence, Number(found?.maxSequence ?? 0));
-      if (found?.headHash && sequence > headSequence) this.onTampering(headSequence + 1);
-      const rows = chainRows({ sequence, hash: found?.headHash ?? Buffer.alloc(32) }, events);
-      const last = rows[rows.length - 1]!;
-      // The rows and the new head in one statement.
-      await tx`
-        WITH written AS (INSERT INTO audit_events ${tx(rows.map(toColumns))} RETURNING 1)
-        INSERT INTO audit_head (id, sequence, hash) VALUES (1, ${last.sequence}, ${last.hash})
-        ON CONFLICT (id) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash`;
-      return last;
-    });
+    const { last, headSequence } = await this.sql.begin((tx) => this.chainUnderLock(tx, events));
+    this.othersWriting = lastWritten !== undefined && headSequence !== lastWritten.sequence;
     this.head = { sequence: last.sequence, hash: last.hash };
+    this.remember(this.head);
     this.batches.locked++;
+  }
+
+  /** After a commit (or a read of committed state): `head` is the newest known unless one is newer. */
+  private remember(head: { sequence: number; hash: Buffer }): void {
+    if (!this.known || head.sequence > this.known.sequence) this.known = head;
+  }
+
+  /** Fails closed when `found` is behind the newest head known (or at its sequence with another hash). */
+  private checkNotRewound(found: { sequence: number; hash: Buffer }): void {
+    const known = this.known;
+    if (!known) return;
+    if (found.sequence > known.sequence || (found.sequence === known.sequence && found.hash.equals(known.hash))) return;
+    this.rewoundError = new AuditRewoundError(found, known);
+    this.onRewind(this.rewoundError);
+    throw this.rewoundError;
+  }
+
+  /** Inside `tx`: takes the chain lock, reads the head, chains `events` after it and moves it. */
+  private async chainUnderLock(tx: TransactionSql, events: AuditEvent[]): Promise<{ last: ChainedRow; headSequence: number }> {
+    await tx`SELECT pg_advisory_xact_lock(hashtext('kms.audit_chain'))`;
+    // The head row's lock holds off the other replicas' fast path until this commits; the next
+    // statement's snapshot then sees everything they wrote before.
+    await tx`SELECT 1 FROM audit_head WHERE id = 1 FOR UPDATE`;
+    // One read for both: the recorded head and the highest row (they differ only after tampering).
+    const [found] = await tx<{ headSequence: string | null; headHash: Buffer | null; maxSequence: string | null }[]>`
+      SELECT (SELECT sequence FROM audit_head WHERE id = 1)::text AS head_sequence,
+             (SELECT hash FROM audit_head WHERE id = 1) AS head_hash,
+             (SELECT max(sequence) FROM audit_events)::text AS max_sequence`;
+    const headSequence = Number(found?.headSequence ?? 0);
+    const headHash = found?.headHash ?? Buffer.alloc(32);
+    this.checkNotRewound({ sequence: headSequence, hash: headHash });
+    this.remember({ sequence: headSequence, hash: headHash }); // committed by whoever wrote it
+    // Rows beyond the recorded head can only have been put there by hand: write after them (so the
+    // service keeps answering) but link to the head, so verification flags the first forged row.
+    const sequence = Math.max(headSequence, Number(found?.maxSequence ?? 0));
+    if (found?.headHash && sequence > headSequence) this.onTampering(headSequence + 1);
+    const rows = chainRows({ sequence, hash: headHash }, events);
+    const last = rows[rows.length - 1]!;
+    // The rows and the new head in one statement.
+    await tx`
+      WITH written AS (INSERT INTO audit_events ${tx(rows.map(toColumns))} RETURNING 1)
+      INSERT INTO audit_head (id, sequence, hash) VALUES (1, ${last.sequence}, ${last.hash})
+      ON CONFLICT (id) DO UPDATE SET sequence = EXCLUDED.sequence, hash = EXCLUDED.hash`;
+    return { last, headSequence };
   }
 }
 

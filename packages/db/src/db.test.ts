@@ -207,6 +207,51 @@ describe("AuditWriter", () => {
     expect((await new AuditReader(sql).verify()).ok).toBe(true);
   });
 
+  it("commits a row appended in a transaction with it or not at all, in one chain with concurrent batches", async () => {
+    const writer = new AuditWriter(sql, 10);
+    const other = new AuditWriter(sql, 10);
+    const count = async (requestId: string) =>
+      Number((await sql<{ n: string }[]>`SELECT count(*)::text AS n FROM audit_events WHERE request_id = ${requestId}`)[0]!.n);
+    // A change whose transaction fails after its row: neither the change nor the row stays.
+    const failed = sql.begin(async (tx) => {
+      await tx`INSERT INTO service_secrets (name, value) VALUES ('tx-change', ${Buffer.from("x")})`;
+      await writer.appendInTransaction(tx, auditEvent({ requestId: "tx-rolled-back" }));
+      throw new Error("the change failed after its row");
+    });
+    await expect(failed).rejects.toThrow("the change failed after its row");
+    expect(await count("tx-rolled-back")).toBe(0);
+    expect((await sql`SELECT 1 FROM service_secrets WHERE name = 'tx-change'`).length).toBe(0);
+    // Changes interleaved with both writers' group commits: every row once, one intact chain.
+    await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => writer.append(auditEvent({ requestId: "tx-batch", encryptionContext: { i: String(i) } }))),
+      ...Array.from({ length: 20 }, (_, i) => other.append(auditEvent({ requestId: "tx-batch", encryptionContext: { o: String(i) } }))),
+      ...Array.from({ length: 5 }, () => sql.begin((tx) => writer.appendInTransaction(tx, auditEvent({ requestId: "tx-change" })))),
+    ]);
+    for (let i = 0; i < 3; i++) await writer.append(auditEvent({ requestId: "tx-batch" })); // after a change: re-reads the head
+    expect([await count("tx-batch"), await count("tx-change")]).toEqual([43, 5]);
+    expect(await new AuditReader(sql).verify()).toMatchObject({ ok: true });
+  });
+
+  it("refuses every write once the head is found behind one it wrote (rows cut, head rewound by hand)", async () => {
+    const writer = new AuditWriter(sql, 10);
+    const rewinds: number[] = [];
+    writer.onRewind = (err) => rewinds.push(err.found.sequence, err.known.sequence);
+    for (let i = 0; i < 3; i++) await writer.append(auditEvent({ requestId: `rewind${i}` }));
+    const [head] = await sql<{ sequence: string }[]>`SELECT sequence::text FROM audit_head WHERE id = 1`;
+    const top = Number(head!.sequence);
+    const saved = await sql`SELECT * FROM audit_events WHERE sequence > ${top - 2} ORDER BY sequence`;
+    await sql`DELETE FROM audit_events WHERE sequence > ${top - 2}`;
+    await sql`UPDATE audit_head SET sequence = ${top - 2}, hash = (SELECT hash FROM audit_events WHERE sequence = ${top - 2}) WHERE id = 1`;
+    await expect(writer.append(auditEvent({ requestId: "after-rewind" }))).rejects.toThrow(`audit chain head moved back: it is at sequence ${top - 2}`);
+    await expect(sql.begin((tx) => writer.appendInTransaction(tx, auditEvent({ requestId: "after-rewind" })))).rejects.toThrow("audit chain head moved back");
+    expect(rewinds).toEqual([top - 2, top]);
+    expect(writer.rewound?.known.sequence).toBe(top);
+    // A writer that never saw the newer head cannot tell (signed checkpoints can): put the rows back.
+    for (const r of saved) await sql`INSERT INTO audit_events ${sql(r)}`;
+    await sql`UPDATE audit_head SET sequence = ${top}, hash = (SELECT hash FROM audit_events WHERE sequence = ${top}) WHERE id = 1`;
+    expect(await new AuditReader(sql).verify()).toMatchObject({ ok: true });
+  });
+
   it("finds edited, deleted and inserted rows", async () => {
     const reader = new AuditReader(sql);
     expect((await reader.verify()).ok).toBe(true);

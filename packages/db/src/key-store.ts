@@ -231,23 +231,26 @@ export class KeyStore {
 
   /** Inserts a key, its first version (the primary) and its tags in one transaction. */
   async createKey(key: NewKey, version: KeyVersionRecord | undefined): Promise<void> {
-    await this.sql.begin(async (tx) => {
+    await this.sql.begin((tx) => this.insertKey(tx, key, version));
+  }
+
+  /** createKey inside the caller's transaction (which also writes the change's audit row). */
+  async insertKey(tx: TransactionSql, key: NewKey, version: KeyVersionRecord | undefined): Promise<void> {
+    await tx`
+      INSERT INTO keys (key_id, description, key_spec, key_usage, protection_level, origin, key_state,
+                        creation_time, creator, automatic_rotation, rotation_interval_seconds, next_rotation_time, policy)
+      VALUES (${key.keyId}, ${key.description}, ${key.keySpec}, ${key.keyUsage}, ${key.protectionLevel},
+              ${key.origin}, ${key.keyState}, ${key.creationTime}, ${key.creator}, ${key.automaticRotation},
+              ${key.rotationIntervalSeconds}, ${key.nextRotationTime}, ${key.policy})`;
+    if (version) {
       await tx`
-        INSERT INTO keys (key_id, description, key_spec, key_usage, protection_level, origin, key_state,
-                          creation_time, creator, automatic_rotation, rotation_interval_seconds, next_rotation_time, policy)
-        VALUES (${key.keyId}, ${key.description}, ${key.keySpec}, ${key.keyUsage}, ${key.protectionLevel},
-                ${key.origin}, ${key.keyState}, ${key.creationTime}, ${key.creator}, ${key.automaticRotation},
-                ${key.rotationIntervalSeconds}, ${key.nextRotationTime}, ${key.policy})`;
-      if (version) {
-        await tx`
-          INSERT INTO key_versions (key_version_id, key_id, creation_time, wrapped_material, root_key_id, public_key)
-          VALUES (${version.keyVersionId}, ${version.keyId}, ${version.creationTime}, ${version.wrappedMaterial},
-                  ${version.rootKeyId}, ${version.publicKey ?? null})`;
-        await tx`UPDATE keys SET primary_key_version_id = ${version.keyVersionId} WHERE key_id = ${key.keyId}`;
-      }
-      const tags = Object.entries(key.tags).map(([tag_key, tag_value]) => ({ key_id: key.keyId, tag_key, tag_value }));
-      if (tags.length > 0) await tx`INSERT INTO key_tags ${tx(tags)}`;
-    });
+        INSERT INTO key_versions (key_version_id, key_id, creation_time, wrapped_material, root_key_id, public_key)
+        VALUES (${version.keyVersionId}, ${version.keyId}, ${version.creationTime}, ${version.wrappedMaterial},
+                ${version.rootKeyId}, ${version.publicKey ?? null})`;
+      await tx`UPDATE keys SET primary_key_version_id = ${version.keyVersionId} WHERE key_id = ${key.keyId}`;
+    }
+    const tags = Object.entries(key.tags).map(([tag_key, tag_value]) => ({ key_id: key.keyId, tag_key, tag_value }));
+    if (tags.length > 0) await tx`INSERT INTO key_tags ${tx(tags)}`;
   }
 
   /** The key as committed now; inside `tx` when given (without locking its row). */

@@ -167,4 +167,22 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX keys_material_expiry ON keys (material_expire_time) WHERE material_expire_time IS NOT NULL;
     `,
   },
+  {
+    version: 7,
+    name: "signed audit checkpoints",
+    sql: `
+      -- Where the audit chain stood, signed by the hsm-worker's checkpoint key (see @kms/audit-chain
+      -- checkpoint.ts). A copy for ListAuditCheckpoints: the copies that count are the ones kept outside
+      -- this database (the "audit chain head" log lines), since its administrators can delete these too.
+      CREATE TABLE audit_checkpoints (
+        id        bigserial PRIMARY KEY,
+        sequence  bigint NOT NULL,
+        head_hash bytea NOT NULL,
+        time      timestamptz NOT NULL,
+        key_id    text NOT NULL,
+        signature bytea NOT NULL
+      );
+      CREATE INDEX audit_checkpoints_by_sequence ON audit_checkpoints (sequence);
+    `,
+  },
 ];

@@ -3,7 +3,10 @@
 import { ConfigError } from "@kms/config";
 import type { WorkerConfig } from "@kms/config";
 import type { Backend } from "./backend";
+import type { CheckpointSigner } from "./checkpoint-signer";
+import { checkpointKeyLabel, Pkcs11CheckpointKey } from "./pkcs11/checkpoint-key";
 import { HsmBackend } from "./pkcs11/hsm-backend";
+import { SoftwareCheckpointKey } from "./software/checkpoint-key";
 import { SoftwareRootBackend } from "./software/software-root";
 
 export async function createBackend(config: WorkerConfig): Promise<Backend> {
@@ -19,4 +22,10 @@ export async function createBackend(config: WorkerConfig): Promise<Backend> {
   }
   // createRootKey comes from KMS_CREATE_ROOT_KEY (default false): see findOrCreateRootKey.
   return HsmBackend.open({ ...config.pkcs11, keyCacheSize: config.keyCacheSize });
+}
+
+/** The audit checkpoint key: a token object beside the root key, or one wrapped under the software root. */
+export function createCheckpointSigner(config: WorkerConfig, backend: Backend): Promise<CheckpointSigner> {
+  if (backend instanceof HsmBackend && config.pkcs11 !== undefined) return Pkcs11CheckpointKey.open(backend.pool, checkpointKeyLabel(config.pkcs11.rootKeyLabel));
+  return SoftwareCheckpointKey.open(backend, config.dataDir);
 }

@@ -4,7 +4,7 @@ import "./thread-pool-size";
 import { ConfigError, loadWorkerConfig } from "@kms/config";
 import type { WorkerConfig } from "@kms/config";
 import { observeHsmSessions, startTelemetry } from "@kms/telemetry";
-import { createBackend } from "./create-backend";
+import { createBackend, createCheckpointSigner } from "./create-backend";
 import { describeError, log, setLogLevel } from "./log";
 import { KeyGenerationQueue } from "./key-generation-queue";
 import { HsmBackend } from "./pkcs11/hsm-backend";
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     const pool = backend.pool;
     observeHsmSessions(() => ({ inUse: pool.inUse, waiting: pool.waiting }));
   }
-  const server = createHsmWorkerServer(traceBackend(backend), new KeyGenerationQueue(config.keyGeneration));
+  const server = createHsmWorkerServer(traceBackend(backend), new KeyGenerationQueue(config.keyGeneration), await createCheckpointSigner(config, backend));
   await listen(server, config.socketPath);
   const s = backend.status();
   log("info", `hsm-worker listening on unix://${config.socketPath}: ${s.description}, root key id ${s.rootKeyId}`, {

@@ -5,11 +5,13 @@ import path from "node:path";
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
-import { InternalError, KmsError, toStatus } from "@kms/errors";
+import { ErrorCode, InternalError, KmsError, toStatus } from "@kms/errors";
 import { grpcServiceDefinition, hsm } from "@kms/proto";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
 import { BatchStreams } from "./batch-stream";
+import { getAuditCheckpointKey, signAuditCheckpoint } from "./checkpoint-signer";
+import type { CheckpointSigner } from "./checkpoint-signer";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
 import { isSlowGeneration, KeyGenerationQueue } from "./key-generation-queue";
@@ -80,7 +82,12 @@ function queuedGeneration(queue: KeyGenerationQueue): Handler {
 /** The defaults of KMS_KEYGEN_CONCURRENCY and KMS_KEYGEN_QUEUE (main.ts passes the configured queue). */
 const DEFAULT_KEY_GENERATION = { concurrency: 1, queue: 8 };
 
-export function createHsmWorkerServer(backend: Backend, keyGeneration = new KeyGenerationQueue(DEFAULT_KEY_GENERATION)): Server {
+/** `checkpoints`: the audit checkpoint key; without one the checkpoint RPCs are UNIMPLEMENTED. */
+export function createHsmWorkerServer(
+  backend: Backend,
+  keyGeneration = new KeyGenerationQueue(DEFAULT_KEY_GENERATION),
+  checkpoints?: CheckpointSigner,
+): Server {
   const definition = grpcServiceDefinition(hsm.HsmWorkerService);
   for (const method of Object.values(definition)) {
     const serialize = method.responseSerialize;
@@ -93,9 +100,17 @@ export function createHsmWorkerServer(backend: Backend, keyGeneration = new KeyG
   }
   const streams = new BatchStreams(backend);
   const implementation: UntypedServiceImplementation = { BatchStream: streams.handler };
+  const noCheckpointKey = () => {
+    throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, "this worker has no audit checkpoint key");
+  };
+  const table: Record<string, Handler> = {
+    ...HANDLERS,
+    SignAuditCheckpoint: (_b, req: hsm.SignAuditCheckpointRequest) => (checkpoints ? signAuditCheckpoint(checkpoints, req) : noCheckpointKey()),
+    GetAuditCheckpointKey: () => (checkpoints ? getAuditCheckpointKey(checkpoints) : noCheckpointKey()),
+  };
   for (const name of Object.keys(definition)) {
     if (name === "BatchStream") continue;
-    const handler = name === "GenerateKeyMaterial" ? queuedGeneration(keyGeneration) : HANDLERS[name];
+    const handler = name === "GenerateKeyMaterial" ? queuedGeneration(keyGeneration) : table[name];
     if (handler === undefined) throw new Error(`no handler for HsmWorkerService.${name}`);
     implementation[name] = unary(name, backend, handler);
   }

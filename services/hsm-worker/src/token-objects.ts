@@ -5,6 +5,7 @@
 import * as pkcs11js from "pkcs11js";
 import { ConfigError, loadWorkerConfig } from "@kms/config";
 import { readAttributes, ulong } from "./pkcs11/attributes";
+import { checkpointKeyLabel } from "./pkcs11/checkpoint-key";
 import { hasCode, hsmCall } from "./pkcs11/errors";
 import { Pkcs11Module } from "./pkcs11/module";
 
@@ -55,7 +56,7 @@ function main(): void {
       if (!hasCode(err, pkcs11js.CKR_USER_ALREADY_LOGGED_IN)) throw err;
     }
     const objects = listTokenObjects(module.lib, session);
-    process.stdout.write(JSON.stringify({ token: p.tokenLabel, rootKeyLabel: p.rootKeyLabel, objects }) + "\n");
+    process.stdout.write(JSON.stringify({ token: p.tokenLabel, rootKeyLabel: p.rootKeyLabel, checkpointKeyLabel: checkpointKeyLabel(p.rootKeyLabel), objects }) + "\n");
   } finally {
     module.finalize();
   }

@@ -1,6 +1,7 @@
 import type { AccessConfig } from "@kms/config";
 import type { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
+import type { AuditCheckpointer } from "./audit-checkpoints";
 import type { KeyCache } from "./key-cache";
 import type { RateLimiter } from "./limits";
 import type { PeerThrottle } from "./peer-throttle";
@@ -22,8 +23,11 @@ export interface CallContext {
   encryptionContext: Record<string, string>;
   /** The call's own deadline, if the client set one; worker calls never outlive it. */
   deadline: Date | undefined;
-  /** Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key. */
-  audit: { keyId: string; keyVersionId: string };
+  /**
+   * Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key.
+   * `written`: a change's row went in with the change (audited-change.ts); rpc.ts writes no other.
+   */
+  audit: { keyId: string; keyVersionId: string; written?: boolean };
 }
 
 /** Everything the handlers share. Built once in main.ts. */
@@ -37,6 +41,8 @@ export interface Services {
   worker: WorkerClient;
   audit: AuditWriter;
   auditReader: AuditReader;
+  /** Signed checkpoints of the audit chain (audit-checkpoints.ts). */
+  checkpoints: AuditCheckpointer;
   policies: PolicyEngine;
   access: AccessConfig;
   pageTokens: PageTokens;

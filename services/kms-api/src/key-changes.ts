@@ -1,8 +1,9 @@
-// Changes to one key, made under its row lock so concurrent changes serialise, and announced to
-// every replica (NOTIFY on commit).
+// Changes to one key, made under its row lock so concurrent changes serialise, committed with their
+// audit row (audited-change.ts), and announced to every replica (NOTIFY on commit).
 import type { KeyPatch, KeyRecord, TransactionSql } from "@kms/db";
 import { nextRotationAfter } from "@kms/key-rules";
 import { randomUUID } from "node:crypto";
+import { auditedTransaction } from "./audited-change";
 import { authorizeKey } from "./auth/authorize";
 import type { CallContext, Services } from "./context";
 import { faultPoint } from "./fault-injection";
@@ -21,7 +22,7 @@ export async function changeKey(
 ): Promise<KeyRecord> {
   const keyId = await resolveKeyId(s, keyIdField, field);
   ctx.audit.keyId ||= keyId;
-  const updated = await s.store.transaction(async (tx) => {
+  const updated = await auditedTransaction(s, ctx, async (tx) => {
     const key = await s.store.lockKey(tx, keyId);
     if (!key) return undefined;
     authorizeKey(s, ctx, key);

@@ -54,6 +54,7 @@ async function main(): Promise<void> {
   });
   const jobs = new JobScheduler(services, config.jobIntervalMs);
   jobs.start();
+  services.checkpoints.start(config.auditCheckpointIntervalMs);
   const unlisten = config.dbNotifications ? await listenForKeyEvents(sql, services) : async () => {};
 
   const { server, health } = buildServer(services, authenticator, serverOptions(config.limits));
@@ -94,6 +95,7 @@ async function main(): Promise<void> {
       await unlisten();
       await services.refusals?.stop(); // the window's refusal counts, before the audit drains
       await services.audit.drain();
+      await services.checkpoints.stop(); // the last checkpoint covers every row this replica wrote
       services.worker.close();
       await sql.end({ timeout: 5 });
       await telemetry.shutdown();

@@ -3,11 +3,11 @@
 // one JSON object on stdout:
 //   (a) unusableVersions: key versions wrapped under another root key than the worker's (they cannot
 //       be unwrapped here: a swapped or re-initialised HSM, or rows restored from another deployment);
-//   (b) strayHsmObjects: token objects other than the root key (should be none: the worker keeps every
-//       generated or unwrapped key as a session object labelled with its key version id, gone with its
-//       session, so a crash between generation and the database insert leaves nothing in the HSM; the
-//       wrapped material it returned is unusable without its row). Listed by the worker's own
-//       token-objects.js; null (skipped) when no PKCS#11 module is configured here;
+//   (b) strayHsmObjects: token objects other than the root key and the audit checkpoint key pair (should
+//       be none: the worker keeps every generated or unwrapped key as a session object labelled with its
+//       key version id, gone with its session, so a crash between generation and the database insert
+//       leaves nothing in the HSM; the wrapped material it returned is unusable without its row). Listed
+//       by the worker's own token-objects.js; null (skipped) when no PKCS#11 module is configured here;
 //   (c) keysWithoutPrimary: keys outside PENDING_IMPORT with no primary version, or one whose row is missing.
 // Exit code 0 when all three are empty, 3 when something was found, 1 when the check could not run.
 import { execFileSync } from "node:child_process";
@@ -26,6 +26,7 @@ export interface ReconcileReport {
 
 interface TokenListing {
   rootKeyLabel: string;
+  checkpointKeyLabel?: string;
   objects: { class: string; label: string; id: string }[];
 }
 
@@ -54,7 +55,10 @@ export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<R
       WHERE k.key_state <> ${kmsResources.KeyState.PENDING_IMPORT} AND v.key_version_id IS NULL
       ORDER BY k.key_id`;
     const listing = tokenObjects(env);
-    const strayHsmObjects = listing === null ? null : listing.objects.filter((o) => !(o.class === "secret key" && o.label === listing.rootKeyLabel && o.id === root));
+    const isCheckpointKey = (o: { class: string; label: string }) =>
+      (o.class === "private key" || o.class === "public key") && o.label === listing?.checkpointKeyLabel;
+    const strayHsmObjects =
+      listing === null ? null : listing.objects.filter((o) => !(o.class === "secret key" && o.label === listing.rootKeyLabel && o.id === root) && !isCheckpointKey(o));
     return {
       workerRootKeyId: root,
       unusableVersions: [...unusableVersions],

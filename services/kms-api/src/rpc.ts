@@ -7,9 +7,10 @@
 //   → a batch takes one more token per further item (limits.ts)
 //   → run the handler (which checks the key policy) → write the audit row → reply.
 // The audit row is durable before the reply: if it cannot be written the caller gets UNAVAILABLE
-// instead of the answer (fail-closed). Refusals (UNAUTHENTICATED, Throttling) are audited in aggregate
-// (refusals.ts), so that a flood of them costs a few rows, not one each. Anything thrown becomes a status
-// through toStatus().
+// instead of the answer (fail-closed). A key change writes its row in its own transaction instead
+// (audited-change.ts), so the change does not happen without it. Refusals (UNAUTHENTICATED, Throttling)
+// are audited in aggregate (refusals.ts), so that a flood of them costs a few rows, not one each.
+// Anything thrown becomes a status through toStatus().
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
@@ -113,6 +114,8 @@ async function run<I extends DescMessage, O extends DescMessage>(
   if (failure !== undefined && !(failure instanceof KmsError)) {
     services.log.error("request failed", { requestId: ctx.requestId, operation: method.name, ...describeError(failure) });
   }
+  // A change's row committed with the change (audited-change.ts). A failure after it still gets its own.
+  if (outcome === undefined && ctx.audit.written && reply !== undefined) return reply;
   try {
     const resultCode = outcome ? statusName(outcome.code) : "OK";
     const errorCode = outcome ? String(outcome.metadata.get(ERROR_CODE_KEY)[0] ?? "") : "";

@@ -21,7 +21,7 @@ import { createAlias, deleteAlias, listAliases, listAliasesByKeyId, updateAlias 
 import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
 import { reEncrypt } from "./handlers/re-encrypt";
 import { batchDecrypt, batchEncrypt, batchGenerateDataKey } from "./handlers/batch";
-import { listAuditEvents, verifyAuditLog } from "./handlers/audit";
+import { listAuditCheckpoints, listAuditEvents, verifyAuditLog } from "./handlers/audit";
 import { getKeyPolicy, setKeyPolicy } from "./handlers/key-policy";
 import { listResourceTags, tagResource, untagResource } from "./handlers/tags";
 import { createKeyVersion, describeKeyVersion, listKeyVersions, updateRotationPolicy } from "./handlers/versions";
@@ -85,6 +85,7 @@ const HANDLERS: { [K in keyof Methods]?: Handler<Methods[K]["input"], Methods[K]
   setKeyPolicy,
   listAuditEvents,
   verifyAuditLog,
+  listAuditCheckpoints,
   getParametersForImport,
   importKeyMaterial,
   deleteKeyMaterial,

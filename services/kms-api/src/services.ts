@@ -7,6 +7,8 @@ import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
 import type { Services } from "./context";
 import type { Logger } from "./log";
+import { AuditCheckpointer } from "./audit-checkpoints";
+import { failurePoint } from "./fault-injection";
 import { KeyCache } from "./key-cache";
 import { RateLimiter } from "./limits";
 import { PeerThrottle } from "./peer-throttle";
@@ -52,12 +54,14 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     worker: new WorkerClient(o.workerSocket, o.workerDeadlineMs),
     audit: new AuditWriter(o.sql),
     auditReader: new AuditReader(o.sql),
+    checkpoints: undefined as unknown as AuditCheckpointer, // needs the services: set below
     policies: new PolicyEngine(),
     access: o.access,
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,
     clock: o.clock ?? (() => new Date()),
   };
+  services.checkpoints = new AuditCheckpointer(o.sql, services);
   if (o.rateLimit) services.rateLimiter = new RateLimiter(o.rateLimit);
   if (o.authFailures) services.peerThrottle = new PeerThrottle(o.authFailures);
   if (o.refusalWindowMs !== undefined) {
@@ -68,6 +72,12 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   services.audit.onBatch = recordAuditBatch;
   observeCache("key_metadata", () => ({ hits: services.keys.hits, misses: services.keys.misses }));
   observeCache("key_policy", () => ({ hits: services.policies.hits, misses: services.policies.misses }));
+  services.audit.beforeWrite = () => failurePoint("audit-write-fail"); // test-only, off by default
+  services.audit.onRewind = (err) =>
+    o.log.error("audit chain rewound: rows were cut and the head moved back by hand; refusing every audit write", {
+      headSequence: err.found.sequence,
+      seenSequence: err.known.sequence,
+    });
   services.audit.onTampering = (sequence) =>
     o.log.error("audit rows found after the recorded head: the trail was edited by hand", { firstForgedSequence: sequence });
   services.usage.start(services);

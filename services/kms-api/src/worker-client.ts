@@ -121,6 +121,14 @@ export class WorkerClient {
     return this.call((d) => this.client.importKeyMaterial(req, { deadline: d }), deadline);
   }
 
+  signAuditCheckpoint(req: MessageInitShape<typeof hsm.SignAuditCheckpointRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.signAuditCheckpoint(req, { deadline: d }), deadline);
+  }
+
+  getAuditCheckpointKey(deadline?: Date) {
+    return this.call((d) => this.client.getAuditCheckpointKey({}, { deadline: d }), deadline);
+  }
+
   close(): void {
     this.stream.close();
     this.client.close();

@@ -1,9 +1,12 @@
-// kms audit list | verify
+// kms audit list | verify [--checkpoint FILE] | checkpoints
+import { readFileSync } from "node:fs";
+import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { checkpointFromJson, checkpointToJson } from "@kms/audit-chain";
 import type { Command } from "commander";
 import { kms, kmsResources } from "@kms/proto";
 import { handler } from "../context";
-import { VerificationFailed } from "../exit-codes";
+import { UsageError, VerificationFailed } from "../exit-codes";
 import { asJson, printJson, printRows } from "../output";
 import { date, positiveInt } from "../parse";
 
@@ -48,15 +51,72 @@ export function registerAuditCommands(program: Command): void {
     .description("check the audit log's hash chain; exit 0 if intact, 3 if not")
     .option("--start <sequence>", "first sequence to check (default: the first)")
     .option("--end <sequence>", "last sequence to check (default: the last)")
+    .option("--checkpoint <file>", "a signed checkpoint (JSON, from `kms audit checkpoints --json` or an `audit chain head` log line) the chain must reach")
     .action(
-      handler(async ({ client, json }, opts: { start?: string; end?: string }) => {
+      handler(async ({ client, json }, opts: { start?: string; end?: string; checkpoint?: string }) => {
+        const checkpoint = opts.checkpoint === undefined ? undefined : readCheckpoint(opts.checkpoint);
         const res = await client.verifyAuditLog({
           startSequence: BigInt(opts.start ? positiveInt("--start", opts.start) : 0),
           endSequence: BigInt(opts.end ? positiveInt("--end", opts.end) : 0),
+          ...(checkpoint ? { checkpoint } : {}),
         });
         if (json) printJson(asJson(kms.KeyManagementService.method.verifyAuditLog.output, res));
-        else process.stdout.write(res.ok ? `ok: ${res.verifiedCount} events verified\n` : `BROKEN at sequence ${res.firstBadSequence} (${res.verifiedCount} verified before it)\n`);
+        else {
+          process.stdout.write(
+            res.ok
+              ? `ok: ${res.verifiedCount} events verified${res.checkpointMatched ? ", the checkpoint matches" : ""}\n`
+              : `BROKEN at sequence ${res.firstBadSequence} (${res.verifiedCount} verified before it): ${res.problem}\n`,
+          );
+        }
         if (!res.ok) throw new VerificationFailed(`audit log broken at sequence ${res.firstBadSequence}`);
       }),
     );
+
+  audit
+    .command("checkpoints")
+    .description("list signed checkpoints of the audit chain, newest first, and the key that signs them")
+    .option("--limit <n>", "stop after this many checkpoints", "100")
+    .action(
+      handler(async ({ client, json }, opts: { limit: string }) => {
+        const limit = positiveInt("--limit", opts.limit);
+        const checkpoints: kmsResources.AuditCheckpoint[] = [];
+        let publicKey = "";
+        let pageToken = "";
+        do {
+          const page = await client.listAuditCheckpoints({ pageSize: Math.min(1000, limit), pageToken });
+          checkpoints.push(...page.checkpoints);
+          publicKey = page.publicKey;
+          pageToken = page.nextPageToken;
+        } while (pageToken !== "" && checkpoints.length < limit);
+        const shown = checkpoints.slice(0, limit).map((c) =>
+          checkpointToJson({
+            sequence: Number(c.sequence),
+            headHash: Buffer.from(c.headHash, "hex"),
+            time: c.time ? timestampDate(c.time) : new Date(0),
+            keyId: c.keyId,
+            signature: Buffer.from(c.signature),
+          }),
+        );
+        if (json) printJson({ checkpoints: shown, publicKey });
+        else printRows(shown.map((c) => [String(c.sequence), c.time, c.headHash, c.keyId]));
+      }),
+    );
+}
+
+/** A checkpoint file: checkpointToJson()'s JSON, or an `audit chain head` log line holding it. */
+function readCheckpoint(file: string): kmsResources.AuditCheckpoint {
+  let c;
+  try {
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as { checkpoint?: unknown };
+    c = checkpointFromJson(parsed.checkpoint ?? parsed);
+  } catch (err) {
+    throw new UsageError(`--checkpoint ${file}: ${(err as Error).message}`);
+  }
+  return create(kmsResources.AuditCheckpointSchema, {
+    sequence: BigInt(c.sequence),
+    headHash: c.headHash.toString("hex"),
+    time: timestampFromDate(c.time),
+    keyId: c.keyId,
+    signature: c.signature,
+  });
 }

@@ -7,6 +7,7 @@ import { ErrorCode, KmsError } from "@kms/errors";
 import { pageSize, validateAliasName } from "@kms/key-rules";
 import type { AliasRecord, TransactionSql } from "@kms/db";
 import type { kms } from "@kms/proto";
+import { auditedTransaction } from "../audited-change";
 import { authorizeCreator, authorizeKey } from "../auth/authorize";
 import { aliasDenied, authorizeAliasName, mayDescribe } from "../auth/visibility";
 import type { CallContext, Services } from "../context";
@@ -56,7 +57,7 @@ export const createAlias: Handler<typeof kms.CreateAliasRequestSchema, typeof km
   authorizeAliasName(s, ctx, req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
   const now = s.clock();
-  const created = await s.store.transaction((tx) =>
+  const created = await auditedTransaction(s, ctx, (tx) =>
     s.aliases.create(tx, { aliasName: req.aliasName, keyId: key.keyId, creationTime: now, updateTime: now }),
   );
   if (!created) throw new KmsError(status.ALREADY_EXISTS, ErrorCode.AliasExists, `alias ${JSON.stringify(req.aliasName)} already exists`);
@@ -67,7 +68,7 @@ export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof km
   validateAliasName(req.aliasName);
   authorizeAliasName(s, ctx, req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
-  const updated = await s.store.transaction(async (tx) => {
+  const updated = await auditedTransaction(s, ctx, async (tx) => {
     // Moving an alias needs the permission on the key it leaves too.
     if (!(await lockCurrent(s, ctx, tx, req.aliasName))) return undefined;
     return s.aliases.update(tx, req.aliasName, key.keyId, s.clock());
@@ -80,7 +81,7 @@ export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof km
 export const deleteAlias: Handler<typeof kms.DeleteAliasRequestSchema, typeof kms.DeleteAliasResponseSchema> = async (req, ctx, s) => {
   validateAliasName(req.aliasName);
   authorizeAliasName(s, ctx, req.aliasName);
-  const deleted = await s.store.transaction(async (tx) => {
+  const deleted = await auditedTransaction(s, ctx, async (tx) => {
     if (!(await lockCurrent(s, ctx, tx, req.aliasName))) return false;
     return s.aliases.delete(tx, req.aliasName);
   });

@@ -5,6 +5,7 @@ import { resolveKeyChoice, rotationPolicy, validateDescription, validateTags } f
 import type { KeyChoice, RotationPolicy } from "@kms/key-rules";
 import type { KeyRecord } from "@kms/db";
 import { kms, kmsResources } from "@kms/proto";
+import { auditedTransaction } from "../audited-change";
 import { authorizeCreator } from "../auth/authorize";
 import { faultPoint } from "../fault-injection";
 import { toKeyMetadata } from "../keys";
@@ -60,13 +61,16 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
     tags: { ...req.tags },
     policy,
   };
-  await s.store.createKey(key, {
-    keyVersionId,
-    keyId,
-    creationTime: now,
-    wrappedMaterial: Buffer.from(material.wrappedMaterial),
-    rootKeyId: material.rootKeyId,
-    publicKey: material.publicKey.length > 0 ? Buffer.from(material.publicKey) : null,
+  await auditedTransaction(s, ctx, async (tx) => {
+    await s.store.insertKey(tx, key, {
+      keyVersionId,
+      keyId,
+      creationTime: now,
+      wrappedMaterial: Buffer.from(material.wrappedMaterial),
+      rootKeyId: material.rootKeyId,
+      publicKey: material.publicKey.length > 0 ? Buffer.from(material.publicKey) : null,
+    });
+    return true;
   });
   return { keyMetadata: toKeyMetadata(key) };
 };
@@ -108,6 +112,9 @@ async function createExternalKey(
     tags: { ...c.tags },
     policy: c.policy,
   };
-  await s.store.createKey(key, undefined);
+  await auditedTransaction(s, ctx, async (tx) => {
+    await s.store.insertKey(tx, key, undefined);
+    return true;
+  });
   return { keyMetadata: toKeyMetadata(key) };
 }

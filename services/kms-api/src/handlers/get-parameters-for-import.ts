@@ -8,6 +8,7 @@ import { insertImportToken } from "@kms/db";
 import { checkImportOperation, checkWrappingChoice, IMPORT_TOKEN_LIFETIME_MS, wrappingRsaSpec } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
+import { auditedTransaction } from "../audited-change";
 import { findKey } from "../keys";
 import type { Handler } from "../rpc";
 
@@ -36,8 +37,8 @@ export const getParametersForImport: Handler<typeof kms.GetParametersForImportRe
   const token = randomBytes(TOKEN_BYTES).toString("base64url");
   const now = s.clock();
   const expireTime = new Date(now.getTime() + IMPORT_TOKEN_LIFETIME_MS);
-  await s.store.transaction((tx) =>
-    insertImportToken(tx, {
+  await auditedTransaction(s, ctx, async (tx) => {
+    await insertImportToken(tx, {
       tokenId,
       tokenHash: hashImportToken(token),
       keyId: key.keyId,
@@ -49,8 +50,9 @@ export const getParametersForImport: Handler<typeof kms.GetParametersForImportRe
       creationTime: now,
       expireTime,
       usedAt: null,
-    }),
-  );
+    });
+    return true;
+  });
   const publicKey = createPublicKey({ key: Buffer.from(wrapping.publicKey), format: "der", type: "spki" }).export({ type: "spki", format: "pem" });
   return { keyId: key.keyId, importToken: token, publicKey: publicKey.toString(), tokenExpireTime: timestampFromDate(expireTime) };
 };

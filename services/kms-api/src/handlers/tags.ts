@@ -3,6 +3,7 @@ import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { MAX_TAGS, validateTags } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
+import { auditedTransaction } from "../audited-change";
 import { authorizeKey } from "../auth/authorize";
 import type { CallContext, Services } from "../context";
 import { keyGone, resolveKeyId } from "../keys";
@@ -11,7 +12,7 @@ import type { Handler } from "../rpc";
 async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set: Record<string, string>, remove: string[]) {
   const keyId = await resolveKeyId(s, keyIdField);
   ctx.audit.keyId ||= keyId;
-  const tags = await s.store.transaction(async (tx) => {
+  const tags = await auditedTransaction(s, ctx, async (tx) => {
     const key = await s.store.lockKey(tx, keyId);
     if (!key) return undefined;
     authorizeKey(s, ctx, key);

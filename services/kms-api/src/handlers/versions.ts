@@ -20,13 +20,13 @@ export const createKeyVersion: Handler<typeof kms.CreateKeyVersionRequestSchema,
   s,
 ) => {
   let created = { keyId: "", keyVersionId: "", creationTime: new Date(0) };
-  const key = await changeKey(s, ctx, req.keyId, async (k, tx) => {
+  await changeKey(s, ctx, req.keyId, async (k, tx) => {
     checkCanAddVersion(k);
     const updated = await addVersion(s, tx, k, ctx.deadline);
     created = { keyId: k.keyId, keyVersionId: updated.primaryKeyVersionId ?? "", creationTime: updated.lastRotationTime ?? s.clock() };
+    ctx.audit.keyVersionId = created.keyVersionId; // before the row, which commits with the version
     return {};
   });
-  ctx.audit.keyVersionId = key.primaryKeyVersionId ?? "";
   return { keyVersion: toKeyVersion(created) };
 };
 
