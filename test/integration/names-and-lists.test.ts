@@ -61,6 +61,20 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+type KeyCall = (keyId: string, options: { metadata: Metadata }) => Promise<unknown>;
+function callOf(operation: string): KeyCall {
+  const calls: Record<string, KeyCall> = {
+    TagResource: (keyId, o) => client.tagResource({ keyId, tags: { a: "b" } }, o),
+    UntagResource: (keyId, o) => client.untagResource({ keyId, tagKeys: ["a"] }, o),
+    ListResourceTags: (keyId, o) => client.listResourceTags({ keyId }, o),
+    DisableKey: (keyId, o) => client.disableKey({ keyId }, o),
+    UpdateKeyDescription: (keyId, o) => client.updateKeyDescription({ keyId, description: "mine" }, o),
+    ScheduleKeyDeletion: (keyId, o) => client.scheduleKeyDeletion({ keyId, pendingWindowInDays: 7 }, o),
+    CreateKeyVersion: (keyId, o) => client.createKeyVersion({ keyId }, o),
+  };
+  return calls[operation]!;
+}
+
 const signingKey = async (who: string, description: string, tags: Record<string, string> = {}) =>
   (await client.createKey({ keySpec: KeySpec.EC_P256, keyUsage: KeyUsage.SIGN_VERIFY, description, tags }, await as(who))).keyMetadata!.keyId;
 
@@ -175,6 +189,26 @@ describe("lists and answers to a caller without permission (#9)", () => {
     // An administrator is told the truth.
     const told = await grpcError(client.describeKey({ keyId: unknown }, await as(ADMIN)));
     expect([told.code, errorCode(told.metadata)]).toEqual([status.NOT_FOUND, "Forbidden.KeyNotFound"]);
+  });
+
+  // Every RPC that changes a key or reads its tags: an existing key or alias bob may not use, and one that
+  // does not exist, give the same refusal, naming only what bob sent.
+  it.each(["TagResource", "UntagResource", "ListResourceTags", "DisableKey", "UpdateKeyDescription", "ScheduleKeyDeletion", "CreateKeyVersion"])("%s: bob gets the same answer for alice's key or alias as for none", async (operation) => {
+    const unknown = "2b6e0c3a-0000-4000-8000-0000000000aa";
+    const call = async (keyId: string) => {
+      const options = await as(BOB);
+      const err = await grpcError(callOf(operation)(keyId, options));
+      return [err.code, errorCode(err.metadata), err.details];
+    };
+    const denied = (name: string) => [status.PERMISSION_DENIED, "Forbidden.NoPermission", `kms:${operation} on ${name} is not allowed for ${BOB}`];
+    const byId = await call(aliceKey);
+    expect(byId).toEqual(denied(`key ${aliceKey}`));
+    expect(await call(unknown)).toEqual(denied(`key ${unknown}`));
+    expect(await call("alias/payments/ledger")).toEqual(denied("alias/payments/ledger"));
+    expect(await call("alias/payments/no-such")).toEqual(denied("alias/payments/no-such"));
+    // Nothing happened to alice's key.
+    const after = (await client.describeKey({ keyId: aliceKey }, await as(ALICE))).keyMetadata!;
+    expect([after.keyState, after.description === "mine", after.tags["a"]]).toEqual([kmsResources.KeyState.ENABLED, false, undefined]);
   });
 });
 

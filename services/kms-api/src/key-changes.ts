@@ -7,7 +7,7 @@ import { auditedTransaction } from "./audited-change";
 import { authorizeKey } from "./auth/authorize";
 import type { CallContext, Services } from "./context";
 import { faultPoint } from "./fault-injection";
-import { keyGone, resolveKeyId } from "./keys";
+import { findKey, keyGone } from "./keys";
 
 /**
  * Locks the key named by `keyIdField`, lets `decide` compute the change (or throw), applies it.
@@ -20,8 +20,9 @@ export async function changeKey(
   decide: (key: KeyRecord, tx: TransactionSql) => Promise<KeyPatch> | KeyPatch,
   field = "key_id",
 ): Promise<KeyRecord> {
-  const keyId = await resolveKeyId(s, keyIdField, field);
-  ctx.audit.keyId ||= keyId;
+  // Authorized first on the cached record, so that a caller who may not change the key learns nothing
+  // about it (nor whether an id or alias exists); then again under the row lock, on the current one.
+  const { keyId } = await findKey(s, ctx, keyIdField, field);
   const updated = await auditedTransaction(s, ctx, async (tx) => {
     const key = await s.store.lockKey(tx, keyId);
     if (!key) return undefined;
@@ -29,7 +30,7 @@ export async function changeKey(
     const patch = await decide(key, tx);
     return s.store.updateKey(tx, keyId, patch);
   });
-  if (!updated) throw await keyGone(s, keyId);
+  if (!updated) throw await keyGone(s, keyId, ctx);
   s.keys.invalidateKey(keyId); // this replica at once; the others on NOTIFY
   return updated;
 }

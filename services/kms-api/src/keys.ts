@@ -10,15 +10,6 @@ import { authorizeKey } from "./auth/authorize";
 import { aliasDenied, isAdmin, mayManageAlias } from "./auth/visibility";
 import type { CallContext, Services } from "./context";
 
-/** A key_id field (UUID or alias) → the key's UUID; NOT_FOUND for an unknown alias. */
-export async function resolveKeyId(services: Services, value: string, field = "key_id"): Promise<string> {
-  const ref = parseKeyReference(value, field);
-  if (ref.kind === "id") return ref.keyId;
-  const keyId = await services.keys.aliasTarget(ref.aliasName);
-  if (!keyId) throw new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
-  return keyId;
-}
-
 /**
  * NOT_FOUND for a key that does not exist; a destroyed key says so (its tombstone stays). With the
  * call's context, a caller who could not have used the key gets the answer authorizeKey() gives for a

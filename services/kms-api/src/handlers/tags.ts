@@ -6,12 +6,12 @@ import type { kms } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
 import { authorizeKey } from "../auth/authorize";
 import type { CallContext, Services } from "../context";
-import { keyGone, resolveKeyId } from "../keys";
+import { findKey, keyGone } from "../keys";
 import type { Handler } from "../rpc";
 
 async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set: Record<string, string>, remove: string[]) {
-  const keyId = await resolveKeyId(s, keyIdField);
-  ctx.audit.keyId ||= keyId;
+  // As changeKey(): authorized on the cached record first, so a refusal tells nothing about the key.
+  const { keyId } = await findKey(s, ctx, keyIdField);
   const tags = await auditedTransaction(s, ctx, async (tx) => {
     const key = await s.store.lockKey(tx, keyId);
     if (!key) return undefined;
@@ -23,7 +23,7 @@ async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set
     }
     return s.store.changeTags(tx, keyId, set, remove);
   });
-  if (!tags) throw await keyGone(s, keyId);
+  if (!tags) throw await keyGone(s, keyId, ctx);
   return { tags };
 }
 
@@ -44,10 +44,6 @@ export const listResourceTags: Handler<typeof kms.ListResourceTagsRequestSchema,
   ctx,
   s,
 ) => {
-  const keyId = await resolveKeyId(s, req.keyId);
-  ctx.audit.keyId ||= keyId;
-  const key = await s.store.getKey(keyId);
-  if (!key) throw await keyGone(s, keyId);
-  authorizeKey(s, ctx, key);
+  const key = await findKey(s, ctx, req.keyId);
   return { tags: key.tags };
 };
