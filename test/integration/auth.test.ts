@@ -246,6 +246,7 @@ describe("bearer JWTs", () => {
     ["no exp (a credential for ever)", { exp: null }],
     ["no sub (it names nobody)", { sub: null }],
     ["sub in the cn: namespace of certificate CNs", { sub: BOB }],
+    ["sub in the kms: namespace of the service itself (the audit rows of its jobs)", { sub: "kms:system" }],
   ])("refuses a token with the %s", async (_name, claims) => {
     const err = await grpcError(client.listKeys({}, await bearer(claims)));
     expect(err.code).toBe(status.UNAUTHENTICATED);

@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
+import postgres from "postgres";
 import { buildAad, parseBlob } from "@kms/ciphertext";
 import { kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
@@ -336,6 +337,14 @@ it("returns the key to PENDING_IMPORT when its material expires (the job, two re
   expect([expired.keyState, expired.primaryKeyVersionId, expired.materialExpireTime]).toEqual([KeyState.PENDING_IMPORT, "", undefined]);
   expect((await a.client.listKeyVersions({ keyId })).keyVersions).toEqual([]);
   await expectError(b.client.encrypt({ keyId, plaintext: Buffer.from("x") }), status.FAILED_PRECONDITION, "Rejected.PendingImport");
+  // The expiry committed with its audit row (once, however many replicas raced), as the service's own change.
+  const sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql`SELECT principal, key_version_id FROM audit_events WHERE key_id = ${keyId} AND operation = 'ImportedMaterialExpiry'`;
+    expect(rows.map((r) => [r.principal, r.key_version_id])).toEqual([["kms:system", imported.primaryKeyVersionId]]);
+  } finally {
+    await sql.end();
+  }
 
   const back = (await importMaterial(b.client, keyId, material)).keyMetadata!;
   expect([back.keyState, back.primaryKeyVersionId]).toEqual([KeyState.ENABLED, imported.primaryKeyVersionId]);

@@ -61,6 +61,20 @@ it("rotates each due key exactly once with two replicas racing", async () => {
   await Promise.all([a.jobs.runOnce(), b.jobs.runOnce()]);
   for (const keyId of keys) expect(await versionCount(keyId)).toBe(3);
   expect(Buffer.from((await a.client.decrypt({ ciphertextBlob: blob })).plaintext).toString()).toBe("old");
+
+  // Each rotation is in the audit chain once, naming the version it made, as the service's own change.
+  const sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+  try {
+    for (const keyId of keys) {
+      const made = (await a.client.listKeyVersions({ keyId })).keyVersions.map((v) => v.keyVersionId);
+      const rows = await sql`SELECT principal, key_version_id FROM audit_events WHERE key_id = ${keyId} AND operation = 'AutomaticRotation' ORDER BY sequence`;
+      expect(rows.map((r) => r.principal)).toEqual(["kms:system", "kms:system"]);
+      expect(rows.map((r) => r.key_version_id).sort()).toEqual(made.filter((v) => v !== made[0]).sort());
+    }
+  } finally {
+    await sql.end();
+  }
+  expect((await a.client.verifyAuditLog({})).ok).toBe(true);
 });
 
 it("does not rotate a disabled key", async () => {
@@ -110,6 +124,9 @@ it("destroys a key when its window ends, leaving only a tombstone", async () => 
     expect((await sql`SELECT 1 FROM key_tags WHERE key_id = ${keyId}`).length).toBe(0);
     const tomb = await sql`SELECT creator, deletion_requested_by, cardinality(key_version_ids) AS n FROM key_tombstones WHERE key_id = ${keyId}`;
     expect(tomb.map((r) => [r.creator, r.deletion_requested_by, r.n])).toEqual([["dev", "dev", 2]]);
+    // The destruction is in the audit chain, once, as the service's own change.
+    const rows = await sql`SELECT principal, result_code FROM audit_events WHERE key_id = ${keyId} AND operation = 'KeyDestruction'`;
+    expect(rows.map((r) => [r.principal, r.result_code])).toEqual([["kms:system", "OK"]]);
   } finally {
     await sql.end();
   }

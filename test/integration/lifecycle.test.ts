@@ -228,6 +228,14 @@ describe("versions", () => {
     for (const [i, blob] of blobs.entries()) {
       expect(Buffer.from((await c.decrypt({ ciphertextBlob: blob })).plaintext).toString()).toBe(`m${i}`);
     }
+    // The rotation committed with its audit row, naming the new version, as the service's own change.
+    const sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+    try {
+      const rows = await sql`SELECT principal, key_version_id FROM audit_events WHERE key_id = ${keyId} AND operation = 'RotationByUse'`;
+      expect(rows.map((r) => [r.principal, r.key_version_id])).toEqual([["kms:system", primary]]);
+    } finally {
+      await sql.end();
+    }
   });
 });
 

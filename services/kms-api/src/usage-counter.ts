@@ -17,6 +17,7 @@ import { status } from "@grpc/grpc-js";
 import { kmsResources } from "@kms/proto";
 import type { Services } from "./context";
 import { addVersion } from "./key-changes";
+import { auditJobChange } from "./jobs/job-audit";
 import { describeError } from "./log";
 
 export interface UsageOptions {
@@ -136,7 +137,8 @@ export class UsageCounter {
       const key: KeyRecord | undefined = await s.store.lockKey(tx, keyId);
       // Imported material cannot be regenerated here: such keys are re-imported by their owner instead.
       if (!key || key.primaryKeyVersionId !== keyVersionId || key.keyState !== 1 || key.origin === kmsResources.Origin.EXTERNAL) return false;
-      await addVersion(s, tx, key, undefined);
+      const patched = await addVersion(s, tx, key, undefined);
+      await auditJobChange(s, tx, "RotationByUse", keyId, patched.primaryKeyVersionId ?? "");
       return true;
     });
     if (rotated) s.keys.invalidateKey(keyId);

@@ -33,6 +33,10 @@ describe("certificatePrincipal", () => {
       "client certificate has a URI SAN in the cn: scheme, which names CN-derived principals",
     ]);
     expect(refusal(() => certificatePrincipal(cert("URI:CN:billing", "x")))[0]).toBe(status.UNAUTHENTICATED);
+    expect(refusal(() => certificatePrincipal(cert("URI:kms:system", "x")))).toEqual([
+      status.UNAUTHENTICATED,
+      "client certificate has a URI SAN in the kms: scheme, which names the service itself",
+    ]);
     expect(refusal(() => certificatePrincipal(cert("URI:spiffe://a/x, URI:spiffe://a/y", "x")))[1]).toBe("client certificate has 2 URI SANs; exactly one is allowed");
     expect(refusal(() => certificatePrincipal(cert(undefined, ["a", "b"])))[1]).toBe("client certificate has 2 subject CNs and no URI SAN; exactly one is allowed");
   });

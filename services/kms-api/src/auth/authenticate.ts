@@ -19,6 +19,14 @@ export interface Caller {
 export const DEV_PRINCIPAL = "dev";
 /** Prefix of principals taken from a certificate's subject CN (URI SANs with this scheme are refused). */
 export const CN_PREFIX = "cn:";
+/** Prefix of the service's own principal (kms:system, in the audit rows of background jobs). */
+export const SERVICE_PREFIX = "kms:";
+
+/** A name no caller may present as itself: the cn: and kms: namespaces are the service's to give. */
+export function isReservedPrincipal(name: string): boolean {
+  const lower = name.toLowerCase();
+  return lower.startsWith(CN_PREFIX) || lower.startsWith(SERVICE_PREFIX);
+}
 
 const unauthenticated = (why: string) => new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, why);
 
@@ -45,6 +53,7 @@ export function certificatePrincipal(cert: PeerCertificate): string {
   if (uris.length === 1) {
     name = uris[0]!;
     if (name.toLowerCase().startsWith(CN_PREFIX)) throw unauthenticated(`client certificate has a URI SAN in the ${CN_PREFIX} scheme, which names CN-derived principals`);
+    if (name.toLowerCase().startsWith(SERVICE_PREFIX)) throw unauthenticated(`client certificate has a URI SAN in the ${SERVICE_PREFIX} scheme, which names the service itself`);
   } else {
     const cn = cert.subject?.CN;
     if (Array.isArray(cn)) throw unauthenticated(`client certificate has ${cn.length} subject CNs and no URI SAN; exactly one is allowed`);

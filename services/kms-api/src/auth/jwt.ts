@@ -6,10 +6,10 @@ import { status } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
 import type { JwtConfig } from "@kms/config";
 import { ErrorCode, KmsError } from "@kms/errors";
-import { CN_PREFIX } from "./authenticate";
+import { isReservedPrincipal } from "./authenticate";
 
 export interface JwtVerifier {
-  /** The token's `sub`; UNAUTHENTICATED for anything wrong (signature, iss, aud, no exp, exp, nbf, no sub, a cn: sub). */
+  /** The token's `sub`; UNAUTHENTICATED for anything wrong (signature, iss, aud, no exp, exp, nbf, no sub, a cn: or kms: sub). */
   verify(token: string): Promise<string>;
 }
 
@@ -53,7 +53,7 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
         // U+0000 and lone surrogates cannot be stored (the audit trail is Postgres text); "cn:" names
         // principals taken from a certificate's CN, which a token must not impersonate.
         const sub = payload.sub;
-        if (typeof sub !== "string" || sub === "" || sub.includes("\u0000") || !sub.isWellFormed() || sub.toLowerCase().startsWith(CN_PREFIX)) throw new Error("no usable sub");
+        if (typeof sub !== "string" || sub === "" || sub.includes("\u0000") || !sub.isWellFormed() || isReservedPrincipal(sub)) throw new Error("no usable sub");
         if (typeof payload.exp !== "number") throw new Error("no exp");
         if (verified.size >= MAX_VERIFIED) verified.delete(verified.keys().next().value as string);
         verified.set(token, { sub, until: Math.min(payload.exp * 1000, Date.now() + VERIFIED_TTL_MS) });

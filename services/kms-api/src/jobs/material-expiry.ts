@@ -4,6 +4,7 @@
 import { deleteExpiredImportTokens, deleteImportedVersion, lockDueForMaterialExpiry } from "@kms/db";
 import { stateAfterMaterialRemoved } from "@kms/key-rules";
 import type { Services } from "../context";
+import { auditJobChange } from "./job-audit";
 
 /** Expired tokens are kept this long, so a late caller hears "expired" rather than "invalid". */
 const EXPIRED_TOKEN_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
@@ -16,6 +17,7 @@ export async function expireImportedMaterial(s: Services, limit = 20): Promise<s
     for (const key of due) {
       if (key.primaryKeyVersionId !== null) await deleteImportedVersion(tx, key.keyId, key.primaryKeyVersionId);
       await s.store.updateKey(tx, key.keyId, { keyState: stateAfterMaterialRemoved(key.keyState), primaryKeyVersionId: null, materialExpireTime: null });
+      await auditJobChange(s, tx, "ImportedMaterialExpiry", key.keyId, key.primaryKeyVersionId ?? "");
     }
     await deleteExpiredImportTokens(tx, new Date(now.getTime() - EXPIRED_TOKEN_RETENTION_MS));
     return due.map((k) => k.keyId);

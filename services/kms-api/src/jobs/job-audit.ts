@@ -1,0 +1,26 @@
+// Background jobs change keys too (rotation, destruction, expiry of imported material, rotation by
+// use): each change commits with its own audit row, as an RPC's does (audited-change.ts), so that the
+// chain records every change to a key and a change whose row cannot be written does not happen.
+// The operation names are not RPC names and the principal is not one a caller can authenticate as
+// (no certificate, token or dev mode yields it), so these rows cannot be mistaken for a caller's.
+import { randomUUID } from "node:crypto";
+import type { TransactionSql } from "@kms/db";
+import type { Services } from "../context";
+
+export const SYSTEM_PRINCIPAL = "kms:system";
+
+export type JobOperation = "AutomaticRotation" | "RotationByUse" | "KeyDestruction" | "ImportedMaterialExpiry";
+
+export async function auditJobChange(s: Services, tx: TransactionSql, operation: JobOperation, keyId: string, keyVersionId = ""): Promise<void> {
+  await s.audit.appendInTransaction(tx, {
+    time: s.clock(),
+    requestId: randomUUID(),
+    principal: SYSTEM_PRINCIPAL,
+    operation,
+    keyId,
+    keyVersionId,
+    encryptionContext: {},
+    resultCode: "OK",
+    errorCode: "",
+  });
+}
