@@ -114,12 +114,9 @@ export class UsageCounter {
     this.pending = new Map();
     this.writing = batch;
     for (const [keyVersionId, { keyId, count }] of batch) {
+      let total: number;
       try {
-        const total = await s.store.addEncryptions(keyVersionId, count);
-        // Every replica's flushed counts: the next take() for a version that cannot rotate starts from here.
-        if (this.flushed.has(keyVersionId)) this.flushed.set(keyVersionId, total);
-        batch.delete(keyVersionId);
-        if (total >= this.options.threshold) await this.rotateIfStillPrimary(s, keyId, keyVersionId);
+        total = await s.store.addEncryptions(keyVersionId, count);
       } catch (err) {
         // Put the count back so it is not lost; the next flush retries.
         const entry = this.pending.get(keyVersionId) ?? { keyId, count: 0 };
@@ -127,6 +124,18 @@ export class UsageCounter {
         this.pending.set(keyVersionId, entry);
         batch.delete(keyVersionId);
         s.log.warn("usage count flush failed", { keyVersionId, ...describeError(err) });
+        continue;
+      }
+      // Every replica's flushed counts: the next take() for a version that cannot rotate starts from here.
+      if (this.flushed.has(keyVersionId)) this.flushed.set(keyVersionId, total);
+      batch.delete(keyVersionId);
+      if (total < this.options.threshold) continue;
+      try {
+        await this.rotateIfStillPrimary(s, keyId, keyVersionId);
+      } catch (err) {
+        // The count is written (putting it back would count it twice); the version's next flush, after
+        // its next encryption, finds it still over the threshold and tries the rotation again.
+        s.log.warn("rotation by use failed", { keyId, keyVersionId, ...describeError(err) });
       }
     }
   }
