@@ -219,6 +219,17 @@ describe("wrapped material", () => {
     );
   });
 
+  it("cached for one version, spec and level serves none other: the same bytes as SOFTWARE or as HMAC are refused", async () => {
+    const key = await newKey("kv-cache-bind", ProtectionLevel.HSM);
+    const sealed = await backend.encrypt(key, Buffer.from("cached"), aad); // now in the handle cache
+    const asSoftware = create(hsm.WrappedKeySchema, { ...key, protectionLevel: ProtectionLevel.SOFTWARE });
+    const asHmac = create(hsm.WrappedKeySchema, { ...key, keySpec: KeySpec.HMAC_SHA256 });
+    for (const attempt of [backend.decrypt(asSoftware, sealed, aad), backend.encrypt(asSoftware, Buffer.from("x"), aad), backend.generateMac(asHmac, Buffer.from("m"))]) {
+      expectKmsError(await rejection(attempt), status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "key.wrapped_material: does not unwrap under the root key");
+    }
+    expect((await backend.decrypt(key, sealed, aad)).toString()).toBe("cached");
+  });
+
   it("of the wrong length for its spec is refused before unwrapping", async () => {
     const key = await newKey("kv-len", ProtectionLevel.SOFTWARE);
     const wrong = create(hsm.WrappedKeySchema, { ...key, keySpec: KeySpec.AES_128 });

@@ -119,6 +119,17 @@ describe("software-root backend", () => {
     ]);
   });
 
+  it("binds material to its version and spec, cached or not: moved or respecified, it does not unwrap", async () => {
+    const key = await newKey("kv-bound");
+    const sealed = await backend.encrypt(key, Buffer.from("bound"), Buffer.alloc(0)); // now cached
+    const moved = create(hsm.WrappedKeySchema, { ...key, keyVersionId: "kv-elsewhere" });
+    const asHmac = create(hsm.WrappedKeySchema, { ...key, keySpec: KeySpec.HMAC_SHA256 });
+    for (const attempt of [backend.decrypt(moved, sealed, Buffer.alloc(0)), backend.generateMac(asHmac, Buffer.from("m"))]) {
+      const err = await rejection(attempt);
+      expect([err.status, err.code, err.message]).toEqual([status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "key.wrapped_material: does not unwrap under the root key"]);
+    }
+  });
+
   it("refuses corrupt wrapped material and a missing key", async () => {
     const key = await newKey("kv-c");
     const corrupt = create(hsm.WrappedKeySchema, { ...key, wrappedMaterial: Buffer.alloc(40, 1) });
