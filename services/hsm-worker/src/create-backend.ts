@@ -7,6 +7,6 @@ import { SoftwareRootBackend } from "./software/software-root";
 
 export async function createBackend(config: WorkerConfig): Promise<Backend> {
   if (config.pkcs11 === undefined) return SoftwareRootBackend.open(config.dataDir, config.keyCacheSize);
-  // createRootKey comes from KMS_CREATE_ROOT_KEY (default false): see findOrCreateRootKey.
+  // createRootKey comes from KMS_CREATE_ROOT_KEY (default false): see findOrCreateRootSet (pkcs11/root-key.ts).
   return HsmBackend.open({ ...config.pkcs11, keyCacheSize: config.keyCacheSize });
 }
