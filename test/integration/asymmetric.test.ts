@@ -129,7 +129,9 @@ function derS(signature: Uint8Array): bigint {
 }
 
 describe.each(LEVELS)("%s signing keys", (_level, protectionLevel) => {
-  describe.each(SIGN_CASES.map((c) => [c.name, c] as const))("%s", (_name, c) => {
+  // HSM-level Ed25519 is refused on SoftHSM 2.6 (see "Ed25519 keys" below).
+  const cases = SIGN_CASES.filter((c) => !(protectionLevel === ProtectionLevel.HSM && c.spec === KeySpec.ED25519));
+  describe.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
     let keyId: string;
     let pem: string;
     let publicKey: KeyObject;
@@ -200,6 +202,27 @@ describe.each(LEVELS)("%s signing keys", (_level, protectionLevel) => {
         }
       });
     }
+  });
+});
+
+describe("Ed25519 keys on a PKCS#11 module that cannot wrap EdDSA keys (SoftHSM 2.6)", () => {
+  // Such a key could only be kept in worker memory, so it is no HSM key: refused at HSM level, and
+  // SOFTWARE when the caller leaves the level to the service.
+  it("are refused at PROTECTION_LEVEL_HSM, generated or to be imported, and default to SOFTWARE", async () => {
+    for (const origin of [kmsResources.Origin.KMS, kmsResources.Origin.EXTERNAL]) {
+      const err = await grpcError(stack.client.createKey({ keySpec: KeySpec.ED25519, keyUsage: KeyUsage.SIGN_VERIFY, protectionLevel: ProtectionLevel.HSM, origin }));
+      expect([err.code, errorCode(err.metadata), err.details]).toEqual([
+        status.FAILED_PRECONDITION,
+        "Rejected.HsmUnsupported",
+        origin === kmsResources.Origin.KMS
+          ? "KEY_SPEC_ED25519 cannot be PROTECTION_LEVEL_HSM here: the PKCS#11 module cannot wrap its private keys, so they could not stay in the HSM; use PROTECTION_LEVEL_SOFTWARE"
+          : "KEY_SPEC_ED25519 keys cannot be PROTECTION_LEVEL_HSM: the PKCS#11 module cannot wrap their private keys; use PROTECTION_LEVEL_SOFTWARE",
+      ]);
+    }
+    const { keyMetadata } = await stack.client.createKey({ keySpec: KeySpec.ED25519, keyUsage: KeyUsage.SIGN_VERIFY });
+    expect(keyMetadata?.protectionLevel).toBe(ProtectionLevel.SOFTWARE);
+    const { keyMetadata: aes } = await stack.client.createKey({});
+    expect(aes?.protectionLevel).toBe(ProtectionLevel.HSM);
   });
 });
 

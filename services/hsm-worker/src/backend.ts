@@ -6,6 +6,8 @@ import type { hsm, kmsResources } from "@kms/proto";
 import type { ProtoSignInput } from "./asymmetric/signing-scheme";
 import { checkProtectionLevel, checkWrappedLength, keyFamily, wrongKeyFamily } from "./key-spec";
 import type { KeyFamily } from "./key-spec";
+import { FORMAT_2_OVERHEAD, splitFormat2 } from "./wrapped-format";
+import type { Binding } from "./wrapped-format";
 
 export interface BackendStatus {
   backend: hsm.Backend;
@@ -13,15 +15,35 @@ export interface BackendStatus {
   /** Module path and token label, or the root key file. Never a PIN. */
   description: string;
   hsmKeysSupported: boolean;
+  /** Root key of earlier releases whose (format 1) material is still accepted; "" when there is none. */
+  legacyRootKeyId: string;
+  /** Specs this backend cannot keep at PROTECTION_LEVEL_HSM although it has HSM keys (module limits). */
+  hsmUnsupportedKeySpecs: kmsResources.KeySpec[];
 }
 
-/** A WrappedKey whose fields were checked: known spec and level, our root key, plausible length. */
+/** Root key ids a backend accepts: `current` wraps everything new; `legacy` only unwraps format 1. */
+export interface AcceptedRoots {
+  current: string;
+  legacy: string;
+}
+
+/**
+ * A WrappedKey whose fields were checked: known spec and level, one of our root keys, plausible length.
+ * Format 2 material is not yet authenticated: the backend checks `tag` before it unwraps `kwp`.
+ */
 export interface CheckedKey<F extends KeyFamily = KeyFamily> {
   keyVersionId: string;
   keySpec: kmsResources.KeySpec;
   family: F;
   protectionLevel: kmsResources.ProtectionLevel;
+  /** The whole blob as stored (the cache compares it). */
   wrappedMaterial: Uint8Array;
+  /** "legacy": format 1 under the legacy root, trusted for spec and level as earlier releases did. */
+  format: "v2" | "legacy";
+  /** The RFC 5649 part: for format 2 without its header and tag. */
+  kwp: Buffer;
+  /** Format 2 only (empty for legacy). */
+  tag: Buffer;
 }
 
 /** New key material: wrapped under the root key, and the public key of asymmetric specs. */
@@ -37,7 +59,8 @@ export interface Backend {
   generateKeyMaterial(
     keySpec: kmsResources.KeySpec,
     protectionLevel: kmsResources.ProtectionLevel,
-    label: string,
+    keyVersionId: string,
+    label?: string,
   ): Promise<GeneratedKey>;
   /** AES-GCM with a fresh random IV: IV(12) ‖ ciphertext ‖ tag(16). */
   encrypt(key: hsm.WrappedKey | undefined, plaintext: Uint8Array, aad: Uint8Array, field?: string): Promise<Buffer>;
@@ -54,25 +77,36 @@ export interface Backend {
   /** Drops cached unwrapped keys of these key versions. */
   forgetKeys(keyVersionIds: readonly string[]): Promise<void>;
   close(): Promise<void>;
-  /** RFC 5649 wrap of raw material (an imported key) under the root key. Does not wipe `material`. */
-  wrapMaterial(material: Buffer, label: string): Promise<Buffer>;
+  /** Format 2 wrap of raw material (an imported key), bound to `binding`. Does not wipe `material`. */
+  wrapMaterial(material: Buffer, binding: Binding, label: string): Promise<Buffer>;
+  /**
+   * The format 1 wrap of `material` under the legacy root (undefined without one), only ever hashed: the
+   * fingerprint earlier releases recorded for an import. Does not wipe `material`.
+   */
+  legacyWrap(material: Buffer, label: string): Promise<Buffer | undefined>;
 }
 
-/** Validates a WrappedKey against this worker's root key. `field` names it in errors ("key", "source_key"). */
-export function checkWrappedKey(key: hsm.WrappedKey | undefined, field: string, rootKeyId: string): CheckedKey {
+/**
+ * Validates a WrappedKey against this worker's root keys. `field` names it in errors ("key", "source_key").
+ * The root key id says the format: the current root's material is format 2, the legacy root's format 1.
+ */
+export function checkWrappedKey(key: hsm.WrappedKey | undefined, field: string, roots: AcceptedRoots): CheckedKey {
   if (key === undefined) throw invalidArgument(field, "is required");
   if (key.keyVersionId === "") throw invalidArgument(`${field}.key_version_id`, "is required");
   const family = keyFamily(key.keySpec, `${field}.key_spec`);
   checkProtectionLevel(key.protectionLevel, `${field}.protection_level`);
-  if (key.rootKeyId !== rootKeyId) throw rootKeyMismatch(`${field}.root_key_id`, key.rootKeyId, rootKeyId);
-  checkWrappedLength(family, key.keySpec, key.wrappedMaterial.length, `${field}.wrapped_material`);
-  return {
-    keyVersionId: key.keyVersionId,
-    keySpec: key.keySpec,
-    family,
-    protectionLevel: key.protectionLevel,
-    wrappedMaterial: key.wrappedMaterial,
-  };
+  const common = { keyVersionId: key.keyVersionId, keySpec: key.keySpec, family, protectionLevel: key.protectionLevel, wrappedMaterial: key.wrappedMaterial };
+  if (roots.current !== "" && key.rootKeyId === roots.current) {
+    const parts = splitFormat2(key.wrappedMaterial);
+    if (parts === undefined) throw unwrapFailed(field);
+    checkWrappedLength(family, key.keySpec, key.wrappedMaterial.length - FORMAT_2_OVERHEAD, `${field}.wrapped_material`, FORMAT_2_OVERHEAD);
+    return { ...common, format: "v2", kwp: parts.kwp, tag: parts.tag };
+  }
+  if (roots.legacy !== "" && key.rootKeyId === roots.legacy) {
+    checkWrappedLength(family, key.keySpec, key.wrappedMaterial.length, `${field}.wrapped_material`);
+    return { ...common, format: "legacy", kwp: Buffer.from(key.wrappedMaterial), tag: Buffer.alloc(0) };
+  }
+  throw rootKeyMismatch(`${field}.root_key_id`, key.rootKeyId, roots.current);
 }
 
 /** Narrows a checked key to the families an operation takes; INVALID_ARGUMENT naming the spec otherwise. */

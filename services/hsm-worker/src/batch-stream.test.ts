@@ -23,7 +23,7 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "hsm-worker-stream-"));
   socket = path.join(dir, "run", "worker.sock");
   backend = SoftwareRootBackend.open(path.join(dir, "data"), 10);
-  const made = await backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.SOFTWARE);
+  const made = await backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.SOFTWARE, "k1");
   key = { keyVersionId: "k1", keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial: made.wrappedMaterial, rootKeyId: backend.rootKeyId };
 });
 

@@ -20,7 +20,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 it("runs every operation and gives each its own outcome, in order", async () => {
-  const { wrappedMaterial } = await backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.SOFTWARE);
+  const { wrappedMaterial } = await backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.SOFTWARE, "v1");
   const key = create(hsm.WrappedKeySchema, { keyVersionId: "v1", keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial, rootKeyId: backend.rootKeyId });
   const aad = Buffer.from("aad");
   const sealed = await backend.encrypt(key, Buffer.from("hello"), aad);

@@ -20,7 +20,7 @@ export async function createBackend(config: WorkerConfig): Promise<Backend> {
     }
     return SoftwareRootBackend.open(config.dataDir, config.keyCacheSize);
   }
-  // createRootKey comes from KMS_CREATE_ROOT_KEY (default false): see findOrCreateRootKey.
+  // createRootKey comes from KMS_CREATE_ROOT_KEY (default false): see findOrCreateRootSet (pkcs11/root-key.ts).
   return HsmBackend.open({ ...config.pkcs11, keyCacheSize: config.keyCacheSize });
 }
 

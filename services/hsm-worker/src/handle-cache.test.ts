@@ -1,4 +1,21 @@
-import { LruCache } from "./handle-cache";
+import { kmsResources } from "@kms/proto";
+import { LruCache, unwrappedKeySlot } from "./handle-cache";
+
+const { KeySpec, ProtectionLevel } = kmsResources;
+
+describe("unwrappedKeySlot", () => {
+  it("differs for another version id, spec or protection level of the same version", () => {
+    const key = { keyVersionId: "kv-1", keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.HSM };
+    const slots = [
+      key,
+      { ...key, keyVersionId: "kv-2" },
+      { ...key, keySpec: KeySpec.HMAC_SHA256 },
+      { ...key, protectionLevel: ProtectionLevel.SOFTWARE },
+    ].map(unwrappedKeySlot);
+    expect(new Set(slots).size).toBe(4);
+    expect(unwrappedKeySlot({ ...key })).toBe(slots[0]);
+  });
+});
 
 describe("LruCache", () => {
   it("evicts the least recently used entry and returns it", () => {

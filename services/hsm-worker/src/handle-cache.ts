@@ -1,6 +1,22 @@
-// Least-recently-used map of unwrapped keys by key version id, so a hot key is unwrapped once. The cache
-// never frees anything itself: every method that drops entries returns them, and the owner (who knows
-// whether a value is an HSM object or a KeyObject, and has a session at hand) releases them.
+// Least-recently-used map of unwrapped keys, so a hot key is unwrapped once. The cache never frees anything
+// itself: every method that drops entries returns them, and the owner (who knows whether a value is an HSM
+// object or a KeyObject, and has a session at hand) releases them.
+import type { kmsResources } from "@kms/proto";
+
+/**
+ * The cache slot of an unwrapped key: its version id, spec and protection level. The backends compare the
+ * wrapped bytes on a hit as well, so an entry is only ever reused for the exact (version, spec, level,
+ * material) it was unwrapped (and, for format 2, authenticated) for: never for the same version id
+ * presented as another level or spec, or with other wrapped bytes.
+ */
+export function unwrappedKeySlot(key: {
+  keyVersionId: string;
+  keySpec: kmsResources.KeySpec;
+  protectionLevel: kmsResources.ProtectionLevel;
+}): string {
+  return `${key.keySpec}/${key.protectionLevel}/${key.keyVersionId}`;
+}
+
 export class LruCache<V> {
   // A Map iterates in insertion order: re-inserting on access keeps the least recently used first.
   private readonly entries = new Map<string, V>();

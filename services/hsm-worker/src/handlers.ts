@@ -35,6 +35,8 @@ export function getStatus(backend: Backend): Reply<hsm.GetStatusResponse> {
       rootKeyId: s.rootKeyId,
       description: s.description,
       hsmKeysSupported: s.hsmKeysSupported,
+      legacyRootKeyId: s.legacyRootKeyId,
+      hsmUnsupportedKeySpecs: s.hsmUnsupportedKeySpecs,
     }),
   };
 }
@@ -44,7 +46,7 @@ export async function generateKeyMaterial(
   req: hsm.GenerateKeyMaterialRequest,
 ): Promise<Reply<hsm.GenerateKeyMaterialResponse>> {
   if (req.label.length > MAX_LABEL_LENGTH) throw invalidArgument("label", `must be at most ${MAX_LABEL_LENGTH} characters`);
-  const generated = await backend.generateKeyMaterial(req.keySpec, req.protectionLevel, req.label);
+  const generated = await backend.generateKeyMaterial(req.keySpec, req.protectionLevel, req.keyVersionId, req.label);
   return {
     response: create(hsm.GenerateKeyMaterialResponseSchema, {
       wrappedMaterial: generated.wrappedMaterial,

@@ -66,15 +66,18 @@ export function keyFamily(spec: kmsResources.KeySpec, field: string): KeyFamily 
 /** Largest wrapped PKCS#8 we accept: an RSA-4096 PrivateKeyInfo is about 2.4 KB. */
 export const MAX_WRAPPED_PRIVATE_KEY_BYTES = 4096;
 
-/** Checks the wrapped length for a family: exact for raw keys, a plausible range for PKCS#8. */
-export function checkWrappedLength(family: KeyFamily, spec: kmsResources.KeySpec, length: number, field: string): void {
+/**
+ * Checks the RFC 5649 length for a family: exact for raw keys, a plausible range for PKCS#8. `overhead`
+ * (format 2's header and tag) is added to the lengths the message names, which are the blob's.
+ */
+export function checkWrappedLength(family: KeyFamily, spec: kmsResources.KeySpec, length: number, field: string, overhead = 0): void {
   if (family.kind === "aes" || family.kind === "hmac") {
     const expected = kwpWrappedBytes(family.bytes);
-    if (length !== expected) throw invalidArgument(field, `must be ${expected} bytes for ${keySpecName(spec)}`);
+    if (length !== expected) throw invalidArgument(field, `must be ${expected + overhead} bytes for ${keySpecName(spec)}`);
     return;
   }
   if (length < 16 || length % 8 !== 0 || length > MAX_WRAPPED_PRIVATE_KEY_BYTES) {
-    throw invalidArgument(field, `is not a plausible wrapped private key for ${keySpecName(spec)} (${length} bytes)`);
+    throw invalidArgument(field, `is not a plausible wrapped private key for ${keySpecName(spec)} (${length + overhead} bytes)`);
   }
 }
 

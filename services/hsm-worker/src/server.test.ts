@@ -50,7 +50,7 @@ async function grpcError(promise: Promise<unknown>): Promise<{ code: number; det
 }
 
 async function newKey(id: string): Promise<hsm.WrappedKey> {
-  const made = await client.generateKeyMaterial({ keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, label: id });
+  const made = await client.generateKeyMaterial({ keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, label: id, keyVersionId: id });
   expect(made.rootKeyId).toBe(backend.rootKeyId);
   return { $typeName: "kms.hsm.v1.WrappedKey", keyVersionId: id, keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial: made.wrappedMaterial, rootKeyId: made.rootKeyId };
 }

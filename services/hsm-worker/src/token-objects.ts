@@ -1,7 +1,8 @@
 // `node services/hsm-worker/dist/token-objects.js`: lists the token objects on the worker's token (class,
 // label, id; never values) as JSON on stdout, in the worker's own environment (KMS_PKCS11_*). The
-// reconciler (kms-api's reconcile.js) runs it to check that the root key is the only object there: the
-// worker keeps generated and unwrapped keys as session objects, which die with their sessions.
+// reconciler (kms-api's reconcile.js) runs it to check that the root keys (pkcs11/root-key.ts) are the
+// only objects there: the worker keeps generated and unwrapped keys as session objects, which die with
+// their sessions.
 import * as pkcs11js from "pkcs11js";
 import { ConfigError, loadWorkerConfig } from "@kms/config";
 import { readAttributes, ulong } from "./pkcs11/attributes";

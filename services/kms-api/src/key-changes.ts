@@ -42,7 +42,7 @@ export async function changeKey(
 export async function addVersion(s: Services, tx: TransactionSql, key: KeyRecord, deadline: Date | undefined): Promise<KeyRecord> {
   const keyVersionId = randomUUID();
   const material = await s.worker.generateKeyMaterial(
-    { keySpec: key.keySpec, protectionLevel: key.protectionLevel, label: keyVersionId },
+    { keySpec: key.keySpec, protectionLevel: key.protectionLevel, label: keyVersionId, keyVersionId },
     deadline,
   );
   faultPoint("crash-after-generate"); // test-only, off by default (fault-injection.ts)

@@ -1,13 +1,15 @@
 // `node services/kms-api/dist/reconcile.js`: checks that the database and the HSM agree, in kms-api's
 // environment (DATABASE_URL, KMS_WORKER_SOCKET; with KMS_PKCS11_* too for the token check). Reports, as
 // one JSON object on stdout:
-//   (a) unusableVersions: key versions wrapped under another root key than the worker's (they cannot
-//       be unwrapped here: a swapped or re-initialised HSM, or rows restored from another deployment);
-//   (b) strayHsmObjects: token objects other than the root key and the audit checkpoint key pair (should
-//       be none: the worker keeps every generated or unwrapped key as a session object labelled with its
-//       key version id, gone with its session, so a crash between generation and the database insert
-//       leaves nothing in the HSM; the wrapped material it returned is unusable without its row). Listed
-//       by the worker's own token-objects.js; null (skipped) when no PKCS#11 module is configured here;
+//   (a) unusableVersions: key versions wrapped under another root key than the worker's or its legacy
+//       root (they cannot be unwrapped here: a swapped or re-initialised HSM, or rows restored from
+//       another deployment);
+//   (b) strayHsmObjects: token objects other than the root keys (`label`/hsm, /software, /mac of the
+//       worker's root key id, and the legacy root `label`) and the audit checkpoint key pair (should be none: the worker keeps every
+//       generated or unwrapped key as a session object labelled with its key version id, gone with its
+//       session, so a crash between generation and the database insert leaves nothing in the HSM; the
+//       wrapped material it returned is unusable without its row). Listed by the worker's own
+//       token-objects.js; null (skipped) when no PKCS#11 module is configured here;
 //   (c) keysWithoutPrimary: keys outside PENDING_IMPORT with no primary version, or one whose row is missing.
 // Exit code 0 when all three are empty, 3 when something was found, 1 when the check could not run.
 import { execFileSync } from "node:child_process";
@@ -46,19 +48,22 @@ export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<R
   try {
     const status = await worker.getStatus();
     const root = status.rootKeyId;
+    const legacy = status.legacyRootKeyId;
     const unusableVersions = await sql<ReconcileReport["unusableVersions"]>`
       SELECT key_id::text, key_version_id::text, root_key_id FROM key_versions
-      WHERE root_key_id <> ${root} ORDER BY key_id, key_version_id`;
+      WHERE root_key_id <> ${root} AND root_key_id <> ${legacy === "" ? root : legacy} ORDER BY key_id, key_version_id`;
     const keysWithoutPrimary = await sql<ReconcileReport["keysWithoutPrimary"]>`
       SELECT k.key_id::text, k.key_state::int, k.primary_key_version_id::text FROM keys k
       LEFT JOIN key_versions v ON v.key_version_id = k.primary_key_version_id
       WHERE k.key_state <> ${kmsResources.KeyState.PENDING_IMPORT} AND v.key_version_id IS NULL
       ORDER BY k.key_id`;
     const listing = tokenObjects(env);
+    const ours = (o: { class: string; label: string; id: string }, label: string) =>
+      o.class === "secret key" &&
+      ((o.id === root && [`${label}/hsm`, `${label}/software`, `${label}/mac`].includes(o.label)) || (legacy !== "" && o.id === legacy && o.label === label));
     const isCheckpointKey = (o: { class: string; label: string }) =>
       (o.class === "private key" || o.class === "public key") && o.label === listing?.checkpointKeyLabel;
-    const strayHsmObjects =
-      listing === null ? null : listing.objects.filter((o) => !(o.class === "secret key" && o.label === listing.rootKeyLabel && o.id === root) && !isCheckpointKey(o));
+    const strayHsmObjects = listing === null ? null : listing.objects.filter((o) => !ours(o, listing.rootKeyLabel) && !isCheckpointKey(o));
     return {
       workerRootKeyId: root,
       unusableVersions: [...unusableVersions],

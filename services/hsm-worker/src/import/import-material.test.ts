@@ -63,6 +63,9 @@ function wrapForImport(publicKey: ReturnType<typeof createPublicKey>, algorithm:
   return Buffer.concat([oaep(publicKey, "sha256", ephemeral), kwpWrap(createSecretKey(ephemeral), material)]);
 }
 
+/** The key version imported material is bound to (format 2): every use names it. */
+const IMPORTED = "kv-imported";
+
 function request(wrapping: hsm.WrappedKey, algorithm: kmsResources.WrappingAlgorithm, encrypted: Buffer, keySpec: kmsResources.KeySpec, level: kmsResources.ProtectionLevel) {
   return create(hsm.ImportKeyMaterialRequestSchema, {
     wrappingKey: wrapping,
@@ -71,6 +74,7 @@ function request(wrapping: hsm.WrappedKey, algorithm: kmsResources.WrappingAlgor
     keySpec,
     protectionLevel: level,
     label: "imported",
+    keyVersionId: IMPORTED,
   });
 }
 
@@ -98,11 +102,11 @@ describe.each(CASES)("%s, WRAPPING_ALGORITHM_%s", (_name, _algorithmName, backen
     const first = await wrappingKey(backend, `wrap-${randomBytes(4).toString("hex")}`);
     const imported = await importKeyMaterial(backend, request(first.key, algorithm, wrapForImport(first.publicKey, algorithm, material), KeySpec.AES_256, level));
     expect(imported.rootKeyId).toBe(backend.status().rootKeyId);
-    expect(imported.wrappedMaterial.length).toBe(40);
+    expect(imported.wrappedMaterial.length).toBe(1 + 40 + 32); // format 2: 0x02, the RFC 5649 wrap, the tag
     expect(imported.fingerprint.length).toBe(32);
     expect(imported.publicKey.length).toBe(0);
 
-    const key = create(hsm.WrappedKeySchema, { keyVersionId: `v-${randomBytes(4).toString("hex")}`, keySpec: KeySpec.AES_256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
+    const key = create(hsm.WrappedKeySchema, { keyVersionId: IMPORTED, keySpec: KeySpec.AES_256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
     const sealed = await backend.encrypt(key, Buffer.from("hello"), Buffer.from("aad"));
     expect(openGcm(createSecretKey(material), sealed, Buffer.from("aad")).toString()).toBe("hello");
 
@@ -149,7 +153,7 @@ describe.each([
     const w = await wrappingKey(backend, `wrap-${randomBytes(4).toString("hex")}`, KeySpec.RSA_3072);
     const material = randomBytes(32);
     const imported = await importKeyMaterial(backend, request(w.key, WrappingAlgorithm.RSAES_OAEP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSAES_OAEP_SHA_256, material), KeySpec.HMAC_SHA256, level));
-    const key = create(hsm.WrappedKeySchema, { keyVersionId: `v-${randomBytes(4).toString("hex")}`, keySpec: KeySpec.HMAC_SHA256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
+    const key = create(hsm.WrappedKeySchema, { keyVersionId: IMPORTED, keySpec: KeySpec.HMAC_SHA256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
     const mac = await backend.generateMac(key, Buffer.from("m"));
     expect(mac.equals(createHmac("sha256", material).update("m").digest())).toBe(true);
   });
@@ -161,7 +165,7 @@ describe.each([
     const pkcs8 = pair.privateKey.export({ type: "pkcs8", format: "der" });
     const imported = await importKeyMaterial(backend, request(w.key, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, pkcs8), KeySpec.EC_P256, level));
     expect(Buffer.from(imported.publicKey).equals(pair.publicKey.export({ type: "spki", format: "der" }))).toBe(true);
-    const key = create(hsm.WrappedKeySchema, { keyVersionId: `v-${randomBytes(4).toString("hex")}`, keySpec: KeySpec.EC_P256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
+    const key = create(hsm.WrappedKeySchema, { keyVersionId: IMPORTED, keySpec: KeySpec.EC_P256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
     const digest = randomBytes(32);
     const signature = await backend.sign(key, SigningAlgorithm.ECDSA_SHA_256, { case: "digest", value: digest });
     // The signature verifies against the caller's own public key.

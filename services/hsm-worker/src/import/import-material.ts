@@ -52,6 +52,7 @@ export async function importKeyMaterial(backend: Backend, req: hsm.ImportKeyMate
   const family = keyFamily(req.keySpec, "key_spec");
   checkProtectionLevel(req.protectionLevel, "protection_level");
   if (req.protectionLevel === ProtectionLevel.HSM && !backend.status().hsmKeysSupported) throw hsmUnsupported();
+  if (req.keyVersionId === "") throw invalidArgument("key_version_id", "is required");
   const wrappingKey = req.wrappingKey;
   const k = wrappingKey === undefined ? undefined : WRAPPING_KEY_BYTES.get(wrappingKey.keySpec);
   if (wrappingKey === undefined || k === undefined) throw invalidArgument("wrapping_key.key_spec", "must be KEY_SPEC_RSA_2048, KEY_SPEC_RSA_3072 or KEY_SPEC_RSA_4096");
@@ -60,12 +61,17 @@ export async function importKeyMaterial(backend: Backend, req: hsm.ImportKeyMate
     try {
       const { publicKey, canonical } = checkMaterial(family, req.keySpec, material);
       try {
-        const wrappedMaterial = await backend.wrapMaterial(canonical, req.label);
+        const binding = { keyVersionId: req.keyVersionId, keySpec: req.keySpec, protectionLevel: req.protectionLevel };
+        const wrappedMaterial = await backend.wrapMaterial(canonical, binding, req.label);
+        // Format 2 is deterministic for one version id, so a re-import gives the same fingerprint; a key
+        // first imported by an earlier release was fingerprinted over its format 1 wrap instead.
+        const legacy = await backend.legacyWrap(canonical, req.label);
         return create(hsm.ImportKeyMaterialResponseSchema, {
           wrappedMaterial,
           rootKeyId: backend.status().rootKeyId,
           fingerprint: materialFingerprint(wrappedMaterial),
           publicKey,
+          legacyFingerprint: legacy === undefined ? Buffer.alloc(0) : materialFingerprint(legacy),
         });
       } finally {
         if (canonical !== material) wipe(canonical);

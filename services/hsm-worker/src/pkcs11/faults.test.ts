@@ -15,7 +15,7 @@ import { createTestToken } from "../testing/softhsm-token";
 import type { TestToken } from "../testing/softhsm-token";
 import { HsmBackend } from "./hsm-backend";
 import type { HsmBackendOptions } from "./hsm-backend";
-import { findRootKeys } from "./root-key";
+import { findRootKeys, rootLabels } from "./root-key";
 
 jest.setTimeout(60_000);
 
@@ -54,8 +54,8 @@ async function outcome(promise: Promise<unknown>): Promise<{ status: number; cod
   }
 }
 
-/** Root keys on the token, looked up on a session of our own. */
-function rootKeysOnToken(label = ROOT_LABEL): string[] {
+/** HSM roots (of root sets) on the token, looked up on a session of our own. */
+function rootKeysOnToken(label = rootLabels(ROOT_LABEL).hsm): string[] {
   const lib = backend.lib;
   const session = lib.C_OpenSession(backend.pool.slotId, pkcs11js.CKF_SERIAL_SESSION);
   try {

@@ -4,7 +4,7 @@ import { ErrorCode, INVALID_CIPHERTEXT_MESSAGE, KmsError } from "@kms/errors";
 import { hsm, kmsResources } from "@kms/proto";
 import * as pkcs11js from "pkcs11js";
 import { bool, readAttributes } from "./attributes";
-import { findRootKeys } from "./root-key";
+import { findRootKeys, rootLabels } from "./root-key";
 import { HsmBackend } from "./hsm-backend";
 import type { HsmBackendOptions } from "./hsm-backend";
 import { createTestToken } from "../testing/softhsm-token";
@@ -66,11 +66,13 @@ function expectKmsError(err: unknown, code: status, errorCode: string, message?:
 const aad = Buffer.from("header|context");
 
 describe("root key", () => {
-  it("is an AES-256 token key that is sensitive, not extractable, and only wraps", async () => {
+  it.each(["hsm", "software"] as const)("%s: an AES-256 token key that is sensitive, not extractable, and only wraps", async (level) => {
     const lib = backend.lib;
     const session = lib.C_OpenSession(backend.pool.slotId, pkcs11js.CKF_SERIAL_SESSION);
     try {
-      const [root, ...others] = findRootKeys(lib, session, ROOT_LABEL);
+      // A new token gets a root set (one root per level, a MAC key) and no legacy root.
+      expect(findRootKeys(lib, session, ROOT_LABEL)).toEqual([]);
+      const [root, ...others] = findRootKeys(lib, session, rootLabels(ROOT_LABEL)[level]);
       expect(others).toEqual([]);
       expect(root?.id).toBe(backend.rootKeyId);
       expect(backend.rootKeyId).toMatch(/^[0-9a-f]{32}$/);
@@ -108,6 +110,8 @@ describe("root key", () => {
         rootKeyId: backend.rootKeyId,
         description: `PKCS#11 module ${token.module}, token "hsm-backend-test"`,
         hsmKeysSupported: true,
+        legacyRootKeyId: "",
+        hsmUnsupportedKeySpecs: [KeySpec.ED25519],
       });
     } finally {
       await second.close();
@@ -144,8 +148,9 @@ describe.each([
   ["SOFTWARE", ProtectionLevel.SOFTWARE],
 ])("PROTECTION_LEVEL_%s keys", (name, level) => {
   it.each([
-    ["AES_256", KeySpec.AES_256, 40],
-    ["AES_128", KeySpec.AES_128, 24],
+    // Format 2: 0x02, the RFC 5649 wrap (40 or 24 bytes), a 32-byte tag.
+    ["AES_256", KeySpec.AES_256, 73],
+    ["AES_128", KeySpec.AES_128, 57],
   ])("%s: generate, wrap, unwrap, encrypt and decrypt", async (_spec, spec, wrappedBytes) => {
     const key = await newKey(`kv-${name}-${spec}`, level, spec);
     expect(key.wrappedMaterial.length).toBe(wrappedBytes);
@@ -214,6 +219,17 @@ describe("wrapped material", () => {
     );
   });
 
+  it("cached for one version, spec and level serves none other: the same bytes as SOFTWARE or as HMAC are refused", async () => {
+    const key = await newKey("kv-cache-bind", ProtectionLevel.HSM);
+    const sealed = await backend.encrypt(key, Buffer.from("cached"), aad); // now in the handle cache
+    const asSoftware = create(hsm.WrappedKeySchema, { ...key, protectionLevel: ProtectionLevel.SOFTWARE });
+    const asHmac = create(hsm.WrappedKeySchema, { ...key, keySpec: KeySpec.HMAC_SHA256 });
+    for (const attempt of [backend.decrypt(asSoftware, sealed, aad), backend.encrypt(asSoftware, Buffer.from("x"), aad), backend.generateMac(asHmac, Buffer.from("m"))]) {
+      expectKmsError(await rejection(attempt), status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "key.wrapped_material: does not unwrap under the root key");
+    }
+    expect((await backend.decrypt(key, sealed, aad)).toString()).toBe("cached");
+  });
+
   it("of the wrong length for its spec is refused before unwrapping", async () => {
     const key = await newKey("kv-len", ProtectionLevel.SOFTWARE);
     const wrong = create(hsm.WrappedKeySchema, { ...key, keySpec: KeySpec.AES_128 });
@@ -221,7 +237,7 @@ describe("wrapped material", () => {
       await rejection(backend.encrypt(wrong, Buffer.from("x"), aad, "source_key")),
       status.INVALID_ARGUMENT,
       ErrorCode.InvalidParameter,
-      "source_key.wrapped_material: must be 24 bytes for KEY_SPEC_AES_128",
+      "source_key.wrapped_material: must be 57 bytes for KEY_SPEC_AES_128",
     );
   });
 

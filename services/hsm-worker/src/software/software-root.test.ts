@@ -31,7 +31,7 @@ async function rejection(promise: Promise<unknown>): Promise<KmsError> {
 }
 
 async function newKey(id: string, keySpec: kmsResources.KeySpec = KeySpec.AES_256): Promise<hsm.WrappedKey> {
-  const { wrappedMaterial } = await backend.generateKeyMaterial(keySpec, ProtectionLevel.SOFTWARE);
+  const { wrappedMaterial } = await backend.generateKeyMaterial(keySpec, ProtectionLevel.SOFTWARE, id);
   return create(hsm.WrappedKeySchema, { keyVersionId: id, keySpec, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial, rootKeyId: backend.rootKeyId });
 }
 
@@ -42,13 +42,17 @@ describe("software root key file", () => {
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     const key = readFileSync(file);
     expect(key.length).toBe(32);
-    const expected = createHash("sha256").update("kms-root-key-id").update(key).digest().subarray(0, 16).toString("hex");
+    // Format 2 material has its own id (it is under keys derived from the file); format 1 keeps the old one.
+    const expected = createHash("sha256").update("kms-root-key-id-v2").update(key).digest().subarray(0, 16).toString("hex");
+    const legacy = createHash("sha256").update("kms-root-key-id").update(key).digest().subarray(0, 16).toString("hex");
     expect(backend.rootKeyId).toBe(expected);
     expect(backend.status()).toEqual({
       backend: hsm.Backend.SOFTWARE_ROOT,
       rootKeyId: expected,
       description: `software root key ${file}`,
       hsmKeysSupported: false,
+      legacyRootKeyId: legacy,
+      hsmUnsupportedKeySpecs: [],
     });
   });
 
@@ -68,8 +72,9 @@ describe("software root key file", () => {
 
 describe("software-root backend", () => {
   it.each([
-    ["AES_256", KeySpec.AES_256, 40],
-    ["AES_128", KeySpec.AES_128, 24],
+    // Format 2: 0x02, the RFC 5649 wrap (40 or 24 bytes), a 32-byte tag.
+    ["AES_256", KeySpec.AES_256, 73],
+    ["AES_128", KeySpec.AES_128, 57],
   ])("%s round trip", async (_name, spec, wrappedBytes) => {
     const key = await newKey(`kv-${spec}`, spec);
     expect(key.wrappedMaterial.length).toBe(wrappedBytes);
@@ -94,7 +99,7 @@ describe("software-root backend", () => {
   });
 
   it("refuses PROTECTION_LEVEL_HSM with FAILED_PRECONDITION", async () => {
-    const err = await rejection(backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.HSM));
+    const err = await rejection(backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.HSM, "kv-h"));
     expect([err.status, err.code]).toEqual([status.FAILED_PRECONDITION, ErrorCode.HsmUnsupported]);
     expect(err.message).toContain("PROTECTION_LEVEL_HSM");
     const key = await newKey("kv-h");
@@ -112,6 +117,17 @@ describe("software-root backend", () => {
       ErrorCode.RootKeyMismatch,
       `key.root_key_id: material was wrapped under root key "${"ab".repeat(16)}"; this worker holds root key "${backend.rootKeyId}"`,
     ]);
+  });
+
+  it("binds material to its version and spec, cached or not: moved or respecified, it does not unwrap", async () => {
+    const key = await newKey("kv-bound");
+    const sealed = await backend.encrypt(key, Buffer.from("bound"), Buffer.alloc(0)); // now cached
+    const moved = create(hsm.WrappedKeySchema, { ...key, keyVersionId: "kv-elsewhere" });
+    const asHmac = create(hsm.WrappedKeySchema, { ...key, keySpec: KeySpec.HMAC_SHA256 });
+    for (const attempt of [backend.decrypt(moved, sealed, Buffer.alloc(0)), backend.generateMac(asHmac, Buffer.from("m"))]) {
+      const err = await rejection(attempt);
+      expect([err.status, err.code, err.message]).toEqual([status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "key.wrapped_material: does not unwrap under the root key"]);
+    }
   });
 
   it("refuses corrupt wrapped material and a missing key", async () => {

@@ -1,6 +1,11 @@
 // The software-root backend, for a machine without a PKCS#11 module: a 32-byte root key in a 0600 file
 // stands in for the HSM. Only SOFTWARE keys exist here; PROTECTION_LEVEL_HSM is refused.
-import { createHash, createSecretKey, randomBytes } from "node:crypto";
+//
+// New material is format 2 (wrapped-format.ts), as on the PKCS#11 backend: wrapped under a key derived
+// from the file's key, and tagged with another derived key over its version id, spec and level, so a blob
+// cannot be presented as another version or spec. Material wrapped directly under the file's key by
+// earlier releases (format 1, the legacy root id) still unwraps; its spec is taken from the caller.
+import { createHash, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, writeSync } from "node:fs";
 import path from "node:path";
@@ -15,6 +20,10 @@ import { asBuffer, wipe } from "../bytes";
 import { LruCache } from "../handle-cache";
 import { checkProtectionLevel, hsmUnsupported, keyFamily } from "../key-spec";
 import type { KeyFamily } from "../key-spec";
+import { joinFormat2, tagInput } from "../wrapped-format";
+import type { Binding } from "../wrapped-format";
+import { invalidArgument } from "@kms/errors";
+import { unwrappedKeySlot } from "../handle-cache";
 import { openGcm, sealGcm } from "./aes-gcm";
 import { generateSoftwareMaterial, MaterialMismatchError, softwareDecrypt, softwareKey, softwareMac, softwareSign } from "./asymmetric";
 import { kwpUnwrap, kwpWrap, UnwrapError } from "./key-wrap";
@@ -22,13 +31,42 @@ import { kwpUnwrap, kwpWrap, UnwrapError } from "./key-wrap";
 const ROOT_KEY_BYTES = 32;
 
 interface CachedKey {
+  keyVersionId: string;
   wrapped: Buffer;
   key: KeyObject;
 }
 
-/** Root key id: derived from the key (never the key itself), so the same file always gives the same id. */
+/** The keys made from the root file. */
+interface SoftwareRoots {
+  /** The file's key: unwraps format 1 only. */
+  legacy: KeyObject;
+  legacyId: string;
+  wrap: KeyObject;
+  mac: KeyObject;
+  id: string;
+}
+
+/**
+ * Root key id of format 1 material (wrapped directly under the file's key): derived from the key (never the
+ * key itself), so the same file always gives the same id.
+ */
 export function softwareRootKeyId(rootKey: Buffer): string {
   return createHash("sha256").update("kms-root-key-id").update(rootKey).digest().subarray(0, 16).toString("hex");
+}
+
+/** Root key id of format 2 material: another id, because it is other keys (derived below). */
+export function softwareRootKeyIdV2(rootKey: Buffer): string {
+  return createHash("sha256").update("kms-root-key-id-v2").update(rootKey).digest().subarray(0, 16).toString("hex");
+}
+
+/** A key derived from the file's key for one purpose (HKDF-SHA256, RFC 5869). */
+function derivedKey(rootKey: Buffer, purpose: string): KeyObject {
+  const bytes = Buffer.from(hkdfSync("sha256", rootKey, Buffer.alloc(0), `kms software root v2 ${purpose}`, 32));
+  try {
+    return createSecretKey(bytes);
+  } finally {
+    wipe(bytes);
+  }
 }
 
 /** Reads `${dataDir}/root-key`, creating it (0600, directory 0700) on first start. */
@@ -74,11 +112,18 @@ export class SoftwareRootBackend implements Backend {
 
   private constructor(
     readonly rootKeyFile: string,
-    private readonly rootKey: KeyObject,
-    readonly rootKeyId: string,
+    private readonly roots: SoftwareRoots,
     keyCacheSize: number,
   ) {
     this.cache = new LruCache(keyCacheSize);
+  }
+
+  get rootKeyId(): string {
+    return this.roots.id;
+  }
+
+  get legacyRootKeyId(): string {
+    return this.roots.legacyId;
   }
 
   /** Opens (or creates) the root key under `dataDir`. */
@@ -86,7 +131,14 @@ export class SoftwareRootBackend implements Backend {
     const file = path.join(dataDir, "root-key");
     const raw = loadOrCreateRootKey(file);
     try {
-      return new SoftwareRootBackend(file, createSecretKey(raw), softwareRootKeyId(raw), keyCacheSize);
+      const roots: SoftwareRoots = {
+        legacy: createSecretKey(raw),
+        legacyId: softwareRootKeyId(raw),
+        wrap: derivedKey(raw, "wrap"),
+        mac: derivedKey(raw, "mac"),
+        id: softwareRootKeyIdV2(raw),
+      };
+      return new SoftwareRootBackend(file, roots, keyCacheSize);
     } finally {
       wipe(raw);
     }
@@ -102,19 +154,23 @@ export class SoftwareRootBackend implements Backend {
       rootKeyId: this.rootKeyId,
       description: `software root key ${this.rootKeyFile}`,
       hsmKeysSupported: false,
+      legacyRootKeyId: this.legacyRootKeyId,
+      hsmUnsupportedKeySpecs: [],
     };
   }
 
   async generateKeyMaterial(
     keySpec: kmsResources.KeySpec,
     protectionLevel: kmsResources.ProtectionLevel,
+    keyVersionId: string,
   ): Promise<GeneratedKey> {
     if (protectionLevel === resources.ProtectionLevel.HSM) throw hsmUnsupported();
     const family = keyFamily(keySpec, "key_spec");
     checkProtectionLevel(protectionLevel, "protection_level");
+    if (keyVersionId === "") throw invalidArgument("key_version_id", "is required");
     const { material, publicKey } = family.kind === "aes" ? { material: randomBytes(family.bytes), publicKey: Buffer.alloc(0) } : await generateSoftwareMaterial(family);
     try {
-      return { wrappedMaterial: kwpWrap(this.rootKey, material), publicKey };
+      return { wrappedMaterial: this.seal(material, { keyVersionId, keySpec, protectionLevel }), publicKey };
     } finally {
       wipe(material);
     }
@@ -155,41 +211,62 @@ export class SoftwareRootBackend implements Backend {
   }
 
   async forgetKeys(keyVersionIds: readonly string[]): Promise<void> {
-    for (const id of keyVersionIds) this.cache.delete(id);
+    const ids = new Set(keyVersionIds);
+    this.cache.deleteWhere((e) => ids.has(e.keyVersionId));
   }
 
   async close(): Promise<void> {
     this.cache.clear();
   }
 
-  async wrapMaterial(material: Buffer): Promise<Buffer> {
-    return kwpWrap(this.rootKey, material);
+  async wrapMaterial(material: Buffer, binding: Binding): Promise<Buffer> {
+    if (binding.protectionLevel === resources.ProtectionLevel.HSM) throw hsmUnsupported();
+    return this.seal(material, binding);
+  }
+
+  async legacyWrap(material: Buffer): Promise<Buffer> {
+    return kwpWrap(this.roots.legacy, material);
+  }
+
+  /** Format 2: wrapped under the derived wrapping key, tagged for `binding`. */
+  private seal(material: Buffer, binding: Binding): Buffer {
+    const kwp = kwpWrap(this.roots.wrap, material);
+    return joinFormat2(kwp, this.tag(binding, kwp));
+  }
+
+  private tag(binding: Binding, kwp: Buffer): Buffer {
+    return createHmac("sha256", this.roots.mac).update(tagInput(binding, kwp)).digest();
   }
 
   private check<K extends KeyFamily["kind"]>(key: hsm.WrappedKey | undefined, field: string, kinds: readonly K[], operation: string) {
     if (key?.protectionLevel === resources.ProtectionLevel.HSM) throw hsmUnsupported();
-    return requireFamily(checkWrappedKey(key, field, this.rootKeyId), kinds, field, operation);
+    return requireFamily(checkWrappedKey(key, field, { current: this.roots.id, legacy: this.roots.legacyId }), kinds, field, operation);
   }
 
   private keyObject(key: hsm.WrappedKey | undefined, field: string, kinds: readonly KeyFamily["kind"][], operation: string): KeyObject {
     return this.keyObjectOf(this.check(key, field, kinds, operation), field);
   }
 
-  /** The KeyObject of a checked key, from the cache or unwrapped now. */
+  /** The KeyObject of a checked key, from the cache or unwrapped now (format 2 after its tag matched). */
   private keyObjectOf(checked: CheckedKey, field: string): KeyObject {
     const wrapped = asBuffer(checked.wrappedMaterial);
-    const cached = this.cache.get(checked.keyVersionId);
+    const slot = unwrappedKeySlot(checked);
+    const cached = this.cache.get(slot);
     if (cached !== undefined && cached.wrapped.equals(wrapped)) return cached.key;
+    if (checked.format === "v2") {
+      const expected = this.tag(checked, checked.kwp);
+      if (!timingSafeEqual(expected, checked.tag)) throw unwrapFailed(field);
+    }
     let material: Buffer;
     try {
-      material = kwpUnwrap(this.rootKey, wrapped);
+      material = kwpUnwrap(checked.format === "v2" ? this.roots.wrap : this.roots.legacy, checked.kwp);
     } catch (err) {
       if (err instanceof UnwrapError) throw unwrapFailed(field);
       throw err;
     }
     try {
       const keyObject = softwareKey(checked.family, material);
-      this.cache.set(checked.keyVersionId, { wrapped: Buffer.from(wrapped), key: keyObject });
+      this.cache.set(slot, { keyVersionId: checked.keyVersionId, wrapped: Buffer.from(wrapped), key: keyObject });
       return keyObject;
     } catch (err) {
       if (err instanceof MaterialMismatchError) throw unwrapFailed(field);

@@ -23,11 +23,10 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
   validateDescription(req.description);
   validateTags(req.tags);
   const policy = req.policy === "" ? null : checkedPolicy(s, ctx, req.policy);
-  // Asking the worker only when the caller left the protection level to us.
+  // Asking the worker only when the caller left the protection level to us: HSM where the worker can
+  // keep this spec in its HSM (not Ed25519 on SoftHSM 2.6, which cannot wrap EdDSA keys), else SOFTWARE.
   const hsmAvailable =
-    req.protectionLevel === kmsResources.ProtectionLevel.UNSPECIFIED
-      ? (await s.worker.getStatus(ctx.deadline)).hsmKeysSupported
-      : true;
+    req.protectionLevel === kmsResources.ProtectionLevel.UNSPECIFIED ? hsmCanHold(await s.worker.getStatus(ctx.deadline), req.keySpec) : true;
   const choice = resolveKeyChoice(req, hsmAvailable);
   const now = s.clock();
   const rotation = rotationPolicy(choice, req.enableAutomaticRotation, req.rotationInterval, now);
@@ -40,7 +39,7 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
   const keyVersionId = randomUUID();
   ctx.audit.keyVersionId = keyVersionId;
   const material = await s.worker.generateKeyMaterial(
-    { keySpec: choice.keySpec, protectionLevel: choice.protectionLevel, label: keyVersionId },
+    { keySpec: choice.keySpec, protectionLevel: choice.protectionLevel, label: keyVersionId, keyVersionId },
     ctx.deadline,
   );
   faultPoint("crash-after-generate"); // test-only, off by default (fault-injection.ts)
@@ -75,6 +74,11 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
   return { keyMetadata: toKeyMetadata(key) };
 };
 
+/** Whether the worker can keep keys of `keySpec` at PROTECTION_LEVEL_HSM. */
+function hsmCanHold(worker: { hsmKeysSupported: boolean; hsmUnsupportedKeySpecs: kmsResources.KeySpec[] }, keySpec: kmsResources.KeySpec): boolean {
+  return worker.hsmKeysSupported && !worker.hsmUnsupportedKeySpecs.includes(keySpec);
+}
+
 /**
  * ORIGIN_EXTERNAL: no material and no version until ImportKeyMaterial; the key waits in PENDING_IMPORT.
  * The worker must still be able to hold the key's protection level.
@@ -85,12 +89,22 @@ async function createExternalKey(
   keyId: string,
   c: KeyChoice & { description: string; tags: Record<string, string>; policy: string | null; rotation: RotationPolicy; now: Date },
 ) {
-  if (c.protectionLevel === kmsResources.ProtectionLevel.HSM && !(await s.worker.getStatus(ctx.deadline)).hsmKeysSupported) {
-    throw new KmsError(
-      status.FAILED_PRECONDITION,
-      ErrorCode.HsmUnsupported,
-      "PROTECTION_LEVEL_HSM keys need a PKCS#11 module; the HSM worker runs on the software root key",
-    );
+  if (c.protectionLevel === kmsResources.ProtectionLevel.HSM) {
+    const worker = await s.worker.getStatus(ctx.deadline);
+    if (!worker.hsmKeysSupported) {
+      throw new KmsError(
+        status.FAILED_PRECONDITION,
+        ErrorCode.HsmUnsupported,
+        "PROTECTION_LEVEL_HSM keys need a PKCS#11 module; the HSM worker runs on the software root key",
+      );
+    }
+    if (!hsmCanHold(worker, c.keySpec)) {
+      throw new KmsError(
+        status.FAILED_PRECONDITION,
+        ErrorCode.HsmUnsupported,
+        `KEY_SPEC_${kmsResources.KeySpec[c.keySpec] ?? c.keySpec} keys cannot be PROTECTION_LEVEL_HSM: the PKCS#11 module cannot wrap their private keys; use PROTECTION_LEVEL_SOFTWARE`,
+      );
+    }
   }
   const key: KeyRecord = {
     keyId,

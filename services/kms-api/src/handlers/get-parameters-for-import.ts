@@ -31,7 +31,8 @@ export const getParametersForImport: Handler<typeof kms.GetParametersForImportRe
   const protectionLevel = hsmKeysSupported ? kmsResources.ProtectionLevel.HSM : kmsResources.ProtectionLevel.SOFTWARE;
   const tokenId = randomUUID();
   const wrapping = await s.worker.generateKeyMaterial(
-    { keySpec: wrappingRsaSpec(req.wrappingKeySpec), protectionLevel, label: `import-${tokenId}` },
+    // Bound to the token id: ImportKeyMaterial presents this wrapping key under that version id.
+    { keySpec: wrappingRsaSpec(req.wrappingKeySpec), protectionLevel, label: `import-${tokenId}`, keyVersionId: tokenId },
     ctx.deadline,
   );
   const token = randomBytes(TOKEN_BYTES).toString("base64url");

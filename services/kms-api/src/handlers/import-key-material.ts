@@ -62,11 +62,15 @@ export const importKeyMaterial: Handler<typeof kms.ImportKeyMaterialRequestSchem
         keySpec: key.keySpec,
         protectionLevel: key.protectionLevel,
         label: keyVersionId,
+        keyVersionId,
       },
       ctx.deadline,
     );
     const fingerprint = Buffer.from(imported.fingerprint);
-    if (previous !== undefined && !(previous.fingerprint.length === fingerprint.length && timingSafeEqual(previous.fingerprint, fingerprint))) {
+    // A key first imported by an earlier release has the fingerprint of its format 1 wrap under the
+    // legacy root; the worker computes that one too while it has the legacy root.
+    const same = (recorded: Buffer, given: Uint8Array) => given.length > 0 && recorded.length === given.length && timingSafeEqual(recorded, given);
+    if (previous !== undefined && !same(previous.fingerprint, fingerprint) && !same(previous.fingerprint, imported.legacyFingerprint)) {
       throw new KmsError(
         status.INVALID_ARGUMENT,
         ErrorCode.IncorrectKeyMaterial,
