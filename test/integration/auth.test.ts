@@ -1,6 +1,6 @@
 // Caller identity (mutual TLS, bearer JWTs), key policies, and the tamper-evident audit trail, through
 // the real processes with certificates and tokens made in the test.
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHmac, generateKeyPairSync, randomBytes } from "node:crypto";
 import { readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
@@ -252,6 +252,22 @@ describe("bearer JWTs", () => {
     expect(err.code).toBe(status.UNAUTHENTICATED);
     expect(err.details).toBe("bearer token is not valid for this service");
     expect(errorCode(err.metadata)).toBe("Unauthenticated");
+  });
+
+  // Algorithm confusion: an unsigned token, and one MACed with the public key as an HMAC secret (which a
+  // verifier that takes the token's alg would accept), both with claims that would otherwise pass.
+  it.each([
+    ["alg none (unsigned)", "none", () => ""],
+    ["HS256 keyed with the RSA public key", "HS256", (input: string) =>
+      createHmac("sha256", publicKey.export({ type: "spki", format: "pem" })).update(input).digest("base64url")],
+  ] as const)("refuses a token with %s: only the allow-listed asymmetric algorithms verify", async (_name, alg, sign) => {
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const input = `${b64({ alg, kid: "k1", typ: "JWT" })}.${b64({ iss: "https://issuer.test", aud: "kms", sub: "system:serviceaccount:apps:web", iat: now, exp: now + 300 })}`;
+    const md = new Metadata();
+    md.set("authorization", `Bearer ${input}.${sign(input)}`);
+    const err = await grpcError(client.listKeys({}, { metadata: md }));
+    expect([err.code, errorCode(err.metadata)]).toEqual([status.UNAUTHENTICATED, "Unauthenticated"]);
   });
 
   it("keeps honouring a reused token only until it expires (verified tokens are cached)", async () => {
