@@ -6,7 +6,7 @@
 import { constants, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import * as pkcs11js from "pkcs11js";
-import { openTestSession } from "../testing/pkcs11-session";
+import { createRsaDecryptionKey, openTestSession } from "../testing/pkcs11-session";
 import type { TestSession } from "../testing/pkcs11-session";
 import { oaepDecode } from "../asymmetric/oaep";
 import { hsmOaepDecrypt } from "./asymmetric";
@@ -30,22 +30,16 @@ beforeAll(() => {
   testSession = openTestSession("asym-oaep-zeros-test");
   ({ publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 }));
   const jwk = privateKey.export({ format: "jwk" });
-  handle = testSession.lib.C_CreateObject(testSession.session, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_DECRYPT, value: true },
-    { type: pkcs11js.CKA_MODULUS, value: b64(jwk.n) },
-    { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: b64(jwk.e) },
-    { type: pkcs11js.CKA_PRIVATE_EXPONENT, value: b64(jwk.d) },
-    { type: pkcs11js.CKA_PRIME_1, value: b64(jwk.p) },
-    { type: pkcs11js.CKA_PRIME_2, value: b64(jwk.q) },
-    { type: pkcs11js.CKA_EXPONENT_1, value: b64(jwk.dp) },
-    { type: pkcs11js.CKA_EXPONENT_2, value: b64(jwk.dq) },
-    { type: pkcs11js.CKA_COEFFICIENT, value: b64(jwk.qi) },
-  ]);
+  handle = createRsaDecryptionKey(testSession.lib, testSession.session, {
+    modulus: b64(jwk.n),
+    publicExponent: b64(jwk.e),
+    privateExponent: b64(jwk.d),
+    prime1: b64(jwk.p),
+    prime2: b64(jwk.q),
+    exponent1: b64(jwk.dp),
+    exponent2: b64(jwk.dq),
+    coefficient: b64(jwk.qi),
+  });
 });
 
 afterAll(() => testSession.close());

@@ -4,7 +4,7 @@
 import * as pkcs11js from "pkcs11js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { tallyHmac } from "../testing/hmac-vectors";
-import { openTestSession } from "../testing/pkcs11-session";
+import { createRsaDecryptionKey, openTestSession } from "../testing/pkcs11-session";
 import type { TestSession } from "../testing/pkcs11-session";
 import { hex, loadVectors } from "../testing/wycheproof";
 import { hsmMac, hsmOaepDecrypt } from "./asymmetric";
@@ -32,22 +32,16 @@ function integer(hexValue: string | undefined): Buffer {
 }
 
 function importRsaKey(c: Record<string, string>): pkcs11js.Handle {
-  return lib.C_CreateObject(session, [
-    { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-    { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
-    { type: pkcs11js.CKA_TOKEN, value: false },
-    { type: pkcs11js.CKA_PRIVATE, value: true },
-    { type: pkcs11js.CKA_SENSITIVE, value: true },
-    { type: pkcs11js.CKA_DECRYPT, value: true },
-    { type: pkcs11js.CKA_MODULUS, value: integer(c.modulus) },
-    { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: integer(c.publicExponent) },
-    { type: pkcs11js.CKA_PRIVATE_EXPONENT, value: integer(c.privateExponent) },
-    { type: pkcs11js.CKA_PRIME_1, value: integer(c.prime1) },
-    { type: pkcs11js.CKA_PRIME_2, value: integer(c.prime2) },
-    { type: pkcs11js.CKA_EXPONENT_1, value: integer(c.exponent1) },
-    { type: pkcs11js.CKA_EXPONENT_2, value: integer(c.exponent2) },
-    { type: pkcs11js.CKA_COEFFICIENT, value: integer(c.coefficient) },
-  ]);
+  return createRsaDecryptionKey(lib, session, {
+    modulus: integer(c.modulus),
+    publicExponent: integer(c.publicExponent),
+    privateExponent: integer(c.privateExponent),
+    prime1: integer(c.prime1),
+    prime2: integer(c.prime2),
+    exponent1: integer(c.exponent1),
+    exponent2: integer(c.exponent2),
+    coefficient: integer(c.coefficient),
+  });
 }
 
 describe("Wycheproof RSA-OAEP-SHA-256, HSM raw RSA + worker OAEP decoding", () => {
