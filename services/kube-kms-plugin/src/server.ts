@@ -5,7 +5,8 @@ import path from "node:path";
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
-import { grpcServiceDefinition, k8sKmsV2 } from "@kms/proto";
+import { create } from "@bufbuild/protobuf";
+import { grpcServiceDefinition, k8sKmsV2 as v2 } from "@kms/proto";
 import { LimitError } from "./limits";
 import { PluginError } from "./plugin";
 import type { KubeKmsPlugin } from "./plugin";
@@ -28,11 +29,11 @@ function unary<I, O>(work: (request: I) => Promise<O>): Handler<I, O> {
 export function createServer(plugin: KubeKmsPlugin): Server {
   const server = new Server({ "grpc.max_receive_message_length": 256 * 1024 });
   const handlers: UntypedServiceImplementation = {
-    Status: unary<k8sKmsV2.StatusRequest, unknown>(async () => plugin.status()),
-    Encrypt: unary<k8sKmsV2.EncryptRequest, unknown>(async (r) => ({ ...(await plugin.encrypt(r.plaintext, r.uid)), annotations: {} })),
-    Decrypt: unary<k8sKmsV2.DecryptRequest, unknown>(async (r) => ({ plaintext: await plugin.decrypt(r.ciphertext, r.keyId, r.annotations, r.uid) })),
+    Status: unary(async () => create(v2.StatusResponseSchema, await plugin.status())),
+    Encrypt: unary(async (r: v2.EncryptRequest) => create(v2.EncryptResponseSchema, await plugin.encrypt(r.plaintext, r.uid))),
+    Decrypt: unary(async (r: v2.DecryptRequest) => create(v2.DecryptResponseSchema, { plaintext: await plugin.decrypt(r.ciphertext, r.keyId, r.annotations, r.uid) })),
   };
-  server.addService(grpcServiceDefinition(k8sKmsV2.KeyManagementService), handlers);
+  server.addService(grpcServiceDefinition(v2.KeyManagementService), handlers);
   return server;
 }
 
