@@ -8,8 +8,11 @@ import { loadPluginConfig } from "./config";
 import { KubeKmsPlugin } from "./plugin";
 import { createServer, listen } from "./server";
 
-/** Every call to kms-api ends within this: the apiserver's own timeout is a few seconds. */
-const KMS_DEADLINE_MS = 3000;
+/**
+ * Every call to kms-api ends within this, so that a plugin call (at most two kms-api calls in a row: a
+ * Decrypt and, first time only, a DescribeKey) ends within the EncryptionConfiguration's timeout (5s in deploy/).
+ */
+const KMS_DEADLINE_MS = 2000;
 
 async function main(): Promise<void> {
   let config;
