@@ -3,10 +3,11 @@
 // TLS, as its own principal) of a real stack.
 import { spawn } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { credentials, status } from "@grpc/grpc-js";
+import { SignJWT, exportJWK } from "jose";
 import { createPromiseClient, k8sKmsV2, kms } from "@kms/proto";
 import { issue, makeCa } from "../certs";
 import { errorCode, grpcError, startStack } from "../harness";
@@ -14,6 +15,8 @@ import type { Stack } from "../harness";
 
 const ADMIN = "spiffe://test.example/admin";
 const PLUGIN = "spiffe://test.example/kube-kms-plugin";
+// The principal of a plugin that shows a bearer JWT (a projected service-account token) instead.
+const JWT_PLUGIN = "system:serviceaccount:kube-system:kube-kms-plugin";
 const CLUSTER = "test-cluster";
 const ALIAS = "alias/k8s/test-cluster";
 const ENTRY = path.join(__dirname, "..", "..", "services", "kube-kms-plugin", "dist", "main.js");
@@ -29,11 +32,11 @@ const POLICY = JSON.stringify({
   Version: "1",
   Statement: [
     { Sid: "admin", Effect: "Allow", Principal: [ADMIN], Action: "kms:*", Resource: "*" },
-    { Sid: "plugin-reads", Effect: "Allow", Principal: [PLUGIN], Action: ["kms:DescribeKey"], Resource: "*" },
+    { Sid: "plugin-reads", Effect: "Allow", Principal: [PLUGIN, JWT_PLUGIN], Action: ["kms:DescribeKey"], Resource: "*" },
     {
       Sid: "plugin-uses-for-its-cluster",
       Effect: "Allow",
-      Principal: [PLUGIN],
+      Principal: [PLUGIN, JWT_PLUGIN],
       Action: ["kms:Encrypt", "kms:Decrypt"],
       Resource: "*",
       Condition: { StringEquals: { "kms:EncryptionContext:k8s-cluster": CLUSTER, "kms:EncryptionContext:purpose": "kubernetes-kms-v2" } },
@@ -61,6 +64,7 @@ function startPlugin(env: NodeJS.ProcessEnv, socket: string): Promise<PluginProc
       if (line.startsWith("{")) logs.push(JSON.parse(line) as Record<string, unknown>);
     }
   });
+  plugins.push({ child, socket, logs });
   return new Promise((resolve, reject) => {
     let stdout = "";
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -77,6 +81,7 @@ let stack: Stack;
 let admin: ReturnType<typeof createPromiseClient<typeof kms.KeyManagementService.method>>;
 let apiserver: ReturnType<typeof createPromiseClient<typeof k8sKmsV2.KeyManagementService.method>>;
 let plugin: PluginProcess;
+const plugins: PluginProcess[] = [];
 let keyId: string;
 let firstVersion: string;
 
@@ -122,9 +127,9 @@ beforeAll(async () => {
 afterAll(async () => {
   apiserver?.close();
   admin?.close();
-  if (plugin && plugin.child.exitCode === null) {
-    const exited = new Promise((r) => plugin.child.once("exit", r));
-    plugin.child.kill("SIGTERM");
+  for (const p of plugins.filter((p) => p.child.exitCode === null)) {
+    const exited = new Promise((r) => p.child.once("exit", r));
+    p.child.kill("SIGTERM");
     await exited;
   }
   await stack?.stop();
@@ -212,5 +217,38 @@ describe("Kubernetes KMS v2 plugin", () => {
     const decrypted = await apiserver.decrypt({ ciphertext: before.ciphertext, keyId: before.keyId, uid: "after-outage" });
     expect(Buffer.from(decrypted.plaintext)).toEqual(seed);
     expect((await apiserver.encrypt({ plaintext: randomBytes(32), uid: "after-outage" })).keyId).toBe(recovered.status.keyId);
+  });
+});
+
+describe("Kubernetes KMS v2 plugin with a bearer JWT", () => {
+  it("calls kms-api as the token's subject over TLS", async () => {
+    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const jwks = path.join(stack.dataDir, "plugin-jwks.json");
+    writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "p1", alg: "ES256", use: "sig" }] }));
+    // TLS without client certificates: the token is the only credential.
+    const replica = await stack.startReplica({ KMS_TLS_CLIENT_CA: "", KMS_JWT_JWKS_FILE: jwks, KMS_JWT_ISSUER: "https://kubernetes.default.svc", KMS_JWT_AUDIENCE: "kms" });
+    replica.client.close();
+    const tokenFile = path.join(stack.dataDir, "plugin-token");
+    const jwt = await new SignJWT({}).setProtectedHeader({ alg: "ES256", kid: "p1" }).setIssuer("https://kubernetes.default.svc").setAudience("kms").setSubject(JWT_PLUGIN).setIssuedAt().setExpirationTime("10m").sign(privateKey);
+    writeFileSync(tokenFile, `${jwt}\n`);
+    const socket = path.join(stack.dataDir, "kmsplugin-jwt", "kms.sock");
+    await startPlugin(
+      { PATH: process.env.PATH, KMS_PLUGIN_LISTEN: `unix://${socket}`, KMS_PLUGIN_KEY_ID: ALIAS, KMS_PLUGIN_CLUSTER: CLUSTER, KMS_ADDR: replica.api.address, KMS_TLS_CA: pki.caCert, KMS_JWT_TOKEN_FILE: tokenFile },
+      socket,
+    );
+    const client = createPromiseClient(k8sKmsV2.KeyManagementService, `unix://${socket}`);
+    try {
+      const seed = randomBytes(32);
+      const state = await client.status({});
+      const encrypted = await client.encrypt({ plaintext: seed, uid: "jwt-plugin" });
+      expect([state.healthz, encrypted.keyId]).toEqual(["ok", state.keyId]);
+      // The first plugin (mutual TLS) reads what this one wrote: same key, same cluster context.
+      expect(Buffer.from((await apiserver.decrypt({ ciphertext: encrypted.ciphertext, keyId: encrypted.keyId, uid: "cross" })).plaintext)).toEqual(seed);
+      const events = (await admin.listAuditEvents({ keyId, principal: JWT_PLUGIN, operation: "Encrypt", pageSize: 100 })).events;
+      expect(events.length).toBeGreaterThanOrEqual(1);
+      expect(events.every((e) => e.principal === JWT_PLUGIN && e.resultCode === "OK")).toBe(true);
+    } finally {
+      client.close();
+    }
   });
 });
