@@ -200,6 +200,9 @@ describe("Kubernetes KMS v2 plugin", () => {
     expect(fresh.keyId).toBe(rotated.status.keyId);
     const again = await apiserver.decrypt({ ciphertext: old.ciphertext, keyId: old.keyId, uid: "old-blob" });
     expect([old.keyId, Buffer.from(again.plaintext)]).toEqual([`${keyId}/${firstVersion}`, oldSeed]);
+    // The key_id stored beside a blob must name the blob's own version.
+    const mismatch = await grpcError(apiserver.decrypt({ ciphertext: old.ciphertext, keyId: fresh.keyId, uid: "swapped-key-id" }));
+    expect([mismatch.code, mismatch.details]).toEqual([status.INVALID_ARGUMENT, "key_id: does not name the key version of the ciphertext"]);
   });
 
   it("fails fast with UNAVAILABLE while kms-api is down, and recovers without a restart", async () => {

@@ -85,6 +85,6 @@ describe("KubeKmsPlugin", () => {
     const { plugin } = setup();
     const blob = await plugin.encrypt(Buffer.alloc(32, 3), "u");
     const err = await plugin.decrypt(blob.ciphertext, `${KEY}/v9`, {}, "u").catch((e: unknown) => e);
-    expect([(err as PluginError).code, (err as PluginError).message]).toEqual([status.INVALID_ARGUMENT, "ciphertext: not made under key_id by this plugin's key"]);
+    expect([(err as PluginError).code, (err as PluginError).message]).toEqual([status.INVALID_ARGUMENT, "key_id: does not name the key version of the ciphertext"]);
   });
 });

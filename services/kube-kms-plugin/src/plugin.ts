@@ -123,12 +123,13 @@ export class KubeKmsPlugin {
     const call = this.callOptions();
     try {
       const res = await this.kms.decrypt({ ciphertextBlob: ciphertext, encryptionContext: this.encryptionContext }, call.options);
-      // The blob names its key: a blob of another key this principal may use is not the cluster's.
-      const kmsKeyId = this.primary?.kmsKeyId ?? (await this.currentPrimary()).kmsKeyId;
+      // The blob names its key version; the key_id stored beside it must name the same one. Any key the
+      // blob names is accepted (not only today's CMK), so that objects written before KMS_PLUGIN_KEY_ID's
+      // alias moved to another key still decrypt.
       const madeBy = pluginKeyId(res.keyId, res.keyVersionId);
-      if (res.keyId !== kmsKeyId || (keyId !== "" && keyId !== madeBy)) {
+      if (keyId !== "" && keyId !== madeBy) {
         res.plaintext.fill(0);
-        throw new PluginError(status.INVALID_ARGUMENT, "ciphertext: not made under key_id by this plugin's key");
+        throw new PluginError(status.INVALID_ARGUMENT, "key_id: does not name the key version of the ciphertext");
       }
       this.log.info("Decrypt", { uid: loggedUid(uid), kmsRequestId: call.requestId(), keyId: madeBy });
       return res.plaintext;
