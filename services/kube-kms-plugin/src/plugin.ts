@@ -48,7 +48,6 @@ export function pluginKeyId(kmsKeyId: string, keyVersionId: string): string {
 }
 
 interface Primary {
-  kmsKeyId: string;
   keyId: string;
   readAt: number;
 }
@@ -92,13 +91,16 @@ export class KubeKmsPlugin {
 
   async status(): Promise<{ version: string; healthz: string; keyId: string }> {
     // Side by side, so that a slow kms-api costs Status one deadline, not three.
-    const [healthz, primary] = await Promise.all([this.healthz(), this.currentPrimary().catch((err: unknown) => err)]);
-    if (primary instanceof Error || primary === undefined) {
-      // kms-api unreachable: the last key_id still names the key (healthz says what is wrong).
-      if (!this.primary) throw translate(primary);
-      return { version: API_VERSION, healthz, keyId: this.primary.keyId };
-    }
-    return { version: API_VERSION, healthz, keyId: (primary as Primary).keyId };
+    const keyId = this.currentPrimary().then(
+      (primary) => primary.keyId,
+      (err: unknown) => {
+        // kms-api unreachable: the last key_id still names the key (healthz says what is wrong).
+        if (!this.primary) throw translate(err);
+        return this.primary.keyId;
+      },
+    );
+    const [healthz, current] = await Promise.all([this.healthz(), keyId]);
+    return { version: API_VERSION, healthz, keyId: current };
   }
 
   async encrypt(plaintext: Uint8Array, uid: string): Promise<{ ciphertext: Uint8Array; keyId: string }> {
@@ -179,7 +181,7 @@ export class KubeKmsPlugin {
     const res = await this.kms.describeKey({ keyId: this.keyId });
     const meta = res.keyMetadata;
     if (!meta || meta.primaryKeyVersionId === "") throw new PluginError(status.FAILED_PRECONDITION, "kms-api: the key has no primary version");
-    const primary = { kmsKeyId: meta.keyId, keyId: pluginKeyId(meta.keyId, meta.primaryKeyVersionId), readAt: this.clock() };
+    const primary = { keyId: pluginKeyId(meta.keyId, meta.primaryKeyVersionId), readAt: this.clock() };
     if (generation === this.primaryGeneration) this.setPrimary(primary);
     return this.primary ?? primary;
   }
@@ -187,7 +189,7 @@ export class KubeKmsPlugin {
   /** An Encrypt's answer names the version that is primary now: Status reports the same key_id from here on. */
   private noteVersion(kmsKeyId: string, keyVersionId: string): string {
     const keyId = pluginKeyId(kmsKeyId, keyVersionId);
-    if (this.primary?.keyId !== keyId) this.setPrimary({ kmsKeyId, keyId, readAt: this.clock() });
+    if (this.primary?.keyId !== keyId) this.setPrimary({ keyId, readAt: this.clock() });
     return keyId;
   }
 
