@@ -1,9 +1,13 @@
 // Renders deploy/k8s with `kubectl kustomize`, validates every object against the Kubernetes schemas
 // (kubernetes-models), and checks the properties the deployment depends on.
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { Namespace } from "kubernetes-models/v1/Namespace";
+import { Pod } from "kubernetes-models/v1/Pod";
+import type { IPod } from "kubernetes-models/v1/Pod";
+import { loadPluginConfig } from "../../services/kube-kms-plugin/src/config";
 import { PersistentVolumeClaim } from "kubernetes-models/v1/PersistentVolumeClaim";
 import { Secret } from "kubernetes-models/v1/Secret";
 import { Service } from "kubernetes-models/v1/Service";
@@ -259,5 +263,52 @@ describe("overlays", () => {
     const policy = find<INetworkPolicy>(objects, "NetworkPolicy", "kms-api");
     expect(policy.spec!.egress).toContainEqual({ to: [{ ipBlock: { cidr: "192.0.2.0/28" } }], ports: [{ protocol: "TCP", port: 1792 }] });
     expect(objects.every((o) => o.metadata.namespace === "kms")).toBe(true);
+  });
+});
+
+describe("deploy/kube-kms-plugin: the Kubernetes KMS v2 plugin", () => {
+  const dir = path.join(__dirname, "..", "..", "deploy", "kube-kms-plugin");
+  const pod = parse(readFileSync(path.join(dir, "static-pod.yaml"), "utf8")) as IPod;
+  const config = parse(readFileSync(path.join(dir, "encryption-configuration.yaml"), "utf8")) as Record<string, unknown>;
+  const plugin = pod.spec!.containers[0]!;
+
+  it("is a valid static Pod for the control-plane nodes, with nothing but the socket and its TLS files", () => {
+    expect(() => new Pod(pod as never).validate()).not.toThrow();
+    expect([pod.metadata!.namespace, pod.spec!.hostNetwork, pod.spec!.priorityClassName, pod.spec!.automountServiceAccountToken]).toEqual(["kube-system", true, "system-node-critical", false]);
+    expect(plugin.command).toEqual(["node", "services/kube-kms-plugin/dist/main.js"]);
+    expect(plugin.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } });
+    expect(plugin.ports).toBeUndefined();
+    expect([plugin.resources?.requests !== undefined, plugin.resources?.limits !== undefined]).toEqual([true, true]);
+    expect(pod.spec!.volumes!.map((v) => [v.name, v.hostPath?.path])).toEqual([
+      ["socket", "/var/run/kmsplugin"],
+      ["tls", "/etc/kubernetes/kms-plugin"],
+    ]);
+    expect(plugin.volumeMounts!.map((m) => [m.name, m.mountPath, m.readOnly ?? false])).toEqual([
+      ["socket", "/var/run/kmsplugin", false],
+      ["tls", "/etc/kubernetes/kms-plugin", true],
+    ]);
+  });
+
+  it("passes the plugin's own configuration check, calling kms-api over mutual TLS", () => {
+    const env = Object.fromEntries(plugin.env!.map((e) => [e.name, e.value]));
+    expect([env.KMS_TLS_CA, env.KMS_TLS_CERT, env.KMS_TLS_KEY].map((f) => path.dirname(f!))).toEqual(["/etc/kubernetes/kms-plugin", "/etc/kubernetes/kms-plugin", "/etc/kubernetes/kms-plugin"]);
+    // The TLS files live on the node; the rest is checked as the plugin checks it at start.
+    const { KMS_TLS_CA: _ca, KMS_TLS_CERT: _cert, KMS_TLS_KEY: _key, ...rest } = env;
+    const parsed = loadPluginConfig({ ...rest, KMS_ADDR: "127.0.0.1:7300" });
+    expect([parsed.socketPath, parsed.keyId, parsed.cluster]).toEqual(["/var/run/kmsplugin/kms/kms.sock", "alias/k8s/prod-1", "prod-1"]);
+    // The plugin creates the socket's directory itself (0700): the hostPath's own directory is the kubelet's 0755.
+    expect(path.dirname(path.dirname(parsed.socketPath))).toBe(pod.spec!.volumes![0]!.hostPath!.path);
+  });
+
+  // kubernetes-models has no schema for apiserver.config.k8s.io, so the document is checked field by field.
+  it("has an EncryptionConfiguration with the kms v2 provider on the plugin's socket, then identity", () => {
+    const socket = plugin.env!.find((e) => e.name === "KMS_PLUGIN_LISTEN")!.value;
+    expect(config).toEqual({
+      apiVersion: "apiserver.config.k8s.io/v1",
+      kind: "EncryptionConfiguration",
+      resources: [{ resources: ["secrets"], providers: [{ kms: { apiVersion: "v2", name: "kms", endpoint: socket, timeout: "5s" } }, { identity: {} }] }],
+    });
+    const kms = (config.resources as { providers: { kms?: { timeout: string } }[] }[])[0]!.providers[0]!.kms!;
+    expect(kms.timeout).toMatch(/^\d+(ms|s|m)$/);
   });
 });

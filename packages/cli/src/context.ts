@@ -1,8 +1,7 @@
 // What every command gets: a connected KmsClient and the global flags.
 import { readFileSync } from "node:fs";
-import { credentials } from "@grpc/grpc-js";
 import type { Command } from "commander";
-import { KmsClient } from "@kms/client";
+import { KmsClient, clientCredentials } from "@kms/client";
 import { positiveInt } from "./parse";
 
 export interface Globals {
@@ -23,13 +22,15 @@ export const DEFAULT_ADDRESS = "127.0.0.1:7300";
 
 function connect(globals: Globals): KmsClient {
   // TLS when a CA is given (mTLS when a client certificate is too); plaintext for the loopback dev mode.
-  const channel = globals.tlsCa
-    ? credentials.createSsl(
-        readFileSync(globals.tlsCa),
-        globals.tlsKey ? readFileSync(globals.tlsKey) : null,
-        globals.tlsCert ? readFileSync(globals.tlsCert) : null,
-      )
-    : undefined;
+  const channel = clientCredentials(
+    globals.tlsCa
+      ? {
+          ca: readFileSync(globals.tlsCa),
+          ...(globals.tlsKey ? { key: readFileSync(globals.tlsKey) } : {}),
+          ...(globals.tlsCert ? { cert: readFileSync(globals.tlsCert) } : {}),
+        }
+      : undefined,
+  );
   return new KmsClient({
     address: globals.address,
     ...(channel ? { credentials: channel } : {}),

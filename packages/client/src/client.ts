@@ -4,7 +4,7 @@ import type { DescService, MessageInitShape, MessageShape } from "@bufbuild/prot
 import { InterceptingCall, credentials as grpcCredentials } from "@grpc/grpc-js";
 import type { ChannelCredentials, ChannelOptions, Interceptor, Metadata } from "@grpc/grpc-js";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
-import type { PromiseClient } from "@kms/proto";
+import type { PromiseCallOptions, PromiseClient } from "@kms/proto";
 import type { DataKeyCache } from "./cache";
 import type { DataKeySource } from "./data-keys";
 import { REQUEST_ID_KEY, fromGrpcError } from "./errors";
@@ -21,6 +21,8 @@ export interface KmsCallOptions {
   /** Overrides the client's deadlineMs for this call (per attempt). */
   deadlineMs?: number;
   metadata?: Metadata;
+  /** Called with the `kms-request-id` the service gave a call that got an answer (its audit row's request_id). */
+  onRequestId?: (requestId: string) => void;
 }
 
 /** One typed async method per RPC, named as in protobuf-es (`createKey`, `encrypt`, `listAuditEvents`, ...). */
@@ -95,11 +97,18 @@ export class KmsClient {
   }
 
   private call<K extends keyof Methods>(name: K, request: MessageInitShape<Methods[K]["input"]>, options: KmsCallOptions): Promise<MessageShape<Methods[K]["output"]>> {
-    const invoke = this.stub[name] as unknown as (r: typeof request, o: { deadline: number; metadata?: Metadata }) => Promise<MessageShape<Methods[K]["output"]>>;
+    const invoke = this.stub[name] as unknown as (r: typeof request, o: PromiseCallOptions) => Promise<MessageShape<Methods[K]["output"]>>;
     const deadline = options.deadlineMs ?? this.deadlineMs;
+    const onRequestId = options.onRequestId;
+    const onHeaders = onRequestId
+      ? (headers: Metadata) => {
+          const id = headers.get(REQUEST_ID_KEY)[0];
+          if (typeof id === "string") onRequestId(id);
+        }
+      : undefined;
     return withRetry(async () => {
       try {
-        return await invoke(request, { deadline, ...(options.metadata ? { metadata: options.metadata } : {}) });
+        return await invoke(request, { deadline, ...(options.metadata ? { metadata: options.metadata } : {}), ...(onHeaders ? { onHeaders } : {}) });
       } catch (err) {
         throw fromGrpcError(err);
       }

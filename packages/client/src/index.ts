@@ -11,3 +11,5 @@ export { EncryptStream, DecryptStream } from "./stream";
 export type { EncryptStreamOptions } from "./stream";
 export { StreamFormatError, hasMagic, DEFAULT_CHUNK_SIZE } from "./format";
 export type { EncryptionContext } from "./format";
+export { clientCredentials, tokenFromFile, TOKEN_FILE_REREAD_MS } from "./credentials";
+export type { ClientTls } from "./credentials";

@@ -14,7 +14,7 @@ export class ConfigError extends Error {
   }
 }
 
-type Env = Record<string, string | undefined>;
+export type Env = Record<string, string | undefined>;
 
 /** Every variable the services read, with its default and meaning. The README's table mirrors this list. */
 export const VARIABLES = {
@@ -43,8 +43,8 @@ export const VARIABLES = {
   KMS_AUDIT_CHECKPOINT_INTERVAL: { default: "5m", doc: "how often each replica has its worker sign an audit checkpoint of the chain's head (also at shutdown), logged as an audit chain head line: a whole number and ms, s, m or h" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
   KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
-  KMS_TLS_CERT: { default: "", doc: "server certificate (PEM); with KMS_TLS_KEY turns on TLS" },
-  KMS_TLS_KEY: { default: "", doc: "server private key (PEM) matching KMS_TLS_CERT" },
+  KMS_TLS_CERT: { default: "", doc: "kms-api: server certificate (PEM); with KMS_TLS_KEY turns on TLS. kube-kms-plugin: its client certificate for mutual TLS" },
+  KMS_TLS_KEY: { default: "", doc: "private key (PEM) matching KMS_TLS_CERT" },
   KMS_TLS_CLIENT_CA: { default: "", doc: "CA bundle (PEM) for client certificates: turns on mutual TLS; principal = URI SAN (SPIFFE id), else cn:<subject CN>" },
   KMS_ANONYMOUS_PRINCIPAL: { default: "", doc: "opt-in: the one principal every caller of a TLS listener without KMS_TLS_CLIENT_CA or a JWKS gets (never an admin or auditor); unset, such a listener refuses to start" },
   KMS_INSECURE_DEV_MODE: { default: "false", doc: "true: plaintext on loopback without a JWKS, every caller is \"dev\", an administrator (npm start and the tests set it); no effect with TLS or a JWKS" },
@@ -69,6 +69,12 @@ export const VARIABLES = {
   KMS_MAX_CONCURRENT_STREAMS: { default: "256", doc: "concurrent calls per client connection (grpc.max_concurrent_streams)" },
   KMS_FAULT_INJECT: { default: "", doc: "TEST ONLY: crash-after-generate makes kms-api SIGKILL itself between key generation and the database insert; audit-write-fail fails every audit write" },
   KMS_CREATE_ROOT_KEY: { default: "false", doc: "true: a worker that finds no root key on its token creates one (first start only); false: it fails closed" },
+  KMS_PLUGIN_LISTEN: { default: "", doc: "kube-kms-plugin: unix:///absolute/path of the socket kube-apiserver calls (created 0600 in a 0700 directory of its own); required" },
+  KMS_PLUGIN_KEY_ID: { default: "", doc: "kube-kms-plugin: the CMK (key id or alias/<name>) that encrypts the cluster's data-encryption seeds; required" },
+  KMS_PLUGIN_CLUSTER: { default: "", doc: "kube-kms-plugin: the cluster's name, bound into every ciphertext as encryption context k8s-cluster; required" },
+  KMS_ADDR: { default: "127.0.0.1:7300", doc: "kube-kms-plugin and the CLI: host:port of kms-api; plaintext (no KMS_TLS_CA) only to a loopback host" },
+  KMS_TLS_CA: { default: "", doc: "kube-kms-plugin: CA bundle (PEM) of kms-api's server certificate; turns on TLS to kms-api" },
+  KMS_JWT_TOKEN_FILE: { default: "", doc: "kube-kms-plugin: file with a bearer JWT for kms-api (e.g. a projected service-account token; re-read every minute); needs KMS_TLS_CA" },
   KMS_LOG_LEVEL: { default: "info", doc: "error, warn, info or debug" },
   OTEL_EXPORTER_OTLP_ENDPOINT: { default: "", doc: "OTLP/HTTP collector URL (e.g. http://otel-collector:4318): set, traces and metrics are exported (read by the OpenTelemetry SDK, with the other standard OTEL_EXPORTER_OTLP_* variables)" },
   OTEL_SERVICE_NAME: { default: "(kms-api, hsm-worker)", doc: "service.name of exported traces and metrics" },
@@ -76,7 +82,7 @@ export const VARIABLES = {
 } as const;
 export type VariableName = keyof typeof VARIABLES;
 
-function raw(env: Env, name: VariableName): string | undefined {
+export function raw(env: Env, name: VariableName): string | undefined {
   const value = env[name];
   return value === undefined || value === "" ? undefined : value;
 }
@@ -125,7 +131,7 @@ function workerSocket(env: Env): string {
 }
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
-function logLevel(env: Env): LogLevel {
+export function logLevel(env: Env): LogLevel {
   const value = raw(env, "KMS_LOG_LEVEL") ?? "info";
   if (value === "error" || value === "warn" || value === "info" || value === "debug") return value;
   throw new ConfigError("KMS_LOG_LEVEL", `must be error, warn, info or debug, got ${JSON.stringify(value)}`);
@@ -318,7 +324,7 @@ export interface LimitsConfig {
   maxConcurrentStreams: number;
 }
 
-function readPem(env: Env, name: VariableName): Buffer | undefined {
+export function readPem(env: Env, name: VariableName): Buffer | undefined {
   const file = raw(env, name);
   if (file === undefined) return undefined;
   try {

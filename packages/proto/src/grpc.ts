@@ -45,6 +45,8 @@ export interface PromiseCallOptions {
   /** Absolute deadline, or milliseconds from now. */
   deadline?: Date | number;
   metadata?: Metadata;
+  /** Called with the response headers (e.g. the service's kms-request-id). */
+  onHeaders?: (headers: Metadata) => void;
 }
 
 /** A typed client whose methods take a message init and return a promise of the response (unary methods only). */
@@ -81,11 +83,10 @@ export function createPromiseClient<T extends GenServiceMethods>(
         const callback = (err: unknown, response: unknown) => (err ? reject(err) : resolve(response));
         const serialize = (m: MessageShape<DescMessage>) => Buffer.from(toBinary(method.input, m));
         const deserialize = (b: Buffer) => fromBinary(method.output, b);
-        if (options.metadata) {
-          client.makeUnaryRequest(path, serialize, deserialize, message, options.metadata, callOptions, callback);
-        } else {
-          client.makeUnaryRequest(path, serialize, deserialize, message, callOptions, callback);
-        }
+        const call = options.metadata
+          ? client.makeUnaryRequest(path, serialize, deserialize, message, options.metadata, callOptions, callback)
+          : client.makeUnaryRequest(path, serialize, deserialize, message, callOptions, callback);
+        if (options.onHeaders) call.on("metadata", options.onHeaders);
       });
   }
   return result as PromiseClient<T>;
