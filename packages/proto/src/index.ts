@@ -5,3 +5,4 @@ export * as hsm from "./gen/kms/hsm/v1/worker_pb";
 // Kubernetes' KMS v2 plugin contract (package v2), served by services/kube-kms-plugin.
 export * as k8sKmsV2 from "./gen/k8s/kms/v2/api_pb";
 export * from "./grpc";
+export { listenOnPrivateSocket } from "./unix-socket";

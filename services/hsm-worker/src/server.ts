@@ -1,12 +1,10 @@
 // Wiring only: the gRPC service definition, one wrapper that turns handler results and errors into
 // callbacks, and the Unix socket the worker listens on.
-import { lstatSync, mkdirSync, unlinkSync } from "node:fs";
-import path from "node:path";
-import { Server, ServerCredentials, status } from "@grpc/grpc-js";
+import { Server, status } from "@grpc/grpc-js";
 import type { sendUnaryData, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
 import { ErrorCode, InternalError, KmsError, toStatus } from "@kms/errors";
-import { grpcServiceDefinition, hsm } from "@kms/proto";
+import { grpcServiceDefinition, hsm, listenOnPrivateSocket } from "@kms/proto";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
 import { BatchStreams } from "./batch-stream";
@@ -133,47 +131,9 @@ export function shutdown(server: Server): Promise<void> {
   });
 }
 
-/**
- * Prepares the socket's directory: created 0700 if missing; if it exists it must be a directory of this
- * user that nobody else can enter (0700), because whoever can write there can replace the socket with
- * their own and receive kms-api's calls. A stale socket from a previous run is removed.
- */
-function prepareSocket(socketPath: string): void {
-  const dir = path.dirname(socketPath);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const dirStat = lstatSync(dir);
-  const uid = process.getuid?.();
-  if (!dirStat.isDirectory() || (uid !== undefined && dirStat.uid !== uid) || (dirStat.mode & 0o077) !== 0) {
-    const mode = (dirStat.mode & 0o777).toString(8).padStart(4, "0");
-    throw new ConfigError(
-      "KMS_WORKER_SOCKET",
-      `the socket's directory ${dir} must be a directory owned by this user with mode 0700 (it has mode ${mode}, owner ${dirStat.uid}); point KMS_WORKER_SOCKET into a directory of its own`,
-    );
-  }
-  let stat;
-  try {
-    stat = lstatSync(socketPath);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw err;
-  }
-  if (!stat.isSocket()) throw new Error(`${socketPath} exists and is not a socket; refusing to remove it`);
-  unlinkSync(socketPath);
-}
-
-/**
- * Starts serving on unix://socketPath. The socket is born 0600 (only this user can call the worker): the
- * umask is 0177 while grpc-js binds, so there is no moment in which it has wider permissions (a chmod
- * after binding would leave one), and it sits in a 0700 directory besides.
- */
-export async function listen(server: Server, socketPath: string): Promise<void> {
-  prepareSocket(socketPath);
-  const previousUmask = process.umask(0o177);
-  try {
-    await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`unix://${socketPath}`, ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-    );
-  } finally {
-    process.umask(previousUmask);
-  }
+/** Serves on unix://socketPath, a 0600 socket in this user's 0700 directory (see @kms/proto's unix-socket.ts). */
+export function listen(server: Server, socketPath: string): Promise<void> {
+  return listenOnPrivateSocket(server, socketPath, (problem) =>
+    new ConfigError("KMS_WORKER_SOCKET", problem.startsWith("the socket's directory") ? `${problem}; point KMS_WORKER_SOCKET into a directory of its own` : problem),
+  );
 }
