@@ -334,16 +334,8 @@ export function readPem(env: Env, name: VariableName): Buffer | undefined {
   }
 }
 
-function tlsConfig(env: Env): TlsConfig | undefined {
-  const cert = readPem(env, "KMS_TLS_CERT");
-  const key = readPem(env, "KMS_TLS_KEY");
-  const clientCa = readPem(env, "KMS_TLS_CLIENT_CA");
-  if (!cert && !key) {
-    if (clientCa) throw new ConfigError("KMS_TLS_CLIENT_CA", "needs KMS_TLS_CERT and KMS_TLS_KEY");
-    return undefined;
-  }
-  if (!cert) throw new ConfigError("KMS_TLS_CERT", "is required with KMS_TLS_KEY");
-  if (!key) throw new ConfigError("KMS_TLS_KEY", "is required with KMS_TLS_CERT");
+/** KMS_TLS_CERT must be a PEM certificate and KMS_TLS_KEY its private key (kms-api's and its clients'). */
+export function checkCertificateAndKey(cert: Buffer, key: Buffer): void {
   let certificate: X509Certificate;
   try {
     certificate = new X509Certificate(cert);
@@ -357,6 +349,19 @@ function tlsConfig(env: Env): TlsConfig | undefined {
     throw new ConfigError("KMS_TLS_KEY", "is not a PEM private key");
   }
   if (!matches) throw new ConfigError("KMS_TLS_KEY", "does not match the certificate in KMS_TLS_CERT");
+}
+
+function tlsConfig(env: Env): TlsConfig | undefined {
+  const cert = readPem(env, "KMS_TLS_CERT");
+  const key = readPem(env, "KMS_TLS_KEY");
+  const clientCa = readPem(env, "KMS_TLS_CLIENT_CA");
+  if (!cert && !key) {
+    if (clientCa) throw new ConfigError("KMS_TLS_CLIENT_CA", "needs KMS_TLS_CERT and KMS_TLS_KEY");
+    return undefined;
+  }
+  if (!cert) throw new ConfigError("KMS_TLS_CERT", "is required with KMS_TLS_KEY");
+  if (!key) throw new ConfigError("KMS_TLS_KEY", "is required with KMS_TLS_CERT");
+  checkCertificateAndKey(cert, key);
   if (clientCa) {
     try {
       new X509Certificate(clientCa);

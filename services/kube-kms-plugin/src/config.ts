@@ -1,9 +1,9 @@
 // The plugin's configuration, read once at start-up; a bad value stops it with a message naming the
 // variable (ConfigError). The variables are registered in @kms/config's VARIABLES with the services'.
 import path from "node:path";
-import { X509Certificate, createPrivateKey } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { ConfigError, isLoopback, logLevel, parseListen, raw, readPem } from "@kms/config";
+import { ConfigError, checkCertificateAndKey, isLoopback, logLevel, parseListen, raw, readPem } from "@kms/config";
 import type { Env, LogLevel } from "@kms/config";
 import type { ClientTls } from "@kms/client";
 
@@ -71,21 +71,7 @@ function clientTls(env: Env): ClientTls | undefined {
   }
   if (cert && !key) throw new ConfigError("KMS_TLS_KEY", "is required with KMS_TLS_CERT");
   if (key && !cert) throw new ConfigError("KMS_TLS_CERT", "is required with KMS_TLS_KEY");
-  if (cert && key) {
-    let certificate: X509Certificate;
-    try {
-      certificate = new X509Certificate(cert);
-    } catch {
-      throw new ConfigError("KMS_TLS_CERT", "is not a PEM certificate");
-    }
-    let matches: boolean;
-    try {
-      matches = certificate.checkPrivateKey(createPrivateKey(key));
-    } catch {
-      throw new ConfigError("KMS_TLS_KEY", "is not a PEM private key");
-    }
-    if (!matches) throw new ConfigError("KMS_TLS_KEY", "does not match the certificate in KMS_TLS_CERT");
-  }
+  if (cert && key) checkCertificateAndKey(cert, key);
   if (tokenFile !== undefined) {
     let token: string;
     try {
