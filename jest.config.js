@@ -14,7 +14,7 @@ module.exports = {
       testEnvironment: "node",
       transform,
       moduleNameMapper,
-      testMatch: ["<rootDir>/packages/*/src/**/*.test.ts", "<rootDir>/services/*/src/**/*.test.ts"],
+      testMatch: ["<rootDir>/packages/*/src/**/*.test.ts", "<rootDir>/services/*/src/**/*.test.ts", "<rootDir>/test/structure/**/*.test.ts"],
     },
     {
       displayName: "integration",
