@@ -235,8 +235,8 @@ describe("ListKeys' filter and the database's time (#4)", () => {
     expect((await stack.client.listKeys({ filter: { tags: manyTags(20) } })).keys).toEqual([]);
   });
 
-  it("frees the backend when a statement outlives the call's deadline (the key row locked by someone else)", async () => {
-    const keyId = (await stack.client.createKey({})).keyMetadata!.keyId;
+  /** As the database administrator, holds the key's row lock until the returned function is called. */
+  const lockKeyRow = async (keyId: string): Promise<() => Promise<void>> => {
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     let locked!: () => void;
@@ -247,6 +247,15 @@ describe("ListKeys' filter and the database's time (#4)", () => {
       await released;
     });
     await isLocked;
+    return async () => {
+      release();
+      await holder;
+    };
+  };
+
+  it("frees the backend when a statement outlives the call's deadline (the key row locked by someone else)", async () => {
+    const keyId = (await stack.client.createKey({})).keyMetadata!.keyId;
+    const unlock = await lockKeyRow(keyId);
     try {
       const err = await grpcError(stack.client.tagResource({ keyId, tags: { a: "b" } }, { deadline: 1000 }));
       expect(err.code).toBe(status.DEADLINE_EXCEEDED);
@@ -258,8 +267,7 @@ describe("ListKeys' filter and the database's time (#4)", () => {
       }
       expect(await busyBackends("%FOR UPDATE%")).toBe(0);
     } finally {
-      release();
-      await holder;
+      await unlock();
     }
     const rows = await admin<{ resultCode: string; errorCode: string }[]>`
       SELECT result_code, error_code FROM audit_events WHERE key_id = ${keyId} AND operation = 'TagResource'`;
@@ -270,16 +278,7 @@ describe("ListKeys' filter and the database's time (#4)", () => {
   it("cancels a statement past KMS_DB_STATEMENT_TIMEOUT_MS even when the caller set no deadline", async () => {
     const { client: tight } = await stack.startReplica({ KMS_DB_STATEMENT_TIMEOUT_MS: "300" });
     const keyId = (await tight.createKey({})).keyMetadata!.keyId;
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
-    const holder = admin.begin(async (tx) => {
-      await tx`SELECT 1 FROM keys WHERE key_id = ${keyId} FOR UPDATE`;
-      locked();
-      await released;
-    });
-    await isLocked;
+    const unlock = await lockKeyRow(keyId);
     try {
       const err = await grpcError(tight.tagResource({ keyId, tags: { a: "b" } }));
       expect([err.code, errorCode(err.metadata), err.details]).toEqual([
@@ -288,8 +287,7 @@ describe("ListKeys' filter and the database's time (#4)", () => {
         "database did not answer before the deadline",
       ]);
     } finally {
-      release();
-      await holder;
+      await unlock();
     }
   });
 });
