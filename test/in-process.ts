@@ -32,6 +32,10 @@ export async function inProcessReplica(stack: Stack, clock: FakeClock, rotateAft
     access: { admins: ["dev"], creators: ["*"], auditors: [], aliasPrefixes: {} },
     clock: () => clock.now,
     usageFlushIntervalMs: 100,
+    // These replicas race each other's jobs and then read what the other wrote at once: a cached key
+    // would hold until the other's NOTIFY arrives, which no test here waits for. How long a change can
+    // go unseen by a caching replica is replica-consistency.test.ts's subject.
+    metadataCacheTtlMs: 0,
   });
   const unlisten = await listenForKeyEvents(sql, services);
   const { server } = buildServer(services, new Authenticator({ jwt: undefined, mutualTls: false, anonymous: DEV_PRINCIPAL }));
