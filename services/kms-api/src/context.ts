@@ -25,9 +25,11 @@ export interface CallContext {
   deadline: Date | undefined;
   /**
    * Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key.
-   * `written`: a change's row went in with the change (audited-change.ts); rpc.ts writes no other.
+   * `operation`: the name the row records (the front's own, e.g. the AWS API's "Sign" for
+   * AsymmetricSign). `written`: a change's row went in with the change (audited-change.ts); the
+   * pipeline writes no other.
    */
-  audit: { keyId: string; keyVersionId: string; written?: boolean };
+  audit: { operation: string; keyId: string; keyVersionId: string; written?: boolean };
 }
 
 /** Everything the handlers share. Built once in main.ts. */

@@ -1,6 +1,6 @@
 // Overload protection, so that one caller cannot starve the others:
 //   - a token bucket per principal (KMS_RATE_LIMIT_PER_SECOND refill, KMS_RATE_LIMIT_BURST size), taken
-//     right after authentication in rpc.ts; over it: RESOURCE_EXHAUSTED with kms-error-code Throttling,
+//     right after authentication in the pipeline (pipeline/pipeline.ts); over it: RESOURCE_EXHAUSTED with kms-error-code Throttling,
 //     answered only after rejectDelayMs: a client that retries at once would otherwise spin, and its
 //     rejections (each still authenticated, and counted by the refusal audit) would take the CPU its limit
 //     was to protect. (Callers that fail to authenticate are throttled per peer before that: peer-throttle.ts);
@@ -55,7 +55,7 @@ export class RateLimiter {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  /** How long rpc.ts holds a throttled call before answering it. */
+  /** How long the pipeline holds a throttled call before answering it. */
   get rejectDelayMs(): number {
     return this.limits.rejectDelayMs;
   }
@@ -179,7 +179,7 @@ export class RateLimiter {
 }
 
 /**
- * How long rpc.ts holds a throttled call (the header says why): the configured delay ±50 %, so that a throttled
+ * How long the pipeline holds a throttled call (the header says why): the configured delay ±50 %, so that a throttled
  * client's calls do not come back in lockstep, but never so long that the caller's deadline passes
  * first: it must see RESOURCE_EXHAUSTED, not DEADLINE_EXCEEDED.
  */

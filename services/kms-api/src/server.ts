@@ -1,8 +1,8 @@
 // Wiring only: which handler serves which RPC, plus health and reflection.
-// Every RPC goes through unaryHandler (rpc.ts), which parses, audits and maps errors in one place.
+// Every RPC goes through the gRPC front (fronts/grpc.ts) onto the operation pipeline (pipeline/).
 import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Server } from "@grpc/grpc-js";
 import type { UntypedHandleCall } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
@@ -11,85 +11,12 @@ import { unimplemented } from "@kms/errors";
 import { grpcServiceDefinition, kms, kmsResources } from "@kms/proto";
 import type { Authenticator } from "./auth/authenticate";
 import type { Services } from "./context";
-import { createKey } from "./handlers/create-key";
-import { decrypt } from "./handlers/decrypt";
-import { describeKey } from "./handlers/describe-key";
-import { encrypt } from "./handlers/encrypt";
-import { generateDataKey, generateDataKeyWithoutPlaintext } from "./handlers/generate-data-key";
-import { listKeys } from "./handlers/list-keys";
-import { createAlias, deleteAlias, listAliases, listAliasesByKeyId, updateAlias } from "./handlers/aliases";
-import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
-import { reEncrypt } from "./handlers/re-encrypt";
-import { batchDecrypt, batchEncrypt, batchGenerateDataKey } from "./handlers/batch";
-import { listAuditCheckpoints, listAuditEvents, verifyAuditLog } from "./handlers/audit";
-import { getKeyPolicy, setKeyPolicy } from "./handlers/key-policy";
-import { listResourceTags, tagResource, untagResource } from "./handlers/tags";
-import { createKeyVersion, describeKeyVersion, listKeyVersions, updateRotationPolicy } from "./handlers/versions";
-import { asymmetricDecrypt } from "./handlers/asymmetric-decrypt";
-import { asymmetricEncrypt } from "./handlers/asymmetric-encrypt";
-import { asymmetricSign } from "./handlers/asymmetric-sign";
-import { asymmetricVerify } from "./handlers/asymmetric-verify";
-import { generateMac } from "./handlers/generate-mac";
-import { generateRandom } from "./handlers/generate-random";
-import { getPublicKey } from "./handlers/get-public-key";
-import { verifyMac } from "./handlers/verify-mac";
-import { deleteKeyMaterial } from "./handlers/delete-key-material";
-import { getParametersForImport } from "./handlers/get-parameters-for-import";
-import { importKeyMaterial } from "./handlers/import-key-material";
-import { unaryHandler } from "./rpc";
-import type { Handler } from "./rpc";
+import { unaryHandler } from "./fronts/grpc";
+import { OPERATIONS } from "./operations";
+import { operation } from "./pipeline/operation";
+import { OperationPipeline } from "./pipeline/pipeline";
 
 const SERVICE_NAME = kms.KeyManagementService.typeName;
-
-// Keyed by the proto's localName (camelCase). Missing RPCs answer UNIMPLEMENTED naming themselves.
-type Methods = typeof kms.KeyManagementService.method;
-const HANDLERS: { [K in keyof Methods]?: Handler<Methods[K]["input"], Methods[K]["output"]> } = {
-  createKey,
-  describeKey,
-  listKeys,
-  encrypt,
-  decrypt,
-  generateDataKey,
-  generateDataKeyWithoutPlaintext,
-  batchEncrypt,
-  batchDecrypt,
-  batchGenerateDataKey,
-  reEncrypt,
-  updateKeyDescription,
-  enableKey,
-  disableKey,
-  scheduleKeyDeletion,
-  cancelKeyDeletion,
-  setDeletionProtection,
-  createKeyVersion,
-  describeKeyVersion,
-  listKeyVersions,
-  updateRotationPolicy,
-  createAlias,
-  updateAlias,
-  deleteAlias,
-  listAliases,
-  listAliasesByKeyId,
-  tagResource,
-  untagResource,
-  listResourceTags,
-  asymmetricSign,
-  asymmetricVerify,
-  asymmetricEncrypt,
-  asymmetricDecrypt,
-  getPublicKey,
-  generateMac,
-  verifyMac,
-  generateRandom,
-  getKeyPolicy,
-  setKeyPolicy,
-  listAuditEvents,
-  verifyAuditLog,
-  listAuditCheckpoints,
-  getParametersForImport,
-  importKeyMaterial,
-  deleteKeyMaterial,
-};
 
 export interface KmsServer {
   server: Server;
@@ -102,15 +29,15 @@ export function buildServer(
   options: ConstructorParameters<typeof Server>[0] = {},
 ): KmsServer {
   const server = new Server(options);
+  const pipeline = new OperationPipeline(services);
   const implementation: Record<string, UntypedHandleCall> = {};
   for (const method of kms.KeyManagementService.methods as DescMethod[]) {
-    const key = method.localName as keyof typeof HANDLERS;
-    const handler =
-      (HANDLERS[key] as Handler<DescMessage, DescMessage> | undefined) ??
-      (async () => {
+    const op =
+      OPERATIONS.get(method.name) ??
+      operation(method, async () => {
         throw unimplemented(method.name);
       });
-    implementation[method.name] = unaryHandler(method, handler, services, authenticator);
+    implementation[method.name] = unaryHandler(op, pipeline, services, authenticator);
   }
   server.addService(grpcServiceDefinition(kms.KeyManagementService, { raw: true }), implementation);
 

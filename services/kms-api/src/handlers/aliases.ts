@@ -12,7 +12,7 @@ import { authorizeCreator, authorizeKey } from "../auth/authorize";
 import { aliasDenied, authorizeAliasName, mayDescribe } from "../auth/visibility";
 import type { CallContext, Services } from "../context";
 import { findKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 const toAlias = (a: AliasRecord) => ({
   aliasName: a.aliasName,

@@ -2,7 +2,7 @@ import { checkEncryptionAlgorithm, checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { selectVersion } from "../key-versions";
 import { findKey, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 /** Every ciphertext that does not decrypt gets the one invalidCiphertext() error (no padding oracle). */
 export const asymmetricDecrypt: Handler<typeof kms.AsymmetricDecryptRequestSchema, typeof kms.AsymmetricDecryptResponseSchema> = async (

@@ -7,7 +7,7 @@ import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
 import { findKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const asymmetricEncrypt: Handler<typeof kms.AsymmetricEncryptRequestSchema, typeof kms.AsymmetricEncryptResponseSchema> = async (
   req,

@@ -2,7 +2,7 @@ import { checkSigningAlgorithm, checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { selectVersion } from "../key-versions";
 import { findKey, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 import { workerSignInput } from "./sign-input";
 
 export const asymmetricSign: Handler<typeof kms.AsymmetricSignRequestSchema, typeof kms.AsymmetricSignResponseSchema> = async (

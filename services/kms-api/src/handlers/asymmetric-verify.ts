@@ -2,7 +2,7 @@ import { checkSigningAlgorithm, checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
 import { findKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 import { workerSignInput } from "./sign-input";
 
 /** A signature that does not verify is value=false, not an error. The worker checks it against the public key. */

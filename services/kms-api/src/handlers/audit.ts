@@ -6,7 +6,7 @@ import { isUuid, pageSize } from "@kms/key-rules";
 import type { kms, kmsResources } from "@kms/proto";
 import { authorizeAuditor } from "../auth/authorize";
 import type { Services } from "../context";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const listAuditEvents: Handler<typeof kms.ListAuditEventsRequestSchema, typeof kms.ListAuditEventsResponseSchema> = async (req, ctx, s) => {
   authorizeAuditor(s, ctx);

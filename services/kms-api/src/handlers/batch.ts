@@ -4,13 +4,12 @@
 // together in one worker Batch.
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY, ErrorCode, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
-import { isDatabaseUnavailable } from "@kms/db";
+import { ErrorCode, KmsError, invalidArgument, unavailable } from "@kms/errors";
 import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
-import { describeError } from "../log";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
+import { asKmsError, statusOf } from "../pipeline/outcome";
 import { decrypt } from "./decrypt";
 import { encrypt } from "./encrypt";
 import { generateDataKey } from "./generate-data-key";
@@ -41,31 +40,27 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
         requestId: `${ctx.requestId}/${i}`,
         operation,
         encryptionContext: { ...(item as { encryptionContext?: Record<string, string> }).encryptionContext },
-        audit: { keyId: keyId && isUuid(keyId) ? keyId.toLowerCase() : "", keyVersionId: "" },
+        audit: { operation: `Batch${operation}`, keyId: keyId && isUuid(keyId) ? keyId.toLowerCase() : "", keyVersionId: "" },
       };
       let outcome: ItemOutcome<MessageInitShape<O>>;
+      let failure: KmsError | undefined;
       try {
         outcome = { status: { code: status.OK, message: "", errorCode: "" }, response: await single(item, itemCtx, s) };
       } catch (err) {
-        const named =
-          err instanceof KmsError && err.code === ErrorCode.InvalidParameter
-            ? new KmsError(err.status, err.code, `items[${i}].${err.message}`)
-            : !(err instanceof KmsError) && isDatabaseUnavailable(err)
-              ? unavailable("database")
-              : err;
-        if (!(named instanceof KmsError)) s.log.error("batch item failed", { requestId: itemCtx.requestId, ...describeError(err) });
-        const st = toStatus(named);
-        outcome = { status: { code: st.code, message: st.details, errorCode: String(st.metadata.get(ERROR_CODE_KEY)[0] ?? "") } };
+        failure = asKmsError(err, s.log, { requestId: itemCtx.requestId, operation });
+        if (failure.code === ErrorCode.InvalidParameter) failure = new KmsError(failure.status, failure.code, `items[${i}].${failure.message}`);
+        const { code, message, errorCode } = statusOf(failure);
+        outcome = { status: { code, message, errorCode } };
       }
       const audit = s.audit.append({
         time: s.clock(),
         requestId: itemCtx.requestId,
         principal: ctx.principal,
-        operation: `Batch${operation}`,
+        operation: itemCtx.audit.operation,
         keyId: itemCtx.audit.keyId,
         keyVersionId: itemCtx.audit.keyVersionId,
         encryptionContext: itemCtx.encryptionContext,
-        resultCode: statusName(outcome.status.code),
+        resultCode: statusOf(failure).resultCode,
         errorCode: outcome.status.errorCode,
       });
       return { outcome, audit };

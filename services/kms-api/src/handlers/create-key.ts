@@ -11,7 +11,7 @@ import { faultPoint } from "../fault-injection";
 import { toKeyMetadata } from "../keys";
 import { checkedPolicy } from "./key-policy";
 import type { CallContext, Services } from "../context";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 
 export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.CreateKeyResponseSchema> = async (

@@ -2,7 +2,7 @@ import { buildAad, parseBlob, validateEncryptionContext } from "@kms/ciphertext"
 import { checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { versionOfBlob, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const decrypt: Handler<typeof kms.DecryptRequestSchema, typeof kms.DecryptResponseSchema> = async (req, ctx, s) => {
   validateEncryptionContext(req.encryptionContext);

@@ -6,7 +6,7 @@ import { checkImportOperation, stateAfterMaterialRemoved } from "@kms/key-rules"
 import type { kms } from "@kms/proto";
 import { changeKey } from "../key-changes";
 import { toKeyMetadata } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const deleteKeyMaterial: Handler<typeof kms.DeleteKeyMaterialRequestSchema, typeof kms.DeleteKeyMaterialResponseSchema> = async (req, ctx, s) => {
   const key = await changeKey(s, ctx, req.keyId, async (key, tx): Promise<KeyPatch> => {

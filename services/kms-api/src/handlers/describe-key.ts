@@ -1,6 +1,6 @@
 import type { kms } from "@kms/proto";
 import { findKey, toKeyMetadata } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const describeKey: Handler<typeof kms.DescribeKeyRequestSchema, typeof kms.DescribeKeyResponseSchema> = async (
   req,

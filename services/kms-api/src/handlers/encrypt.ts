@@ -2,7 +2,7 @@ import { assembleBlob, buildAad, encodeHeader, validateEncryptionContext } from 
 import { checkUsable, validatePlaintext } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { findKey, primaryVersion, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const encrypt: Handler<typeof kms.EncryptRequestSchema, typeof kms.EncryptResponseSchema> = async (req, ctx, s) => {
   validatePlaintext(req.plaintext);

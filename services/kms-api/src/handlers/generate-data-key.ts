@@ -4,7 +4,7 @@ import type { CryptoOperation } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import { findKey, primaryVersion, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 interface DataKeyRequest {
   keyId: string;

@@ -1,7 +1,7 @@
 import { checkUsable, validateMessage } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { findKey, primaryVersion, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const generateMac: Handler<typeof kms.GenerateMacRequestSchema, typeof kms.GenerateMacResponseSchema> = async (req, ctx, s) => {
   validateMessage(req.message);

@@ -1,6 +1,6 @@
 import { validateRandomBytes } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 /** Random bytes from the HSM's generator (node:crypto on the software-root backend). */
 export const generateRandom: Handler<typeof kms.GenerateRandomRequestSchema, typeof kms.GenerateRandomResponseSchema> = async (req, ctx, s) => {

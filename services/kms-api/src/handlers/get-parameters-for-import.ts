@@ -10,7 +10,7 @@ import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
 import { findKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 const TOKEN_BYTES = 32;
 

@@ -3,7 +3,7 @@ import { checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
 import { findKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 /** PEM SubjectPublicKeyInfo from the stored DER: no worker call. */
 export const getPublicKey: Handler<typeof kms.GetPublicKeyRequestSchema, typeof kms.GetPublicKeyResponseSchema> = async (req, ctx, s) => {

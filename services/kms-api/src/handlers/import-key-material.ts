@@ -12,7 +12,7 @@ import { checkImportOperation, checkMaterialExpireTime, stateAfterImport, wrappi
 import type { kms } from "@kms/proto";
 import { changeKey } from "../key-changes";
 import { toKeyMetadata } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 import { hashImportToken } from "./get-parameters-for-import";
 
 /** An RSA-4096 OAEP block plus an RFC 5649 wrap of an RSA-4096 PKCS#8 fit well inside this. */

@@ -7,7 +7,7 @@ import { policyOf } from "../auth/authorize";
 import type { CallContext, Services } from "../context";
 import { changeKey } from "../key-changes";
 import { findKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 function checkPolicyName(name: string): void {
   if (name !== "" && name !== "default") throw invalidArgument("policy_name", 'only "default" exists');

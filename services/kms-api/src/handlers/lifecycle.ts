@@ -7,7 +7,7 @@ import type { KeyRecord } from "@kms/db";
 import type { CallContext, Services } from "../context";
 import { changeKey } from "../key-changes";
 import { toKeyMetadata } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 const lifecycleKey = (key: KeyRecord) => ({
   keyId: key.keyId,

@@ -5,7 +5,7 @@ import type { kms } from "@kms/proto";
 import { authorizeCreator } from "../auth/authorize";
 import { mayDescribe } from "../auth/visibility";
 import { toKeyMetadata } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 const sortedUnique = (values: readonly number[]) => [...new Set(values)].sort((a, b) => a - b);
 

@@ -4,7 +4,7 @@ import { assembleBlob, buildAad, encodeHeader, parseBlob, validateEncryptionCont
 import { checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { findKey, primaryVersion, versionOfBlob, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.ReEncryptResponseSchema> = async (req, ctx, s) => {
   validateEncryptionContext(req.sourceEncryptionContext, "source_encryption_context");

@@ -7,7 +7,7 @@ import { auditedTransaction } from "../audited-change";
 import { authorizeKey } from "../auth/authorize";
 import type { CallContext, Services } from "../context";
 import { findKey, keyGone } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set: Record<string, string>, remove: string[]) {
   // As changeKey(): authorized on the cached record first, so a refusal tells nothing about the key.

@@ -1,7 +1,7 @@
 import { checkUsable, validateMessage } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { findKey, primaryVersion, wrappedKey } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 /** A MAC that does not match is mac_valid=false; the worker compares in constant time. */
 export const verifyMac: Handler<typeof kms.VerifyMacRequestSchema, typeof kms.VerifyMacResponseSchema> = async (req, ctx, s) => {

@@ -6,7 +6,7 @@ import { checkCanAddVersion, isUuid, pageSize, rotationPolicy } from "@kms/key-r
 import type { kms } from "@kms/proto";
 import { addVersion, changeKey } from "../key-changes";
 import { findKey, toKeyMetadata } from "../keys";
-import type { Handler } from "../rpc";
+import type { Handler } from "../pipeline/operation";
 
 const toKeyVersion = (v: { keyId: string; keyVersionId: string; creationTime: Date }) => ({
   keyId: v.keyId,

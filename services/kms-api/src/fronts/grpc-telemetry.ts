@@ -1,4 +1,4 @@
-// The telemetry of one RPC, around rpc.ts's run(): a SERVER span named for the method (the child of
+// The telemetry of one RPC, around the pipeline's invoke() (grpc.ts): a SERVER span named for the method (the child of
 // the caller's W3C traceparent, if it sent one), the request counter and latency histogram, and a
 // debug log line. Attributes are metadata only: never the plaintext, the data key or the values of the
 // encryption context.
@@ -20,12 +20,12 @@ import {
   withSpan,
 } from "@kms/telemetry";
 import { ERROR_CODE_KEY, statusName } from "@kms/errors";
-import type { CallContext, Services } from "./context";
+import type { CallContext, Services } from "../context";
 
 export const API_SERVICE = "kms.v1.KeyManagementService";
 
 
-/** What run() rejects with: a grpc-js status (toStatus()). */
+/** What the gRPC front rejects with: a grpc-js status (toStatus()). */
 interface StatusLike {
   code?: unknown;
   metadata?: Metadata;

@@ -1,0 +1,95 @@
+// Every kms.v1 operation: its handler and what the pipeline must know about its messages (which field
+// names the key, the encryption context, batch items, the fields that hold secrets). Fronts look
+// operations up here by name; one missing here answers UNIMPLEMENTED.
+import type { DescMessage } from "@bufbuild/protobuf";
+import { kms } from "@kms/proto";
+import { listAuditCheckpoints, listAuditEvents, verifyAuditLog } from "./handlers/audit";
+import { createAlias, deleteAlias, listAliases, listAliasesByKeyId, updateAlias } from "./handlers/aliases";
+import { asymmetricDecrypt } from "./handlers/asymmetric-decrypt";
+import { asymmetricEncrypt } from "./handlers/asymmetric-encrypt";
+import { asymmetricSign } from "./handlers/asymmetric-sign";
+import { asymmetricVerify } from "./handlers/asymmetric-verify";
+import { batchDecrypt, batchEncrypt, batchGenerateDataKey } from "./handlers/batch";
+import { MAX_BATCH_ITEMS } from "./handlers/batch";
+import { createKey } from "./handlers/create-key";
+import { decrypt } from "./handlers/decrypt";
+import { deleteKeyMaterial } from "./handlers/delete-key-material";
+import { describeKey } from "./handlers/describe-key";
+import { encrypt } from "./handlers/encrypt";
+import { generateDataKey, generateDataKeyWithoutPlaintext } from "./handlers/generate-data-key";
+import { generateMac } from "./handlers/generate-mac";
+import { generateRandom } from "./handlers/generate-random";
+import { getParametersForImport } from "./handlers/get-parameters-for-import";
+import { getPublicKey } from "./handlers/get-public-key";
+import { importKeyMaterial } from "./handlers/import-key-material";
+import { getKeyPolicy, setKeyPolicy } from "./handlers/key-policy";
+import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
+import { listKeys } from "./handlers/list-keys";
+import { reEncrypt } from "./handlers/re-encrypt";
+import { listResourceTags, tagResource, untagResource } from "./handlers/tags";
+import { verifyMac } from "./handlers/verify-mac";
+import { createKeyVersion, describeKeyVersion, listKeyVersions, updateRotationPolicy } from "./handlers/versions";
+import { operation } from "./pipeline/operation";
+import type { Operation } from "./pipeline/operation";
+
+const m = kms.KeyManagementService.method;
+const byKeyId = { keyId: (r: { keyId: string }) => r.keyId };
+const withContext = { encryptionContext: (r: { encryptionContext: Record<string, string> }) => r.encryptionContext };
+/** More than a batch may hold is refused by its handler (INVALID_ARGUMENT), not counted. */
+const items = (r: { items: unknown[] }) => (r.items.length <= MAX_BATCH_ITEMS ? r.items.length : 1);
+
+const ALL: Operation[] = [
+  operation(m.createKey, createKey),
+  operation(m.describeKey, describeKey, byKeyId),
+  operation(m.listKeys, listKeys),
+  operation(m.updateKeyDescription, updateKeyDescription, byKeyId),
+  operation(m.enableKey, enableKey, byKeyId),
+  operation(m.disableKey, disableKey, byKeyId),
+  operation(m.scheduleKeyDeletion, scheduleKeyDeletion, byKeyId),
+  operation(m.cancelKeyDeletion, cancelKeyDeletion, byKeyId),
+  operation(m.setDeletionProtection, setDeletionProtection, byKeyId),
+  operation(m.createKeyVersion, createKeyVersion, byKeyId),
+  operation(m.describeKeyVersion, describeKeyVersion, byKeyId),
+  operation(m.listKeyVersions, listKeyVersions, byKeyId),
+  operation(m.updateRotationPolicy, updateRotationPolicy, byKeyId),
+
+  operation(m.encrypt, encrypt, { ...byKeyId, ...withContext, requestSecrets: (r) => [r.plaintext] }),
+  operation(m.decrypt, decrypt, { ...withContext, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.reEncrypt, reEncrypt, { encryptionContext: (r) => r.destinationEncryptionContext }),
+  operation(m.generateDataKey, generateDataKey, { ...byKeyId, ...withContext, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.generateDataKeyWithoutPlaintext, generateDataKeyWithoutPlaintext, { ...byKeyId, ...withContext }),
+  operation(m.batchEncrypt, batchEncrypt, { items, requestSecrets: (r) => r.items.map((i) => i.plaintext) }),
+  operation(m.batchDecrypt, batchDecrypt, { items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
+  operation(m.batchGenerateDataKey, batchGenerateDataKey, { items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
+
+  operation(m.asymmetricSign, asymmetricSign, byKeyId),
+  operation(m.asymmetricVerify, asymmetricVerify, byKeyId),
+  operation(m.asymmetricEncrypt, asymmetricEncrypt, { ...byKeyId, requestSecrets: (r) => [r.plaintext] }),
+  operation(m.asymmetricDecrypt, asymmetricDecrypt, { ...byKeyId, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.getPublicKey, getPublicKey, byKeyId),
+  operation(m.generateMac, generateMac, byKeyId),
+  operation(m.verifyMac, verifyMac, byKeyId),
+  operation(m.generateRandom, generateRandom),
+
+  operation(m.getParametersForImport, getParametersForImport, byKeyId),
+  operation(m.importKeyMaterial, importKeyMaterial, byKeyId),
+  operation(m.deleteKeyMaterial, deleteKeyMaterial, byKeyId),
+
+  operation(m.createAlias, createAlias, byKeyId),
+  operation(m.updateAlias, updateAlias, byKeyId),
+  operation(m.deleteAlias, deleteAlias),
+  operation(m.listAliases, listAliases),
+  operation(m.listAliasesByKeyId, listAliasesByKeyId, byKeyId),
+  operation(m.tagResource, tagResource, byKeyId),
+  operation(m.untagResource, untagResource, byKeyId),
+  operation(m.listResourceTags, listResourceTags, byKeyId),
+  operation(m.getKeyPolicy, getKeyPolicy, byKeyId),
+  operation(m.setKeyPolicy, setKeyPolicy, byKeyId),
+
+  operation(m.listAuditEvents, listAuditEvents, byKeyId),
+  operation(m.verifyAuditLog, verifyAuditLog),
+  operation(m.listAuditCheckpoints, listAuditCheckpoints),
+] as unknown as Operation[];
+
+/** The operations by kms.v1 RPC name ("Encrypt"). */
+export const OPERATIONS: ReadonlyMap<string, Operation<DescMessage, DescMessage>> = new Map(ALL.map((op) => [op.name, op]));
