@@ -7,9 +7,18 @@ import { createPublicKey } from "node:crypto";
 import { checkpointKeyId, checkpointToJson, verifyCheckpoint } from "@kms/audit-chain";
 import type { SignedCheckpoint } from "@kms/audit-chain";
 import { CheckpointStore } from "@kms/db";
-import type { Sql } from "@kms/db";
-import type { Services } from "./context";
+import type { AuditReader, AuditWriter, Sql } from "@kms/db";
+import type { Logger } from "./log";
 import { describeError } from "./log";
+import type { WorkerClient } from "./worker-client";
+
+/** What checkpoints need: the chain's writer and reader, the worker that signs, the log. */
+export interface CheckpointDeps {
+  audit: AuditWriter;
+  auditReader: AuditReader;
+  worker: WorkerClient;
+  log: Logger;
+}
 
 export interface CheckpointKey {
   /** SubjectPublicKeyInfo, DER. */
@@ -28,7 +37,7 @@ export class AuditCheckpointer {
 
   constructor(
     sql: Sql,
-    private readonly s: Services,
+    private readonly s: CheckpointDeps,
   ) {
     this.store = new CheckpointStore(sql);
   }

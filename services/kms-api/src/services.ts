@@ -8,6 +8,7 @@ import type { Sql } from "@kms/db";
 import type { Services } from "./context";
 import type { Logger } from "./log";
 import { AuditCheckpointer } from "./audit-checkpoints";
+import { rotateIfStillPrimary } from "./jobs/rotation-by-use";
 import { failurePoint } from "./fault-injection";
 import { KeyCache } from "./key-cache";
 import { RateLimiter } from "./limits";
@@ -41,6 +42,9 @@ export interface ServicesOptions {
 export async function createServices(o: ServicesOptions): Promise<Services> {
   const store = new KeyStore(o.sql);
   const aliases = new AliasStore(o.sql);
+  const worker = new WorkerClient(o.workerSocket, o.workerDeadlineMs);
+  const audit = new AuditWriter(o.sql);
+  const auditReader = new AuditReader(o.sql);
   const services: Services = {
     store,
     keys: new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs }),
@@ -51,17 +55,16 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
       flushIntervalMs: o.usageFlushIntervalMs ?? 1000,
       maxWithoutRotation: o.importedKeyMaxEncryptions ?? DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION,
     }),
-    worker: new WorkerClient(o.workerSocket, o.workerDeadlineMs),
-    audit: new AuditWriter(o.sql),
-    auditReader: new AuditReader(o.sql),
-    checkpoints: undefined as unknown as AuditCheckpointer, // needs the services: set below
+    worker,
+    audit,
+    auditReader,
+    checkpoints: new AuditCheckpointer(o.sql, { audit, auditReader, worker, log: o.log }),
     policies: new PolicyEngine(),
     access: o.access,
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,
     clock: o.clock ?? (() => new Date()),
   };
-  services.checkpoints = new AuditCheckpointer(o.sql, services);
   if (o.rateLimit) services.rateLimiter = new RateLimiter(o.rateLimit);
   if (o.authFailures) services.peerThrottle = new PeerThrottle(o.authFailures);
   if (o.refusalWindowMs !== undefined) {
@@ -80,6 +83,6 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     });
   services.audit.onTampering = (sequence) =>
     o.log.error("audit rows found after the recorded head: the trail was edited by hand", { firstForgedSequence: sequence });
-  services.usage.start(services);
+  services.usage.start({ store, log: o.log, onThreshold: (keyId, keyVersionId) => rotateIfStillPrimary(services, keyId, keyVersionId, o.rotateAfterEncryptions) });
   return services;
 }

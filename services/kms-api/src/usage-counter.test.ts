@@ -1,7 +1,7 @@
-import type { Services } from "./context";
 import { UsageCounter } from "./usage-counter";
+import type { UsageDeps } from "./usage-counter";
 
-/** The parts of Services a flush touches: addEncryptions, and a transaction that fails (the rotation). */
+/** What a flush touches: addEncryptions, and a rotation that fails. */
 function fakeServices() {
   const written: Array<[string, number]> = [];
   let totals = 0;
@@ -12,13 +12,13 @@ function fakeServices() {
         written.push([keyVersionId, count]);
         return (totals += count);
       },
-      transaction: async () => {
-        rotations.tried++;
-        throw new Error("database went away during the rotation");
-      },
+    },
+    onThreshold: async () => {
+      rotations.tried++;
+      throw new Error("database went away during the rotation");
     },
     log: { warn: () => {}, info: () => {} },
-  } as unknown as Services;
+  } as unknown as UsageDeps;
   return { services, written, rotations };
 }
 

@@ -1,6 +1,6 @@
 // Rotation by use: counts encryptions per key version in memory and adds them to Postgres in batches
 // (never one write per request). When a version's total reaches the threshold while it is still the
-// primary, the key gets a new primary version. A crash loses at most one unflushed batch per version,
+// primary, the key gets a new primary version (jobs/rotation-by-use.ts). A crash loses at most one unflushed batch per version,
 // so the count never undercounts by more than `batchSize`.
 //
 // Imported (EXTERNAL) material cannot rotate by use, so its versions get a hard limit instead: with random
@@ -11,14 +11,20 @@
 // unflushed count. Other replicas' unflushed counts (at most a batch or one flush interval's worth each)
 // are what the default limit's margin below 2^32 is for.
 import { withoutDeadline } from "@kms/db";
-import type { KeyRecord, KeyVersionRecord } from "@kms/db";
+import type { KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { status } from "@grpc/grpc-js";
 import { kmsResources } from "@kms/proto";
-import type { Services } from "./context";
-import { addVersion } from "./key-changes";
-import { auditJobChange } from "./jobs/job-audit";
+import type { Logger } from "./log";
 import { describeError } from "./log";
+
+/** What the counter needs once it runs: where counts go, and what to do when a primary has done enough. */
+export interface UsageDeps {
+  store: Pick<KeyStore, "encryptionsOf" | "addEncryptions">;
+  log: Logger;
+  /** The version `keyVersionId` of `keyId` has reached the threshold (jobs/rotation-by-use.ts). */
+  onThreshold: (keyId: string, keyVersionId: string) => Promise<void>;
+}
 
 export interface UsageOptions {
   /** Encryptions after which a primary version is replaced (KMS_ROTATE_AFTER_ENCRYPTIONS). */
@@ -46,13 +52,13 @@ export class UsageCounter {
   private writing = new Map<string, { keyId: string; count: number }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
-  private services: Services | undefined;
+  private deps: UsageDeps | undefined;
 
   constructor(private readonly options: UsageOptions) {}
 
-  /** Starts the periodic flush. Services are passed late because they contain this counter. */
-  start(services: Services): void {
-    this.services = services;
+  /** Starts the periodic flush. */
+  start(deps: UsageDeps): void {
+    this.deps = deps;
     this.timer = setInterval(() => void this.flush(), this.options.flushIntervalMs);
     this.timer.unref();
   }
@@ -66,7 +72,7 @@ export class UsageCounter {
       const id = version.keyVersionId;
       let known = this.flushed.get(id);
       if (known === undefined) {
-        const loading = this.services!.store.encryptionsOf(id);
+        const loading = this.deps!.store.encryptionsOf(id);
         this.flushed.set(id, loading);
         loading.then((n) => this.flushed.get(id) === loading && this.flushed.set(id, n), () => this.flushed.get(id) === loading && this.flushed.delete(id));
         known = loading;
@@ -108,7 +114,7 @@ export class UsageCounter {
   }
 
   private async flushNow(): Promise<void> {
-    const s = this.services;
+    const s = this.deps;
     if (!s || this.pending.size === 0) return;
     const batch = this.pending;
     this.pending = new Map();
@@ -131,26 +137,12 @@ export class UsageCounter {
       batch.delete(keyVersionId);
       if (total < this.options.threshold) continue;
       try {
-        await this.rotateIfStillPrimary(s, keyId, keyVersionId);
+        await s.onThreshold(keyId, keyVersionId);
       } catch (err) {
         // The count is written (putting it back would count it twice); the version's next flush, after
         // its next encryption, finds it still over the threshold and tries the rotation again.
         s.log.warn("rotation by use failed", { keyId, keyVersionId, ...describeError(err) });
       }
     }
-  }
-
-  /** Under the key's row lock: only the replica that still sees the old primary makes a new one. */
-  private async rotateIfStillPrimary(s: Services, keyId: string, keyVersionId: string): Promise<void> {
-    const rotated = await s.store.transaction(async (tx) => {
-      const key: KeyRecord | undefined = await s.store.lockKey(tx, keyId);
-      // Imported material cannot be regenerated here: such keys are re-imported by their owner instead.
-      if (!key || key.primaryKeyVersionId !== keyVersionId || key.keyState !== 1 || key.origin === kmsResources.Origin.EXTERNAL) return false;
-      const patched = await addVersion(s, tx, key, undefined);
-      await auditJobChange(s, tx, "RotationByUse", keyId, patched.primaryKeyVersionId ?? "");
-      return true;
-    });
-    if (rotated) s.keys.invalidateKey(keyId);
-    if (rotated) s.log.info("key rotated by use", { keyId, previousVersion: keyVersionId, threshold: this.options.threshold });
   }
 }

@@ -9,6 +9,7 @@ import type { Metadata } from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { ErrorCode, KmsError } from "@kms/errors";
 import type { JwtVerifier } from "./jwt";
+import { CN_PREFIX, SERVICE_PREFIX } from "./principals";
 
 export interface Caller {
   principal: string;
@@ -17,17 +18,6 @@ export interface Caller {
 }
 
 export const DEV_PRINCIPAL = "dev";
-/** Prefix of principals taken from a certificate's subject CN (URI SANs with this scheme are refused). */
-export const CN_PREFIX = "cn:";
-/** Prefix of the service's own principal (kms:system, in the audit rows of background jobs). */
-export const SERVICE_PREFIX = "kms:";
-
-/** A name no caller may present as itself: the cn: and kms: namespaces are the service's to give. */
-export function isReservedPrincipal(name: string): boolean {
-  const lower = name.toLowerCase();
-  return lower.startsWith(CN_PREFIX) || lower.startsWith(SERVICE_PREFIX);
-}
-
 const unauthenticated = (why: string) => new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, why);
 
 /** The SAN entries of one type; Node quotes (JSON-style) a value holding a comma, quote or control character. */

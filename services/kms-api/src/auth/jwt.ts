@@ -6,7 +6,7 @@ import { status } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
 import type { JwtConfig } from "@kms/config";
 import { ErrorCode, KmsError } from "@kms/errors";
-import { isReservedPrincipal } from "./authenticate";
+import { isReservedPrincipal } from "./principals";
 
 export interface JwtVerifier {
   /** The token's `sub`; UNAUTHENTICATED for anything wrong (signature, iss, aud, no exp, exp, nbf, no sub, a cn: or kms: sub). */
