@@ -67,8 +67,10 @@ export function oaepDecode(hash: HashName, em: Buffer, label: Uint8Array = Buffe
   }
 }
 
+export type OaepHash = "sha1" | "sha256";
+
 /** The OAEP hash of an API algorithm; INVALID_ARGUMENT naming "algorithm" for anything else. */
-export function oaepHash(algorithm: kmsResources.EncryptionAlgorithm): "sha1" | "sha256" {
+export function oaepHash(algorithm: kmsResources.EncryptionAlgorithm): OaepHash {
   if (algorithm === kmsResources.EncryptionAlgorithm.RSAES_OAEP_SHA_256) return "sha256";
   if (algorithm === kmsResources.EncryptionAlgorithm.RSAES_OAEP_SHA_1) return "sha1";
   throw invalidArgument("algorithm", "must be ENCRYPTION_ALGORITHM_RSAES_OAEP_SHA_256 or ENCRYPTION_ALGORITHM_RSAES_OAEP_SHA_1");

@@ -9,6 +9,8 @@ import { HsmBackend } from "./hsm-backend";
 import type { HsmBackendOptions } from "./hsm-backend";
 import { createTestToken } from "../testing/softhsm-token";
 import type { TestToken } from "../testing/softhsm-token";
+import { wireBackend } from "../testing/wire-backend";
+import type { WireBackend } from "../testing/wire-backend";
 
 jest.setTimeout(60_000);
 
@@ -17,7 +19,7 @@ const ROOT_LABEL = "test-root";
 
 let token: TestToken;
 let options: HsmBackendOptions;
-let backend: HsmBackend;
+let backend: WireBackend<HsmBackend>;
 
 beforeAll(async () => {
   token = createTestToken("hsm-backend-test");
@@ -29,12 +31,11 @@ beforeAll(async () => {
     rootKeyLabel: ROOT_LABEL,
     keyCacheSize: 2,
   };
-  backend = await HsmBackend.open(options);
+  backend = wireBackend(await HsmBackend.open(options));
 });
 
 afterAll(async () => {
   await backend.close();
-  backend.pool.module.finalize();
   token.remove();
 });
 
@@ -102,7 +103,7 @@ describe("root key", () => {
   });
 
   it("is found again (same id) by a second backend on the same token", async () => {
-    const second = await HsmBackend.open(options);
+    const second = wireBackend(await HsmBackend.open(options));
     try {
       expect(second.rootKeyId).toBe(backend.rootKeyId);
       expect(second.status()).toEqual({
@@ -131,7 +132,7 @@ describe("root key", () => {
   });
 
   it("a token with no root key under that label gets a new one, which refuses material of the other root", async () => {
-    const other = await HsmBackend.open({ ...options, rootKeyLabel: "another-root" });
+    const other = wireBackend(await HsmBackend.open({ ...options, rootKeyLabel: "another-root" }));
     try {
       expect(other.rootKeyId).not.toBe(backend.rootKeyId);
       const key = await newKey("kv-other-root", ProtectionLevel.SOFTWARE);
@@ -190,7 +191,7 @@ describe.each([
 
 describe("inline calls (KMS_PKCS11_CALL_MODE=inline)", () => {
   it("seal and open on the worker's thread, agree with the thread-pool backend, and keep failures the same", async () => {
-    const inline = await HsmBackend.open({ ...options, callMode: "inline" });
+    const inline = wireBackend(await HsmBackend.open({ ...options, callMode: "inline" }));
     try {
       const key = await newKey("kv-inline", ProtectionLevel.HSM);
       const plaintext = Buffer.from("attack at dawn");
