@@ -6,7 +6,8 @@ import { create } from "@bufbuild/protobuf";
 import { invalidArgument } from "@kms/errors";
 import { hsm } from "@kms/proto";
 import { parsePublicKey } from "./asymmetric/public-key";
-import { MAX_MESSAGE_BYTES, signingScheme, signInput } from "./asymmetric/signing-scheme";
+import { MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES } from "@kms/key-rules";
+import { signingScheme, signInput } from "./asymmetric/signing-scheme";
 import { verifySignature } from "./asymmetric/verify";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
@@ -21,7 +22,6 @@ export interface Reply<T> {
   wipeAfterSend?: Buffer[];
 }
 
-const MAX_RANDOM_BYTES = 1024;
 const MAX_LABEL_LENGTH = 128;
 
 function checkByteCount(field: string, n: number): void {

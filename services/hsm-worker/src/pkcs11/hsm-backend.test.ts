@@ -6,6 +6,7 @@ import * as pkcs11js from "pkcs11js";
 import { bool, readAttributes } from "./attributes";
 import { findRootKeys, rootLabels } from "./root-key";
 import { HsmBackend } from "./hsm-backend";
+import { Pkcs11TokenInventory } from "./token-objects";
 import type { HsmBackendOptions } from "./hsm-backend";
 import { createTestToken } from "../testing/softhsm-token";
 import type { TestToken } from "../testing/softhsm-token";
@@ -309,6 +310,19 @@ describe("session pool", () => {
     expect(backend.pool.module.epoch).toBe(epoch + 1);
     const s2 = await backend.encrypt(key, Buffer.from("x"), aad);
     expect(await backend.decrypt(key, s2, aad)).toEqual(Buffer.from("x"));
+  });
+});
+
+describe("token inventory (ListTokenObjects)", () => {
+  it("lists the root sets on the token (this file makes two), and never a generated key", async () => {
+    await newKey("kv-inventory", ProtectionLevel.HSM);
+    const labels = { tokenLabel: token.label, rootKeyLabel: ROOT_LABEL, checkpointKeyLabel: `${ROOT_LABEL}/checkpoint` };
+    const listing = await new Pkcs11TokenInventory(backend.pool, labels).list();
+    expect({ ...listing, objects: [] }).toEqual({ ...labels, objects: [] });
+    const ours = Object.values(rootLabels(ROOT_LABEL)).sort();
+    const mine = listing.objects.filter((o) => !o.label.startsWith("another-root/"));
+    expect(mine.map((o) => [o.class, o.label, o.id]).sort()).toEqual(ours.map((label) => ["secret key", label, backend.rootKeyId]));
+    expect(listing.objects.filter((o) => o.label === "kv-inventory")).toEqual([]);
   });
 });
 

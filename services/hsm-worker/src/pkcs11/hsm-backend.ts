@@ -8,8 +8,7 @@
 // Format 1 rows (a bare RFC 5649 wrap under the legacy root of earlier releases) are still used as those
 // releases used them, level and spec taken from the caller, until issue 22's root rotation re-wraps them.
 import * as pkcs11js from "pkcs11js";
-import { status } from "@grpc/grpc-js";
-import { ErrorCode, KmsError } from "@kms/errors";
+import { moduleCannotHold } from "@kms/key-rules";
 import { hsm, kmsResources } from "@kms/proto";
 import type { Acceptance, Backend, BackendMetrics, BackendStatus, CheckedKey, GeneratedKey, NewKey } from "../backend";
 import { wipe } from "../bytes";
@@ -17,7 +16,7 @@ import type { KeyEngine } from "../engine";
 import { EngineBackend } from "../engine-backend";
 import { LruCache } from "../handle-cache";
 import type { KeyCache } from "../handle-cache";
-import { keySpecName, kwpWrappedBytes } from "../key-spec";
+import { kwpWrappedBytes } from "../key-spec";
 import { NodeCryptoEngine } from "../software/node-engine";
 import { generateSoftwareMaterial } from "../software/asymmetric";
 import type { Binding } from "../wrapped-format";
@@ -53,14 +52,6 @@ export interface HsmBackendOptions {
   callMode?: CallMode;
   /** KMS_PKCS11_PROFILE: the module profile, or "auto" (default) to choose it from C_GetInfo. */
   profile?: ProfileChoice;
-}
-
-function hsmSpecUnsupported(spec: kmsResources.KeySpec): KmsError {
-  return new KmsError(
-    status.FAILED_PRECONDITION,
-    ErrorCode.HsmUnsupported,
-    `${keySpecName(spec)} cannot be PROTECTION_LEVEL_HSM here: the PKCS#11 module cannot wrap its private keys, so they could not stay in the HSM; use PROTECTION_LEVEL_SOFTWARE`,
-  );
 }
 
 export class HsmBackend extends EngineBackend implements Backend {
@@ -153,7 +144,7 @@ export class HsmBackend extends EngineBackend implements Backend {
       );
       return { wrappedMaterial, publicKey: Buffer.alloc(0) };
     }
-    if (family.kind === "ed25519") throw hsmSpecUnsupported(key.keySpec); // no profile generates it in the HSM yet
+    if (family.kind === "ed25519") throw moduleCannotHold(key.keySpec); // no profile generates it in the HSM yet
     return withSession(this.pool, async (session) => {
       this.root.levelRoot(session, key.protectionLevel); // no root key: refused before anything is generated
       const pair = await hsmGenerateKeyPair(this.lib, session.handle, family, label);
@@ -223,6 +214,6 @@ export class HsmBackend extends EngineBackend implements Backend {
   }
 
   private refuseUnsupported(binding: Binding): void {
-    if (this.profile.hsmUnsupportedSpecs.includes(binding.keySpec)) throw hsmSpecUnsupported(binding.keySpec);
+    if (this.profile.hsmUnsupportedSpecs.includes(binding.keySpec)) throw moduleCannotHold(binding.keySpec);
   }
 }

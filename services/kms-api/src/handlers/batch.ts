@@ -4,7 +4,7 @@
 // together in one worker Batch.
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY, ErrorCode, KmsError, invalidArgument, statusName, toStatus, unavailable } from "@kms/errors";
+import { ErrorCode, KmsError, invalidArgument, outcomeOf, statusName, unavailable } from "@kms/errors";
 import { isDatabaseUnavailable } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
@@ -54,8 +54,7 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
               ? unavailable("database")
               : err;
         if (!(named instanceof KmsError)) s.log.error("batch item failed", { requestId: itemCtx.requestId, ...describeError(err) });
-        const st = toStatus(named);
-        outcome = { status: { code: st.code, message: st.details, errorCode: String(st.metadata.get(ERROR_CODE_KEY)[0] ?? "") } };
+        outcome = { status: outcomeOf(named) };
       }
       const audit = s.audit.append({
         time: s.clock(),
