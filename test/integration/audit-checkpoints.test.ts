@@ -11,7 +11,7 @@ import postgres from "postgres";
 import { checkpointKeyId, checkpointToJson, verifyCheckpoint } from "@kms/audit-chain";
 import type { SignedCheckpoint } from "@kms/audit-chain";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { kmsResources } from "@kms/proto";
+import { createPromiseClient, hsm, kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
 
@@ -86,11 +86,8 @@ it("signs checkpoints with the worker's HSM key, logs them as `audit chain head`
   expect(lines.map((l) => (JSON.parse(l) as { checkpoint: unknown }).checkpoint)).toContainEqual(checkpointToJson(c));
   // The signing key is a token object pair beside the root key (the private half checked sensitive and
   // not extractable by the worker when it starts).
-  const script = path.join(__dirname, "../../services/hsm-worker/dist/token-objects.js");
-  const listing = JSON.parse(execFileSync(process.execPath, [script], { env: stack.workerEnv, encoding: "utf8" })) as {
-    checkpointKeyLabel: string;
-    objects: { class: string; label: string }[];
-  };
+  const worker = createPromiseClient(hsm.HsmWorkerService, `unix://${path.resolve(stack.workerEnv.KMS_WORKER_SOCKET!)}`);
+  const listing = await worker.listTokenObjects({}).finally(() => worker.close());
   expect(listing.objects.filter((o) => o.label === listing.checkpointKeyLabel).map((o) => o.class).sort()).toEqual(["private key", "public key"]);
   const verified = await stack.client.verifyAuditLog({ checkpoint: last.checkpoint });
   expect([verified.ok, verified.checkpointMatched, verified.problem]).toEqual([true, true, ""]);

@@ -30,6 +30,7 @@ export const VARIABLES = {
   KMS_PKCS11_PIN_FILE: { default: "", doc: "file holding the user PIN (preferred over KMS_PKCS11_PIN)" },
   KMS_PKCS11_POOL_SIZE: { default: "8", doc: "PKCS#11 sessions in the worker's pool" },
   KMS_PKCS11_CALL_MODE: { default: "thread-pool", doc: "inline: short calls (AES-GCM, HMAC, ECDSA/EdDSA sign) run on the worker's thread, which costs the worker a third less CPU per call and a quarter of the latency with a module in the host (SoftHSM2, PCIe); thread-pool: through libuv's pool, right for network HSMs" },
+  KMS_PKCS11_PROFILE: { default: "auto", doc: "the module's capability profile: softhsm2 (its workarounds: RSA-OAEP-SHA-256 as raw RSA plus OAEP decoding in the worker), native (every mechanism in the module, e.g. Luna, CloudHSM), or auto: softhsm2 when C_GetInfo names SoftHSM, else native" },
   KMS_KEYGEN_CONCURRENCY: { default: "1", doc: "RSA key generations the worker runs at once (at most KMS_PKCS11_POOL_SIZE - 1, so generations never hold every session); the others wait in its queue" },
   KMS_KEYGEN_QUEUE: { default: "8", doc: "RSA key generations that may wait for their turn; beyond it GenerateKeyMaterial answers RESOURCE_EXHAUSTED, Throttling" },
   UV_THREADPOOL_SIZE: { default: "(KMS_PKCS11_POOL_SIZE + KMS_KEYGEN_CONCURRENCY)", doc: "libuv's thread pool in the hsm-worker; the worker sets it at start to one thread per session plus one per generation, unless it is set higher" },
@@ -114,6 +115,14 @@ function callMode(env: Env): "inline" | "thread-pool" {
   return value;
 }
 
+function moduleProfile(env: Env): "auto" | "softhsm2" | "native" {
+  const value = raw(env, "KMS_PKCS11_PROFILE") ?? "auto";
+  if (value !== "auto" && value !== "softhsm2" && value !== "native") {
+    throw new ConfigError("KMS_PKCS11_PROFILE", `must be auto, softhsm2 or native, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 function boolean(env: Env, name: VariableName, fallback: boolean): boolean {
   const value = raw(env, name);
   if (value === undefined) return fallback;
@@ -148,6 +157,8 @@ export interface Pkcs11Config {
   createRootKey: boolean;
   /** KMS_PKCS11_CALL_MODE: how short hot-path calls reach the module. */
   callMode: "inline" | "thread-pool";
+  /** KMS_PKCS11_PROFILE: the module's capability profile, or auto (from C_GetInfo). */
+  profile: "auto" | "softhsm2" | "native";
 }
 
 /** The worker's queue for RSA key generation (seconds of CPU or HSM time each). */
@@ -229,6 +240,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
             rootKeyLabel: raw(env, "KMS_ROOT_KEY_LABEL") ?? VARIABLES.KMS_ROOT_KEY_LABEL.default,
             createRootKey: boolean(env, "KMS_CREATE_ROOT_KEY", false),
             callMode: callMode(env),
+            profile: moduleProfile(env),
           },
     allowSoftwareRoot: boolean(env, "KMS_ALLOW_SOFTWARE_ROOT", false),
     keyCacheSize: integer(env, "KMS_KEY_CACHE_SIZE", 10000, 1, 10_000_000),

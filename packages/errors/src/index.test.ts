@@ -9,6 +9,8 @@ import {
   invalidArgument,
   invalidCiphertext,
   toStatus,
+  outcomeOf,
+  errorOfOutcome,
 } from "./index";
 
 describe("toStatus", () => {
@@ -67,5 +69,21 @@ describe("fromPeerError", () => {
   it("turns a peer's INTERNAL into an InternalError", () => {
     const e = fromPeerError(peerError(status.INTERNAL, "internal error", ErrorCode.Internal), "hsm-worker");
     expect(e).toBeInstanceOf(InternalError);
+  });
+});
+
+describe("outcomeOf and errorOfOutcome", () => {
+  it("carry a KmsError there and back", () => {
+    const outcome = outcomeOf(invalidArgument("plaintext", "is required"));
+    expect(outcome).toEqual({ code: status.INVALID_ARGUMENT, message: "plaintext: is required", errorCode: ErrorCode.InvalidParameter });
+    expect(errorOfOutcome(outcome, "HSM worker")).toEqual(invalidArgument("plaintext", "is required"));
+  });
+
+  it("send nothing of an internal error, and bring back an InternalError", () => {
+    const outcome = outcomeOf(new Error("secret detail"));
+    expect(outcome).toEqual({ code: status.INTERNAL, message: "internal error", errorCode: ErrorCode.Internal });
+    const back = errorOfOutcome(outcome, "worker");
+    expect(back).toBeInstanceOf(InternalError);
+    expect(back.message).toBe("worker operation failed: internal error");
   });
 });

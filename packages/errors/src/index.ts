@@ -131,3 +131,27 @@ export function fromPeerError(err: unknown, peer: string): KmsError | InternalEr
   }
   return new InternalError(`${peer} call failed`, { cause: err });
 }
+
+/**
+ * One item of a batch fails on its own: its outcome is what the single call would have answered (status
+ * code, message, kms-error-code), carried as data instead of as the call's status.
+ */
+export interface Outcome {
+  /** gRPC status code; never OK for a failure. */
+  code: status;
+  message: string;
+  /** The kms-error-code. */
+  errorCode: string;
+}
+
+/** The per-item outcome of anything thrown: a KmsError's status, message and code; anything else INTERNAL. */
+export function outcomeOf(err: unknown): Outcome {
+  const s = toStatus(err);
+  return { code: s.code, message: s.details, errorCode: String(s.metadata.get(ERROR_CODE_KEY)[0] ?? "") };
+}
+
+/** A peer's failed item as the error to throw: its KmsError, or an InternalError for INTERNAL and UNKNOWN. */
+export function errorOfOutcome(outcome: { code: number; message: string; errorCode: string }, peer: string): KmsError | InternalError {
+  if (outcome.code === status.INTERNAL || outcome.code === status.UNKNOWN) return new InternalError(`${peer} operation failed: ${outcome.message}`);
+  return new KmsError(outcome.code as status, outcome.errorCode as ErrorCode, outcome.message);
+}

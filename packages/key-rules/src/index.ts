@@ -20,18 +20,17 @@ export function requireKnownEnum(schema: EnumSchema, value: number, field: strin
   if (!isKnown(schema, value)) throw invalidArgument(field, `unknown value ${value}`);
 }
 
-const AES = [KeySpec.AES_256, KeySpec.AES_128];
-const RSA = [KeySpec.RSA_2048, KeySpec.RSA_3072, KeySpec.RSA_4096];
-const EC = [KeySpec.EC_P256, KeySpec.EC_P384, KeySpec.EC_P256K, KeySpec.ED25519];
-const HMAC = [KeySpec.HMAC_SHA256, KeySpec.HMAC_SHA384, KeySpec.HMAC_SHA512];
+import { KEY_SPECS, MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES, OAEP_HASHES, specsOfKind } from "./key-specs";
+export * from "./key-specs";
+
+const AES = specsOfKind("aes");
+const RSA = specsOfKind("rsa");
+const EC = specsOfKind("ec", "ed25519");
+const HMAC = specsOfKind("hmac");
 
 /** The usages a key spec allows (the spec's "valid pairs"). */
 export function allowedUsages(spec: KeySpec): KeyUsage[] {
-  if (AES.includes(spec)) return [KeyUsage.ENCRYPT_DECRYPT];
-  if (RSA.includes(spec)) return [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT];
-  if (EC.includes(spec)) return [KeyUsage.SIGN_VERIFY];
-  if (HMAC.includes(spec)) return [KeyUsage.GENERATE_VERIFY_MAC];
-  return [];
+  return [...(KEY_SPECS.get(spec)?.usages ?? [])];
 }
 
 /** Key specs this release can create. */
@@ -215,7 +214,7 @@ export * from "./lifecycle";
 export * from "./import";
 
 // Asymmetric and MAC rules: which algorithm suits which spec, and the size limits of their inputs.
-const { SigningAlgorithm, EncryptionAlgorithm } = kmsResources;
+const { SigningAlgorithm } = kmsResources;
 type SigningAlgorithm = kmsResources.SigningAlgorithm;
 type EncryptionAlgorithm = kmsResources.EncryptionAlgorithm;
 export const signingAlgorithmName = (v: SigningAlgorithm) => enumName(kmsResources.SigningAlgorithmSchema, v);
@@ -223,11 +222,7 @@ export const encryptionAlgorithmName = (v: EncryptionAlgorithm) => enumName(kmsR
 
 /** The signing algorithms a key spec allows. */
 export function allowedSigningAlgorithms(spec: KeySpec): SigningAlgorithm[] {
-  if (RSA.includes(spec)) return [SigningAlgorithm.RSA_PSS_SHA_256, SigningAlgorithm.RSA_PKCS1_SHA_256];
-  if (spec === KeySpec.EC_P256 || spec === KeySpec.EC_P256K) return [SigningAlgorithm.ECDSA_SHA_256];
-  if (spec === KeySpec.EC_P384) return [SigningAlgorithm.ECDSA_SHA_384];
-  if (spec === KeySpec.ED25519) return [SigningAlgorithm.ED25519];
-  return [];
+  return [...(KEY_SPECS.get(spec)?.signingAlgorithms ?? [])];
 }
 
 /** INVALID_ARGUMENT naming "algorithm" and the spec unless the algorithm suits the key. */
@@ -244,8 +239,6 @@ export function signingHash(algorithm: SigningAlgorithm): { name: "sha256" | "sh
   if (algorithm === SigningAlgorithm.ED25519) return undefined;
   return { name: "sha256", bytes: 32 };
 }
-
-export const MAX_MESSAGE_BYTES = 4096;
 
 /** A message to sign or MAC: 1 to 4096 bytes. */
 export function validateMessage(message: Uint8Array, field = "message"): void {
@@ -273,32 +266,20 @@ export function checkSignInput(algorithm: SigningAlgorithm, input: SignInput): v
   }
 }
 
-const OAEP_HASH_BYTES: Partial<Record<EncryptionAlgorithm, number>> = {
-  [EncryptionAlgorithm.RSAES_OAEP_SHA_256]: 32,
-  [EncryptionAlgorithm.RSAES_OAEP_SHA_1]: 20,
-};
-
-const RSA_MODULUS_BYTES: Partial<Record<KeySpec, number>> = {
-  [KeySpec.RSA_2048]: 256,
-  [KeySpec.RSA_3072]: 384,
-  [KeySpec.RSA_4096]: 512,
-};
-
 /**
  * Checks an asymmetric encryption algorithm against an RSA key spec and returns the largest plaintext it
  * takes (RFC 8017 §7.1.1: k − 2·hLen − 2 bytes).
  */
 export function checkEncryptionAlgorithm(spec: KeySpec, algorithm: number): { maxPlaintextBytes: number } {
   requireKnownEnum(kmsResources.EncryptionAlgorithmSchema, algorithm, "algorithm");
-  const hLen = OAEP_HASH_BYTES[algorithm as EncryptionAlgorithm];
-  const k = RSA_MODULUS_BYTES[spec];
+  const hLen = OAEP_HASHES[algorithm as EncryptionAlgorithm]?.bytes;
+  const family = KEY_SPECS.get(spec)?.family;
+  const k = family?.kind === "rsa" ? family.bits / 8 : undefined;
   if (hLen === undefined || k === undefined) {
     throw invalidArgument("algorithm", `${encryptionAlgorithmName(algorithm)} cannot be used with ${keySpecName(spec)}`);
   }
   return { maxPlaintextBytes: k - 2 * hLen - 2 };
 }
-
-export const MAX_RANDOM_BYTES = 1024;
 
 /** GenerateRandom's number_of_bytes: 1 to 1024. */
 export function validateRandomBytes(numberOfBytes: number, field = "number_of_bytes"): void {

@@ -11,25 +11,27 @@ import { hsm, kmsResources, openBidiStream } from "@kms/proto";
 import type { Backend } from "./backend";
 import { createHsmWorkerServer, listen, shutdown } from "./server";
 import { SoftwareRootBackend } from "./software/software-root";
+import { wireBackend } from "./testing/wire-backend";
+import type { WireBackend } from "./testing/wire-backend";
 
 const { KeySpec, ProtectionLevel } = kmsResources;
 
 let dir: string;
 let socket: string;
-let backend: SoftwareRootBackend;
+let backend: WireBackend<SoftwareRootBackend>;
 let key: MessageInitShape<typeof hsm.WrappedKeySchema>;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "hsm-worker-stream-"));
   socket = path.join(dir, "run", "worker.sock");
-  backend = SoftwareRootBackend.open(path.join(dir, "data"), 10);
+  backend = wireBackend(SoftwareRootBackend.open(path.join(dir, "data"), 10));
   const made = await backend.generateKeyMaterial(KeySpec.AES_256, ProtectionLevel.SOFTWARE, "k1");
   key = { keyVersionId: "k1", keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial: made.wrappedMaterial, rootKeyId: backend.rootKeyId };
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function started(b: Backend = backend): Promise<{ server: Server; channel: Client }> {
+async function started(b: Backend = backend.checked): Promise<{ server: Server; channel: Client }> {
   const server = createHsmWorkerServer(b);
   await listen(server, socket);
   return { server, channel: new Client(`unix://${socket}`, credentials.createInsecure()) };
@@ -91,7 +93,7 @@ describe("BatchStream", () => {
     const inFlight = new Promise<void>((r) => (reached = r));
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
-    const slow = new Proxy(backend, {
+    const slow = new Proxy(backend.checked, {
       get(target, prop) {
         const value: unknown = Reflect.get(target, prop, target);
         if (prop !== "encrypt" || typeof value !== "function") return typeof value === "function" ? value.bind(target) : value;

@@ -8,14 +8,16 @@ import { ErrorCode, INVALID_CIPHERTEXT_MESSAGE } from "@kms/errors";
 import { hsm, kmsResources } from "@kms/proto";
 import { batch } from "./batch";
 import { SoftwareRootBackend } from "./software/software-root";
+import { wireBackend } from "./testing/wire-backend";
+import type { WireBackend } from "./testing/wire-backend";
 
 const { KeySpec, ProtectionLevel } = kmsResources;
 let dir: string;
-let backend: SoftwareRootBackend;
+let backend: WireBackend<SoftwareRootBackend>;
 
 beforeAll(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), "batch-"));
-  backend = SoftwareRootBackend.open(path.join(dir, "data"), 16);
+  backend = wireBackend(SoftwareRootBackend.open(path.join(dir, "data"), 16));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -32,7 +34,7 @@ it("runs every operation and gives each its own outcome, in order", async () => 
     { op: { case: "generateDataKey", value: { key, numberOfBytes: 0, aad, returnPlaintext: true } } },
     {},
   ];
-  const { results, wipeAfterSend } = await batch(backend, operations.map((op) => create(hsm.OperationSchema, op)));
+  const { results, wipeAfterSend } = await batch(backend.checked, operations.map((op) => create(hsm.OperationSchema, op)));
   const r = results.map((x) => x.result);
   expect(r.map((x) => x.case)).toEqual(["encrypt", "decrypt", "error", "generateDataKey", "error", "error"]);
   expect(Buffer.from((r[1]!.value as hsm.DecryptResponse).plaintext).toString()).toBe("hello");

@@ -1,51 +1,31 @@
 // A batch: many operations, each with its own outcome. kms-api coalesces the operations of concurrent
 // requests into one batch (a message of BatchStream), so the cost of the hop is paid once per batch.
-// Operations run concurrently; the session pool bounds how many reach the HSM at once.
+// Operations run concurrently; the session pool bounds how many reach the HSM at once. Each case of
+// Operation runs its registered operation (operations.ts BATCHED).
 import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
-import { ERROR_CODE_KEY, InternalError, KmsError, invalidArgument, toStatus } from "@kms/errors";
+import { invalidArgument, outcomeOf } from "@kms/errors";
 import { hsm } from "@kms/proto";
 import type { Backend } from "./backend";
-import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
-import { describeError, log } from "./log";
+import { BATCHED, logFailure } from "./operations";
 
 const MAX_OPERATIONS = 10_000;
 
 type Result = MessageInitShape<typeof hsm.OperationResultSchema>;
+type AnyOperation = (backend: Backend, request: unknown) => Promise<Reply<unknown>>;
 
 async function runOne(backend: Backend, op: hsm.Operation, wipes: Buffer[]): Promise<Result> {
-  const keep = <T>(reply: Reply<T>): T => {
-    if (reply.wipeAfterSend) wipes.push(...reply.wipeAfterSend);
-    return reply.response;
-  };
-  switch (op.op.case) {
-    case "encrypt":
-      return { result: { case: "encrypt", value: keep(await handlers.encrypt(backend, op.op.value)) } };
-    case "decrypt":
-      return { result: { case: "decrypt", value: keep(await handlers.decrypt(backend, op.op.value)) } };
-    case "generateDataKey":
-      return { result: { case: "generateDataKey", value: keep(await handlers.generateDataKey(backend, op.op.value)) } };
-    case "sign":
-      return { result: { case: "sign", value: keep(await handlers.sign(backend, op.op.value)) } };
-    case "reEncrypt":
-      return { result: { case: "reEncrypt", value: keep(await handlers.reEncrypt(backend, op.op.value)) } };
-    case "generateMac":
-      return { result: { case: "generateMac", value: keep(await handlers.generateMac(backend, op.op.value)) } };
-    default:
-      throw invalidArgument("operations", "an operation names no request");
-  }
+  const kind = op.op.case;
+  if (kind === undefined) throw invalidArgument("operations", "an operation names no request");
+  const reply = await (BATCHED[kind] as AnyOperation)(backend, op.op.value);
+  if (reply.wipeAfterSend) wipes.push(...reply.wipeAfterSend);
+  return { result: { case: kind, value: reply.response } } as Result;
 }
 
 function failure(err: unknown): Result {
-  if (!(err instanceof KmsError)) {
-    log("error", "batch operation failed", { error: describeError(err instanceof InternalError ? err : new InternalError("unexpected error", { cause: err })) });
-  } else if (err.status === status.UNAVAILABLE) {
-    log("warn", `batch operation: ${err.message}`, { error: describeError(err.cause) });
-  }
-  const s = toStatus(err);
-  return { result: { case: "error", value: { code: s.code, message: s.details, errorCode: String(s.metadata.get(ERROR_CODE_KEY)[0] ?? "") } } };
+  logFailure("batch operation", err);
+  return { result: { case: "error", value: outcomeOf(err) } };
 }
 
 export interface BatchOutcome {

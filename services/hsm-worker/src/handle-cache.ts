@@ -1,6 +1,7 @@
 // Least-recently-used map of unwrapped keys, so a hot key is unwrapped once. The cache never frees anything
 // itself: every method that drops entries returns them, and the owner (who knows whether a value is an HSM
-// object or a KeyObject, and has a session at hand) releases them.
+// object or a KeyObject, and has a session at hand) releases them. A backend's engines share one cache
+// (KeyCache), so KMS_KEY_CACHE_SIZE bounds them together; one engine may push out another's entry.
 import type { kmsResources } from "@kms/proto";
 
 /**
@@ -16,6 +17,19 @@ export function unwrappedKeySlot(key: {
 }): string {
   return `${key.keySpec}/${key.protectionLevel}/${key.keyVersionId}`;
 }
+
+/** An engine's unwrapped key, as the shared cache holds it. */
+export interface CachedKey {
+  /** The engine that made it: only that one uses or forgets it. */
+  readonly engine: object;
+  readonly keyVersionId: string;
+  /** The wrapped bytes it was unwrapped from (compared on every hit). */
+  readonly wrapped: Buffer;
+  /** It left the cache for good (pushed out or forgotten): its engine frees it once no call uses it. */
+  evicted(): void;
+}
+
+export type KeyCache = LruCache<CachedKey>;
 
 export class LruCache<V> {
   // A Map iterates in insertion order: re-inserting on access keeps the least recently used first.

@@ -1,13 +1,17 @@
-// One function per RPC: validate the request, call the backend, build the response. Errors are thrown
-// (KmsError for the caller, anything else internal); server.ts turns them into statuses.
+// One function per operation: validate the request, call the backend (through checked-calls.ts, which
+// turns wire keys into checked ones), build the response. Errors are thrown (KmsError for the caller,
+// anything else internal); server.ts and batch.ts turn them into statuses and outcomes. operations.ts
+// registers each one.
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument } from "@kms/errors";
 import { hsm } from "@kms/proto";
 import { parsePublicKey } from "./asymmetric/public-key";
-import { MAX_MESSAGE_BYTES, signingScheme, signInput } from "./asymmetric/signing-scheme";
+import { MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES } from "@kms/key-rules";
+import { signingScheme, signInput } from "./asymmetric/signing-scheme";
 import { verifySignature } from "./asymmetric/verify";
 import type { Backend } from "./backend";
 import { wipe } from "./bytes";
+import { onWire } from "./checked-calls";
 import { importKeyMaterial as importMaterial } from "./import/import-material";
 import { keyFamily } from "./key-spec";
 import { macMatches } from "./mac";
@@ -18,7 +22,6 @@ export interface Reply<T> {
   wipeAfterSend?: Buffer[];
 }
 
-const MAX_RANDOM_BYTES = 1024;
 const MAX_LABEL_LENGTH = 128;
 
 function checkByteCount(field: string, n: number): void {
@@ -46,7 +49,7 @@ export async function generateKeyMaterial(
   req: hsm.GenerateKeyMaterialRequest,
 ): Promise<Reply<hsm.GenerateKeyMaterialResponse>> {
   if (req.label.length > MAX_LABEL_LENGTH) throw invalidArgument("label", `must be at most ${MAX_LABEL_LENGTH} characters`);
-  const generated = await backend.generateKeyMaterial(req.keySpec, req.protectionLevel, req.keyVersionId, req.label);
+  const generated = await onWire(backend).generateKeyMaterial(req.keySpec, req.protectionLevel, req.keyVersionId, req.label);
   return {
     response: create(hsm.GenerateKeyMaterialResponseSchema, {
       wrappedMaterial: generated.wrappedMaterial,
@@ -57,19 +60,20 @@ export async function generateKeyMaterial(
 }
 
 export async function encrypt(backend: Backend, req: hsm.EncryptRequest): Promise<Reply<hsm.EncryptResponse>> {
-  const sealed = await backend.encrypt(req.key, req.plaintext, req.aad);
+  const sealed = await onWire(backend).encrypt(req.key, req.plaintext, req.aad);
   return { response: create(hsm.EncryptResponseSchema, { sealed }) };
 }
 
 export async function decrypt(backend: Backend, req: hsm.DecryptRequest): Promise<Reply<hsm.DecryptResponse>> {
-  const plaintext = await backend.decrypt(req.key, req.sealed, req.aad);
+  const plaintext = await onWire(backend).decrypt(req.key, req.sealed, req.aad);
   return { response: create(hsm.DecryptResponseSchema, { plaintext }), wipeAfterSend: [plaintext] };
 }
 
 export async function reEncrypt(backend: Backend, req: hsm.ReEncryptRequest): Promise<Reply<hsm.ReEncryptResponse>> {
-  const plaintext = await backend.decrypt(req.sourceKey, req.sourceSealed, req.sourceAad, "source_key");
+  const wire = onWire(backend);
+  const plaintext = await wire.decrypt(req.sourceKey, req.sourceSealed, req.sourceAad, "source_key");
   try {
-    const sealed = await backend.encrypt(req.destinationKey, plaintext, req.destinationAad, "destination_key");
+    const sealed = await wire.encrypt(req.destinationKey, plaintext, req.destinationAad, "destination_key");
     return { response: create(hsm.ReEncryptResponseSchema, { sealed }) };
   } finally {
     // The plaintext never leaves the worker.
@@ -85,7 +89,7 @@ export async function generateDataKey(
   const dataKey = await backend.generateRandom(req.numberOfBytes);
   let sealed: Buffer;
   try {
-    sealed = await backend.encrypt(req.key, dataKey, req.aad);
+    sealed = await onWire(backend).encrypt(req.key, dataKey, req.aad);
   } catch (err) {
     wipe(dataKey);
     throw err;
@@ -117,12 +121,12 @@ function checkMessage(message: Uint8Array): void {
 }
 
 export async function sign(backend: Backend, req: hsm.SignRequest): Promise<Reply<hsm.SignResponse>> {
-  const signature = await backend.sign(req.key, req.algorithm, req.input);
+  const signature = await onWire(backend).sign(req.key, req.algorithm, req.input);
   return { response: create(hsm.SignResponseSchema, { signature }) };
 }
 
 /** Public-key work only: no backend, no key material. */
-export async function verify(_backend: Backend, req: hsm.VerifyRequest): Promise<Reply<hsm.VerifyResponse>> {
+export async function verify(req: hsm.VerifyRequest): Promise<Reply<hsm.VerifyResponse>> {
   const family = keyFamily(req.keySpec, "key_spec");
   const scheme = signingScheme(family, req.keySpec, req.algorithm);
   const input = signInput(scheme, req.input);
@@ -134,18 +138,18 @@ export async function asymmetricDecrypt(
   backend: Backend,
   req: hsm.AsymmetricDecryptRequest,
 ): Promise<Reply<hsm.AsymmetricDecryptResponse>> {
-  const plaintext = await backend.asymmetricDecrypt(req.key, req.algorithm, req.ciphertext);
+  const plaintext = await onWire(backend).asymmetricDecrypt(req.key, req.algorithm, req.ciphertext);
   return { response: create(hsm.AsymmetricDecryptResponseSchema, { plaintext }), wipeAfterSend: [plaintext] };
 }
 
 export async function generateMac(backend: Backend, req: hsm.GenerateMacRequest): Promise<Reply<hsm.GenerateMacResponse>> {
   checkMessage(req.message);
-  return { response: create(hsm.GenerateMacResponseSchema, { mac: await backend.generateMac(req.key, req.message) }) };
+  return { response: create(hsm.GenerateMacResponseSchema, { mac: await onWire(backend).generateMac(req.key, req.message) }) };
 }
 
 export async function verifyMac(backend: Backend, req: hsm.VerifyMacRequest): Promise<Reply<hsm.VerifyMacResponse>> {
   checkMessage(req.message);
-  const expected = await backend.generateMac(req.key, req.message);
+  const expected = await onWire(backend).generateMac(req.key, req.message);
   try {
     return { response: create(hsm.VerifyMacResponseSchema, { macValid: macMatches(expected, req.mac) }) };
   } finally {

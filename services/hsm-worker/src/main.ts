@@ -3,11 +3,11 @@
 import "./thread-pool-size";
 import { ConfigError, loadWorkerConfig } from "@kms/config";
 import type { WorkerConfig } from "@kms/config";
+import { hsm } from "@kms/proto";
 import { observeHsmSessions, startTelemetry } from "@kms/telemetry";
-import { createBackend, createCheckpointSigner } from "./create-backend";
+import { createBackend } from "./create-backend";
 import { describeError, log, setLogLevel } from "./log";
 import { KeyGenerationQueue } from "./key-generation-queue";
-import { HsmBackend } from "./pkcs11/hsm-backend";
 import { createHsmWorkerServer, listen, shutdown as shutdownServer } from "./server";
 import { traceBackend } from "./telemetry";
 
@@ -25,18 +25,16 @@ async function main(): Promise<void> {
   setLogLevel(config.logLevel);
   // Before anything else: spans and instruments made from here on reach the SDK (when one is configured).
   const telemetry = startTelemetry("hsm-worker");
-  const backend = await createBackend(config);
-  if (backend instanceof HsmBackend) {
-    const pool = backend.pool;
-    observeHsmSessions(() => ({ inUse: pool.inUse, waiting: pool.waiting }));
-  }
-  const server = createHsmWorkerServer(traceBackend(backend), new KeyGenerationQueue(config.keyGeneration), await createCheckpointSigner(config, backend));
+  const { backend, checkpoints, tokens, moduleProfile } = await createBackend(config);
+  if (backend.metrics().sessions !== undefined) observeHsmSessions(() => backend.metrics().sessions ?? { inUse: 0, waiting: 0 });
+  const server = createHsmWorkerServer(traceBackend(backend), { keyGeneration: new KeyGenerationQueue(config.keyGeneration), checkpoints, tokens });
   await listen(server, config.socketPath);
   const s = backend.status();
   log("info", `hsm-worker listening on unix://${config.socketPath}: ${s.description}, root key id ${s.rootKeyId}`, {
     socket: config.socketPath,
-    backend: backend instanceof HsmBackend ? "pkcs11" : "software-root",
+    backend: s.backend === hsm.Backend.PKCS11 ? "pkcs11" : "software-root",
     rootKeyId: s.rootKeyId,
+    ...(moduleProfile === undefined ? {} : { moduleProfile }),
   });
 
   let stopping = false;
@@ -47,8 +45,8 @@ async function main(): Promise<void> {
     void shutdownServer(server).then(() => {
       void (async () => {
         try {
+          // Closes the sessions and, with the last user of the module, C_Finalize.
           await backend.close();
-          if (backend instanceof HsmBackend) backend.pool.module.finalize();
           await telemetry.shutdown();
         } catch (err) {
           log("error", "hsm-worker: shutdown failed", { error: describeError(err) });

@@ -11,6 +11,8 @@ import type { PromiseClient } from "@kms/proto";
 import type { Backend } from "./backend";
 import { createHsmWorkerServer, listen } from "./server";
 import { SoftwareRootBackend } from "./software/software-root";
+import { batchClient } from "./testing/batch-client";
+import type { BatchClient } from "./testing/batch-client";
 
 const { KeySpec, ProtectionLevel } = kmsResources;
 
@@ -19,6 +21,8 @@ type Client = PromiseClient<(typeof hsm.HsmWorkerService)["method"]>;
 let dir: string;
 let server: Server;
 let client: Client;
+/** The hot operations, reached only through BatchStream. */
+let batched: BatchClient;
 let backend: SoftwareRootBackend;
 
 async function start(b: Backend, socket: string): Promise<{ server: Server; client: Client }> {
@@ -31,10 +35,12 @@ beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "hsm-worker-server-"));
   backend = SoftwareRootBackend.open(path.join(dir, "data"), 10);
   ({ server, client } = await start(backend, path.join(dir, "run", "worker.sock")));
+  batched = batchClient(path.join(dir, "run", "worker.sock"));
 });
 
 afterAll(async () => {
   client.close();
+  batched.close();
   await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
   rmSync(dir, { recursive: true, force: true });
 });
@@ -74,16 +80,16 @@ describe("hsm-worker gRPC server", () => {
   it("encrypts, decrypts and re-encrypts", async () => {
     const a = await newKey("kv-a");
     const b = await newKey("kv-b");
-    const { sealed } = await client.encrypt({ key: a, plaintext: Buffer.from("hello"), aad: Buffer.from("ctx") });
-    expect(Buffer.from((await client.decrypt({ key: a, sealed, aad: Buffer.from("ctx") })).plaintext).toString()).toBe("hello");
-    const re = await client.reEncrypt({ sourceKey: a, sourceSealed: sealed, sourceAad: Buffer.from("ctx"), destinationKey: b, destinationAad: Buffer.from("ctx2") });
-    expect(Buffer.from((await client.decrypt({ key: b, sealed: re.sealed, aad: Buffer.from("ctx2") })).plaintext).toString()).toBe("hello");
-    expect(await grpcError(client.decrypt({ key: a, sealed, aad: Buffer.from("other") }))).toEqual({
+    const { sealed } = await batched.encrypt({ key: a, plaintext: Buffer.from("hello"), aad: Buffer.from("ctx") });
+    expect(Buffer.from((await batched.decrypt({ key: a, sealed, aad: Buffer.from("ctx") })).plaintext).toString()).toBe("hello");
+    const re = await batched.reEncrypt({ sourceKey: a, sourceSealed: sealed, sourceAad: Buffer.from("ctx"), destinationKey: b, destinationAad: Buffer.from("ctx2") });
+    expect(Buffer.from((await batched.decrypt({ key: b, sealed: re.sealed, aad: Buffer.from("ctx2") })).plaintext).toString()).toBe("hello");
+    expect(await grpcError(batched.decrypt({ key: a, sealed, aad: Buffer.from("other") }))).toEqual({
       code: status.INVALID_ARGUMENT,
       details: INVALID_CIPHERTEXT_MESSAGE,
       errorCode: ErrorCode.InvalidCiphertext,
     });
-    expect(await grpcError(client.reEncrypt({ sourceKey: a, sourceSealed: sealed, sourceAad: Buffer.from("ctx") }))).toEqual({
+    expect(await grpcError(batched.reEncrypt({ sourceKey: a, sourceSealed: sealed, sourceAad: Buffer.from("ctx") }))).toEqual({
       code: status.INVALID_ARGUMENT,
       details: "destination_key: is required",
       errorCode: ErrorCode.InvalidParameter,
@@ -92,15 +98,15 @@ describe("hsm-worker gRPC server", () => {
 
   it("generates data keys with and without plaintext", async () => {
     const key = await newKey("kv-dk");
-    const withPlaintext = await client.generateDataKey({ key, numberOfBytes: 32, aad: Buffer.from("x"), returnPlaintext: true });
+    const withPlaintext = await batched.generateDataKey({ key, numberOfBytes: 32, aad: Buffer.from("x"), returnPlaintext: true });
     expect(withPlaintext.plaintext.length).toBe(32);
     expect(Buffer.from(withPlaintext.plaintext).equals(Buffer.alloc(32))).toBe(false);
-    const opened = await client.decrypt({ key, sealed: withPlaintext.sealed, aad: Buffer.from("x") });
+    const opened = await batched.decrypt({ key, sealed: withPlaintext.sealed, aad: Buffer.from("x") });
     expect(Buffer.from(opened.plaintext)).toEqual(Buffer.from(withPlaintext.plaintext));
-    const without = await client.generateDataKey({ key, numberOfBytes: 1024, aad: Buffer.from("x"), returnPlaintext: false });
+    const without = await batched.generateDataKey({ key, numberOfBytes: 1024, aad: Buffer.from("x"), returnPlaintext: false });
     expect([without.plaintext.length, without.sealed.length]).toEqual([0, 12 + 1024 + 16]);
     for (const n of [0, 1025]) {
-      expect(await grpcError(client.generateDataKey({ key, numberOfBytes: n }))).toEqual({
+      expect(await grpcError(batched.generateDataKey({ key, numberOfBytes: n }))).toEqual({
         code: status.INVALID_ARGUMENT,
         details: `number_of_bytes: must be between 1 and 1024, got ${n}`,
         errorCode: ErrorCode.InvalidParameter,
@@ -119,11 +125,20 @@ describe("hsm-worker gRPC server", () => {
     expect(err.details).toContain("PROTECTION_LEVEL_HSM");
   });
 
+  it("has no token to list on the software root", async () => {
+    expect(await client.listTokenObjects({})).toMatchObject({ hasToken: false, objects: [] });
+  });
+
+  it("reaches the hot operations only through BatchStream", () => {
+    const unary = hsm.HsmWorkerService.methods.filter((m) => m.methodKind === "unary").map((m) => m.name);
+    for (const hot of ["Encrypt", "Decrypt", "ReEncrypt", "GenerateDataKey", "Sign", "GenerateMac"]) expect(unary).not.toContain(hot);
+  });
+
   it("forgets keys", async () => {
     const key = await newKey("kv-f");
-    await client.encrypt({ key, plaintext: Buffer.from("x") });
+    await batched.encrypt({ key, plaintext: Buffer.from("x") });
     await client.forgetKeys({ keyVersionIds: ["kv-f"] });
-    expect((await client.encrypt({ key, plaintext: Buffer.from("x") })).sealed.length).toBe(29);
+    expect((await batched.encrypt({ key, plaintext: Buffer.from("x") })).sealed.length).toBe(29);
   });
 
   it("answers an unexpected failure with a fixed INTERNAL message and logs the cause as one JSON line", async () => {

@@ -79,7 +79,7 @@ export async function traceOperation<T>(rpc: string, call: { metadata: Metadata;
 
 /** Backend methods that do HSM (or software-root) work, and what their spans say about the key. */
 const TRACED: Record<string, (args: unknown[]) => Attributes> = {
-  generateKeyMaterial: (a) => keyAttributes({ keySpec: a[0], protectionLevel: a[1] }),
+  generateKeyMaterial: (a) => keyAttributes(a[0]),
   encrypt: (a) => keyAttributes({ key: a[0] }),
   decrypt: (a) => keyAttributes({ key: a[0] }),
   sign: (a) => keyAttributes({ key: a[0] }),

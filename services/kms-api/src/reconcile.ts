@@ -1,5 +1,5 @@
 // `node services/kms-api/dist/reconcile.js`: checks that the database and the HSM agree, in kms-api's
-// environment (DATABASE_URL, KMS_WORKER_SOCKET; with KMS_PKCS11_* too for the token check). Reports, as
+// environment (DATABASE_URL, KMS_WORKER_SOCKET). Reports, as
 // one JSON object on stdout:
 //   (a) unusableVersions: key versions wrapped under another root key than the worker's or its legacy
 //       root (they cannot be unwrapped here: a swapped or re-initialised HSM, or rows restored from
@@ -8,11 +8,10 @@
 //       worker's root key id, and the legacy root `label`) and the audit checkpoint key pair (should be none: the worker keeps every
 //       generated or unwrapped key as a session object labelled with its key version id, gone with its
 //       session, so a crash between generation and the database insert leaves nothing in the HSM; the
-//       wrapped material it returned is unusable without its row). Listed by the worker's own
-//       token-objects.js; null (skipped) when no PKCS#11 module is configured here;
+//       wrapped material it returned is unusable without its row). Listed by the worker
+//       (ListTokenObjects); null (skipped) when the worker has no PKCS#11 token (the software root);
 //   (c) keysWithoutPrimary: keys outside PENDING_IMPORT with no primary version, or one whose row is missing.
 // Exit code 0 when all three are empty, 3 when something was found, 1 when the check could not run.
-import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { connect } from "@kms/db";
 import { kmsResources } from "@kms/proto";
@@ -24,19 +23,6 @@ export interface ReconcileReport {
   strayHsmObjects: { class: string; label: string; id: string }[] | null;
   keysWithoutPrimary: { keyId: string; keyState: number; primaryKeyVersionId: string | null }[];
   ok: boolean;
-}
-
-interface TokenListing {
-  rootKeyLabel: string;
-  checkpointKeyLabel?: string;
-  objects: { class: string; label: string; id: string }[];
-}
-
-/** The worker's token objects, listed by its token-objects.js in this environment; null when there is no module. */
-function tokenObjects(env: NodeJS.ProcessEnv): TokenListing | null {
-  if (!env.KMS_PKCS11_MODULE) return null;
-  const script = path.join(path.dirname(require.resolve("@kms/hsm-worker/package.json")), "dist", "token-objects.js");
-  return JSON.parse(execFileSync(process.execPath, [script], { env, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })) as TokenListing;
 }
 
 export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<ReconcileReport> {
@@ -57,7 +43,7 @@ export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<R
       LEFT JOIN key_versions v ON v.key_version_id = k.primary_key_version_id
       WHERE k.key_state <> ${kmsResources.KeyState.PENDING_IMPORT} AND v.key_version_id IS NULL
       ORDER BY k.key_id`;
-    const listing = tokenObjects(env);
+    const listing = await worker.listTokenObjects();
     const ours = (o: { class: string; label: string; id: string }, label: string) =>
       o.class === "secret key" &&
       ((o.id === root && [`${label}/hsm`, `${label}/software`, `${label}/mac`].includes(o.label)) || (legacy !== "" && o.id === legacy && o.label === label));

@@ -3,9 +3,7 @@
 // pays it once per batch instead of once per request. A lone operation still goes alone, promptly:
 // the flush runs on setImmediate, after the I/O that produced this turn's requests.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { status } from "@grpc/grpc-js";
-import { InternalError, KmsError, fromPeerError } from "@kms/errors";
-import type { ErrorCode } from "@kms/errors";
+import { InternalError, errorOfOutcome, fromPeerError } from "@kms/errors";
 import type { hsm } from "@kms/proto";
 
 type OperationInit = MessageInitShape<typeof hsm.OperationSchema>;
@@ -69,12 +67,7 @@ function settle(p: Pending, result: Result | undefined): void {
   if (!result || result.case === undefined) {
     p.reject(new InternalError("worker batch answered without this operation's result"));
   } else if (result.case === "error") {
-    const e = result.value;
-    p.reject(
-      e.code === status.INTERNAL || e.code === status.UNKNOWN
-        ? new InternalError(`worker operation failed: ${e.message}`)
-        : new KmsError(e.code as status, e.errorCode as ErrorCode, e.message),
-    );
+    p.reject(errorOfOutcome(result.value, "worker"));
   } else {
     p.resolve(result);
   }

@@ -7,8 +7,18 @@ import { WorkerBatcher } from "./worker-batcher";
 import { WorkerStream } from "./worker-stream";
 
 type OperationResult = hsm.OperationResult["result"];
+type OperationCase = Exclude<OperationResult["case"], undefined | "error">;
 /** Each batched operation's response type, by its case name. */
-type ResultOf = { [C in Exclude<OperationResult["case"], undefined | "error">]: Extract<OperationResult, { case: C }>["value"] };
+type ResultOf = { [C in OperationCase]: Extract<OperationResult, { case: C }>["value"] };
+/** Each batched operation's request, by its case name. */
+type RequestOf = { [C in OperationCase]: Extract<MessageInitShape<typeof hsm.OperationSchema>["op"], { case: C }>["value"] };
+
+/** The worker's token objects, for the reconciler (class, label, hex id; never values). */
+export interface TokenListing {
+  rootKeyLabel: string;
+  checkpointKeyLabel: string;
+  objects: { class: string; label: string; id: string }[];
+}
 
 /** Longest the worker may take to generate key material, unless the caller's own deadline is sooner. */
 const KEY_GENERATION_DEADLINE_MS = 60_000;
@@ -38,16 +48,22 @@ export class WorkerClient {
     return callDeadline && callDeadline < own ? callDeadline : own;
   }
 
-  /** Runs one operation through the batcher and takes its result of the expected kind. */
-  private async batched<K extends keyof ResultOf>(
-    operation: MessageInitShape<typeof hsm.OperationSchema>,
-    kind: K,
-    callDeadline: Date | undefined,
-  ): Promise<ResultOf[K]> {
-    const result: OperationResult = await this.batcher.run(operation, this.deadline(callDeadline));
-    if (result.case !== kind) throw new InternalError(`worker answered ${String(result.case)} to ${kind}`);
-    return result.value as unknown as ResultOf[K];
+  /** A hot operation: each goes through the batcher, and takes its result of the same case. */
+  private batched<K extends OperationCase>(kind: K) {
+    return async (request: RequestOf[K], callDeadline?: Date): Promise<ResultOf[K]> => {
+      const operation = { op: { case: kind, value: request } } as MessageInitShape<typeof hsm.OperationSchema>;
+      const result: OperationResult = await this.batcher.run(operation, this.deadline(callDeadline));
+      if (result.case !== kind) throw new InternalError(`worker answered ${String(result.case)} to ${kind}`);
+      return result.value as unknown as ResultOf[K];
+    };
   }
+
+  readonly encrypt = this.batched("encrypt");
+  readonly decrypt = this.batched("decrypt");
+  readonly generateDataKey = this.batched("generateDataKey");
+  readonly reEncrypt = this.batched("reEncrypt");
+  readonly sign = this.batched("sign");
+  readonly generateMac = this.batched("generateMac");
 
   private async call<R>(fn: (deadline: Date) => Promise<R>, callDeadline: Date | undefined, ownMs = this.deadlineMs): Promise<R> {
     const own = new Date(Date.now() + ownMs);
@@ -73,21 +89,9 @@ export class WorkerClient {
     return this.call((d) => this.client.generateKeyMaterial(req, { deadline: d }), deadline, ownMs);
   }
 
-  encrypt(req: MessageInitShape<typeof hsm.EncryptRequestSchema>, deadline?: Date) {
-    return this.batched({ op: { case: "encrypt", value: req } }, "encrypt", deadline);
-  }
 
-  decrypt(req: MessageInitShape<typeof hsm.DecryptRequestSchema>, deadline?: Date) {
-    return this.batched({ op: { case: "decrypt", value: req } }, "decrypt", deadline);
-  }
 
-  generateDataKey(req: MessageInitShape<typeof hsm.GenerateDataKeyRequestSchema>, deadline?: Date) {
-    return this.batched({ op: { case: "generateDataKey", value: req } }, "generateDataKey", deadline);
-  }
 
-  reEncrypt(req: MessageInitShape<typeof hsm.ReEncryptRequestSchema>, deadline?: Date) {
-    return this.batched({ op: { case: "reEncrypt", value: req } }, "reEncrypt", deadline);
-  }
 
   forgetKeys(req: MessageInitShape<typeof hsm.ForgetKeysRequestSchema>, deadline?: Date) {
     return this.call((d) => this.client.forgetKeys(req, { deadline: d }), deadline);
@@ -97,9 +101,6 @@ export class WorkerClient {
     return this.call((d) => this.client.generateRandom(req, { deadline: d }), deadline);
   }
 
-  sign(req: MessageInitShape<typeof hsm.SignRequestSchema>, deadline?: Date) {
-    return this.batched({ op: { case: "sign", value: req } }, "sign", deadline);
-  }
 
   verify(req: MessageInitShape<typeof hsm.VerifyRequestSchema>, deadline?: Date) {
     return this.call((d) => this.client.verify(req, { deadline: d }), deadline);
@@ -109,9 +110,6 @@ export class WorkerClient {
     return this.call((d) => this.client.asymmetricDecrypt(req, { deadline: d }), deadline);
   }
 
-  generateMac(req: MessageInitShape<typeof hsm.GenerateMacRequestSchema>, deadline?: Date) {
-    return this.batched({ op: { case: "generateMac", value: req } }, "generateMac", deadline);
-  }
 
   verifyMac(req: MessageInitShape<typeof hsm.VerifyMacRequestSchema>, deadline?: Date) {
     return this.call((d) => this.client.verifyMac(req, { deadline: d }), deadline);
@@ -127,6 +125,13 @@ export class WorkerClient {
 
   getAuditCheckpointKey(deadline?: Date) {
     return this.call((d) => this.client.getAuditCheckpointKey({}, { deadline: d }), deadline);
+  }
+
+  /** The worker's token objects; null when it has no PKCS#11 token (the software root). */
+  async listTokenObjects(deadline?: Date): Promise<TokenListing | null> {
+    const r = await this.call((d) => this.client.listTokenObjects({}, { deadline: d }), deadline);
+    if (!r.hasToken) return null;
+    return { rootKeyLabel: r.rootKeyLabel, checkpointKeyLabel: r.checkpointKeyLabel, objects: r.objects.map((o) => ({ class: o.class, label: o.label, id: o.id })) };
   }
 
   close(): void {

@@ -15,30 +15,31 @@ import { generateSoftwareMaterial } from "../software/asymmetric";
 import { SoftwareRootBackend } from "../software/software-root";
 import { createTestToken } from "../testing/softhsm-token";
 import type { TestToken } from "../testing/softhsm-token";
+import { wireBackend } from "../testing/wire-backend";
+import type { WireBackend } from "../testing/wire-backend";
 
 jest.setTimeout(120_000);
 
 const { KeySpec, ProtectionLevel, SigningAlgorithm, EncryptionAlgorithm } = kmsResources;
 
 let token: TestToken;
-let hsmBackend: HsmBackend;
+let hsmBackend: WireBackend<HsmBackend>;
 /** The same token with KMS_PKCS11_CALL_MODE=inline: short calls on this thread, not the thread pool. */
-let inlineBackend: HsmBackend;
-let softwareRoot: SoftwareRootBackend;
+let inlineBackend: WireBackend<HsmBackend>;
+let softwareRoot: WireBackend<SoftwareRootBackend>;
 let dataDir: string;
 
 beforeAll(async () => {
   token = createTestToken("backends-asym-test");
-  hsmBackend = await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 4 });
-  inlineBackend = await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 4, callMode: "inline" });
+  hsmBackend = wireBackend(await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 4 }));
+  inlineBackend = wireBackend(await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 4, callMode: "inline" }));
   dataDir = mkdtempSync(path.join(os.tmpdir(), "backends-asym-"));
-  softwareRoot = SoftwareRootBackend.open(path.join(dataDir, "data"), 4);
+  softwareRoot = wireBackend(SoftwareRootBackend.open(path.join(dataDir, "data"), 4));
 });
 
 afterAll(async () => {
   await inlineBackend.close();
   await hsmBackend.close();
-  hsmBackend.pool.module.finalize();
   token.remove();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -53,7 +54,7 @@ async function rejection(promise: Promise<unknown>): Promise<KmsError> {
   throw new Error("expected a rejection");
 }
 
-const BACKENDS: Array<[string, () => Backend, kmsResources.ProtectionLevel]> = [
+const BACKENDS: Array<[string, () => WireBackend<Backend>, kmsResources.ProtectionLevel]> = [
   ["PKCS#11, HSM level", () => hsmBackend, ProtectionLevel.HSM],
   ["PKCS#11, SOFTWARE level", () => hsmBackend, ProtectionLevel.SOFTWARE],
   ["PKCS#11 inline calls, HSM level", () => inlineBackend, ProtectionLevel.HSM],
@@ -61,7 +62,7 @@ const BACKENDS: Array<[string, () => Backend, kmsResources.ProtectionLevel]> = [
 ];
 
 let nextId = 0;
-async function newKey(backend: Backend, keySpec: kmsResources.KeySpec, protectionLevel: kmsResources.ProtectionLevel) {
+async function newKey(backend: WireBackend<Backend>, keySpec: kmsResources.KeySpec, protectionLevel: kmsResources.ProtectionLevel) {
   const id = `kv-${nextId++}`;
   const generated = await backend.generateKeyMaterial(keySpec, protectionLevel, id);
   const key = create(hsm.WrappedKeySchema, {

@@ -10,7 +10,8 @@
 // constant-time guarantee (the JIT may branch), but the code has no data-dependent branch or early exit.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { invalidArgument, invalidCiphertext } from "@kms/errors";
-import { kmsResources } from "@kms/proto";
+import { OAEP_HASHES } from "@kms/key-rules";
+import type { kmsResources } from "@kms/proto";
 import { wipe } from "../bytes";
 import { mgf1 } from "./rsa-padding";
 import type { HashName } from "./signing-scheme";
@@ -67,9 +68,11 @@ export function oaepDecode(hash: HashName, em: Buffer, label: Uint8Array = Buffe
   }
 }
 
+export type OaepHash = "sha1" | "sha256";
+
 /** The OAEP hash of an API algorithm; INVALID_ARGUMENT naming "algorithm" for anything else. */
-export function oaepHash(algorithm: kmsResources.EncryptionAlgorithm): "sha1" | "sha256" {
-  if (algorithm === kmsResources.EncryptionAlgorithm.RSAES_OAEP_SHA_256) return "sha256";
-  if (algorithm === kmsResources.EncryptionAlgorithm.RSAES_OAEP_SHA_1) return "sha1";
+export function oaepHash(algorithm: kmsResources.EncryptionAlgorithm): OaepHash {
+  const hash = OAEP_HASHES[algorithm]?.name;
+  if (hash !== undefined) return hash;
   throw invalidArgument("algorithm", "must be ENCRYPTION_ALGORITHM_RSAES_OAEP_SHA_256 or ENCRYPTION_ALGORITHM_RSAES_OAEP_SHA_1");
 }

@@ -1,6 +1,7 @@
 // Which signature scheme a (key family, algorithm) pair means, and what input it takes. The kms-api
 // checks the same pairing for the caller; the worker checks again because it never trusts a request.
 import { invalidArgument } from "@kms/errors";
+import { allowedSigningAlgorithms, MAX_MESSAGE_BYTES } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { EcCurve, KeyFamily } from "../key-spec";
 import { keySpecName } from "../key-spec";
@@ -23,7 +24,6 @@ export type SignInput = { kind: "digest"; digest: Uint8Array } | { kind: "messag
 /** The oneof as protobuf-es generates it. */
 export type ProtoSignInput = { case: "digest" | "message"; value: Uint8Array } | { case: undefined; value?: undefined };
 
-export const MAX_MESSAGE_BYTES = 4096;
 
 function algorithmName(algorithm: kmsResources.SigningAlgorithm): string {
   return `SIGNING_ALGORITHM_${SigningAlgorithm[algorithm] ?? String(algorithm)}`;
@@ -35,6 +35,8 @@ export function signingScheme(
   spec: kmsResources.KeySpec,
   algorithm: kmsResources.SigningAlgorithm,
 ): SigningScheme {
+  // Which pairs exist is the capability table's call; what each means is the worker's.
+  if (!allowedSigningAlgorithms(spec).includes(algorithm)) throw invalidArgument("algorithm", `${algorithmName(algorithm)} cannot be used with ${keySpecName(spec)}`);
   if (family.kind === "rsa" && algorithm === SigningAlgorithm.RSA_PSS_SHA_256) return { kind: "rsa-pss", hash: "sha256", saltBytes: 32 };
   if (family.kind === "rsa" && algorithm === SigningAlgorithm.RSA_PKCS1_SHA_256) return { kind: "rsa-pkcs1", hash: "sha256" };
   if (family.kind === "ec" && family.curve !== "P-384" && algorithm === SigningAlgorithm.ECDSA_SHA_256) {

@@ -18,32 +18,33 @@ import { SoftwareRootBackend } from "../software/software-root";
 import { createTestToken } from "../testing/softhsm-token";
 import type { TestToken } from "../testing/softhsm-token";
 import { importKeyMaterial } from "./import-material";
+import { wireBackend } from "../testing/wire-backend";
+import type { WireBackend } from "../testing/wire-backend";
 
 jest.setTimeout(60_000);
 
 const { KeySpec, ProtectionLevel, WrappingAlgorithm, SigningAlgorithm } = kmsResources;
 
 let token: TestToken;
-let hsmBackend: HsmBackend;
+let hsmBackend: WireBackend<HsmBackend>;
 let softwareDir: string;
-let softwareBackend: SoftwareRootBackend;
+let softwareBackend: WireBackend<SoftwareRootBackend>;
 
 beforeAll(async () => {
   token = createTestToken("import-test");
-  hsmBackend = await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 8 });
+  hsmBackend = wireBackend(await HsmBackend.open({ module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "root", keyCacheSize: 8 }));
   softwareDir = mkdtempSync(path.join(os.tmpdir(), "import-test-"));
-  softwareBackend = SoftwareRootBackend.open(softwareDir, 8);
+  softwareBackend = wireBackend(SoftwareRootBackend.open(softwareDir, 8));
 });
 
 afterAll(async () => {
   await hsmBackend.close();
-  hsmBackend.pool.module.finalize();
   token.remove();
   rmSync(softwareDir, { recursive: true, force: true });
 });
 
 /** A wrapping key as kms-api keeps it (the HSM level where the backend has an HSM). */
-async function wrappingKey(backend: Backend, id: string, keySpec: kmsResources.KeySpec = KeySpec.RSA_2048) {
+async function wrappingKey(backend: WireBackend<Backend>, id: string, keySpec: kmsResources.KeySpec = KeySpec.RSA_2048) {
   const level = backend.status().hsmKeysSupported ? ProtectionLevel.HSM : ProtectionLevel.SOFTWARE;
   const generated = await backend.generateKeyMaterial(keySpec, level, id);
   return {
@@ -100,7 +101,7 @@ describe.each(CASES)("%s, WRAPPING_ALGORITHM_%s", (_name, _algorithmName, backen
     const backend = backendOf();
     const material = randomBytes(32);
     const first = await wrappingKey(backend, `wrap-${randomBytes(4).toString("hex")}`);
-    const imported = await importKeyMaterial(backend, request(first.key, algorithm, wrapForImport(first.publicKey, algorithm, material), KeySpec.AES_256, level));
+    const imported = await importKeyMaterial(backend.checked, request(first.key, algorithm, wrapForImport(first.publicKey, algorithm, material), KeySpec.AES_256, level));
     expect(imported.rootKeyId).toBe(backend.status().rootKeyId);
     expect(imported.wrappedMaterial.length).toBe(1 + 40 + 32); // format 2: 0x02, the RFC 5649 wrap, the tag
     expect(imported.fingerprint.length).toBe(32);
@@ -112,33 +113,33 @@ describe.each(CASES)("%s, WRAPPING_ALGORITHM_%s", (_name, _algorithmName, backen
 
     // The same material through another token: the same fingerprint. Other material: another one.
     const second = await wrappingKey(backend, `wrap-${randomBytes(4).toString("hex")}`);
-    const again = await importKeyMaterial(backend, request(second.key, algorithm, wrapForImport(second.publicKey, algorithm, material), KeySpec.AES_256, level));
+    const again = await importKeyMaterial(backend.checked, request(second.key, algorithm, wrapForImport(second.publicKey, algorithm, material), KeySpec.AES_256, level));
     expect(Buffer.from(again.fingerprint).equals(Buffer.from(imported.fingerprint))).toBe(true);
-    const other = await importKeyMaterial(backend, request(second.key, algorithm, wrapForImport(second.publicKey, algorithm, randomBytes(32)), KeySpec.AES_256, level));
+    const other = await importKeyMaterial(backend.checked, request(second.key, algorithm, wrapForImport(second.publicKey, algorithm, randomBytes(32)), KeySpec.AES_256, level));
     expect(Buffer.from(other.fingerprint).equals(Buffer.from(imported.fingerprint))).toBe(false);
   });
 
   it("refuses material of the wrong length for the spec, and material that does not decrypt", async () => {
     const backend = backendOf();
     const w = await wrappingKey(backend, `wrap-${randomBytes(4).toString("hex")}`);
-    const short = await rejection(importKeyMaterial(backend, request(w.key, algorithm, wrapForImport(w.publicKey, algorithm, randomBytes(31)), KeySpec.AES_256, level)));
+    const short = await rejection(importKeyMaterial(backend.checked, request(w.key, algorithm, wrapForImport(w.publicKey, algorithm, randomBytes(31)), KeySpec.AES_256, level)));
     expect([short.status, short.code, short.message]).toEqual([
       status.INVALID_ARGUMENT,
       ErrorCode.InvalidParameter,
       "encrypted_key_material: key material must be 32 bytes for KEY_SPEC_AES_256, got 31",
     ]);
-    const aes128 = await rejection(importKeyMaterial(backend, request(w.key, algorithm, wrapForImport(w.publicKey, algorithm, randomBytes(32)), KeySpec.AES_128, level)));
+    const aes128 = await rejection(importKeyMaterial(backend.checked, request(w.key, algorithm, wrapForImport(w.publicKey, algorithm, randomBytes(32)), KeySpec.AES_128, level)));
     expect(aes128.message).toBe("encrypted_key_material: key material must be 16 bytes for KEY_SPEC_AES_128, got 32");
 
     const tampered = wrapForImport(w.publicKey, algorithm, randomBytes(32));
     tampered[tampered.length - 1]! ^= 1;
-    const bad = await rejection(importKeyMaterial(backend, request(w.key, algorithm, tampered, KeySpec.AES_256, level)));
+    const bad = await rejection(importKeyMaterial(backend.checked, request(w.key, algorithm, tampered, KeySpec.AES_256, level)));
     expect([bad.status, bad.code, bad.message]).toEqual([
       status.INVALID_ARGUMENT,
       ErrorCode.InvalidParameter,
       "encrypted_key_material: does not decrypt with the import token's wrapping key",
     ]);
-    const truncated = await rejection(importKeyMaterial(backend, request(w.key, algorithm, Buffer.alloc(10), KeySpec.AES_256, level)));
+    const truncated = await rejection(importKeyMaterial(backend.checked, request(w.key, algorithm, Buffer.alloc(10), KeySpec.AES_256, level)));
     expect(truncated.message).toBe("encrypted_key_material: does not decrypt with the import token's wrapping key");
   });
 });
@@ -152,7 +153,7 @@ describe.each([
     const backend = backendOf();
     const w = await wrappingKey(backend, `wrap-${randomBytes(4).toString("hex")}`, KeySpec.RSA_3072);
     const material = randomBytes(32);
-    const imported = await importKeyMaterial(backend, request(w.key, WrappingAlgorithm.RSAES_OAEP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSAES_OAEP_SHA_256, material), KeySpec.HMAC_SHA256, level));
+    const imported = await importKeyMaterial(backend.checked, request(w.key, WrappingAlgorithm.RSAES_OAEP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSAES_OAEP_SHA_256, material), KeySpec.HMAC_SHA256, level));
     const key = create(hsm.WrappedKeySchema, { keyVersionId: IMPORTED, keySpec: KeySpec.HMAC_SHA256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
     const mac = await backend.generateMac(key, Buffer.from("m"));
     expect(mac.equals(createHmac("sha256", material).update("m").digest())).toBe(true);
@@ -163,7 +164,7 @@ describe.each([
     const w = await wrappingKey(backend, `wrap-${randomBytes(4).toString("hex")}`, KeySpec.RSA_4096);
     const pair = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
     const pkcs8 = pair.privateKey.export({ type: "pkcs8", format: "der" });
-    const imported = await importKeyMaterial(backend, request(w.key, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, pkcs8), KeySpec.EC_P256, level));
+    const imported = await importKeyMaterial(backend.checked, request(w.key, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, pkcs8), KeySpec.EC_P256, level));
     expect(Buffer.from(imported.publicKey).equals(pair.publicKey.export({ type: "spki", format: "der" }))).toBe(true);
     const key = create(hsm.WrappedKeySchema, { keyVersionId: IMPORTED, keySpec: KeySpec.EC_P256, protectionLevel: level, wrappedMaterial: imported.wrappedMaterial, rootKeyId: imported.rootKeyId });
     const digest = randomBytes(32);
@@ -172,7 +173,7 @@ describe.each([
     const scheme = signingScheme({ kind: "ec", curve: "P-256" }, KeySpec.EC_P256, SigningAlgorithm.ECDSA_SHA_256);
     expect(verifySignature(pair.publicKey, scheme, { kind: "digest", digest }, signature)).toBe(true);
 
-    const wrong = await rejection(importKeyMaterial(backend, request(w.key, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, pkcs8), KeySpec.EC_P384, level)));
+    const wrong = await rejection(importKeyMaterial(backend.checked, request(w.key, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSA_AES_KEY_WRAP_SHA_256, pkcs8), KeySpec.EC_P384, level)));
     expect(wrong.message).toBe("encrypted_key_material: the PKCS#8 private key is not a KEY_SPEC_EC_P384 key");
   });
 });
@@ -181,7 +182,7 @@ describe("software root", () => {
   it("refuses PROTECTION_LEVEL_HSM", async () => {
     const w = await wrappingKey(softwareBackend, "wrap-hsm");
     const err = await rejection(
-      importKeyMaterial(softwareBackend, request(w.key, WrappingAlgorithm.RSAES_OAEP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSAES_OAEP_SHA_256, randomBytes(32)), KeySpec.AES_256, ProtectionLevel.HSM)),
+      importKeyMaterial(softwareBackend.checked, request(w.key, WrappingAlgorithm.RSAES_OAEP_SHA_256, wrapForImport(w.publicKey, WrappingAlgorithm.RSAES_OAEP_SHA_256, randomBytes(32)), KeySpec.AES_256, ProtectionLevel.HSM)),
     );
     expect([err.status, err.code]).toEqual([status.FAILED_PRECONDITION, ErrorCode.HsmUnsupported]);
   });

@@ -17,6 +17,7 @@ import { hsm, kmsResources } from "@kms/proto";
 import { create } from "@bufbuild/protobuf";
 import { keyFitsFamily, spkiOf } from "../asymmetric/public-key";
 import type { Backend } from "../backend";
+import { onWire } from "../checked-calls";
 import { wipe } from "../bytes";
 import { checkProtectionLevel, hsmUnsupported, keyFamily, keySpecName } from "../key-spec";
 import type { KeyFamily } from "../key-spec";
@@ -124,7 +125,7 @@ async function oaep(
   ciphertext: Uint8Array,
 ): Promise<Buffer> {
   try {
-    return await backend.asymmetricDecrypt(req.wrappingKey, algorithm, ciphertext);
+    return await onWire(backend).asymmetricDecrypt(req.wrappingKey, algorithm, ciphertext);
   } catch (err) {
     // Ciphertext failures keep one message; a wrapping key that does not unwrap is a different problem.
     if (err instanceof KmsError && err.code === ErrorCode.InvalidCiphertext) throw undecryptable();

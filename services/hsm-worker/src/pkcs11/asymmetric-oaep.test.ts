@@ -9,7 +9,7 @@ import * as pkcs11js from "pkcs11js";
 import { createRsaDecryptionKey, openTestSession } from "../testing/pkcs11-session";
 import type { TestSession } from "../testing/pkcs11-session";
 import { oaepDecode } from "../asymmetric/oaep";
-import { hsmOaepDecrypt } from "./asymmetric";
+import { hsmOaepDecrypt } from "./rsa";
 
 // Spy on the decoder, keeping its real behaviour: the test looks at the buffer it is given. (Hoisted
 // above the imports by ts-jest.)

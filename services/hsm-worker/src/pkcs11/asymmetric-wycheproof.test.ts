@@ -7,7 +7,8 @@ import { tallyHmac } from "../testing/hmac-vectors";
 import { createRsaDecryptionKey, openTestSession } from "../testing/pkcs11-session";
 import type { TestSession } from "../testing/pkcs11-session";
 import { hex, loadVectors } from "../testing/wycheproof";
-import { hsmMac, hsmOaepDecrypt } from "./asymmetric";
+import { hsmMac } from "./hmac";
+import { hsmOaepDecrypt } from "./rsa";
 import { hasCode } from "./errors";
 
 jest.setTimeout(120_000);

@@ -9,7 +9,8 @@ import { rawToDer } from "../asymmetric/ecdsa-signature";
 import type { CheckpointSigner } from "../checkpoint-signer";
 import { keyFamily } from "../key-spec";
 import { bool, readAttributes } from "./attributes";
-import { EC_PARAMS, hsmPublicKey } from "./asymmetric";
+import { EC_PARAMS } from "./ec";
+import { hsmPublicKey } from "./key-objects";
 import { hsmCall, hsmCallAsync } from "./errors";
 import type { SessionPool } from "./session-pool";
 

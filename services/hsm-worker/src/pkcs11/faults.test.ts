@@ -16,6 +16,8 @@ import type { TestToken } from "../testing/softhsm-token";
 import { HsmBackend } from "./hsm-backend";
 import type { HsmBackendOptions } from "./hsm-backend";
 import { findRootKeys, rootLabels } from "./root-key";
+import { wireBackend } from "../testing/wire-backend";
+import type { WireBackend } from "../testing/wire-backend";
 
 jest.setTimeout(60_000);
 
@@ -25,17 +27,16 @@ const aad = Buffer.from("aad");
 
 let token: TestToken;
 let options: HsmBackendOptions;
-let backend: HsmBackend;
+let backend: WireBackend<HsmBackend>;
 
 beforeAll(async () => {
   token = createTestToken("hsm-faults-test");
   options = { module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 3, rootKeyLabel: ROOT_LABEL, keyCacheSize: 16 };
-  backend = await HsmBackend.open({ ...options, createRootKey: true });
+  backend = wireBackend(await HsmBackend.open({ ...options, createRootKey: true }));
 });
 
 afterAll(async () => {
   await backend.close();
-  backend.pool.module.finalize();
   token.remove();
 });
 
@@ -166,7 +167,7 @@ describe("the token", () => {
     expect(rootKeysOnToken()).toEqual([]);
 
     // A worker (re)started on it without KMS_CREATE_ROOT_KEY: up, but without a root key.
-    const restarted = await HsmBackend.open({ ...options, createRootKey: false });
+    const restarted = wireBackend(await HsmBackend.open({ ...options, createRootKey: false }));
     try {
       expect(restarted.rootKeyId).toBe("");
       expect(restarted.status().description).toContain(`NO root key labelled "${ROOT_LABEL}" (failing closed)`);
@@ -179,7 +180,7 @@ describe("the token", () => {
     }
 
     // Only when asked (first start of a new deployment) is a root key made; old material stays refused.
-    const fresh = await HsmBackend.open({ ...options, createRootKey: true });
+    const fresh = wireBackend(await HsmBackend.open({ ...options, createRootKey: true }));
     try {
       expect(fresh.rootKeyId).toMatch(/^[0-9a-f]{32}$/);
       expect(fresh.rootKeyId).not.toBe(oldRoot);

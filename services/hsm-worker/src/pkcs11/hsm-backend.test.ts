@@ -6,9 +6,12 @@ import * as pkcs11js from "pkcs11js";
 import { bool, readAttributes } from "./attributes";
 import { findRootKeys, rootLabels } from "./root-key";
 import { HsmBackend } from "./hsm-backend";
+import { Pkcs11TokenInventory } from "./token-objects";
 import type { HsmBackendOptions } from "./hsm-backend";
 import { createTestToken } from "../testing/softhsm-token";
 import type { TestToken } from "../testing/softhsm-token";
+import { wireBackend } from "../testing/wire-backend";
+import type { WireBackend } from "../testing/wire-backend";
 
 jest.setTimeout(60_000);
 
@@ -17,7 +20,7 @@ const ROOT_LABEL = "test-root";
 
 let token: TestToken;
 let options: HsmBackendOptions;
-let backend: HsmBackend;
+let backend: WireBackend<HsmBackend>;
 
 beforeAll(async () => {
   token = createTestToken("hsm-backend-test");
@@ -29,12 +32,11 @@ beforeAll(async () => {
     rootKeyLabel: ROOT_LABEL,
     keyCacheSize: 2,
   };
-  backend = await HsmBackend.open(options);
+  backend = wireBackend(await HsmBackend.open(options));
 });
 
 afterAll(async () => {
   await backend.close();
-  backend.pool.module.finalize();
   token.remove();
 });
 
@@ -102,7 +104,7 @@ describe("root key", () => {
   });
 
   it("is found again (same id) by a second backend on the same token", async () => {
-    const second = await HsmBackend.open(options);
+    const second = wireBackend(await HsmBackend.open(options));
     try {
       expect(second.rootKeyId).toBe(backend.rootKeyId);
       expect(second.status()).toEqual({
@@ -131,7 +133,7 @@ describe("root key", () => {
   });
 
   it("a token with no root key under that label gets a new one, which refuses material of the other root", async () => {
-    const other = await HsmBackend.open({ ...options, rootKeyLabel: "another-root" });
+    const other = wireBackend(await HsmBackend.open({ ...options, rootKeyLabel: "another-root" }));
     try {
       expect(other.rootKeyId).not.toBe(backend.rootKeyId);
       const key = await newKey("kv-other-root", ProtectionLevel.SOFTWARE);
@@ -190,7 +192,7 @@ describe.each([
 
 describe("inline calls (KMS_PKCS11_CALL_MODE=inline)", () => {
   it("seal and open on the worker's thread, agree with the thread-pool backend, and keep failures the same", async () => {
-    const inline = await HsmBackend.open({ ...options, callMode: "inline" });
+    const inline = wireBackend(await HsmBackend.open({ ...options, callMode: "inline" }));
     try {
       const key = await newKey("kv-inline", ProtectionLevel.HSM);
       const plaintext = Buffer.from("attack at dawn");
@@ -308,6 +310,19 @@ describe("session pool", () => {
     expect(backend.pool.module.epoch).toBe(epoch + 1);
     const s2 = await backend.encrypt(key, Buffer.from("x"), aad);
     expect(await backend.decrypt(key, s2, aad)).toEqual(Buffer.from("x"));
+  });
+});
+
+describe("token inventory (ListTokenObjects)", () => {
+  it("lists the root sets on the token (this file makes two), and never a generated key", async () => {
+    await newKey("kv-inventory", ProtectionLevel.HSM);
+    const labels = { tokenLabel: token.label, rootKeyLabel: ROOT_LABEL, checkpointKeyLabel: `${ROOT_LABEL}/checkpoint` };
+    const listing = await new Pkcs11TokenInventory(backend.pool, labels).list();
+    expect({ ...listing, objects: [] }).toEqual({ ...labels, objects: [] });
+    const ours = Object.values(rootLabels(ROOT_LABEL)).sort();
+    const mine = listing.objects.filter((o) => !o.label.startsWith("another-root/"));
+    expect(mine.map((o) => [o.class, o.label, o.id]).sort()).toEqual(ours.map((label) => ["secret key", label, backend.rootKeyId]));
+    expect(listing.objects.filter((o) => o.label === "kv-inventory")).toEqual([]);
   });
 });
 

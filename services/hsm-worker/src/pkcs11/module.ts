@@ -16,14 +16,25 @@ export class Pkcs11Module {
 
   private static readonly loaded = new Map<string, Pkcs11Module>();
 
-  /** The process-wide module for `path`, loaded and initialised on first use. */
+  /** Users that opened the module and have not released it: the last release finalizes it. */
+  private users = 0;
+
+  /** The process-wide module for `path`, loaded and initialised on first use; release() it when done. */
   static open(path: string): Pkcs11Module {
     let module = Pkcs11Module.loaded.get(path);
     if (module === undefined) {
       module = new Pkcs11Module(path);
       Pkcs11Module.loaded.set(path, module);
     }
+    module.users++;
     return module;
+  }
+
+  /** Ends one user's use of the module; the last one ends the process's use of the library (C_Finalize). */
+  release(): void {
+    if (this.users === 0) return;
+    this.users--;
+    if (this.users === 0) this.finalize();
   }
 
   private initialize(): void {
@@ -59,8 +70,9 @@ export class Pkcs11Module {
     throw new Pkcs11CallError(`find token ${JSON.stringify(tokenLabel)}`, pkcs11js.CKR_TOKEN_NOT_PRESENT);
   }
 
-  /** Ends the process's use of the library (shutdown only). */
+  /** Ends the process's use of the library, whoever else still uses it (release() is the usual way). */
   finalize(): void {
+    this.users = 0;
     try {
       hsmCall("C_Finalize", () => this.lib.C_Finalize());
     } finally {

@@ -11,6 +11,8 @@ import { readAttributes } from "./attributes";
 import { hsmCall } from "./errors";
 import { HsmBackend } from "./hsm-backend";
 import type { HsmBackendOptions } from "./hsm-backend";
+import { wireBackend } from "../testing/wire-backend";
+import type { WireBackend } from "../testing/wire-backend";
 
 jest.setTimeout(60_000);
 
@@ -19,14 +21,14 @@ const KWP = { mechanism: pkcs11js.CKM_AES_KEY_WRAP_PAD };
 
 let token: TestToken;
 let options: HsmBackendOptions;
-let backend: HsmBackend;
+let backend: WireBackend<HsmBackend>;
 /** The attacker's own logged-in session on the token. */
 let session: pkcs11js.Handle;
 
 beforeAll(async () => {
   token = createTestToken("root-key-test");
   options = { module: token.module, tokenLabel: token.label, pin: token.pin, poolSize: 2, rootKeyLabel: "pin-root", keyCacheSize: 4 };
-  backend = await HsmBackend.open(options);
+  backend = wireBackend(await HsmBackend.open(options));
   session = backend.lib.C_OpenSession(backend.pool.slotId, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
   try {
     backend.lib.C_Login(session, pkcs11js.CKU_USER, token.pin);
@@ -38,7 +40,6 @@ beforeAll(async () => {
 afterAll(async () => {
   backend.lib.C_CloseSession(session);
   await backend.close();
-  backend.pool.module.finalize();
   token.remove();
 });
 
@@ -265,7 +266,7 @@ describe("a format 1 (legacy) root, as earlier releases left the token", () => {
       rootKeyId: legacyId.toString("hex"),
     });
 
-    const upgraded = await HsmBackend.open({ ...options, rootKeyLabel: "old-root", createRootKey: false });
+    const upgraded = wireBackend(await HsmBackend.open({ ...options, rootKeyLabel: "old-root", createRootKey: false }));
     try {
       expect(upgraded.status()).toMatchObject({ legacyRootKeyId: legacyId.toString("hex") });
       expect(upgraded.rootKeyId).toMatch(/^[0-9a-f]{32}$/);

@@ -7,7 +7,7 @@ import { openTestSession } from "../testing/pkcs11-session";
 import type { TestSession } from "../testing/pkcs11-session";
 import { hex, loadVectors, newTally } from "../testing/wycheproof";
 import { hsmCallAsync, Pkcs11CallError } from "./errors";
-import { hsmOpenGcm, hsmSealGcmWithIv } from "./gcm";
+import { hsmOpenGcm, hsmSealGcmWithIv } from "./aes";
 
 jest.setTimeout(120_000);
 

@@ -6,6 +6,7 @@ import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { hsm, kmsResources } from "@kms/proto";
 import type { Backend } from "../backend";
+import { onWire } from "../checked-calls";
 import type { CheckpointSigner } from "../checkpoint-signer";
 
 const FILE = "audit-checkpoint-key.json";
@@ -32,7 +33,7 @@ export class SoftwareCheckpointKey implements CheckpointSigner {
       stored = JSON.parse(readFileSync(file, "utf8")) as Stored;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-      const made = await backend.generateKeyMaterial(kmsResources.KeySpec.EC_P256, kmsResources.ProtectionLevel.SOFTWARE, KEY_VERSION_ID);
+      const made = await onWire(backend).generateKeyMaterial(kmsResources.KeySpec.EC_P256, kmsResources.ProtectionLevel.SOFTWARE, KEY_VERSION_ID);
       stored = {
         wrappedMaterial: Buffer.from(made.wrappedMaterial).toString("base64"),
         publicKey: Buffer.from(made.publicKey).toString("base64"),
@@ -51,7 +52,7 @@ export class SoftwareCheckpointKey implements CheckpointSigner {
   }
 
   signDigest(digest: Buffer): Promise<Buffer> {
-    return this.backend.sign(this.key, kmsResources.SigningAlgorithm.ECDSA_SHA_256, { case: "digest", value: digest });
+    return onWire(this.backend).sign(this.key, kmsResources.SigningAlgorithm.ECDSA_SHA_256, { case: "digest", value: digest });
   }
 }
 

@@ -7,15 +7,17 @@ import { status } from "@grpc/grpc-js";
 import { ErrorCode, INVALID_CIPHERTEXT_MESSAGE, KmsError } from "@kms/errors";
 import { hsm, kmsResources } from "@kms/proto";
 import { SoftwareRootBackend } from "./software-root";
+import { wireBackend } from "../testing/wire-backend";
+import type { WireBackend } from "../testing/wire-backend";
 
 const { KeySpec, ProtectionLevel } = kmsResources;
 
 let dataDir: string;
-let backend: SoftwareRootBackend;
+let backend: WireBackend<SoftwareRootBackend>;
 
 beforeEach(() => {
   dataDir = path.join(mkdtempSync(path.join(os.tmpdir(), "software-root-")), "data");
-  backend = SoftwareRootBackend.open(dataDir, 2);
+  backend = wireBackend(SoftwareRootBackend.open(dataDir, 2));
 });
 
 afterEach(() => rmSync(path.dirname(dataDir), { recursive: true, force: true }));
@@ -59,7 +61,7 @@ describe("software root key file", () => {
   it("is reused on the next start (same id, old material still unwraps)", async () => {
     const key = await newKey("kv-1");
     const sealed = await backend.encrypt(key, Buffer.from("hello"), Buffer.alloc(0));
-    const again = SoftwareRootBackend.open(dataDir, 2);
+    const again = wireBackend(SoftwareRootBackend.open(dataDir, 2));
     expect(again.rootKeyId).toBe(backend.rootKeyId);
     expect(await again.decrypt(key, sealed, Buffer.alloc(0))).toEqual(Buffer.from("hello"));
   });

@@ -7,7 +7,7 @@ import { createTestToken } from "./softhsm-token";
 export interface TestSession {
   lib: pkcs11js.PKCS11;
   session: pkcs11js.Handle;
-  /** Closes the session, finalizes the module and removes the token. */
+  /** Closes the session, releases the module and removes the token. */
   close(): void;
 }
 
@@ -23,7 +23,7 @@ export function openTestSession(label: string): TestSession {
     session,
     close: () => {
       lib.C_CloseSession(session);
-      pkcs11Module.finalize();
+      pkcs11Module.release();
       token.remove();
     },
   };

@@ -4,7 +4,7 @@
 // together in one worker Batch.
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { ErrorCode, KmsError, invalidArgument, unavailable } from "@kms/errors";
+import { ErrorCode, KmsError, invalidArgument, outcomeOf, unavailable } from "@kms/errors";
 import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
@@ -49,8 +49,7 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
       } catch (err) {
         failure = asKmsError(err, s.log, { requestId: itemCtx.requestId, operation });
         if (failure.code === ErrorCode.InvalidParameter) failure = new KmsError(failure.status, failure.code, `items[${i}].${failure.message}`);
-        const { code, message, errorCode } = statusOf(failure);
-        outcome = { status: { code, message, errorCode } };
+        outcome = { status: outcomeOf(failure) };
       }
       const audit = s.audit.append({
         time: s.clock(),

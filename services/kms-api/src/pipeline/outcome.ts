@@ -1,6 +1,7 @@
 // How a call's failure is named, once, for the pipeline and for each item of a batch.
 import { status } from "@grpc/grpc-js";
-import { ErrorCode, KmsError, deadlineExceeded, statusName, unavailable } from "@kms/errors";
+import { ErrorCode, KmsError, deadlineExceeded, outcomeOf, statusName, unavailable } from "@kms/errors";
+import type { Outcome } from "@kms/errors";
 import { isDatabaseUnavailable, isQueryCancelled } from "@kms/db";
 import type { AuditEvent } from "@kms/db";
 import type { CallContext } from "../context";
@@ -19,10 +20,11 @@ export function asKmsError(err: unknown, log: Logger, where: { requestId: string
   return new KmsError(status.INTERNAL, ErrorCode.Internal, "internal error");
 }
 
-/** The result and error code an audit row and a batch item record ("OK" and "" for success). */
-export function statusOf(failure: KmsError | undefined): { code: number; resultCode: string; errorCode: string; message: string } {
+/** The result and error code an audit row records ("OK" and "" for success), beside the item outcome. */
+export function statusOf(failure: KmsError | undefined): Outcome & { resultCode: string } {
   if (failure === undefined) return { code: status.OK, resultCode: "OK", errorCode: "", message: "" };
-  return { code: failure.status, resultCode: statusName(failure.status), errorCode: failure.code, message: failure.message };
+  const outcome = outcomeOf(failure);
+  return { ...outcome, resultCode: statusName(outcome.code) };
 }
 
 /** The audit row of one call, as its context names it (`failure` undefined: OK). */

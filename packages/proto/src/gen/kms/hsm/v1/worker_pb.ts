@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kms/hsm/v1/worker.proto.
  */
 export const file_kms_hsm_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLPAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYyKZAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgEIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UijQEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSABCBwoFaW5wdXQiIQoMU2lnblJlc3BvbnNlEhEKCXNpZ25hdHVyZRgBIAEoDCK0AQoNVmVyaWZ5UmVxdWVzdBISCgpwdWJsaWNfa2V5GAEgASgMEiEKCGtleV9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSKwoJYWxnb3JpdGhtGAMgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAQgASgMSAASEQoHbWVzc2FnZRgFIAEoDEgAEhEKCXNpZ25hdHVyZRgGIAEoDEIHCgVpbnB1dCIfCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCCKDAQoYQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIuCglhbGdvcml0aG0YAiABKA4yGy5rbXMudjEuRW5jcnlwdGlvbkFsZ29yaXRobRISCgpjaXBoZXJ0ZXh0GAMgASgMIi4KGUFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMIkoKEkdlbmVyYXRlTWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDCIiChNHZW5lcmF0ZU1hY1Jlc3BvbnNlEgsKA21hYxgBIAEoDCJVChBWZXJpZnlNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMEgsKA21hYxgDIAEoDCImChFWZXJpZnlNYWNSZXNwb25zZRIRCgltYWNfdmFsaWQYASABKAginAIKGEltcG9ydEtleU1hdGVyaWFsUmVxdWVzdBIsCgx3cmFwcGluZ19rZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSNQoSd3JhcHBpbmdfYWxnb3JpdGhtGAIgASgOMhkua21zLnYxLldyYXBwaW5nQWxnb3JpdGhtEh4KFmVuY3J5cHRlZF9rZXlfbWF0ZXJpYWwYAyABKAwSIQoIa2V5X3NwZWMYBCABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAUgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgGIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgHIAEoCSKPAQoZSW1wb3J0S2V5TWF0ZXJpYWxSZXNwb25zZRIYChB3cmFwcGVkX21hdGVyaWFsGAEgASgMEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2ZpbmdlcnByaW50GAMgASgMEhIKCnB1YmxpY19rZXkYBCABKAwSGgoSbGVnYWN5X2ZpbmdlcnByaW50GAUgASgMIsUCCglPcGVyYXRpb24SLQoHZW5jcnlwdBgBIAEoCzIaLmttcy5oc20udjEuRW5jcnlwdFJlcXVlc3RIABItCgdkZWNyeXB0GAIgASgLMhoua21zLmhzbS52MS5EZWNyeXB0UmVxdWVzdEgAEj8KEWdlbmVyYXRlX2RhdGFfa2V5GAMgASgLMiIua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXF1ZXN0SAASJwoEc2lnbhgEIAEoCzIXLmttcy5oc20udjEuU2lnblJlcXVlc3RIABIyCgpyZV9lbmNyeXB0GAUgASgLMhwua21zLmhzbS52MS5SZUVuY3J5cHRSZXF1ZXN0SAASNgoMZ2VuZXJhdGVfbWFjGAYgASgLMh4ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1JlcXVlc3RIAEIECgJvcCJDCg5PcGVyYXRpb25FcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSEgoKZXJyb3JfY29kZRgDIAEoCSKCAwoPT3BlcmF0aW9uUmVzdWx0EisKBWVycm9yGAEgASgLMhoua21zLmhzbS52MS5PcGVyYXRpb25FcnJvckgAEi4KB2VuY3J5cHQYAiABKAsyGy5rbXMuaHNtLnYxLkVuY3J5cHRSZXNwb25zZUgAEi4KB2RlY3J5cHQYAyABKAsyGy5rbXMuaHNtLnYxLkRlY3J5cHRSZXNwb25zZUgAEkAKEWdlbmVyYXRlX2RhdGFfa2V5GAQgASgLMiMua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXNwb25zZUgAEigKBHNpZ24YBSABKAsyGC5rbXMuaHNtLnYxLlNpZ25SZXNwb25zZUgAEjMKCnJlX2VuY3J5cHQYBiABKAsyHS5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlc3BvbnNlSAASNwoMZ2VuZXJhdGVfbWFjGAcgASgLMh8ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1Jlc3BvbnNlSABCCAoGcmVzdWx0IksKEkJhdGNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoDRIpCgpvcGVyYXRpb25zGAIgAygLMhUua21zLmhzbS52MS5PcGVyYXRpb24iTwoTQmF0Y2hTdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoDRIsCgdyZXN1bHRzGAIgAygLMhsua21zLmhzbS52MS5PcGVyYXRpb25SZXN1bHQiQQoaU2lnbkF1ZGl0Q2hlY2twb2ludFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEQoJaGVhZF9oYXNoGAIgASgMIloKG1NpZ25BdWRpdENoZWNrcG9pbnRSZXNwb25zZRIYChB0aW1lX3VuaXhfbWlsbGlzGAEgASgEEhEKCXNpZ25hdHVyZRgCIAEoDBIOCgZrZXlfaWQYAyABKAkiHgocR2V0QXVkaXRDaGVja3BvaW50S2V5UmVxdWVzdCJDCh1HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEg4KBmtleV9pZBgCIAEoCSpRCgdCYWNrZW5kEhcKE0JBQ0tFTkRfVU5TUEVDSUZJRUQQABISCg5CQUNLRU5EX1BLQ1MxMRABEhkKFUJBQ0tFTkRfU09GVFdBUkVfUk9PVBACMpwLChBIc21Xb3JrZXJTZXJ2aWNlEkgKCUdldFN0YXR1cxIcLmttcy5oc20udjEuR2V0U3RhdHVzUmVxdWVzdBodLmttcy5oc20udjEuR2V0U3RhdHVzUmVzcG9uc2USZgoTR2VuZXJhdGVLZXlNYXRlcmlhbBImLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QaJy5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXNwb25zZRJCCgdFbmNyeXB0Ehoua21zLmhzbS52MS5FbmNyeXB0UmVxdWVzdBobLmttcy5oc20udjEuRW5jcnlwdFJlc3BvbnNlEkIKB0RlY3J5cHQSGi5rbXMuaHNtLnYxLkRlY3J5cHRSZXF1ZXN0Ghsua21zLmhzbS52MS5EZWNyeXB0UmVzcG9uc2USSAoJUmVFbmNyeXB0Ehwua21zLmhzbS52MS5SZUVuY3J5cHRSZXF1ZXN0Gh0ua21zLmhzbS52MS5SZUVuY3J5cHRSZXNwb25zZRJaCg9HZW5lcmF0ZURhdGFLZXkSIi5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVJlcXVlc3QaIy5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVJlc3BvbnNlElcKDkdlbmVyYXRlUmFuZG9tEiEua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlcXVlc3QaIi5rbXMuaHNtLnYxLkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USSwoKRm9yZ2V0S2V5cxIdLmttcy5oc20udjEuRm9yZ2V0S2V5c1JlcXVlc3QaHi5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXNwb25zZRI5CgRTaWduEhcua21zLmhzbS52MS5TaWduUmVxdWVzdBoYLmttcy5oc20udjEuU2lnblJlc3BvbnNlEj8KBlZlcmlmeRIZLmttcy5oc20udjEuVmVyaWZ5UmVxdWVzdBoaLmttcy5oc20udjEuVmVyaWZ5UmVzcG9uc2USYAoRQXN5bW1ldHJpY0RlY3J5cHQSJC5rbXMuaHNtLnYxLkFzeW1tZXRyaWNEZWNyeXB0UmVxdWVzdBolLmttcy5oc20udjEuQXN5bW1ldHJpY0RlY3J5cHRSZXNwb25zZRJOCgtHZW5lcmF0ZU1hYxIeLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXF1ZXN0Gh8ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1Jlc3BvbnNlEkgKCVZlcmlmeU1hYxIcLmttcy5oc20udjEuVmVyaWZ5TWFjUmVxdWVzdBodLmttcy5oc20udjEuVmVyaWZ5TWFjUmVzcG9uc2USYAoRSW1wb3J0S2V5TWF0ZXJpYWwSJC5rbXMuaHNtLnYxLkltcG9ydEtleU1hdGVyaWFsUmVxdWVzdBolLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXNwb25zZRJmChNTaWduQXVkaXRDaGVja3BvaW50EiYua21zLmhzbS52MS5TaWduQXVkaXRDaGVja3BvaW50UmVxdWVzdBonLmttcy5oc20udjEuU2lnbkF1ZGl0Q2hlY2twb2ludFJlc3BvbnNlEmwKFUdldEF1ZGl0Q2hlY2twb2ludEtleRIoLmttcy5oc20udjEuR2V0QXVkaXRDaGVja3BvaW50S2V5UmVxdWVzdBopLmttcy5oc20udjEuR2V0QXVkaXRDaGVja3BvaW50S2V5UmVzcG9uc2USUgoLQmF0Y2hTdHJlYW0SHi5rbXMuaHNtLnYxLkJhdGNoU3RyZWFtUmVxdWVzdBofLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXNwb25zZSgBMAFCKVonZXhhbXBsZS5jb20va21zL2dlbi9nby9rbXMvaHNtL3YxO2hzbXYxYgZwcm90bzM", [file_kms_v1_resources]);
+  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLPAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYyKZAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgEIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UijQEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSABCBwoFaW5wdXQiIQoMU2lnblJlc3BvbnNlEhEKCXNpZ25hdHVyZRgBIAEoDCK0AQoNVmVyaWZ5UmVxdWVzdBISCgpwdWJsaWNfa2V5GAEgASgMEiEKCGtleV9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSKwoJYWxnb3JpdGhtGAMgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAQgASgMSAASEQoHbWVzc2FnZRgFIAEoDEgAEhEKCXNpZ25hdHVyZRgGIAEoDEIHCgVpbnB1dCIfCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCCKDAQoYQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIuCglhbGdvcml0aG0YAiABKA4yGy5rbXMudjEuRW5jcnlwdGlvbkFsZ29yaXRobRISCgpjaXBoZXJ0ZXh0GAMgASgMIi4KGUFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMIkoKEkdlbmVyYXRlTWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDCIiChNHZW5lcmF0ZU1hY1Jlc3BvbnNlEgsKA21hYxgBIAEoDCJVChBWZXJpZnlNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMEgsKA21hYxgDIAEoDCImChFWZXJpZnlNYWNSZXNwb25zZRIRCgltYWNfdmFsaWQYASABKAginAIKGEltcG9ydEtleU1hdGVyaWFsUmVxdWVzdBIsCgx3cmFwcGluZ19rZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSNQoSd3JhcHBpbmdfYWxnb3JpdGhtGAIgASgOMhkua21zLnYxLldyYXBwaW5nQWxnb3JpdGhtEh4KFmVuY3J5cHRlZF9rZXlfbWF0ZXJpYWwYAyABKAwSIQoIa2V5X3NwZWMYBCABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAUgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgGIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgHIAEoCSKPAQoZSW1wb3J0S2V5TWF0ZXJpYWxSZXNwb25zZRIYChB3cmFwcGVkX21hdGVyaWFsGAEgASgMEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2ZpbmdlcnByaW50GAMgASgMEhIKCnB1YmxpY19rZXkYBCABKAwSGgoSbGVnYWN5X2ZpbmdlcnByaW50GAUgASgMIsUCCglPcGVyYXRpb24SLQoHZW5jcnlwdBgBIAEoCzIaLmttcy5oc20udjEuRW5jcnlwdFJlcXVlc3RIABItCgdkZWNyeXB0GAIgASgLMhoua21zLmhzbS52MS5EZWNyeXB0UmVxdWVzdEgAEj8KEWdlbmVyYXRlX2RhdGFfa2V5GAMgASgLMiIua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXF1ZXN0SAASJwoEc2lnbhgEIAEoCzIXLmttcy5oc20udjEuU2lnblJlcXVlc3RIABIyCgpyZV9lbmNyeXB0GAUgASgLMhwua21zLmhzbS52MS5SZUVuY3J5cHRSZXF1ZXN0SAASNgoMZ2VuZXJhdGVfbWFjGAYgASgLMh4ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1JlcXVlc3RIAEIECgJvcCJDCg5PcGVyYXRpb25FcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSEgoKZXJyb3JfY29kZRgDIAEoCSKCAwoPT3BlcmF0aW9uUmVzdWx0EisKBWVycm9yGAEgASgLMhoua21zLmhzbS52MS5PcGVyYXRpb25FcnJvckgAEi4KB2VuY3J5cHQYAiABKAsyGy5rbXMuaHNtLnYxLkVuY3J5cHRSZXNwb25zZUgAEi4KB2RlY3J5cHQYAyABKAsyGy5rbXMuaHNtLnYxLkRlY3J5cHRSZXNwb25zZUgAEkAKEWdlbmVyYXRlX2RhdGFfa2V5GAQgASgLMiMua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXNwb25zZUgAEigKBHNpZ24YBSABKAsyGC5rbXMuaHNtLnYxLlNpZ25SZXNwb25zZUgAEjMKCnJlX2VuY3J5cHQYBiABKAsyHS5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlc3BvbnNlSAASNwoMZ2VuZXJhdGVfbWFjGAcgASgLMh8ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1Jlc3BvbnNlSABCCAoGcmVzdWx0IksKEkJhdGNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoDRIpCgpvcGVyYXRpb25zGAIgAygLMhUua21zLmhzbS52MS5PcGVyYXRpb24iTwoTQmF0Y2hTdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoDRIsCgdyZXN1bHRzGAIgAygLMhsua21zLmhzbS52MS5PcGVyYXRpb25SZXN1bHQiQQoaU2lnbkF1ZGl0Q2hlY2twb2ludFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEQoJaGVhZF9oYXNoGAIgASgMIloKG1NpZ25BdWRpdENoZWNrcG9pbnRSZXNwb25zZRIYChB0aW1lX3VuaXhfbWlsbGlzGAEgASgEEhEKCXNpZ25hdHVyZRgCIAEoDBIOCgZrZXlfaWQYAyABKAkiHgocR2V0QXVkaXRDaGVja3BvaW50S2V5UmVxdWVzdCJDCh1HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEg4KBmtleV9pZBgCIAEoCSIZChdMaXN0VG9rZW5PYmplY3RzUmVxdWVzdCI3CgtUb2tlbk9iamVjdBINCgVjbGFzcxgBIAEoCRINCgVsYWJlbBgCIAEoCRIKCgJpZBgDIAEoCSKiAQoYTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEhEKCWhhc190b2tlbhgBIAEoCBITCgt0b2tlbl9sYWJlbBgCIAEoCRIWCg5yb290X2tleV9sYWJlbBgDIAEoCRIcChRjaGVja3BvaW50X2tleV9sYWJlbBgEIAEoCRIoCgdvYmplY3RzGAUgAygLMhcua21zLmhzbS52MS5Ub2tlbk9iamVjdCpRCgdCYWNrZW5kEhcKE0JBQ0tFTkRfVU5TUEVDSUZJRUQQABISCg5CQUNLRU5EX1BLQ1MxMRABEhkKFUJBQ0tFTkRfU09GVFdBUkVfUk9PVBACMsIIChBIc21Xb3JrZXJTZXJ2aWNlEkgKCUdldFN0YXR1cxIcLmttcy5oc20udjEuR2V0U3RhdHVzUmVxdWVzdBodLmttcy5oc20udjEuR2V0U3RhdHVzUmVzcG9uc2USZgoTR2VuZXJhdGVLZXlNYXRlcmlhbBImLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QaJy5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXNwb25zZRJXCg5HZW5lcmF0ZVJhbmRvbRIhLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXF1ZXN0GiIua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEksKCkZvcmdldEtleXMSHS5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXF1ZXN0Gh4ua21zLmhzbS52MS5Gb3JnZXRLZXlzUmVzcG9uc2USPwoGVmVyaWZ5Ehkua21zLmhzbS52MS5WZXJpZnlSZXF1ZXN0Ghoua21zLmhzbS52MS5WZXJpZnlSZXNwb25zZRJgChFBc3ltbWV0cmljRGVjcnlwdBIkLmttcy5oc20udjEuQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0GiUua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEkgKCVZlcmlmeU1hYxIcLmttcy5oc20udjEuVmVyaWZ5TWFjUmVxdWVzdBodLmttcy5oc20udjEuVmVyaWZ5TWFjUmVzcG9uc2USYAoRSW1wb3J0S2V5TWF0ZXJpYWwSJC5rbXMuaHNtLnYxLkltcG9ydEtleU1hdGVyaWFsUmVxdWVzdBolLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXNwb25zZRJmChNTaWduQXVkaXRDaGVja3BvaW50EiYua21zLmhzbS52MS5TaWduQXVkaXRDaGVja3BvaW50UmVxdWVzdBonLmttcy5oc20udjEuU2lnbkF1ZGl0Q2hlY2twb2ludFJlc3BvbnNlEmwKFUdldEF1ZGl0Q2hlY2twb2ludEtleRIoLmttcy5oc20udjEuR2V0QXVkaXRDaGVja3BvaW50S2V5UmVxdWVzdBopLmttcy5oc20udjEuR2V0QXVkaXRDaGVja3BvaW50S2V5UmVzcG9uc2USXQoQTGlzdFRva2VuT2JqZWN0cxIjLmttcy5oc20udjEuTGlzdFRva2VuT2JqZWN0c1JlcXVlc3QaJC5rbXMuaHNtLnYxLkxpc3RUb2tlbk9iamVjdHNSZXNwb25zZRJSCgtCYXRjaFN0cmVhbRIeLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXF1ZXN0Gh8ua21zLmhzbS52MS5CYXRjaFN0cmVhbVJlc3BvbnNlKAEwAUIpWidleGFtcGxlLmNvbS9rbXMvZ2VuL2dvL2ttcy9oc20vdjE7aHNtdjFiBnByb3RvMw", [file_kms_v1_resources]);
 
 /**
  * A key version as stored by kms-api: its material wrapped under the root key.
@@ -837,7 +837,7 @@ export const ImportKeyMaterialResponseSchema: GenMessage<ImportKeyMaterialRespon
   messageDesc(file_kms_hsm_v1_worker, 28);
 
 /**
- * One operation of a Batch.
+ * One operation of a batch (BatchStream), answered by the OperationResult case of the same name.
  *
  * @generated from message kms.hsm.v1.Operation
  */
@@ -847,6 +847,8 @@ export type Operation = Message<"kms.hsm.v1.Operation"> & {
    */
   op: {
     /**
+     * AES-GCM with a fresh 96-bit random IV; the caller supplies the additional authenticated data.
+     *
      * @generated from field: kms.hsm.v1.EncryptRequest encrypt = 1;
      */
     value: EncryptRequest;
@@ -859,18 +861,24 @@ export type Operation = Message<"kms.hsm.v1.Operation"> & {
     case: "decrypt";
   } | {
     /**
+     * Random data key from the HSM, sealed under the key in the same operation.
+     *
      * @generated from field: kms.hsm.v1.GenerateDataKeyRequest generate_data_key = 3;
      */
     value: GenerateDataKeyRequest;
     case: "generateDataKey";
   } | {
     /**
+     * Signs a digest (RSA, ECDSA) or a message (Ed25519) with a private key.
+     *
      * @generated from field: kms.hsm.v1.SignRequest sign = 4;
      */
     value: SignRequest;
     case: "sign";
   } | {
     /**
+     * Decrypts under one key and encrypts under another: the plaintext stays in the worker.
+     *
      * @generated from field: kms.hsm.v1.ReEncryptRequest re_encrypt = 5;
      */
     value: ReEncryptRequest;
@@ -1128,6 +1136,91 @@ export const GetAuditCheckpointKeyResponseSchema: GenMessage<GetAuditCheckpointK
   messageDesc(file_kms_hsm_v1_worker, 37);
 
 /**
+ * @generated from message kms.hsm.v1.ListTokenObjectsRequest
+ */
+export type ListTokenObjectsRequest = Message<"kms.hsm.v1.ListTokenObjectsRequest"> & {
+};
+
+/**
+ * Describes the message kms.hsm.v1.ListTokenObjectsRequest.
+ * Use `create(ListTokenObjectsRequestSchema)` to create a new message.
+ */
+export const ListTokenObjectsRequestSchema: GenMessage<ListTokenObjectsRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 38);
+
+/**
+ * @generated from message kms.hsm.v1.TokenObject
+ */
+export type TokenObject = Message<"kms.hsm.v1.TokenObject"> & {
+  /**
+   * "secret key", "private key", "public key", "certificate", "data", or the CKA_CLASS in hex.
+   *
+   * @generated from field: string class = 1;
+   */
+  class: string;
+
+  /**
+   * @generated from field: string label = 2;
+   */
+  label: string;
+
+  /**
+   * Hex of CKA_ID.
+   *
+   * @generated from field: string id = 3;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message kms.hsm.v1.TokenObject.
+ * Use `create(TokenObjectSchema)` to create a new message.
+ */
+export const TokenObjectSchema: GenMessage<TokenObject> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 39);
+
+/**
+ * @generated from message kms.hsm.v1.ListTokenObjectsResponse
+ */
+export type ListTokenObjectsResponse = Message<"kms.hsm.v1.ListTokenObjectsResponse"> & {
+  /**
+   * False on the software-root backend: there is no token, and objects is empty.
+   *
+   * @generated from field: bool has_token = 1;
+   */
+  hasToken: boolean;
+
+  /**
+   * @generated from field: string token_label = 2;
+   */
+  tokenLabel: string;
+
+  /**
+   * The worker's KMS_PKCS11_ROOT_KEY_LABEL and the checkpoint key pair's label derived from it.
+   *
+   * @generated from field: string root_key_label = 3;
+   */
+  rootKeyLabel: string;
+
+  /**
+   * @generated from field: string checkpoint_key_label = 4;
+   */
+  checkpointKeyLabel: string;
+
+  /**
+   * @generated from field: repeated kms.hsm.v1.TokenObject objects = 5;
+   */
+  objects: TokenObject[];
+};
+
+/**
+ * Describes the message kms.hsm.v1.ListTokenObjectsResponse.
+ * Use `create(ListTokenObjectsResponseSchema)` to create a new message.
+ */
+export const ListTokenObjectsResponseSchema: GenMessage<ListTokenObjectsResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 40);
+
+/**
  * @generated from enum kms.hsm.v1.Backend
  */
 export enum Backend {
@@ -1182,44 +1275,6 @@ export const HsmWorkerService: GenService<{
     output: typeof GenerateKeyMaterialResponseSchema;
   },
   /**
-   * AES-GCM with a fresh 96-bit random IV; the caller supplies the additional authenticated data.
-   *
-   * @generated from rpc kms.hsm.v1.HsmWorkerService.Encrypt
-   */
-  encrypt: {
-    methodKind: "unary";
-    input: typeof EncryptRequestSchema;
-    output: typeof EncryptResponseSchema;
-  },
-  /**
-   * @generated from rpc kms.hsm.v1.HsmWorkerService.Decrypt
-   */
-  decrypt: {
-    methodKind: "unary";
-    input: typeof DecryptRequestSchema;
-    output: typeof DecryptResponseSchema;
-  },
-  /**
-   * Decrypts under one key and encrypts under another in one call: the plaintext stays in the worker.
-   *
-   * @generated from rpc kms.hsm.v1.HsmWorkerService.ReEncrypt
-   */
-  reEncrypt: {
-    methodKind: "unary";
-    input: typeof ReEncryptRequestSchema;
-    output: typeof ReEncryptResponseSchema;
-  },
-  /**
-   * Random data key from the HSM, sealed under the key in the same call.
-   *
-   * @generated from rpc kms.hsm.v1.HsmWorkerService.GenerateDataKey
-   */
-  generateDataKey: {
-    methodKind: "unary";
-    input: typeof GenerateDataKeyRequestSchema;
-    output: typeof GenerateDataKeyResponseSchema;
-  },
-  /**
    * @generated from rpc kms.hsm.v1.HsmWorkerService.GenerateRandom
    */
   generateRandom: {
@@ -1236,16 +1291,6 @@ export const HsmWorkerService: GenService<{
     methodKind: "unary";
     input: typeof ForgetKeysRequestSchema;
     output: typeof ForgetKeysResponseSchema;
-  },
-  /**
-   * Signs a digest (RSA, ECDSA) or a message (Ed25519) with a private key.
-   *
-   * @generated from rpc kms.hsm.v1.HsmWorkerService.Sign
-   */
-  sign: {
-    methodKind: "unary";
-    input: typeof SignRequestSchema;
-    output: typeof SignResponseSchema;
   },
   /**
    * Checks a signature against a public key; needs no key material, so no WrappedKey.
@@ -1266,14 +1311,6 @@ export const HsmWorkerService: GenService<{
     methodKind: "unary";
     input: typeof AsymmetricDecryptRequestSchema;
     output: typeof AsymmetricDecryptResponseSchema;
-  },
-  /**
-   * @generated from rpc kms.hsm.v1.HsmWorkerService.GenerateMac
-   */
-  generateMac: {
-    methodKind: "unary";
-    input: typeof GenerateMacRequestSchema;
-    output: typeof GenerateMacResponseSchema;
   },
   /**
    * Recomputes the MAC and compares in constant time.
@@ -1318,9 +1355,20 @@ export const HsmWorkerService: GenService<{
     output: typeof GetAuditCheckpointKeyResponseSchema;
   },
   /**
-   * Many operations at a time, each with its own outcome, on one long-lived stream. kms-api coalesces the
-   * operations of concurrent requests into a batch, keeps the stream open and sends each batch as one
-   * message; the worker answers each with its id, in whatever order they finish. A call per batch would
+   * The objects stored on the token (class, label, id; never values), for the reconciler: the root keys and
+   * the checkpoint key pair should be the only ones. Empty with has_token false on the software root.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.ListTokenObjects
+   */
+  listTokenObjects: {
+    methodKind: "unary";
+    input: typeof ListTokenObjectsRequestSchema;
+    output: typeof ListTokenObjectsResponseSchema;
+  },
+  /**
+   * Many operations at a time, each with its own outcome, on one long-lived stream; the hot operations
+   * (Operation) are reached only this way. kms-api coalesces the operations of concurrent requests into a
+   * batch, keeps the stream open and sends each batch as one message; the worker answers each with its id, in whatever order they finish. A call per batch would
    * cost a new HTTP/2 stream, headers, trailers and a deadline timer on both sides, several times the cost
    * of a message; at low concurrency, where batches hold one operation, that was most of the hop's CPU.
    * Deadlines stay with kms-api, which stops waiting for a batch when its earliest operation's deadline

@@ -1,12 +1,46 @@
-// AES-GCM inside the HSM (CKM_AES_GCM) for PROTECTION_LEVEL_HSM keys. Output buffers are always large
-// enough: CKR_BUFFER_TOO_SMALL would leave the operation active and the session unusable.
+// AES in the HSM: key generation, the template AES keys are unwrapped with, and AES-GCM (CKM_AES_GCM) for
+// PROTECTION_LEVEL_HSM keys. Output buffers are always large enough: CKR_BUFFER_TOO_SMALL would leave the
+// operation active and the session unusable.
 import { randomBytes } from "node:crypto";
 import * as pkcs11js from "pkcs11js";
 import { invalidCiphertext } from "@kms/errors";
 import { asBuffer, pkcs11Input } from "../bytes";
 import { checkGcmSizes, IV_BYTES, splitSealed, TAG_BYTES } from "../software/aes-gcm";
-import { hasCode, hsmCall, hsmShortCall, isSessionLoss } from "./errors";
+import { hasCode, hsmCall, hsmCallAsync, hsmShortCall, isSessionLoss } from "./errors";
 import type { CallMode } from "./errors";
+
+/**
+ * An AES key generated inside the HSM, sensitive; extractable only so that it can leave wrapped (under
+ * either level's root), then destroyed by the caller.
+ */
+export function generateAesKey(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, bytes: number, label: string): Promise<pkcs11js.Handle> {
+  return hsmCallAsync("C_GenerateKey(key material)", () =>
+    lib.C_GenerateKeyAsync(session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+      { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+      { type: pkcs11js.CKA_VALUE_LEN, value: bytes },
+      { type: pkcs11js.CKA_TOKEN, value: false },
+      { type: pkcs11js.CKA_PRIVATE, value: true },
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+      { type: pkcs11js.CKA_ENCRYPT, value: false },
+      { type: pkcs11js.CKA_DECRYPT, value: false },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ]),
+  );
+}
+
+/** Template for unwrapping an HSM-level AES key into a session object that encrypts and decrypts. */
+export const AES_UNWRAP_TEMPLATE: pkcs11js.Template = [
+  { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+  { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_AES },
+  { type: pkcs11js.CKA_TOKEN, value: false },
+  { type: pkcs11js.CKA_PRIVATE, value: true },
+  { type: pkcs11js.CKA_SENSITIVE, value: true },
+  { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+  { type: pkcs11js.CKA_ENCRYPT, value: true },
+  { type: pkcs11js.CKA_DECRYPT, value: true },
+];
 
 function gcmMechanism(iv: Buffer, aad: Uint8Array): pkcs11js.Mechanism {
   const parameter: pkcs11js.AesGCM = {

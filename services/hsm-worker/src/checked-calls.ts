@@ -1,0 +1,85 @@
+// Wire requests into the backend's checked types. Every key a request carries passes here before a backend
+// sees it: checked against the backend's roots (checkWrappedKey), then narrowed to the families the
+// operation takes; algorithms become schemes and hashes. Handlers call the backend through onWire.
+import { invalidArgument } from "@kms/errors";
+import { kmsResources } from "@kms/proto";
+import type { hsm } from "@kms/proto";
+import { oaepHash } from "./asymmetric/oaep";
+import { signingScheme, signInput } from "./asymmetric/signing-scheme";
+import type { ProtoSignInput } from "./asymmetric/signing-scheme";
+import { checkWrappedKey, requireFamily } from "./backend";
+import type { Backend, CheckedKey, GeneratedKey, NewKey } from "./backend";
+import { checkProtectionLevel, hsmUnsupported, keyFamily } from "./key-spec";
+import type { KeyFamily } from "./key-spec";
+
+const { ProtectionLevel } = kmsResources;
+
+/** A wire key checked for `operation`, which takes the families `kinds`; `field` names it in errors. */
+export function checkedKey<K extends KeyFamily["kind"]>(
+  backend: Backend,
+  key: hsm.WrappedKey | undefined,
+  field: string,
+  kinds: readonly K[],
+  operation: string,
+): CheckedKey<Extract<KeyFamily, { kind: K }>> {
+  const accepts = backend.accepts();
+  if (key?.protectionLevel === ProtectionLevel.HSM && !accepts.hsmKeys) throw hsmUnsupported();
+  return requireFamily(checkWrappedKey(key, field, accepts), kinds, field, operation);
+}
+
+/** The key version to generate material for, checked. */
+export function newKey(
+  backend: Backend,
+  keySpec: kmsResources.KeySpec,
+  protectionLevel: kmsResources.ProtectionLevel,
+  keyVersionId: string,
+): NewKey {
+  if (protectionLevel === ProtectionLevel.HSM && !backend.accepts().hsmKeys) throw hsmUnsupported();
+  const family = keyFamily(keySpec, "key_spec");
+  checkProtectionLevel(protectionLevel, "protection_level");
+  if (keyVersionId === "") throw invalidArgument("key_version_id", "is required");
+  return { keyVersionId, keySpec, protectionLevel, family };
+}
+
+/** The backend's key operations on wire keys and algorithms, each checked as above. */
+export interface WireOperations {
+  generateKeyMaterial(
+    keySpec: kmsResources.KeySpec,
+    protectionLevel: kmsResources.ProtectionLevel,
+    keyVersionId: string,
+    label?: string,
+  ): Promise<GeneratedKey>;
+  encrypt(key: hsm.WrappedKey | undefined, plaintext: Uint8Array, aad: Uint8Array, field?: string): Promise<Buffer>;
+  decrypt(key: hsm.WrappedKey | undefined, sealed: Uint8Array, aad: Uint8Array, field?: string): Promise<Buffer>;
+  sign(key: hsm.WrappedKey | undefined, algorithm: kmsResources.SigningAlgorithm, input: ProtoSignInput): Promise<Buffer>;
+  asymmetricDecrypt(key: hsm.WrappedKey | undefined, algorithm: kmsResources.EncryptionAlgorithm, ciphertext: Uint8Array): Promise<Buffer>;
+  generateMac(key: hsm.WrappedKey | undefined, message: Uint8Array): Promise<Buffer>;
+}
+
+/** Checks throw synchronously; as promises they reject, like the backend's own failures. */
+async function checked<T>(call: () => Promise<T>): Promise<T> {
+  return call();
+}
+
+export function onWire(backend: Backend): WireOperations {
+  return {
+    generateKeyMaterial: (keySpec, protectionLevel, keyVersionId, label = keyVersionId) =>
+      checked(() => backend.generateKeyMaterial(newKey(backend, keySpec, protectionLevel, keyVersionId), label)),
+    encrypt: (key, plaintext, aad, field = "key") =>
+      checked(() => backend.encrypt(checkedKey(backend, key, field, ["aes"], "Encrypt"), plaintext, aad, field)),
+    decrypt: (key, sealed, aad, field = "key") =>
+      checked(() => backend.decrypt(checkedKey(backend, key, field, ["aes"], "Decrypt"), sealed, aad, field)),
+    sign: (key, algorithm, input) =>
+      checked(() => {
+        const signing = checkedKey(backend, key, "key", ["rsa", "ec", "ed25519"], "Sign");
+        const scheme = signingScheme(signing.family, signing.keySpec, algorithm);
+        return backend.sign(signing, scheme, signInput(scheme, input));
+      }),
+    asymmetricDecrypt: (key, algorithm, ciphertext) =>
+      checked(() => {
+        const rsa = checkedKey(backend, key, "key", ["rsa"], "AsymmetricDecrypt");
+        return backend.asymmetricDecrypt(rsa, oaepHash(algorithm), ciphertext);
+      }),
+    generateMac: (key, message) => checked(() => backend.generateMac(checkedKey(backend, key, "key", ["hmac"], "GenerateMac"), message)),
+  };
+}

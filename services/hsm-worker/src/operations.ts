@@ -1,0 +1,87 @@
+// Every worker operation, registered once. BATCHED: the hot operations, reached only as an Operation case
+// of BatchStream (batch.ts) and answered by the OperationResult case of the same name. UNARY: one gRPC
+// method each (server.ts), by the method's name in proto/kms/hsm/v1. The handlers live in handlers.ts.
+import { create } from "@bufbuild/protobuf";
+import type { ServerUnaryCall } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
+import { ErrorCode, InternalError, KmsError } from "@kms/errors";
+import { hsm } from "@kms/proto";
+import type { Backend } from "./backend";
+import { getAuditCheckpointKey, signAuditCheckpoint } from "./checkpoint-signer";
+import type { CheckpointSigner } from "./checkpoint-signer";
+import * as handlers from "./handlers";
+import type { Reply } from "./handlers";
+import { isSlowGeneration } from "./key-generation-queue";
+import { describeError, log } from "./log";
+import type { KeyGenerationQueue } from "./key-generation-queue";
+import type { TokenInventory } from "./pkcs11/token-objects";
+
+/** What the operations reach: the backend, and the parts only some workers have. */
+export interface Worker {
+  backend: Backend;
+  keyGeneration: KeyGenerationQueue;
+  /** The audit checkpoint key; without one the checkpoint RPCs are UNIMPLEMENTED. */
+  checkpoints?: CheckpointSigner;
+  /** The token's objects; none on the software root. */
+  tokens?: TokenInventory | undefined;
+}
+
+type OperationCase = NonNullable<hsm.Operation["op"]["case"]>;
+type RequestOf<C extends OperationCase> = Extract<hsm.Operation["op"], { case: C }>["value"];
+type ResponseOf<C extends OperationCase> = Extract<hsm.OperationResult["result"], { case: C }>["value"];
+
+export type BatchedOperation<C extends OperationCase> = (backend: Backend, request: RequestOf<C>) => Promise<Reply<ResponseOf<C>>>;
+
+export const BATCHED: { [C in OperationCase]: BatchedOperation<C> } = {
+  encrypt: handlers.encrypt,
+  decrypt: handlers.decrypt,
+  generateDataKey: handlers.generateDataKey,
+  sign: handlers.sign,
+  reEncrypt: handlers.reEncrypt,
+  generateMac: handlers.generateMac,
+};
+
+export type UnaryOperation = (worker: Worker, request: never, call: ServerUnaryCall<unknown, unknown>) => Reply<unknown> | Promise<Reply<unknown>>;
+
+const noCheckpointKey = (): never => {
+  throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, "this worker has no audit checkpoint key");
+};
+
+/** GenerateKeyMaterial: slow specs take their turn in the queue; a caller that goes away leaves it. */
+const generateKeyMaterial: UnaryOperation = (worker, request: hsm.GenerateKeyMaterialRequest, call) => {
+  if (!isSlowGeneration(request.keySpec)) return handlers.generateKeyMaterial(worker.backend, request);
+  const gone = new AbortController();
+  call.once("cancelled", () => gone.abort());
+  return worker.keyGeneration.run(() => handlers.generateKeyMaterial(worker.backend, request), gone.signal);
+};
+
+const listTokenObjects: UnaryOperation = async (worker) => {
+  if (worker.tokens === undefined) return { response: create(hsm.ListTokenObjectsResponseSchema, { hasToken: false }) };
+  const listing = await worker.tokens.list();
+  return { response: create(hsm.ListTokenObjectsResponseSchema, { hasToken: true, ...listing }) };
+};
+
+/** By the method's local name (getStatus for GetStatus); every unary method of the service has one. */
+export const UNARY: Record<Exclude<keyof typeof hsm.HsmWorkerService.method, "batchStream">, UnaryOperation> = {
+  getStatus: (worker) => handlers.getStatus(worker.backend),
+  generateKeyMaterial,
+  generateRandom: (worker, request: hsm.GenerateRandomRequest) => handlers.generateRandom(worker.backend, request),
+  forgetKeys: (worker, request: hsm.ForgetKeysRequest) => handlers.forgetKeys(worker.backend, request),
+  verify: (_worker, request: hsm.VerifyRequest) => handlers.verify(request),
+  asymmetricDecrypt: (worker, request: hsm.AsymmetricDecryptRequest) => handlers.asymmetricDecrypt(worker.backend, request),
+  verifyMac: (worker, request: hsm.VerifyMacRequest) => handlers.verifyMac(worker.backend, request),
+  importKeyMaterial: (worker, request: hsm.ImportKeyMaterialRequest) => handlers.importKeyMaterial(worker.backend, request),
+  signAuditCheckpoint: (worker, request: hsm.SignAuditCheckpointRequest) =>
+    worker.checkpoints ? signAuditCheckpoint(worker.checkpoints, request) : noCheckpointKey(),
+  getAuditCheckpointKey: (worker) => (worker.checkpoints ? getAuditCheckpointKey(worker.checkpoints) : noCheckpointKey()),
+  listTokenObjects,
+};
+
+/** Logs what the caller does not see: internal errors with their causes, and HSM outages. */
+export function logFailure(what: string, err: unknown): void {
+  if (err instanceof KmsError) {
+    if (err.status === status.UNAVAILABLE) log("warn", `${what}: ${err.message}`, { error: describeError(err.cause) });
+    return;
+  }
+  log("error", `${what} failed`, { error: describeError(err instanceof InternalError ? err : new InternalError("unexpected error", { cause: err })) });
+}

@@ -1,0 +1,76 @@
+// "Where the key is used" for SOFTWARE keys (and every key of the software-root backend): the root unwraps
+// the material, which becomes a node:crypto KeyObject (the bytes are wiped at once), cached (LRU) by
+// version id, spec and level and compared by wrapped bytes. A cached key needs nothing of its root, and
+// nothing is freed when it leaves the cache (the garbage collector has the KeyObject).
+import type { KeyObject } from "node:crypto";
+import type { OaepHash } from "../asymmetric/oaep";
+import type { SignInput, SigningScheme } from "../asymmetric/signing-scheme";
+import type { AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "../backend";
+import { unwrapFailed } from "../backend";
+import { asBuffer, wipe } from "../bytes";
+import type { KeyEngine } from "../engine";
+import { unwrappedKeySlot } from "../handle-cache";
+import type { CachedKey, KeyCache } from "../handle-cache";
+import { openGcm, sealGcm } from "./aes-gcm";
+import { MaterialMismatchError, softwareDecrypt, softwareKey, softwareMac, softwareSign } from "./asymmetric";
+
+/** The root's half: a checked key's raw material (authenticated first for format 2); the engine wipes it. */
+export type UnwrapMaterial = (key: CheckedKey, field: string) => Buffer | Promise<Buffer>;
+
+interface KeyObjectEntry extends CachedKey {
+  key: KeyObject;
+}
+
+const nothingToFree = (): void => {};
+
+export class NodeCryptoEngine implements KeyEngine {
+  constructor(
+    private readonly unwrapMaterial: UnwrapMaterial,
+    private readonly cache: KeyCache,
+  ) {}
+
+  async encrypt(key: AesKey, plaintext: Uint8Array, aad: Uint8Array, field: string): Promise<Buffer> {
+    return sealGcm(this.cached(key) ?? (await this.unwrap(key, field)), plaintext, aad);
+  }
+
+  async decrypt(key: AesKey, sealed: Uint8Array, aad: Uint8Array, field: string): Promise<Buffer> {
+    return openGcm(this.cached(key) ?? (await this.unwrap(key, field)), sealed, aad);
+  }
+
+  async sign(key: SigningKey, scheme: SigningScheme, input: SignInput): Promise<Buffer> {
+    return softwareSign(this.cached(key) ?? (await this.unwrap(key, "key")), scheme, input);
+  }
+
+  async asymmetricDecrypt(key: RsaKey, hash: OaepHash, ciphertext: Uint8Array): Promise<Buffer> {
+    return softwareDecrypt(this.cached(key) ?? (await this.unwrap(key, "key")), hash, ciphertext);
+  }
+
+  async generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer> {
+    return softwareMac(this.cached(key) ?? (await this.unwrap(key, "key")), key.family.hash, message);
+  }
+
+  async forget(keyVersionIds: ReadonlySet<string>): Promise<void> {
+    for (const entry of this.cache.deleteWhere((e) => e.engine === this && keyVersionIds.has(e.keyVersionId))) entry.evicted();
+  }
+
+  /** The cached KeyObject of exactly this key (version, spec, level and wrapped bytes), if any. */
+  private cached(checked: CheckedKey): KeyObject | undefined {
+    const entry = this.cache.get(unwrappedKeySlot(checked));
+    return entry?.engine === this && entry.wrapped.equals(asBuffer(checked.wrappedMaterial)) ? (entry as KeyObjectEntry).key : undefined;
+  }
+
+  private async unwrap(checked: CheckedKey, field: string): Promise<KeyObject> {
+    const material = await this.unwrapMaterial(checked, field);
+    try {
+      const key = softwareKey(checked.family, material);
+      const entry: KeyObjectEntry = { engine: this, keyVersionId: checked.keyVersionId, wrapped: Buffer.from(checked.wrappedMaterial), key, evicted: nothingToFree };
+      for (const old of this.cache.set(unwrappedKeySlot(checked), entry)) old.evicted();
+      return key;
+    } catch (err) {
+      if (err instanceof MaterialMismatchError) throw unwrapFailed(field);
+      throw err;
+    } finally {
+      wipe(material);
+    }
+  }
+}
