@@ -1,7 +1,7 @@
 // Builds the objects the handlers share, for main.ts and for tests (which inject a clock).
 import { randomBytes } from "node:crypto";
 import type { AccessConfig } from "@kms/config";
-import { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
+import { AliasStore, AuditReader, AuditWriter, KeyStore, Transactions } from "@kms/db";
 import { PolicyEngine } from "@kms/key-policy";
 import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
@@ -41,8 +41,10 @@ export interface ServicesOptions {
 export async function createServices(o: ServicesOptions): Promise<Services> {
   const store = new KeyStore(o.sql);
   const aliases = new AliasStore(o.sql);
+  const audit = new AuditWriter(o.sql);
   const services: Services = {
     store,
+    transactions: new Transactions(o.sql, audit),
     keys: new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs }),
     aliases,
     usage: new UsageCounter({
@@ -52,7 +54,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
       maxWithoutRotation: o.importedKeyMaxEncryptions ?? DEFAULT_MAX_ENCRYPTIONS_WITHOUT_ROTATION,
     }),
     worker: new WorkerClient(o.workerSocket, o.workerDeadlineMs),
-    audit: new AuditWriter(o.sql),
+    audit,
     auditReader: new AuditReader(o.sql),
     checkpoints: undefined as unknown as AuditCheckpointer, // needs the services: set below
     policies: new PolicyEngine(),

@@ -1,7 +1,7 @@
 import type { Services } from "./context";
 import { UsageCounter } from "./usage-counter";
 
-/** The parts of Services a flush touches: addEncryptions, and a transaction that fails (the rotation). */
+/** The parts of Services a flush touches: addEncryptions, and a key read that fails (the rotation's first step). */
 function fakeServices() {
   const written: Array<[string, number]> = [];
   let totals = 0;
@@ -12,7 +12,7 @@ function fakeServices() {
         written.push([keyVersionId, count]);
         return (totals += count);
       },
-      transaction: async () => {
+      getKey: async () => {
         rotations.tried++;
         throw new Error("database went away during the rotation");
       },
