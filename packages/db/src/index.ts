@@ -21,6 +21,7 @@ export type { StoredCheckpoint } from "./checkpoint-store";
 export type { AuditFilter } from "./audit-reader";
 export type { AuditEvent } from "./audit-writer";
 export { createScratchDatabase, DEFAULT_ADMIN_URL } from "./scratch";
+export { holdKeyRowLock } from "./row-lock-holder";
 export type { ScratchDatabase } from "./scratch";
 export type { ImportedMaterialRecord, ImportTokenRecord } from "./import-store";
 export { isDatabaseUnavailable } from "./unavailable";
