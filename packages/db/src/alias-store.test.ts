@@ -1,13 +1,12 @@
 // UpdateAlias checks the key an alias leaves inside the transaction that moves it (issue 15 #11): lockAlias()
 // holds a concurrent mover until the first commits, and the second then sees the alias where the first
 // left it, so it checks (and is refused on) the key the alias points at now. Real Postgres, scratch DB.
-import { randomUUID } from "node:crypto";
 import { AliasStore } from "./alias-store";
 import { AuditWriter } from "./audit-writer";
 import { connect } from "./connect";
 import type { Sql } from "./connect";
 import { KeyStore } from "./key-store";
-import type { NewKey } from "./key-store";
+import { newKey } from "./test-keys";
 import { migrate } from "./migrate";
 import { createScratchDatabase } from "./scratch";
 import { Transactions } from "./unit-of-work";
@@ -27,30 +26,11 @@ afterAll(async () => {
   await db.drop();
 });
 
-function newKey(creator: string): NewKey {
-  return {
-    keyId: randomUUID(),
-    description: "",
-    keySpec: 1,
-    keyUsage: 1,
-    protectionLevel: 2,
-    origin: 1,
-    keyState: 1,
-    creationTime: new Date(),
-    creator,
-    primaryKeyVersionId: null,
-    automaticRotation: false,
-    rotationIntervalSeconds: null,
-    nextRotationTime: null,
-    tags: {},
-    policy: null,
-  };
-}
 
 it("a mover that raced another checks the key the alias points at after the first move", async () => {
   const store = new KeyStore(sql);
   const aliases = new AliasStore(sql);
-  const [mine, theirs] = [newKey("alice"), newKey("carol")];
+  const [mine, theirs] = [newKey({ creator: "alice" }), newKey({ creator: "carol" })];
   for (const k of [mine, theirs]) await store.createKey(k, undefined);
   const now = new Date();
   const transactions = new Transactions(sql, new AuditWriter(sql));

@@ -7,6 +7,7 @@ import type { AuditEvent } from "./audit-writer";
 import { connect } from "./connect";
 import type { Sql } from "./connect";
 import { KeyStore } from "./key-store";
+import { newKey } from "./test-keys";
 import type { KeyVersionRecord, NewKey } from "./key-store";
 import { migrate } from "./migrate";
 import { keysWithoutPrimaryVersion, versionsUnderOtherRoots } from "./reconcile-queries";
@@ -37,26 +38,6 @@ afterAll(async () => {
 
 const DAY_MS = 86_400_000;
 
-function newKey(overrides: Partial<NewKey> = {}): NewKey {
-  return {
-    keyId: randomUUID(),
-    description: "d",
-    keySpec: 1,
-    keyUsage: 1,
-    protectionLevel: 2,
-    origin: 1,
-    keyState: 1,
-    creationTime: new Date(),
-    creator: "dev",
-    primaryKeyVersionId: null,
-    automaticRotation: false,
-    rotationIntervalSeconds: null,
-    nextRotationTime: null,
-    tags: {},
-    policy: null,
-    ...overrides,
-  };
-}
 
 const versionOf = (keyId: string, rootKeyId = "root-1"): KeyVersionRecord => ({
   keyVersionId: randomUUID(),
