@@ -1,5 +1,5 @@
 // A change and its audit row commit together or not at all: the change's transaction ends by writing
-// the call's OK row into the chain (AuditWriter.appendInTransaction). If that row cannot be written the
+// the call's OK row into the chain (UnitOfWork.appendAudit, packages/db). If that row cannot be written the
 // change rolls back and the caller gets UNAVAILABLE, so nothing changes without a row saying who did it.
 // rpc.ts then writes no second row for a call whose row is already in (ctx.audit.written).
 import { unavailable } from "@kms/errors";
