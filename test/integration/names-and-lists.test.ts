@@ -7,6 +7,7 @@ import path from "node:path";
 import { Metadata, status } from "@grpc/grpc-js";
 import { SignJWT, exportJWK } from "jose";
 import postgres from "postgres";
+import { holdKeyRowLock } from "@kms/db";
 import { kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
@@ -236,22 +237,7 @@ describe("ListKeys' filter and the database's time (#4)", () => {
   });
 
   /** As the database administrator, holds the key's row lock until the returned function is called. */
-  const lockKeyRow = async (keyId: string): Promise<() => Promise<void>> => {
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
-    const holder = admin.begin(async (tx) => {
-      await tx`SELECT 1 FROM keys WHERE key_id = ${keyId} FOR UPDATE`;
-      locked();
-      await released;
-    });
-    await isLocked;
-    return async () => {
-      release();
-      await holder;
-    };
-  };
+  const lockKeyRow = (keyId: string) => holdKeyRowLock(admin, keyId);
 
   it("frees the backend when a statement outlives the call's deadline (the key row locked by someone else)", async () => {
     const keyId = (await stack.client.createKey({})).keyMetadata!.keyId;

@@ -1,14 +1,15 @@
-// UpdateAlias checks the key an alias leaves inside the transaction that moves it (issue 15 #11): lock()
+// UpdateAlias checks the key an alias leaves inside the transaction that moves it (issue 15 #11): lockAlias()
 // holds a concurrent mover until the first commits, and the second then sees the alias where the first
 // left it, so it checks (and is refused on) the key the alias points at now. Real Postgres, scratch DB.
-import { randomUUID } from "node:crypto";
 import { AliasStore } from "./alias-store";
+import { AuditWriter } from "./audit-writer";
 import { connect } from "./connect";
 import type { Sql } from "./connect";
 import { KeyStore } from "./key-store";
-import type { NewKey } from "./key-store";
+import { newKey } from "./test-keys";
 import { migrate } from "./migrate";
 import { createScratchDatabase } from "./scratch";
+import { Transactions } from "./unit-of-work";
 import type { ScratchDatabase } from "./scratch";
 
 let db: ScratchDatabase;
@@ -25,33 +26,15 @@ afterAll(async () => {
   await db.drop();
 });
 
-function newKey(creator: string): NewKey {
-  return {
-    keyId: randomUUID(),
-    description: "",
-    keySpec: 1,
-    keyUsage: 1,
-    protectionLevel: 2,
-    origin: 1,
-    keyState: 1,
-    creationTime: new Date(),
-    creator,
-    primaryKeyVersionId: null,
-    automaticRotation: false,
-    rotationIntervalSeconds: null,
-    nextRotationTime: null,
-    tags: {},
-    policy: null,
-  };
-}
 
 it("a mover that raced another checks the key the alias points at after the first move", async () => {
   const store = new KeyStore(sql);
   const aliases = new AliasStore(sql);
-  const [mine, theirs] = [newKey("alice"), newKey("carol")];
+  const [mine, theirs] = [newKey({ creator: "alice" }), newKey({ creator: "carol" })];
   for (const k of [mine, theirs]) await store.createKey(k, undefined);
   const now = new Date();
-  await store.transaction((tx) => aliases.create(tx, { aliasName: "alias/race", keyId: mine.keyId, creationTime: now, updateTime: now }));
+  const transactions = new Transactions(sql, new AuditWriter(sql));
+  await transactions.run((work) => work.createAlias({ aliasName: "alias/race", keyId: mine.keyId, creationTime: now, updateTime: now }));
 
   const steps: string[] = [];
   let firstLocked!: () => void;
@@ -60,21 +43,21 @@ it("a mover that raced another checks the key the alias points at after the firs
   const commit = new Promise<void>((r) => (letFirstCommit = r));
 
   // carol moves alias/race onto her key (she may: say she also holds the old key's permission).
-  const first = store.transaction(async (tx) => {
-    await aliases.lock(tx, "alias/race");
+  const first = transactions.run(async (work) => {
+    const alias = await work.lockAlias("alias/race");
     steps.push("first locked");
     firstLocked();
     await commit;
-    await aliases.update(tx, "alias/race", theirs.keyId, new Date());
+    await alias!.pointAt(theirs.keyId, new Date());
     steps.push("first moved");
   });
   await locked;
   // alice, allowed on her own keys only, moves it at the same moment: the key whose
   // permission she needs is read only once the first move has committed.
-  const second = store.transaction(async (tx) => {
-    const current = await aliases.lock(tx, "alias/race");
+  const second = transactions.run(async (work) => {
+    const current = await work.lockAlias("alias/race");
     steps.push("second locked");
-    const leaving = current ? await store.getKey(current.keyId, tx) : undefined;
+    const leaving = current ? await current.target() : undefined;
     return leaving?.creator;
   });
   // Give the second transaction every chance to get ahead; it cannot while the first holds the row.

@@ -1,7 +1,7 @@
 // Aliases: stable names that point at a key and can be moved to another.
 import type { Sql, TransactionSql } from "./connect";
 import { boundedRead } from "./deadline";
-import { KEY_EVENTS_CHANNEL } from "./key-store";
+import { KEY_EVENTS_CHANNEL } from "./key-events-channel";
 
 export interface AliasRecord {
   aliasName: string;

@@ -4,7 +4,7 @@ import { connect } from "./connect";
 import { migrate } from "./migrate";
 import { MIGRATIONS } from "./migrations";
 import { KeyStore } from "./key-store";
-import type { NewKey } from "./key-store";
+import { newKey } from "./test-keys";
 import { AuditWriter } from "./audit-writer";
 import type { AuditEvent } from "./audit-writer";
 import { AuditReader } from "./audit-reader";
@@ -25,26 +25,6 @@ afterAll(async () => {
   await db.drop();
 });
 
-function newKey(overrides: Partial<NewKey> = {}): NewKey {
-  return {
-    keyId: randomUUID(),
-    description: "d",
-    keySpec: 1,
-    keyUsage: 1,
-    protectionLevel: 2,
-    origin: 1,
-    keyState: 1,
-    creationTime: new Date(),
-    creator: "dev",
-    primaryKeyVersionId: null,
-    automaticRotation: false,
-    rotationIntervalSeconds: null,
-    nextRotationTime: null,
-    tags: {},
-    policy: null,
-    ...overrides,
-  };
-}
 
 describe("migrate", () => {
   it("applies each migration once when two replicas start together", async () => {

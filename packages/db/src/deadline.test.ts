@@ -4,8 +4,7 @@ import { status } from "@grpc/grpc-js";
 import { KmsError } from "@kms/errors";
 import { connect } from "./connect";
 import type { Sql } from "./connect";
-import { boundedRead, callTimeoutMs, isQueryCancelled, withDeadline, withoutDeadline } from "./deadline";
-import { KeyStore } from "./key-store";
+import { boundedRead, callTimeoutMs, isQueryCancelled, transaction, withDeadline, withoutDeadline } from "./deadline";
 import { createScratchDatabase } from "./scratch";
 import type { ScratchDatabase } from "./scratch";
 
@@ -46,8 +45,7 @@ async function sleepers(): Promise<number> {
 
 describe("a call's deadline bounds its queries", () => {
   it("cancels a transaction's statement that outlives the deadline, and frees its backend", async () => {
-    const store = new KeyStore(sql);
-    const err = await failure(withDeadline(soon(300), () => store.transaction((tx) => tx`SELECT pg_sleep(30)`)));
+    const err = await failure(withDeadline(soon(300), () => transaction(sql, (tx) => tx`SELECT pg_sleep(30)`)));
     expect([isQueryCancelled(err), (err as { code?: string }).code]).toEqual([true, "57014"]);
     expect(await sleepers()).toBe(0);
     // The connection goes back to the pool with the ceiling, not the call's timeout.
@@ -74,9 +72,8 @@ describe("a call's deadline bounds its queries", () => {
   });
 
   it("sends nothing once the deadline has passed: DEADLINE_EXCEEDED", async () => {
-    const store = new KeyStore(sql);
     let ran = 0;
-    const err = await failure(withDeadline(new Date(Date.now() - 1), () => store.transaction(async () => ran++)));
+    const err = await failure(withDeadline(new Date(Date.now() - 1), () => transaction(sql, async () => ran++)));
     expect(err).toBeInstanceOf(KmsError);
     expect([(err as KmsError).status, (err as KmsError).code, ran]).toEqual([status.DEADLINE_EXCEEDED, "DeadlineExceeded", 0]);
   });

@@ -50,6 +50,15 @@ export async function boundTransaction(tx: TransactionSql, timeoutMs: number | u
   if (timeoutMs !== undefined) await tx`SELECT set_config('statement_timeout', ${String(timeoutMs)}, true)`;
 }
 
+/** Runs `fn` in one transaction whose statements end by the current call's deadline. */
+export async function transaction<T>(sql: Sql, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  const timeoutMs = callTimeoutMs(sql);
+  return sql.begin(async (tx) => {
+    await boundTransaction(tx, timeoutMs);
+    return fn(tx);
+  }) as Promise<T>;
+}
+
 /**
  * One read for the current call: as it is when the connection's ceiling is as tight as the deadline,
  * else in a transaction of its own under the deadline (two more round trips, only for such calls).

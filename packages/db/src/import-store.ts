@@ -1,8 +1,9 @@
 // Key import: import tokens and what stays of imported material (its version id and fingerprint).
-// Every function runs inside the caller's transaction, which holds the key's row lock where it matters.
-import type { TransactionSql } from "./connect";
-import { KEY_EVENTS_CHANNEL } from "./key-store";
-import type { KeyRecord } from "./key-store";
+// The writes run inside a unit of work (unit-of-work.ts), which holds the key's row lock where it matters;
+// the reads also run alone (KeyStore.importToken, KeyStore.importedMaterial), before the worker is asked.
+import type { Sql, TransactionSql } from "./connect";
+import { KEY_EVENTS_CHANNEL } from "./key-events-channel";
+import type { KeyRecord } from "./key-records";
 
 export interface ImportTokenRecord {
   tokenId: string;
@@ -38,6 +39,12 @@ export async function insertImportToken(tx: TransactionSql, token: ImportTokenRe
             ${token.expireTime}, ${token.usedAt})`;
 }
 
+/** The token with this hash, not locked (undefined if none). */
+export async function getImportToken(sql: Sql | TransactionSql, tokenHash: Buffer): Promise<ImportTokenRecord | undefined> {
+  const rows = await sql<ImportTokenRecord[]>`SELECT * FROM import_tokens WHERE token_hash = ${tokenHash}`;
+  return rows[0];
+}
+
 /** The token with this hash, locked until the transaction ends (two imports with one token serialise). */
 export async function lockImportToken(tx: TransactionSql, tokenHash: Buffer): Promise<ImportTokenRecord | undefined> {
   const rows = await tx<ImportTokenRecord[]>`SELECT * FROM import_tokens WHERE token_hash = ${tokenHash} FOR UPDATE`;
@@ -55,7 +62,7 @@ export async function deleteExpiredImportTokens(tx: TransactionSql, before: Date
   return rows.length;
 }
 
-export async function getImportedMaterial(tx: TransactionSql, keyId: string): Promise<ImportedMaterialRecord | undefined> {
+export async function getImportedMaterial(tx: Sql | TransactionSql, keyId: string): Promise<ImportedMaterialRecord | undefined> {
   const rows = await tx<ImportedMaterialRecord[]>`SELECT * FROM imported_material WHERE key_id = ${keyId}`;
   return rows[0];
 }

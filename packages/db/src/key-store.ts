@@ -1,77 +1,12 @@
 // Key metadata and key versions. Versions hold material only wrapped under the root key.
 import type { Sql, TransactionSql } from "./connect";
-import { boundTransaction, boundedRead, callTimeoutMs } from "./deadline";
+import { boundedRead } from "./deadline";
+import { KEY_EVENTS_CHANNEL } from "./key-events-channel";
+import { getImportToken, getImportedMaterial } from "./import-store";
+import type { ImportedMaterialRecord, ImportTokenRecord } from "./import-store";
 
-export interface KeyRecord {
-  keyId: string;
-  /** Who scheduled deletion (kept in the tombstone). */
-  deletionRequestedBy?: string;
-  /** The key policy document (JSON); null means the default policy. */
-  policy: string | null;
-  description: string;
-  keySpec: number;
-  keyUsage: number;
-  protectionLevel: number;
-  origin: number;
-  keyState: number;
-  creationTime: Date;
-  creator: string;
-  primaryKeyVersionId: string | null;
-  automaticRotation: boolean;
-  rotationIntervalSeconds: number | null;
-  nextRotationTime: Date | null;
-  lastRotationTime: Date | null;
-  deleteTime: Date | null;
-  deletionProtection: boolean;
-  deletionProtectionDescription: string;
-  materialExpireTime: Date | null;
-  tags: Record<string, string>;
-}
-
-export interface KeyVersionRecord {
-  keyVersionId: string;
-  keyId: string;
-  creationTime: Date;
-  wrappedMaterial: Buffer;
-  rootKeyId: string;
-  /** SubjectPublicKeyInfo (DER) of RSA, EC and Ed25519 versions; null for AES and HMAC. */
-  publicKey?: Buffer | null;
-}
-
-/** What stays of a destroyed key. */
-export interface KeyTombstone {
-  keyId: string;
-  creationTime: Date;
-  creator: string;
-  deletionRequestedBy: string;
-  destroyTime: Date;
-  keyVersionIds: string[];
-}
-
-/** Columns a lifecycle change may set. */
-export type KeyPatch = Partial<
-  Pick<
-    KeyRecord,
-    | "description"
-    | "keyState"
-    | "primaryKeyVersionId"
-    | "automaticRotation"
-    | "rotationIntervalSeconds"
-    | "nextRotationTime"
-    | "lastRotationTime"
-    | "deleteTime"
-    | "deletionProtection"
-    | "deletionProtectionDescription"
-    | "materialExpireTime"
-    | "deletionRequestedBy"
-    | "policy"
-  >
->;
-
-/** Channel on which replicas tell each other that a key changed or was destroyed. */
-export const KEY_EVENTS_CHANNEL = "kms_key_events";
-
-export type NewKey = Omit<KeyRecord, "lastRotationTime" | "deleteTime" | "materialExpireTime" | "deletionProtectionDescription" | "deletionProtection">;
+export type { KeyPatch, KeyRecord, KeyTombstone, KeyVersionRecord, NewKey } from "./key-records";
+import type { KeyPatch, KeyRecord, KeyTombstone, KeyVersionRecord, NewKey } from "./key-records";
 
 export interface KeyListFilter {
   keyStates?: readonly number[];
@@ -87,17 +22,7 @@ export interface KeyCursor {
 export class KeyStore {
   constructor(private readonly sql: Sql) {}
 
-  /**
-   * Runs `fn` in one transaction; lifecycle changes lock the key row first with lockKey(). Each
-   * statement ends by the current call's deadline (deadline.ts).
-   */
-  async transaction<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
-    const timeoutMs = callTimeoutMs(this.sql);
-    return this.sql.begin(async (tx) => {
-      await boundTransaction(tx, timeoutMs);
-      return fn(tx);
-    }) as Promise<T>;
-  }
+  // Methods taking a TransactionSql run inside a unit of work (unit-of-work.ts), the only holder of one.
 
   /** The key row, locked until the transaction ends (concurrent changes to one key serialise). */
   async lockKey(tx: TransactionSql, keyId: string): Promise<KeyRecord | undefined> {
@@ -135,14 +60,16 @@ export class KeyStore {
       LIMIT ${limit}`);
   }
 
-  /** Keys whose automatic rotation is due, locked; rows another replica holds are skipped. */
-  async lockDueForRotation(tx: TransactionSql, now: Date, limit: number): Promise<KeyRecord[]> {
-    return tx<KeyRecord[]>`
+  /**
+   * Keys whose automatic rotation is due, not locked: their material is made before a lock is taken, and
+   * the rotation commits only if the key is still due with the same primary (UnitOfWork.setPrimaryIf).
+   */
+  async dueForRotation(now: Date, limit: number): Promise<KeyRecord[]> {
+    return boundedRead(this.sql, (sql) => sql<KeyRecord[]>`
       SELECT k.*, '{}'::jsonb AS tags FROM keys k
       WHERE k.automatic_rotation AND k.key_state = 1 AND k.next_rotation_time <= ${now}
       ORDER BY k.next_rotation_time
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED`;
+      LIMIT ${limit}`);
   }
 
   /** Keys pending deletion whose window has ended, locked; rows another replica holds are skipped. */
@@ -298,6 +225,16 @@ export class KeyStore {
       WHERE ${where}
       ORDER BY k.creation_time, k.key_id
       LIMIT ${limit}`;
+  }
+
+  /** The import token with this hash as committed now (not locked); undefined if none. */
+  async importToken(tokenHash: Buffer): Promise<ImportTokenRecord | undefined> {
+    return boundedRead(this.sql, (sql) => getImportToken(sql, tokenHash));
+  }
+
+  /** What stays of a key's first import (version id, fingerprint) as committed now; undefined if none. */
+  async importedMaterial(keyId: string): Promise<ImportedMaterialRecord | undefined> {
+    return boundedRead(this.sql, (sql) => getImportedMaterial(sql, keyId));
   }
 
   /** A secret shared by every replica, created by whichever asks first. */

@@ -1,5 +1,5 @@
 import type { AccessConfig } from "@kms/config";
-import type { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
+import type { AliasStore, AuditReader, AuditWriter, KeyStore, Transactions } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
 import type { AuditCheckpointer } from "./audit-checkpoints";
 import type { KeyCache } from "./key-cache";
@@ -35,6 +35,8 @@ export interface CallContext {
 /** Everything the handlers share. Built once in main.ts. */
 export interface Services {
   store: KeyStore;
+  /** Every change runs here as a unit of work (packages/db unit-of-work.ts); never a worker call inside one. */
+  transactions: Transactions;
   /** Read-through cache of key metadata for the hot path (see key-cache.ts). */
   keys: KeyCache;
   aliases: AliasStore;

@@ -13,8 +13,7 @@
 //   (c) keysWithoutPrimary: keys outside PENDING_IMPORT with no primary version, or one whose row is missing.
 // Exit code 0 when all three are empty, 3 when something was found, 1 when the check could not run.
 import path from "node:path";
-import { connect } from "@kms/db";
-import { kmsResources } from "@kms/proto";
+import { connect, keysWithoutPrimaryVersion, versionsUnderOtherRoots } from "@kms/db";
 import { WorkerClient } from "./worker-client";
 
 export interface ReconcileReport {
@@ -35,14 +34,8 @@ export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<R
     const status = await worker.getStatus();
     const root = status.rootKeyId;
     const legacy = status.legacyRootKeyId;
-    const unusableVersions = await sql<ReconcileReport["unusableVersions"]>`
-      SELECT key_id::text, key_version_id::text, root_key_id FROM key_versions
-      WHERE root_key_id <> ${root} AND root_key_id <> ${legacy === "" ? root : legacy} ORDER BY key_id, key_version_id`;
-    const keysWithoutPrimary = await sql<ReconcileReport["keysWithoutPrimary"]>`
-      SELECT k.key_id::text, k.key_state::int, k.primary_key_version_id::text FROM keys k
-      LEFT JOIN key_versions v ON v.key_version_id = k.primary_key_version_id
-      WHERE k.key_state <> ${kmsResources.KeyState.PENDING_IMPORT} AND v.key_version_id IS NULL
-      ORDER BY k.key_id`;
+    const unusableVersions = await versionsUnderOtherRoots(sql, legacy === "" ? [root] : [root, legacy]);
+    const keysWithoutPrimary = await keysWithoutPrimaryVersion(sql);
     const listing = await worker.listTokenObjects();
     const ours = (o: { class: string; label: string; id: string }, label: string) =>
       o.class === "secret key" &&
@@ -52,9 +45,9 @@ export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<R
     const strayHsmObjects = listing === null ? null : listing.objects.filter((o) => !ours(o, listing.rootKeyLabel) && !isCheckpointKey(o));
     return {
       workerRootKeyId: root,
-      unusableVersions: [...unusableVersions],
+      unusableVersions,
       strayHsmObjects,
-      keysWithoutPrimary: [...keysWithoutPrimary],
+      keysWithoutPrimary,
       ok: unusableVersions.length === 0 && keysWithoutPrimary.length === 0 && (strayHsmObjects?.length ?? 0) === 0,
     };
   } finally {

@@ -1,7 +1,7 @@
 // Builds the objects the handlers share, for main.ts and for tests (which inject a clock).
 import { randomBytes } from "node:crypto";
 import type { AccessConfig } from "@kms/config";
-import { AliasStore, AuditReader, AuditWriter, KeyStore } from "@kms/db";
+import { AliasStore, AuditReader, AuditWriter, KeyStore, Transactions } from "@kms/db";
 import { PolicyEngine } from "@kms/key-policy";
 import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
@@ -47,6 +47,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   const auditReader = new AuditReader(o.sql);
   const services: Services = {
     store,
+    transactions: new Transactions(o.sql, audit),
     keys: new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs }),
     aliases,
     usage: new UsageCounter({

@@ -5,7 +5,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { pageSize, validateAliasName } from "@kms/key-rules";
-import type { AliasRecord, TransactionSql } from "@kms/db";
+import type { AliasRecord, LockedAlias, UnitOfWork } from "@kms/db";
 import type { kms } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
 import { authorizeCreator, authorizeKey } from "../auth/authorize";
@@ -36,11 +36,11 @@ async function targetKey(s: Services, ctx: CallContext, keyId: string) {
  * then changes it: the target cannot move between the check and the change. A refusal names the alias
  * only, not the key behind it.
  */
-async function lockCurrent(s: Services, ctx: CallContext, tx: TransactionSql, aliasName: string): Promise<AliasRecord | undefined> {
-  const current = await s.aliases.lock(tx, aliasName);
+async function lockCurrent(s: Services, ctx: CallContext, work: UnitOfWork, aliasName: string): Promise<LockedAlias | undefined> {
+  const current = await work.lockAlias(aliasName);
   if (!current) return undefined;
-  ctx.audit.keyId ||= current.keyId;
-  const key = await s.store.getKey(current.keyId, tx);
+  ctx.audit.keyId ||= current.record.keyId;
+  const key = await current.target();
   if (key) {
     try {
       authorizeKey(s, ctx, key);
@@ -57,8 +57,8 @@ export const createAlias: Handler<typeof kms.CreateAliasRequestSchema, typeof km
   authorizeAliasName(s, ctx, req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
   const now = s.clock();
-  const created = await auditedTransaction(s, ctx, (tx) =>
-    s.aliases.create(tx, { aliasName: req.aliasName, keyId: key.keyId, creationTime: now, updateTime: now }),
+  const created = await auditedTransaction(s, ctx, (work) =>
+    work.createAlias({ aliasName: req.aliasName, keyId: key.keyId, creationTime: now, updateTime: now }),
   );
   if (!created) throw new KmsError(status.ALREADY_EXISTS, ErrorCode.AliasExists, `alias ${JSON.stringify(req.aliasName)} already exists`);
   return { alias: toAlias(created) };
@@ -68,10 +68,10 @@ export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof km
   validateAliasName(req.aliasName);
   authorizeAliasName(s, ctx, req.aliasName);
   const key = await targetKey(s, ctx, req.keyId);
-  const updated = await auditedTransaction(s, ctx, async (tx) => {
+  const updated = await auditedTransaction(s, ctx, async (work) => {
     // Moving an alias needs the permission on the key it leaves too.
-    if (!(await lockCurrent(s, ctx, tx, req.aliasName))) return undefined;
-    return s.aliases.update(tx, req.aliasName, key.keyId, s.clock());
+    const current = await lockCurrent(s, ctx, work, req.aliasName);
+    return current?.pointAt(key.keyId, s.clock());
   });
   if (!updated) throw aliasNotFound(req.aliasName);
   s.keys.invalidateAlias(req.aliasName);
@@ -81,9 +81,9 @@ export const updateAlias: Handler<typeof kms.UpdateAliasRequestSchema, typeof km
 export const deleteAlias: Handler<typeof kms.DeleteAliasRequestSchema, typeof kms.DeleteAliasResponseSchema> = async (req, ctx, s) => {
   validateAliasName(req.aliasName);
   authorizeAliasName(s, ctx, req.aliasName);
-  const deleted = await auditedTransaction(s, ctx, async (tx) => {
-    if (!(await lockCurrent(s, ctx, tx, req.aliasName))) return false;
-    return s.aliases.delete(tx, req.aliasName);
+  const deleted = await auditedTransaction(s, ctx, async (work) => {
+    const current = await lockCurrent(s, ctx, work, req.aliasName);
+    return current ? current.delete() : false;
   });
   if (!deleted) throw aliasNotFound(req.aliasName);
   s.keys.invalidateAlias(req.aliasName);

@@ -7,7 +7,7 @@ import type { KeyRecord } from "@kms/db";
 import { kms, kmsResources } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
 import { authorizeCreator } from "../auth/authorize";
-import { faultPoint } from "../fault-injection";
+import { generateVersion } from "../key-changes";
 import { toKeyMetadata } from "../keys";
 import { checkedPolicy } from "./key-policy";
 import type { CallContext, Services } from "../context";
@@ -38,11 +38,8 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
   }
   const keyVersionId = randomUUID();
   ctx.audit.keyVersionId = keyVersionId;
-  const material = await s.worker.generateKeyMaterial(
-    { keySpec: choice.keySpec, protectionLevel: choice.protectionLevel, label: keyVersionId, keyVersionId },
-    ctx.deadline,
-  );
-  faultPoint("crash-after-generate"); // test-only, off by default (fault-injection.ts)
+  // Made before the transaction: no row is locked while the worker works.
+  const version = await generateVersion(s, { keyId, ...choice }, ctx.deadline, keyVersionId);
   const key: KeyRecord = {
     keyId,
     description: req.description,
@@ -60,15 +57,8 @@ export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.Cr
     tags: { ...req.tags },
     policy,
   };
-  await auditedTransaction(s, ctx, async (tx) => {
-    await s.store.insertKey(tx, key, {
-      keyVersionId,
-      keyId,
-      creationTime: now,
-      wrappedMaterial: Buffer.from(material.wrappedMaterial),
-      rootKeyId: material.rootKeyId,
-      publicKey: material.publicKey.length > 0 ? Buffer.from(material.publicKey) : null,
-    });
+  await auditedTransaction(s, ctx, async (work) => {
+    await work.insertKey(key, { ...version, creationTime: now });
     return true;
   });
   return { keyMetadata: toKeyMetadata(key) };
@@ -126,8 +116,8 @@ async function createExternalKey(
     tags: { ...c.tags },
     policy: c.policy,
   };
-  await auditedTransaction(s, ctx, async (tx) => {
-    await s.store.insertKey(tx, key, undefined);
+  await auditedTransaction(s, ctx, async (work) => {
+    await work.insertKey(key, undefined);
     return true;
   });
   return { keyMetadata: toKeyMetadata(key) };

@@ -4,7 +4,6 @@
 // worker can use it, after restarts too. The caller's token is 32 random bytes; only its SHA-256 is stored.
 import { createHash, createPublicKey, randomBytes, randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { insertImportToken } from "@kms/db";
 import { checkImportOperation, checkWrappingChoice, IMPORT_TOKEN_LIFETIME_MS, wrappingRsaSpec } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
@@ -38,8 +37,8 @@ export const getParametersForImport: Handler<typeof kms.GetParametersForImportRe
   const token = randomBytes(TOKEN_BYTES).toString("base64url");
   const now = s.clock();
   const expireTime = new Date(now.getTime() + IMPORT_TOKEN_LIFETIME_MS);
-  await auditedTransaction(s, ctx, async (tx) => {
-    await insertImportToken(tx, {
+  await auditedTransaction(s, ctx, async (work) => {
+    await work.insertImportToken({
       tokenId,
       tokenHash: hashImportToken(token),
       keyId: key.keyId,

@@ -1,17 +1,17 @@
 // ImportKeyMaterial: checks the import token, has the worker decrypt the caller's material and wrap it
-// under the root key, and makes it the key's version. A key's material is fixed by its first import: a
+// under the root key (before any row is locked), and makes it the key's version. A key's material is fixed by its first import: a
 // re-import (after DeleteKeyMaterial or expiry) must be the same material, compared by fingerprint, and
 // gets the same version id, so ciphertexts made before decrypt again.
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
-import { getImportedMaterial, lockImportToken, markImportTokenUsed, recordImportedMaterial } from "@kms/db";
-import type { ImportTokenRecord, KeyPatch } from "@kms/db";
-import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
+import type { ImportTokenRecord, KeyVersionRecord } from "@kms/db";
+import { ErrorCode, KmsError, invalidArgument, unavailable } from "@kms/errors";
 import { checkImportOperation, checkMaterialExpireTime, stateAfterImport, wrappingRsaSpec } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { changeKey } from "../key-changes";
-import { toKeyMetadata } from "../keys";
+import type { CallContext, Services } from "../context";
+import { changeLockedKey, currentKey } from "../key-changes";
+import { findKey, toKeyMetadata } from "../keys";
 import type { Handler } from "../pipeline/operation";
 import { hashImportToken } from "./get-parameters-for-import";
 
@@ -40,58 +40,82 @@ export const importKeyMaterial: Handler<typeof kms.ImportKeyMaterialRequestSchem
   checkMaterialExpireTime(materialExpireTime ?? undefined, s.clock());
   const tokenHash = hashImportToken(req.importToken);
 
-  const key = await changeKey(s, ctx, req.keyId, async (key, tx): Promise<KeyPatch> => {
-    checkImportOperation(key, "ImportKeyMaterial");
-    const now = s.clock();
-    const token = await lockImportToken(tx, tokenHash);
-    checkToken(token, key.keyId, now);
-    const previous = await getImportedMaterial(tx, key.keyId);
-    const keyVersionId = previous?.keyVersionId ?? randomUUID();
-    ctx.audit.keyVersionId = keyVersionId;
-    const imported = await s.worker.importKeyMaterial(
-      {
-        wrappingKey: {
-          keyVersionId: token.tokenId,
-          keySpec: wrappingRsaSpec(token.wrappingKeySpec),
-          protectionLevel: token.protectionLevel,
-          wrappedMaterial: token.wrappedPrivateKey,
-          rootKeyId: token.rootKeyId,
-        },
-        wrappingAlgorithm: token.wrappingAlgorithm,
-        encryptedKeyMaterial: encrypted,
-        keySpec: key.keySpec,
-        protectionLevel: key.protectionLevel,
-        label: keyVersionId,
-        keyVersionId,
-      },
-      ctx.deadline,
-    );
-    const fingerprint = Buffer.from(imported.fingerprint);
-    // A key first imported by an earlier release has the fingerprint of its format 1 wrap under the
-    // legacy root; the worker computes that one too while it has the legacy root.
-    const same = (recorded: Buffer, given: Uint8Array) => given.length > 0 && recorded.length === given.length && timingSafeEqual(recorded, given);
-    if (previous !== undefined && !same(previous.fingerprint, fingerprint) && !same(previous.fingerprint, imported.legacyFingerprint)) {
-      throw new KmsError(
-        status.INVALID_ARGUMENT,
-        ErrorCode.IncorrectKeyMaterial,
-        `encrypted_key_material: is not the material key ${key.keyId} was imported with; a key's material never changes`,
-      );
-    }
-    await markImportTokenUsed(tx, token.tokenId, now);
-    if (previous === undefined) {
-      await recordImportedMaterial(tx, { keyId: key.keyId, keyVersionId, versionCreationTime: now, fingerprint });
-    }
-    if (key.primaryKeyVersionId === null) {
-      await s.store.addPrimaryVersion(tx, {
-        keyVersionId,
-        keyId: key.keyId,
-        creationTime: previous?.versionCreationTime ?? now,
-        wrappedMaterial: Buffer.from(imported.wrappedMaterial),
-        rootKeyId: imported.rootKeyId,
-        publicKey: imported.publicKey.length > 0 ? Buffer.from(imported.publicKey) : null,
-      });
-    }
-    return { keyState: stateAfterImport(key.keyState), materialExpireTime };
-  });
-  return { keyMetadata: toKeyMetadata(key) };
+  const { keyId } = await findKey(s, ctx, req.keyId);
+  // The worker unwraps the material with no row locked; the commit then re-checks everything under the
+  // key's and the token's row locks. Only a first import racing another first import of the same key
+  // finds the state moved (the other one fixed the version id): it starts again, against that import.
+  for (let attempt = 1; ; attempt++) {
+    const unwrapped = await unwrapMaterial(s, ctx, keyId, tokenHash, encrypted);
+    const key = await changeLockedKey(s, ctx, keyId, async (locked) => {
+      checkImportOperation(locked.record, "ImportKeyMaterial");
+      const now = s.clock();
+      const token = await locked.lockImportToken(tokenHash);
+      checkToken(token?.record, keyId, now);
+      const previous = await locked.importedMaterial();
+      if (previous?.keyVersionId !== unwrapped.previous?.keyVersionId) return false;
+      await token!.markUsed(now);
+      const { version } = unwrapped;
+      if (previous === undefined) {
+        await locked.recordImportedMaterial({ keyVersionId: version.keyVersionId, versionCreationTime: now, fingerprint: unwrapped.fingerprint });
+      }
+      if (locked.record.primaryKeyVersionId === null) {
+        await locked.addPrimaryVersion({ ...version, creationTime: previous?.versionCreationTime ?? now });
+      }
+      return locked.update({ keyState: stateAfterImport(locked.record.keyState), materialExpireTime });
+    });
+    if (key !== false) return { keyMetadata: toKeyMetadata(key) };
+    if (attempt >= 2) throw unavailable("key import: the key's imported material changed twice meanwhile"); // cannot: it is fixed once
+  }
 };
+
+/**
+ * Checks the token and the key as committed now, has the worker decrypt the caller's material and wrap it
+ * under the root key (no transaction open), and checks it is the key's material if it was imported before.
+ */
+async function unwrapMaterial(s: Services, ctx: CallContext, keyId: string, tokenHash: Buffer, encrypted: Uint8Array) {
+  const key = await currentKey(s, ctx, keyId);
+  checkImportOperation(key, "ImportKeyMaterial");
+  const token = await s.store.importToken(tokenHash);
+  checkToken(token, key.keyId, s.clock());
+  const previous = await s.store.importedMaterial(key.keyId);
+  const keyVersionId = previous?.keyVersionId ?? randomUUID();
+  ctx.audit.keyVersionId = keyVersionId;
+  const imported = await s.worker.importKeyMaterial(
+    {
+      wrappingKey: {
+        keyVersionId: token.tokenId,
+        keySpec: wrappingRsaSpec(token.wrappingKeySpec),
+        protectionLevel: token.protectionLevel,
+        wrappedMaterial: token.wrappedPrivateKey,
+        rootKeyId: token.rootKeyId,
+      },
+      wrappingAlgorithm: token.wrappingAlgorithm,
+      encryptedKeyMaterial: encrypted,
+      keySpec: key.keySpec,
+      protectionLevel: key.protectionLevel,
+      label: keyVersionId,
+      keyVersionId,
+    },
+    ctx.deadline,
+  );
+  const fingerprint = Buffer.from(imported.fingerprint);
+  // A key first imported by an earlier release has the fingerprint of its format 1 wrap under the
+  // legacy root; the worker computes that one too while it has the legacy root.
+  const same = (recorded: Buffer, given: Uint8Array) => given.length > 0 && recorded.length === given.length && timingSafeEqual(recorded, given);
+  if (previous !== undefined && !same(previous.fingerprint, fingerprint) && !same(previous.fingerprint, imported.legacyFingerprint)) {
+    throw new KmsError(
+      status.INVALID_ARGUMENT,
+      ErrorCode.IncorrectKeyMaterial,
+      `encrypted_key_material: is not the material key ${key.keyId} was imported with; a key's material never changes`,
+    );
+  }
+  const version: KeyVersionRecord = {
+    keyVersionId,
+    keyId: key.keyId,
+    creationTime: s.clock(),
+    wrappedMaterial: Buffer.from(imported.wrappedMaterial),
+    rootKeyId: imported.rootKeyId,
+    publicKey: imported.publicKey.length > 0 ? Buffer.from(imported.publicKey) : null,
+  };
+  return { previous, fingerprint, version };
+}

@@ -3,27 +3,24 @@ import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { MAX_TAGS, validateTags } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { auditedTransaction } from "../audited-change";
-import { authorizeKey } from "../auth/authorize";
 import type { CallContext, Services } from "../context";
-import { findKey, keyGone } from "../keys";
+import { changeLockedKey } from "../key-changes";
+import { findKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set: Record<string, string>, remove: string[]) {
-  // As changeKey(): authorized on the cached record first, so a refusal tells nothing about the key.
-  const { keyId } = await findKey(s, ctx, keyIdField);
-  const tags = await auditedTransaction(s, ctx, async (tx) => {
-    const key = await s.store.lockKey(tx, keyId);
-    if (!key) return undefined;
-    authorizeKey(s, ctx, key);
-    const after = { ...key.tags, ...set };
+  const tags = await changeLockedKey(s, ctx, keyIdField, async (key) => {
+    const after = { ...key.record.tags, ...set };
     for (const k of remove) delete after[k];
     if (Object.keys(after).length > MAX_TAGS) {
-      throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.TooManyTags, `key ${keyId} would have ${Object.keys(after).length} tags; at most ${MAX_TAGS}`);
+      throw new KmsError(
+        status.FAILED_PRECONDITION,
+        ErrorCode.TooManyTags,
+        `key ${key.record.keyId} would have ${Object.keys(after).length} tags; at most ${MAX_TAGS}`,
+      );
     }
-    return s.store.changeTags(tx, keyId, set, remove);
+    return key.changeTags(set, remove);
   });
-  if (!tags) throw await keyGone(s, keyId, ctx);
   return { tags };
 }
 

@@ -4,7 +4,7 @@ import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { checkCanAddVersion, isUuid, pageSize, rotationPolicy } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { addVersion, changeKey } from "../key-changes";
+import { changeKey, changeLockedKey, currentKey, generateVersion, rotationPatch } from "../key-changes";
 import { findKey, toKeyMetadata } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
@@ -19,15 +19,17 @@ export const createKeyVersion: Handler<typeof kms.CreateKeyVersionRequestSchema,
   ctx,
   s,
 ) => {
-  let created = { keyId: "", keyVersionId: "", creationTime: new Date(0) };
-  await changeKey(s, ctx, req.keyId, async (k, tx) => {
-    checkCanAddVersion(k);
-    const updated = await addVersion(s, tx, k, ctx.deadline);
-    created = { keyId: k.keyId, keyVersionId: updated.primaryKeyVersionId ?? "", creationTime: updated.lastRotationTime ?? s.clock() };
-    ctx.audit.keyVersionId = created.keyVersionId; // before the row, which commits with the version
-    return {};
+  // Checked on the committed row, then the material is made with no lock held, then checked again under
+  // the row lock: a key disabled meanwhile gets no version. Concurrent CreateKeyVersion calls each add one.
+  const key = await currentKey(s, ctx, (await findKey(s, ctx, req.keyId)).keyId);
+  checkCanAddVersion(key);
+  const version = await generateVersion(s, key, ctx.deadline);
+  await changeLockedKey(s, ctx, key.keyId, (locked) => {
+    checkCanAddVersion(locked.record);
+    ctx.audit.keyVersionId = version.keyVersionId; // before the row, which commits with the version
+    return locked.addPrimaryVersion(version, rotationPatch(locked.record, version));
   });
-  return { keyVersion: toKeyVersion(created) };
+  return { keyVersion: toKeyVersion(version) };
 };
 
 export const describeKeyVersion: Handler<typeof kms.DescribeKeyVersionRequestSchema, typeof kms.DescribeKeyVersionResponseSchema> = async (

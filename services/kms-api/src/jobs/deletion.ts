@@ -1,16 +1,17 @@
 // Destroys keys whose pending-deletion window has ended: wrapped material, tags and aliases go, a
 // tombstone stays, and every replica's worker is told to drop cached handles (NOTIFY "destroyed:…").
+// Database work only (no worker call), so one unit of work takes a batch.
 import type { Services } from "../context";
 import { auditJobChange } from "./job-audit";
 
 /** Destroys up to `limit` keys due at `now`; returns their ids. */
 export async function destroyDueKeys(s: Services, limit = 20): Promise<string[]> {
-  const destroyed = await s.store.transaction(async (tx) => {
-    const due = await s.store.lockDueForDeletion(tx, s.clock(), limit);
+  const destroyed = await s.transactions.run(async (work) => {
+    const due = await work.lockDueForDeletion(s.clock(), limit);
     const out = [];
     for (const key of due) {
-      out.push(await s.store.destroyKey(tx, key, s.clock()));
-      await auditJobChange(s, tx, "KeyDestruction", key.keyId);
+      out.push(await key.destroy(s.clock()));
+      await auditJobChange(s, work, "KeyDestruction", key.record.keyId);
     }
     return out;
   });

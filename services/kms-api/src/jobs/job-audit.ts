@@ -4,15 +4,16 @@
 // The operation names are not RPC names and the principal is not one a caller can authenticate as
 // (no certificate, token or dev mode yields it), so these rows cannot be mistaken for a caller's.
 import { randomUUID } from "node:crypto";
-import type { TransactionSql } from "@kms/db";
+import type { UnitOfWork } from "@kms/db";
 import type { Services } from "../context";
 
 export const SYSTEM_PRINCIPAL = "kms:system";
 
 export type JobOperation = "AutomaticRotation" | "RotationByUse" | "KeyDestruction" | "ImportedMaterialExpiry";
 
-export async function auditJobChange(s: Services, tx: TransactionSql, operation: JobOperation, keyId: string, keyVersionId = ""): Promise<void> {
-  await s.audit.appendInTransaction(tx, {
+/** The job's audit row, written last in the change's unit of work. */
+export async function auditJobChange(s: Services, work: UnitOfWork, operation: JobOperation, keyId: string, keyVersionId = ""): Promise<void> {
+  await work.appendAudit({
     time: s.clock(),
     requestId: randomUUID(),
     principal: SYSTEM_PRINCIPAL,

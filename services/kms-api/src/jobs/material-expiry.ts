@@ -1,7 +1,7 @@
 // Imported material whose key_material_expire_time has passed is deleted, as DeleteKeyMaterial would: the
 // key returns to PENDING_IMPORT (a key pending deletion stays so). Every replica runs it; SELECT … FOR
 // UPDATE SKIP LOCKED hands each key to one of them. Import tokens a week past their expiry go too.
-import { deleteExpiredImportTokens, deleteImportedVersion, lockDueForMaterialExpiry } from "@kms/db";
+// Database work only (no worker call), so one unit of work takes a batch.
 import { stateAfterMaterialRemoved } from "@kms/key-rules";
 import type { Services } from "../context";
 import { auditJobChange } from "./job-audit";
@@ -12,15 +12,16 @@ const EXPIRED_TOKEN_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 /** Removes the material of up to `limit` keys whose material expired by now; returns their ids. */
 export async function expireImportedMaterial(s: Services, limit = 20): Promise<string[]> {
   const now = s.clock();
-  const expired = await s.store.transaction(async (tx) => {
-    const due = await lockDueForMaterialExpiry(tx, now, limit);
+  const expired = await s.transactions.run(async (work) => {
+    const due = await work.lockDueForMaterialExpiry(now, limit);
     for (const key of due) {
-      if (key.primaryKeyVersionId !== null) await deleteImportedVersion(tx, key.keyId, key.primaryKeyVersionId);
-      await s.store.updateKey(tx, key.keyId, { keyState: stateAfterMaterialRemoved(key.keyState), primaryKeyVersionId: null, materialExpireTime: null });
-      await auditJobChange(s, tx, "ImportedMaterialExpiry", key.keyId, key.primaryKeyVersionId ?? "");
+      const { keyId, keyState, primaryKeyVersionId } = key.record;
+      if (primaryKeyVersionId !== null) await key.deleteImportedVersion(primaryKeyVersionId);
+      await key.update({ keyState: stateAfterMaterialRemoved(keyState), primaryKeyVersionId: null, materialExpireTime: null });
+      await auditJobChange(s, work, "ImportedMaterialExpiry", keyId, primaryKeyVersionId ?? "");
     }
-    await deleteExpiredImportTokens(tx, new Date(now.getTime() - EXPIRED_TOKEN_RETENTION_MS));
-    return due.map((k) => k.keyId);
+    await work.deleteExpiredImportTokens(new Date(now.getTime() - EXPIRED_TOKEN_RETENTION_MS));
+    return due.map((k) => k.record.keyId);
   });
   for (const keyId of expired) {
     s.keys.invalidateKey(keyId);

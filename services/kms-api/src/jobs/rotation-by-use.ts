@@ -3,19 +3,17 @@
 import type { KeyRecord } from "@kms/db";
 import { kmsResources } from "@kms/proto";
 import type { Services } from "../context";
-import { addVersion } from "../key-changes";
-import { auditJobChange } from "./job-audit";
+import { rotateIfUnchanged } from "../key-changes";
 
-/** Under the key's row lock: only the replica that still sees the old primary makes a new one. */
+/**
+ * Material is made only while the key still has the old primary, and commits only if it still does
+ * under the row lock (a compare-and-set): of the replicas that see the threshold crossed, one rotates.
+ */
 export async function rotateIfStillPrimary(s: Services, keyId: string, keyVersionId: string, threshold: number): Promise<void> {
-  const rotated = await s.store.transaction(async (tx) => {
-    const key: KeyRecord | undefined = await s.store.lockKey(tx, keyId);
-    // Imported material cannot be regenerated here: such keys are re-imported by their owner instead.
-    if (!key || key.primaryKeyVersionId !== keyVersionId || key.keyState !== 1 || key.origin === kmsResources.Origin.EXTERNAL) return false;
-    const patched = await addVersion(s, tx, key, undefined);
-    await auditJobChange(s, tx, "RotationByUse", keyId, patched.primaryKeyVersionId ?? "");
-    return true;
-  });
-  if (rotated) s.keys.invalidateKey(keyId);
+  // Imported material cannot be regenerated here: such keys are re-imported by their owner instead.
+  const rotates = (key: KeyRecord) =>
+    key.primaryKeyVersionId === keyVersionId && key.keyState === kmsResources.KeyState.ENABLED && key.origin !== kmsResources.Origin.EXTERNAL;
+  const key = await s.store.getKey(keyId);
+  const rotated = key !== undefined && rotates(key) && (await rotateIfUnchanged(s, key, rotates, "RotationByUse"));
   if (rotated) s.log.info("key rotated by use", { keyId, previousVersion: keyVersionId, threshold });
 }

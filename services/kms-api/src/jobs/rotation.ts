@@ -1,19 +1,31 @@
-// Automatic rotation by time. Every replica runs it; SELECT … FOR UPDATE SKIP LOCKED hands each due
-// key to exactly one of them, and the row's next_rotation_time moves forward in the same transaction.
+// Automatic rotation by time. Every replica runs it. Each due key is rotated in a transaction of its own,
+// with its material made before that transaction: the rotation commits only if the key is still due and
+// still has the primary it was read with (a compare-and-set), so a key two replicas pick at once rotates
+// once, and the loser's material is dropped (the worker keeps it as a session object only).
+import { kmsResources } from "@kms/proto";
+import type { KeyRecord } from "@kms/db";
 import type { Services } from "../context";
-import { addVersion } from "../key-changes";
-import { auditJobChange } from "./job-audit";
+import { rotateIfUnchanged } from "../key-changes";
+import { describeError } from "../log";
+
+const stillDue = (now: Date) => (key: KeyRecord) =>
+  key.automaticRotation && key.keyState === kmsResources.KeyState.ENABLED && key.nextRotationTime !== null && key.nextRotationTime <= now;
 
 /** Rotates up to `limit` keys that are due at `now`; returns how many it rotated. */
 export async function rotateDueKeys(s: Services, limit = 20): Promise<number> {
-  const rotated = await s.store.transaction(async (tx) => {
-    const due = await s.store.lockDueForRotation(tx, s.clock(), limit);
-    for (const key of due) {
-      const rotated = await addVersion(s, tx, key, undefined);
-      await auditJobChange(s, tx, "AutomaticRotation", key.keyId, rotated.primaryKeyVersionId ?? "");
+  const now = s.clock();
+  const due = await s.store.dueForRotation(now, limit);
+  let rotated = 0;
+  let failed: unknown;
+  for (const key of due) {
+    try {
+      if (await rotateIfUnchanged(s, key, stillDue(now), "AutomaticRotation")) rotated++;
+    } catch (err) {
+      // One key's failure does not hold back the others; the pass still fails, and the next one retries.
+      s.log.warn("automatic rotation failed", { keyId: key.keyId, ...describeError(err) });
+      failed ??= err;
     }
-    return due.map((k) => k.keyId);
-  });
-  for (const keyId of rotated) s.keys.invalidateKey(keyId);
-  return rotated.length;
+  }
+  if (failed !== undefined) throw failed;
+  return rotated;
 }
