@@ -6,15 +6,15 @@
 # devDependency in a runtime image, a container process running as root, or a container that fails to
 # start (a file missing at run time). Run as root on Debian 12 (no Docker engine needed); deploy/README.md.
 #
-# Environment: KMS_IMAGE_CACHE (default /var/cache/kms-image-test: buildah's storage and the base stand-in),
-# KMS_IMAGE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432; a scratch database is made and dropped),
+# Environment: IMAGE_TEST_CACHE (default /var/cache/kms-image-test: buildah's storage and the base stand-in),
+# IMAGE_TEST_POSTGRES (default postgres://postgres@127.0.0.1:5432; a scratch database is made and dropped),
 # NODE_IMAGE (a base image already in the cache's storage instead of the local stand-in),
-# KMS_IMAGE_TEST_KEEP=1 (keep the built images in the cache's storage).
+# IMAGE_TEST_KEEP=1 (keep the built images in the cache's storage).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 here="$repo/deploy/scripts/image-test"
-cache="${KMS_IMAGE_CACHE:-/var/cache/kms-image-test}"
-postgres="${KMS_IMAGE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
+cache="${IMAGE_TEST_CACHE:-/var/cache/kms-image-test}"
+postgres="${IMAGE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432}"
 export PGOPTIONS='--client-min-messages=warning'
 api_image=localhost/kms-api:image-test
 worker_image=localhost/kms-hsm-worker:image-test-dev
@@ -33,6 +33,9 @@ for tool in buildah runc debootstrap node psql protoc grpc_python_plugin /usr/bi
 done
 /usr/bin/python3 -c 'import grpc' 2>/dev/null || fail "python3-grpcio is missing"
 mkdir -p "$cache"
+# One run at a time per cache: the image names and buildah's storage are shared.
+exec 9>"$cache/lock"
+flock 9
 
 work="$(mktemp -d /tmp/kms-image-test.XXXXXX)"
 runc_root="$work/runc"
@@ -46,7 +49,7 @@ cleanup() {
   for id in "${containers[@]}"; do runc --root "$runc_root" delete --force "$id" >/dev/null 2>&1; done
   for c in "${working[@]}"; do b umount "$c" >/dev/null 2>&1; b rm "$c" >/dev/null 2>&1; done
   psql "$postgres/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1
-  if [[ "${KMS_IMAGE_TEST_KEEP:-}" != 1 ]]; then b rmi -f "$api_image" "$worker_image" >/dev/null 2>&1; fi
+  if [[ "${IMAGE_TEST_KEEP:-}" != 1 ]]; then b rmi -f "$api_image" "$worker_image" >/dev/null 2>&1; fi
   rm -rf "$work"
   exit "$status"
 }

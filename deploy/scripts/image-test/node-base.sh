@@ -7,7 +7,7 @@ image="${1:?usage: $0 IMAGE_NAME}"
 read -r -a bopts <<<"${BUILDAH_OPTS:-}"
 node_bin="$(readlink -f "$(command -v node)")"
 node_prefix="$(dirname "$(dirname "$node_bin")")"   # /usr for Debian/NodeSource packages, /usr/local for tarballs
-mirror="${KMS_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 root="$(mktemp -d /var/tmp/kms-node-base.XXXXXX)"
 container=""
