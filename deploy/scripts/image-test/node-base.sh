@@ -44,6 +44,14 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 path-exclude /usr/share/lintian/*
 DPKG
+# As the official images: apt keeps no package caches or downloaded .debs in a layer, fetches no translations.
+cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
 find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
 rm -rf "$root"/usr/share/{man,info,locale,groff,lintian}/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin \
   "$root"/var/cache/apt/archives/*.deb "$root"/var/log/* "$root"/tmp/*
