@@ -34,10 +34,13 @@ USER 10001:10001
 ENTRYPOINT ["node", "services/hsm-worker/dist/main.js"]
 
 # Dev and test clusters only: Debian's SoftHSM2 as the PKCS#11 module. Tokens live in
-# /var/lib/softhsm/tokens, which the dev overlay mounts from a volume.
+# /var/lib/softhsm/tokens, which the dev overlay mounts from a volume. Debian keeps softhsm2.conf readable
+# by the group softhsm only; uid 10001 is not in it (the pod sets no supplemental groups), and the file
+# holds no secret, so it is made world-readable.
 FROM runtime AS dev
 USER root
 RUN apt-get update && apt-get install -y --no-install-recommends softhsm2 && rm -rf /var/lib/apt/lists/* \
+ && chmod 0755 /etc/softhsm && chmod 0644 /etc/softhsm/softhsm2.conf \
  && mkdir -p /var/lib/softhsm/tokens && chown -R 10001:10001 /var/lib/softhsm
 ENV KMS_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so
 USER 10001:10001
