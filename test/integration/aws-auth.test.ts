@@ -1,8 +1,9 @@
 // The AWS-compatible listener's authentication, authorization, audit and error answers, through the AWS
 // SDK for JavaScript v3 and, where the SDK would never send such a request (a stale date, a tampered body),
 // through requests signed by @smithy/signature-v4 (the SDK's own signer) and sent by hand.
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { Agent } from "node:https";
 import * as aws from "@aws-sdk/client-kms";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import { Hash } from "@smithy/hash-node";
@@ -11,6 +12,7 @@ import { newAccessKey, writeAccessKeysFile } from "@kms/dev-stack";
 import { startStack } from "../harness";
 import type { AwsAccess, Stack } from "../harness";
 import { awsError, kmsClient } from "../aws-sdk-client";
+import { issue, makeCa } from "../certs";
 
 jest.setTimeout(120_000);
 
@@ -127,6 +129,24 @@ describe("SigV4", () => {
     for (let i = 0; i < 3; i++) names.push((await awsError(forged.send(new aws.ListKeysCommand({})))).name);
     expect(names).toEqual(["InvalidSignatureException", "InvalidSignatureException", "ThrottlingException"]);
     forged.destroy();
+  });
+});
+
+describe("HTTPS", () => {
+  it("serves HTTPS with the gRPC listener's certificate (KMS_TLS_CERT, KMS_TLS_KEY)", async () => {
+    const pki = makeCa("aws-tls");
+    const server = issue(pki, "server", { sans: "IP:127.0.0.1" });
+    // A TLS gRPC listener needs client authentication or an explicit shared principal; the AWS one has SigV4.
+    const replica = await stack.startReplica({ KMS_TLS_CERT: server.cert, KMS_TLS_KEY: server.key, KMS_ANONYMOUS_PRINCIPAL: "grpc-anyone" });
+    replica.client.close();
+    expect(replica.api.awsEndpoint).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const access = stack.aws!.access("dev", replica.api.awsEndpoint);
+    const kms = kmsClient(access, { maxAttempts: 1, requestHandler: { httpsAgent: new Agent({ ca: readFileSync(pki.caCert) }) } });
+    expect((await kms.send(new aws.GenerateRandomCommand({ NumberOfBytes: 4 }))).Plaintext!.length).toBe(4);
+    kms.destroy();
+    const untrusting = kmsClient(access, { maxAttempts: 1 });
+    await expect(untrusting.send(new aws.GenerateRandomCommand({ NumberOfBytes: 4 }))).rejects.toThrow(/certificate/);
+    untrusting.destroy();
   });
 });
 

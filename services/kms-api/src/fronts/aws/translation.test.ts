@@ -109,6 +109,27 @@ describe("requests", () => {
   });
 });
 
+describe("secrets", () => {
+  it("a decoded Plaintext is the kms.v1 request's own field, which the pipeline zeroes after the call", () => {
+    for (const body of [{ KeyId: KEY, Plaintext: "c2VjcmV0" }, { KeyId: KEY, Plaintext: "c2VjcmV0", EncryptionAlgorithm: "RSAES_OAEP_SHA_256" }]) {
+      const op = operation("Encrypt", body);
+      const request = create(op.target.method.input, op.decode({ arns, members: new Members(body as never) }));
+      const [secret] = op.target.requestSecrets!(request);
+      expect(Buffer.from(secret!).toString()).toBe("secret");
+      secret!.fill(0);
+      expect((request as unknown as { plaintext: Uint8Array }).plaintext.every((b) => b === 0)).toBe(true);
+    }
+  });
+
+  it("every operation whose response holds a plaintext or data key declares it", () => {
+    for (const [name, body] of [["Decrypt", {}], ["Decrypt", { EncryptionAlgorithm: "RSAES_OAEP_SHA_1" }], ["GenerateDataKey", {}]] as const) {
+      const op = operation(name, body);
+      const plaintext = Buffer.from("data key");
+      expect(op.target.responseSecrets!({ plaintext } as never)).toContain(plaintext);
+    }
+  });
+});
+
 describe("responses", () => {
   const encode = (name: string, response: object, body: Record<string, unknown> = {}) => {
     const op = operation(name, body);
