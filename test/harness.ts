@@ -6,8 +6,8 @@ import path from "node:path";
 import type { Metadata, ServiceError } from "@grpc/grpc-js";
 import { createScratchDatabase } from "@kms/db";
 import type { ScratchDatabase } from "@kms/db";
-import { startApi, startWorker } from "@kms/dev-stack";
-import type { ApiProcess, WorkerProcess } from "@kms/dev-stack";
+import { newAccessKey, startApi, startWorker, writeAccessKeysFile } from "@kms/dev-stack";
+import type { ApiProcess, AwsAccessKey, WorkerProcess } from "@kms/dev-stack";
 import { createPromiseClient, kms } from "@kms/proto";
 import { ensureSoftHsmToken } from "@kms/softhsm";
 
@@ -31,12 +31,53 @@ export interface Stack {
   startReplica(env?: NodeJS.ProcessEnv): Promise<{ api: ApiProcess; client: KmsClient }>;
   restartApi(): Promise<void>;
   stop(): Promise<void>;
+  /** The AWS-compatible API (StackOptions.aws): its endpoint and access keys. */
+  aws: AwsStack | undefined;
+}
+
+/** What an AWS client needs: point it at `endpoint` in `region`, signing with the key pair. */
+export interface AwsAccess {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** The principal the key pair authenticates as (key policies see it). */
+  principal: string;
+}
+
+export interface AwsStack {
+  /** The first kms-api's endpoint (a replica's is its ApiProcess.awsEndpoint). */
+  endpoint: string;
+  region: string;
+  /** KMS_AWS_ACCESS_KEYS_FILE (mode 0600), one key pair per principal. */
+  keysFile: string;
+  keys: AwsAccessKey[];
+  /** The access of `principal`'s key pair (default: "dev", the dev-mode administrator) at `endpoint`. */
+  access(principal?: string, endpoint?: string): AwsAccess;
+}
+
+export interface AwsStackOptions {
+  /** Principals to make key pairs for besides "dev" (the administrator in dev mode). */
+  principals?: string[];
 }
 
 export interface StackOptions {
   /** A SoftHSM2 token (default) or no PKCS#11 module at all (software root key). */
   hsm?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Turn on the AWS-compatible API (KMS_AWS_LISTEN on a free loopback port) with a generated keys file. */
+  aws?: boolean | AwsStackOptions;
+}
+
+/** The keys file and env of a stack's AWS listener, and how to reach it. */
+function awsSetup(dataDir: string, options: boolean | AwsStackOptions | undefined, env: NodeJS.ProcessEnv) {
+  if (!options) return undefined;
+  const principals = ["dev", ...((typeof options === "object" ? options.principals : undefined) ?? [])];
+  const keys = principals.map((p) => newAccessKey(p));
+  const keysFile = path.join(dataDir, "aws-access-keys");
+  writeAccessKeysFile(keysFile, keys);
+  const region = env.KMS_AWS_REGION ?? "us-east-1";
+  return { keys, keysFile, region, env: { KMS_AWS_LISTEN: env.KMS_AWS_LISTEN ?? "127.0.0.1:0", KMS_AWS_ACCESS_KEYS_FILE: keysFile } };
 }
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
@@ -64,7 +105,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       ...pick(options.env, "KMS_PKCS11_POOL_SIZE", "KMS_PKCS11_CALL_MODE"),
     };
   }
-  const apiEnv: NodeJS.ProcessEnv = { ...base, KMS_LISTEN: "127.0.0.1:0", DATABASE_URL: db.url, KMS_WORKER_DEADLINE_MS: "3000", KMS_SHUTDOWN_GRACE_MS: "3000" };
+  const aws = awsSetup(dataDir, options.aws, base);
+  const apiEnv: NodeJS.ProcessEnv = {
+    ...base,
+    KMS_LISTEN: "127.0.0.1:0",
+    DATABASE_URL: db.url,
+    KMS_WORKER_DEADLINE_MS: "3000",
+    KMS_SHUTDOWN_GRACE_MS: "3000",
+    ...aws?.env,
+  };
   // A plaintext stack is dev mode, which kms-api only runs when told (it has no effect on TLS or JWKS replicas).
   if (!apiEnv.KMS_TLS_CERT) apiEnv.KMS_INSECURE_DEV_MODE ??= "true";
 
@@ -78,6 +127,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     client: undefined as unknown as KmsClient,
     worker: undefined as unknown as WorkerProcess,
     api: undefined as unknown as ApiProcess,
+    aws: undefined,
     async startWorker() {
       // KMS_TEST_WORKER_ENTRY runs another build of the worker (e.g. to bisect); default: this tree's.
       const entry = process.env.KMS_TEST_WORKER_ENTRY;
@@ -95,7 +145,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     async restartApi() {
       stack.client.close();
       await stack.api.stop();
-      stack.api = await startApi({ ...apiEnv, KMS_LISTEN: stack.address });
+      const awsAddress = stack.aws ? { KMS_AWS_LISTEN: new URL(stack.aws.endpoint).host } : {};
+      stack.api = await startApi({ ...apiEnv, KMS_LISTEN: stack.address, ...awsAddress });
       stack.client = newClient(stack.address);
     },
     async stop() {
@@ -112,6 +163,21 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     stack.api = await startApi(apiEnv);
     stack.address = stack.api.address;
     stack.client = newClient(stack.address);
+    if (aws) {
+      if (stack.api.awsEndpoint === undefined) throw new Error("kms-api did not report its AWS endpoint");
+      const endpoint = stack.api.awsEndpoint;
+      stack.aws = {
+        endpoint,
+        region: aws.region,
+        keysFile: aws.keysFile,
+        keys: aws.keys,
+        access(principal = "dev", at = endpoint) {
+          const key = aws.keys.find((k) => k.principal === principal);
+          if (!key) throw new Error(`no AWS access key for ${principal}: add it to StackOptions.aws.principals`);
+          return { endpoint: at, region: aws.region, accessKeyId: key.accessKeyId, secretAccessKey: key.secretAccessKey, principal };
+        },
+      };
+    }
   } catch (err) {
     await stack.stop();
     throw err;

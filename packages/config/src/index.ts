@@ -43,6 +43,10 @@ export const VARIABLES = {
   KMS_METADATA_CACHE_TTL_MS: { default: "1000", doc: "how long kms-api serves key and alias metadata from memory: the longest another replica's change can go unseen when its NOTIFY is lost or KMS_DB_NOTIFICATIONS=false; 0: every call reads Postgres" },
   KMS_AUDIT_CHECKPOINT_INTERVAL: { default: "5m", doc: "how often each replica has its worker sign an audit checkpoint of the chain's head (also at shutdown), logged as an audit chain head line: a whole number and ms, s, m or h" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
+  KMS_AWS_LISTEN: { default: "", doc: "host:port of the AWS KMS-compatible JSON API (SigV4; docs/aws-compatibility.md); HTTPS with KMS_TLS_CERT and KMS_TLS_KEY, plaintext only on loopback with KMS_INSECURE_DEV_MODE=true; unset: off" },
+  KMS_AWS_REGION: { default: "us-east-1", doc: "the region the AWS API answers as: in its ARNs, and the region every SigV4 credential scope must name" },
+  KMS_AWS_ACCOUNT_ID: { default: "000000000000", doc: "the 12-digit account id in the AWS API's ARNs" },
+  KMS_AWS_ACCESS_KEYS_FILE: { default: "", doc: "the AWS API's access keys, one `<access key id> <secret access key> <principal>` a line (mode 0600 or stricter; reloaded on change and SIGHUP); required with KMS_AWS_LISTEN" },
   KMS_HEALTH_LISTEN: { default: "", doc: "host:port of a plaintext listener serving only grpc.health.v1 (for Kubernetes gRPC probes, which cannot do TLS)" },
   KMS_TLS_CERT: { default: "", doc: "kms-api: server certificate (PEM); with KMS_TLS_KEY turns on TLS. kube-kms-plugin: its client certificate for mutual TLS" },
   KMS_TLS_KEY: { default: "", doc: "private key (PEM) matching KMS_TLS_CERT" },
@@ -286,8 +290,18 @@ export interface AccessConfig {
   aliasPrefixes: Record<string, string[]>;
 }
 
+/** The AWS KMS-compatible listener (services/kms-api/src/fronts/aws). */
+export interface AwsConfig {
+  listen: ListenAddress;
+  region: string;
+  accountId: string;
+  accessKeysFile: string;
+}
+
 export interface ApiConfig {
   listen: ListenAddress;
+  /** KMS_AWS_LISTEN: absent, the AWS-compatible API is off. */
+  aws: AwsConfig | undefined;
   /** Plaintext, health service only; absent: health is served on the main port only. */
   healthListen: ListenAddress | undefined;
   /** Absent: plaintext (allowed on loopback only). */
@@ -511,6 +525,25 @@ export function checkDatabaseTls(env: Env, databaseUrl: string): void {
   }
 }
 
+const AWS_REGION = /^[a-z]{2}(-[a-z0-9]+)+-\d+$/;
+
+/** KMS_AWS_*: the listener is off without KMS_AWS_LISTEN; with it, plaintext only on loopback in dev mode. */
+function awsConfig(env: Env, tls: TlsConfig | undefined): AwsConfig | undefined {
+  const value = raw(env, "KMS_AWS_LISTEN");
+  if (value === undefined) return undefined;
+  const listen = parseListen(value, "KMS_AWS_LISTEN");
+  if (!tls && !(isLoopback(listen.host) && boolean(env, "KMS_INSECURE_DEV_MODE", false))) {
+    throw new ConfigError("KMS_AWS_LISTEN", `plaintext HTTP only on loopback with KMS_INSECURE_DEV_MODE=true, got ${listen.host}; set KMS_TLS_CERT and KMS_TLS_KEY`);
+  }
+  const region = raw(env, "KMS_AWS_REGION") ?? VARIABLES.KMS_AWS_REGION.default;
+  if (!AWS_REGION.test(region)) throw new ConfigError("KMS_AWS_REGION", `must be a region name such as us-east-1, got ${JSON.stringify(region)}`);
+  const accountId = raw(env, "KMS_AWS_ACCOUNT_ID") ?? VARIABLES.KMS_AWS_ACCOUNT_ID.default;
+  if (!/^\d{12}$/.test(accountId)) throw new ConfigError("KMS_AWS_ACCOUNT_ID", `must be 12 digits, got ${JSON.stringify(accountId)}`);
+  const accessKeysFile = raw(env, "KMS_AWS_ACCESS_KEYS_FILE");
+  if (accessKeysFile === undefined) throw new ConfigError("KMS_AWS_ACCESS_KEYS_FILE", "is required with KMS_AWS_LISTEN");
+  return { listen, region, accountId, accessKeysFile: path.resolve(accessKeysFile) };
+}
+
 export function loadApiConfig(env: Env = process.env): ApiConfig {
   const listen = parseListen(raw(env, "KMS_LISTEN") ?? VARIABLES.KMS_LISTEN.default);
   const tls = tlsConfig(env);
@@ -533,6 +566,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
   return {
     listen,
     healthListen: health === undefined ? undefined : parseListen(health, "KMS_HEALTH_LISTEN"),
+    aws: awsConfig(env, tls),
     tls,
     jwt,
     ...callerAuthentication(env, tls, jwt, access),

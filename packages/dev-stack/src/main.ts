@@ -7,11 +7,14 @@ import net from "node:net";
 import path from "node:path";
 import { ConfigError, VARIABLES, loadDevStackConfig } from "@kms/config";
 import { ensureSoftHsmToken, softHsmInstalled } from "@kms/softhsm";
+import { ensureDevAccessKey } from "./aws-access-keys";
 import { startEmbeddedPostgres } from "./embedded-postgres";
 import type { EmbeddedPostgres } from "./embedded-postgres";
 import { startApi, startWorker, workerSocketPath } from "./processes";
 import type { ApiProcess, StartOptions, WorkerProcess } from "./processes";
 
+/** Where `npm start` serves the AWS-compatible API unless KMS_AWS_LISTEN says otherwise ("" turns it off). */
+const DEV_AWS_LISTEN = "127.0.0.1:7301";
 const say = (line: string) => process.stdout.write(`[dev-stack] ${line}\n`);
 const childOptions: StartOptions = { echo: true, ownProcessGroup: true };
 
@@ -179,8 +182,13 @@ async function main(): Promise<number> {
   };
   superviseWorker(worker!);
 
+  // The AWS-compatible API, on unless KMS_AWS_LISTEN is set to "": one dev key pair for principal "dev".
+  const awsListen = process.env.KMS_AWS_LISTEN ?? DEV_AWS_LISTEN;
+  const awsKeysFile = process.env.KMS_AWS_ACCESS_KEYS_FILE || path.join(dataDir, "aws-access-keys");
+  const awsKey = awsListen !== "" && !process.env.KMS_AWS_ACCESS_KEYS_FILE ? ensureDevAccessKey(awsKeysFile) : undefined;
   const apiEnv: NodeJS.ProcessEnv = {
     ...process.env,
+    ...(awsListen !== "" ? { KMS_AWS_LISTEN: awsListen, KMS_AWS_ACCESS_KEYS_FILE: awsKeysFile } : {}),
     KMS_DATA_DIR: dataDir,
     KMS_WORKER_SOCKET: socketPath,
     KMS_LISTEN: process.env.KMS_LISTEN || VARIABLES.KMS_LISTEN.default,
@@ -205,6 +213,16 @@ async function main(): Promise<number> {
   });
 
   say(`kms-api:   pid ${api.pid}, listening on ${api.address} (plaintext gRPC, loopback dev mode)`);
+  if (api.awsEndpoint !== undefined) {
+    const region = process.env.KMS_AWS_REGION || VARIABLES.KMS_AWS_REGION.default;
+    say(`AWS API:   ${api.awsEndpoint} (AWS KMS JSON API, SigV4, region ${region}); access keys in ${awsKeysFile}`);
+    if (awsKey) {
+      say(
+        `           e.g. AWS_ACCESS_KEY_ID=${awsKey.accessKeyId} AWS_SECRET_ACCESS_KEY=$(awk '!/^#/{print $2; exit}' ${awsKeysFile}) ` +
+          `aws --endpoint-url ${api.awsEndpoint} --region ${region} kms list-keys`,
+      );
+    }
+  }
   say(`ready. Try: /usr/bin/python3 examples/python/smoke.py ${api.address} <stubs dir> (see examples/python/README.md)`);
   say("Ctrl-C stops everything; state stays in the data dir.");
   return new Promise<number>(() => {}); // runs until a signal or kms-api's exit

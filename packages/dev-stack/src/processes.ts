@@ -32,6 +32,8 @@ export interface WorkerProcess extends ServiceProcess {
 export interface ApiProcess extends ServiceProcess {
   /** host:port the server actually bound (KMS_LISTEN may ask for port 0). */
   readonly address: string;
+  /** The AWS-compatible API's endpoint (http(s)://host:port) when KMS_AWS_LISTEN turned it on. */
+  readonly awsEndpoint: string | undefined;
 }
 
 export interface StartOptions {
@@ -104,13 +106,15 @@ export async function startWorker(env: NodeJS.ProcessEnv, options: StartOptions 
  */
 export async function startApi(env: NodeJS.ProcessEnv, options: StartOptions = {}): Promise<ApiProcess> {
   let address: string | undefined;
+  let awsEndpoint: string | undefined;
   let onAddress: (() => void) | undefined;
   const proc = launch("kms-api", options.entry ?? serviceEntry("@kms/kms-api"), env, options, (line, stream) => {
     if (stream !== "stdout" || address !== undefined || !line.startsWith("{")) return;
     try {
-      const entry = JSON.parse(line) as { msg?: unknown; address?: unknown };
+      const entry = JSON.parse(line) as { msg?: unknown; address?: unknown; awsEndpoint?: unknown };
       if (entry.msg === "kms-api listening" && typeof entry.address === "string") {
         address = entry.address;
+        if (typeof entry.awsEndpoint === "string") awsEndpoint = entry.awsEndpoint;
         onAddress?.();
       }
     } catch {
@@ -121,7 +125,7 @@ export async function startApi(env: NodeJS.ProcessEnv, options: StartOptions = {
     onAddress = () => readiness.ready();
     if (address !== undefined) readiness.ready();
   });
-  return Object.assign(proc, { address: address! });
+  return Object.assign(proc, { address: address!, awsEndpoint });
 }
 
 /** Children still running. A test runner or dev stack that exits must not leave a service behind. */

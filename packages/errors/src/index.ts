@@ -31,6 +31,11 @@ export const ErrorCode = {
   ImportTokenExpired: "Rejected.ImportTokenExpired",
   ImportTokenUsed: "Rejected.ImportTokenUsed",
   IncorrectKeyMaterial: "Rejected.IncorrectKeyMaterial",
+  // Only the AWS-compatible API answers these (services/kms-api/src/fronts/aws): Decrypt or ReEncrypt
+  // naming another key than the blob's; Verify and VerifyMac of a signature or MAC that does not match.
+  IncorrectKey: "Rejected.IncorrectKey",
+  InvalidSignature: "Rejected.InvalidSignature",
+  InvalidMac: "Rejected.InvalidMac",
   Unauthenticated: "Unauthenticated",
   PermissionDenied: "Forbidden.NoPermission",
   Throttled: "Throttling",

@@ -22,6 +22,8 @@ export const REDACTED_FIELDS = [
   "privateKey",
   "private_key",
   "secret",
+  "secretAccessKey",
+  "SecretAccessKey",
   "password",
   "token",
   "accessToken",

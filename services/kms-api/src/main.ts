@@ -12,6 +12,9 @@ import { JobScheduler } from "./jobs/scheduler";
 import { listenForKeyEvents } from "./key-events";
 import { serverOptions } from "./limits";
 import { createServices } from "./services";
+import { startAwsListener } from "./fronts/aws/listener";
+import type { AwsListener } from "./fronts/aws/listener";
+import { AccessKeysError } from "./fronts/aws/access-keys";
 import { createLogger, describeError } from "./log";
 import { SERVICE_NAME, buildHealthServer, buildServer } from "./server";
 
@@ -73,8 +76,20 @@ async function main(): Promise<void> {
       ),
     );
   }
+  let aws: AwsListener | undefined;
+  if (config.aws) {
+    try {
+      aws = await startAwsListener(services, config.aws, config.tls);
+    } catch (err) {
+      if (err instanceof AccessKeysError) throw new ConfigError("KMS_AWS_ACCESS_KEYS_FILE", err.message);
+      throw err;
+    }
+  }
   // Machine-readable start-up line on stdout: the dev stack and tests wait for it.
-  process.stdout.write(JSON.stringify({ level: "info", msg: "kms-api listening", address, worker: config.workerSocket, mode: describeMode(config) }) + "\n");
+  const awsFields = aws ? { awsEndpoint: aws.endpoint, awsRegion: config.aws!.region, awsAccessKeys: aws.accessKeys.size } : {};
+  process.stdout.write(
+    JSON.stringify({ level: "info", msg: "kms-api listening", address, ...awsFields, worker: config.workerSocket, mode: describeMode(config) }) + "\n",
+  );
 
   let stopping = false;
   const shutdown = (signal: string) => {
@@ -83,11 +98,14 @@ async function main(): Promise<void> {
     log.info("shutting down", { signal });
     health.setStatus("", "NOT_SERVING");
     health.setStatus(SERVICE_NAME, "NOT_SERVING");
+    const awsClosed = aws?.close();
     const force = setTimeout(() => {
       log.warn("grace period over; cancelling in-flight calls");
       server.forceShutdown();
+      aws?.forceClose();
     }, config.shutdownGraceMs);
     server.tryShutdown(async () => {
+      await awsClosed;
       clearTimeout(force);
       healthServer?.forceShutdown();
       await jobs.stop();

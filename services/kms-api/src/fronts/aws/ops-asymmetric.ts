@@ -1,0 +1,117 @@
+// Sign, Verify, GetPublicKey, GenerateMac, VerifyMac. AWS answers a signature or MAC that does not match
+// with an exception (KMSInvalidSignatureException, KMSInvalidMacException), not a false: the translation
+// back throws it, inside the pipeline, so the audit row records it.
+import { createPublicKey } from "node:crypto";
+import { status } from "@grpc/grpc-js";
+import { ErrorCode, KmsError } from "@kms/errors";
+import { kms, kmsResources } from "@kms/proto";
+import type { CallContext, Services } from "../../context";
+import { findKey } from "../../keys";
+import { unsupported } from "./errors";
+import { base64, compact } from "./json";
+import type { Members } from "./json";
+import { awsOperation, keyIdRequest } from "./operation";
+import type { AwsCall, AwsEntry } from "./operation";
+import {
+  MAC_ALGORITHMS,
+  encryptionAlgorithmsOf,
+  keySpecToAws,
+  keyUsageToAws,
+  macAlgorithmsOf,
+  signingAlgorithmFromAws,
+  signingAlgorithmsOf,
+} from "./specs";
+
+const m = kms.KeyManagementService.method;
+
+/** The members Sign and Verify share: the key, the algorithm and the message or digest. */
+function signRequest({ members, arns }: AwsCall) {
+  members.refuse("DryRun");
+  const messageType = members.enumeration("MessageType", ["RAW", "DIGEST", "EXTERNAL_MU"] as const) ?? "RAW";
+  if (messageType === "EXTERNAL_MU") throw unsupported("MessageType EXTERNAL_MU");
+  return {
+    ...keyIdRequest({ members, arns }),
+    algorithm: signingAlgorithmFromAws(members.requiredString("SigningAlgorithm")),
+    input: { case: messageType === "DIGEST" ? ("digest" as const) : ("message" as const), value: members.requiredBlob("Message") },
+  };
+}
+
+const macAlgorithm = (members: Members) => members.enumeration("MacAlgorithm", MAC_ALGORITHMS);
+
+/** The MacAlgorithm must be the key's: AWS answers InvalidKeyUsageException for another. */
+async function checkMacAlgorithm(members: Members, s: Services, ctx: CallContext, keyId: string): Promise<void> {
+  const wanted = macAlgorithm(members);
+  if (wanted === undefined) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "MacAlgorithm: is required");
+  const key = await findKey(s, ctx, keyId);
+  const own = macAlgorithmsOf(key.keySpec);
+  if (own.length > 0 && !own.includes(wanted)) {
+    throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `key ${key.keyId} is ${keySpecToAws(key.keySpec)}: its MacAlgorithm is ${own.join(", ")}`);
+  }
+}
+
+
+/** PEM SubjectPublicKeyInfo → the DER AWS sends. */
+const der = (pem: string) => createPublicKey(pem).export({ type: "spki", format: "der" });
+
+export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
+  Sign: awsOperation(m.asymmetricSign, {
+    decode: signRequest,
+    encode: (r, { arns, members }) => ({ KeyId: arns.keyArn(r.keyId), Signature: base64(r.value), SigningAlgorithm: members.requiredString("SigningAlgorithm") }),
+  }),
+  Verify: awsOperation(m.asymmetricVerify, {
+    decode: (call) => ({ ...signRequest(call), value: call.members.requiredBlob("Signature") }),
+    encode: (r, { arns, members }) => {
+      if (!r.value) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidSignature, "the signature is not valid");
+      return { KeyId: arns.keyArn(r.keyId), SignatureValid: true, SigningAlgorithm: members.requiredString("SigningAlgorithm") };
+    },
+  }),
+
+  GetPublicKey: awsOperation(m.getPublicKey, {
+    decode: keyIdRequest,
+    around: (handle, call) => async (req, ctx, s) => {
+      const response = await handle(req, ctx, s);
+      call.key = await findKey(s, ctx, req.keyId); // its spec and usage, for the response (cached)
+      return response;
+    },
+    encode: (r, { arns, key }) => {
+      const spec = key?.keySpec ?? kmsResources.KeySpec.UNSPECIFIED;
+      const usage = key?.keyUsage ?? kmsResources.KeyUsage.UNSPECIFIED;
+      const signing = usage === kmsResources.KeyUsage.SIGN_VERIFY;
+      return compact({
+        KeyId: arns.keyArn(r.keyId),
+        PublicKey: base64(der(r.publicKey)),
+        CustomerMasterKeySpec: keySpecToAws(spec),
+        KeySpec: keySpecToAws(spec),
+        KeyUsage: keyUsageToAws(usage),
+        SigningAlgorithms: signing ? signingAlgorithmsOf(spec) : undefined,
+        EncryptionAlgorithms: signing ? undefined : encryptionAlgorithmsOf(spec, usage),
+      });
+    },
+  }),
+
+  GenerateMac: awsOperation(m.generateMac, {
+    decode: ({ members, arns }) => {
+      members.refuse("DryRun");
+      return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message") };
+    },
+    around: (handle, { members }) => async (req, ctx, s) => {
+      await checkMacAlgorithm(members, s, ctx, req.keyId);
+      return handle(req, ctx, s);
+    },
+    encode: (r, { arns, members }) => ({ Mac: base64(r.mac), MacAlgorithm: macAlgorithm(members)!, KeyId: arns.keyArn(r.keyId) }),
+  }),
+  VerifyMac: awsOperation(m.verifyMac, {
+    decode: ({ members, arns }) => {
+      members.refuse("DryRun");
+      return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message"), mac: members.requiredBlob("Mac") };
+    },
+    around: (handle, { members }) => async (req, ctx, s) => {
+      await checkMacAlgorithm(members, s, ctx, req.keyId);
+      return handle(req, ctx, s);
+    },
+    encode: (r, { arns, members }) => {
+      if (!r.macValid) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidMac, "the MAC is not valid");
+      return { KeyId: arns.keyArn(r.keyId), MacValid: true, MacAlgorithm: macAlgorithm(members)! };
+    },
+  }),
+};
