@@ -212,3 +212,33 @@ describe("parseListen", () => {
     expect(errorOf(() => parseListen("127.0.0.1:70000")).variable).toBe("KMS_LISTEN");
   });
 });
+
+describe("the AWS-compatible listener (KMS_AWS_*)", () => {
+  const dev = { DATABASE_URL: "postgres://x/y", KMS_INSECURE_DEV_MODE: "true" };
+
+  it("is off unless KMS_AWS_LISTEN is set; then needs the access keys file", () => {
+    expect(loadApiConfig(dev).aws).toBeUndefined();
+    expect(errorOf(() => loadApiConfig({ ...dev, KMS_AWS_LISTEN: "127.0.0.1:7301" })).variable).toBe("KMS_AWS_ACCESS_KEYS_FILE");
+    expect(loadApiConfig({ ...dev, KMS_AWS_LISTEN: "127.0.0.1:7301", KMS_AWS_ACCESS_KEYS_FILE: "/etc/kms/aws-keys" }).aws).toEqual({
+      listen: { host: "127.0.0.1", port: 7301 },
+      region: "us-east-1",
+      accountId: "000000000000",
+      accessKeysFile: "/etc/kms/aws-keys",
+    });
+  });
+
+  it("serves plaintext only on loopback in dev mode", () => {
+    const keys = { KMS_AWS_ACCESS_KEYS_FILE: "/k" };
+    expect(errorOf(() => loadApiConfig({ ...dev, ...keys, KMS_AWS_LISTEN: "0.0.0.0:7301" })).variable).toBe("KMS_AWS_LISTEN");
+    expect(errorOf(() => loadApiConfig({ ...dev, ...keys, KMS_INSECURE_DEV_MODE: "false", KMS_AWS_LISTEN: "127.0.0.1:7301" })).message).toContain(
+      "only on loopback with KMS_INSECURE_DEV_MODE=true",
+    );
+  });
+
+  it("checks the region and the 12-digit account id of the ARNs", () => {
+    const on = { ...dev, KMS_AWS_LISTEN: "127.0.0.1:0", KMS_AWS_ACCESS_KEYS_FILE: "/k" };
+    expect(loadApiConfig({ ...on, KMS_AWS_REGION: "eu-central-1", KMS_AWS_ACCOUNT_ID: "123456789012" }).aws).toMatchObject({ region: "eu-central-1", accountId: "123456789012" });
+    expect(errorOf(() => loadApiConfig({ ...on, KMS_AWS_REGION: "Europe" })).variable).toBe("KMS_AWS_REGION");
+    expect(errorOf(() => loadApiConfig({ ...on, KMS_AWS_ACCOUNT_ID: "1234" })).variable).toBe("KMS_AWS_ACCOUNT_ID");
+  });
+});

@@ -24,7 +24,7 @@ async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set
     return s.store.changeTags(tx, keyId, set, remove);
   });
   if (!tags) throw await keyGone(s, keyId, ctx);
-  s.keys.invalidateKey(keyId); // as changeKey(): this replica at once (a read right after sees the change), the others on NOTIFY
+  s.keys.invalidateKey(keyId); // this replica at once (ListResourceTags reads the cache); the others on NOTIFY
   return { tags };
 }
 

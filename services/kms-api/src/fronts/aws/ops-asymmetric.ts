@@ -39,17 +39,16 @@ function signRequest({ members, arns }: AwsCall) {
 const macAlgorithm = (members: Members) => members.enumeration("MacAlgorithm", MAC_ALGORITHMS);
 
 /** The MacAlgorithm must be the key's: AWS answers InvalidKeyUsageException for another. */
-function checkMacAlgorithm(call: AwsCall) {
-  return async (s: Services, ctx: CallContext, keyId: string): Promise<void> => {
-    const wanted = macAlgorithm(call.members);
-    if (wanted === undefined) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "MacAlgorithm: is required");
-    const key = await findKey(s, ctx, keyId);
-    const own = macAlgorithmsOf(key.keySpec);
-    if (own.length > 0 && !own.includes(wanted)) {
-      throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `key ${key.keyId} is ${keySpecToAws(key.keySpec)}: its MacAlgorithm is ${own.join(", ")}`);
-    }
-  };
+async function checkMacAlgorithm(members: Members, s: Services, ctx: CallContext, keyId: string): Promise<void> {
+  const wanted = macAlgorithm(members);
+  if (wanted === undefined) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "MacAlgorithm: is required");
+  const key = await findKey(s, ctx, keyId);
+  const own = macAlgorithmsOf(key.keySpec);
+  if (own.length > 0 && !own.includes(wanted)) {
+    throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `key ${key.keyId} is ${keySpecToAws(key.keySpec)}: its MacAlgorithm is ${own.join(", ")}`);
+  }
 }
+
 
 /** PEM SubjectPublicKeyInfo → the DER AWS sends. */
 const der = (pem: string) => createPublicKey(pem).export({ type: "spki", format: "der" });
@@ -95,8 +94,8 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
       members.refuse("DryRun");
       return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message") };
     },
-    around: (handle, call) => async (req, ctx, s) => {
-      await checkMacAlgorithm(call)(s, ctx, req.keyId);
+    around: (handle, { members }) => async (req, ctx, s) => {
+      await checkMacAlgorithm(members, s, ctx, req.keyId);
       return handle(req, ctx, s);
     },
     encode: (r, { arns, members }) => ({ Mac: base64(r.mac), MacAlgorithm: macAlgorithm(members)!, KeyId: arns.keyArn(r.keyId) }),
@@ -106,8 +105,8 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
       members.refuse("DryRun");
       return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message"), mac: members.requiredBlob("Mac") };
     },
-    around: (handle, call) => async (req, ctx, s) => {
-      await checkMacAlgorithm(call)(s, ctx, req.keyId);
+    around: (handle, { members }) => async (req, ctx, s) => {
+      await checkMacAlgorithm(members, s, ctx, req.keyId);
       return handle(req, ctx, s);
     },
     encode: (r, { arns, members }) => {
