@@ -11,6 +11,8 @@ import {
   toStatus,
   outcomeOf,
   errorOfOutcome,
+  isErrorCode,
+  statusOfCode,
 } from "./index";
 
 describe("toStatus", () => {
@@ -85,5 +87,27 @@ describe("outcomeOf and errorOfOutcome", () => {
     const back = errorOfOutcome(outcome, "worker");
     expect(back).toBeInstanceOf(InternalError);
     expect(back.message).toBe("worker operation failed: internal error");
+  });
+});
+
+describe("the error code table", () => {
+  it("gives every error code one status, which every KmsError of that code carries", () => {
+    for (const code of Object.values(ErrorCode)) {
+      expect([code, typeof statusOfCode(code)]).toEqual([code, "number"]);
+      expect(new KmsError(code, "m").status).toBe(statusOfCode(code));
+    }
+    expect([statusOfCode(ErrorCode.KeyNotFound), statusOfCode(ErrorCode.Throttled), statusOfCode(ErrorCode.Internal)]).toEqual([
+      status.NOT_FOUND,
+      status.RESOURCE_EXHAUSTED,
+      status.INTERNAL,
+    ]);
+  });
+
+  it("treats a code this version does not know, from a peer, as internal", () => {
+    expect(isErrorCode("Rejected.SomethingNew")).toBe(false);
+    const metadata = new Metadata();
+    metadata.set(ERROR_CODE_KEY, "Rejected.SomethingNew");
+    expect(fromPeerError({ code: status.FAILED_PRECONDITION, details: "new", metadata }, "hsm-worker")).toBeInstanceOf(InternalError);
+    expect(errorOfOutcome({ code: status.FAILED_PRECONDITION, message: "new", errorCode: "Rejected.SomethingNew" }, "hsm-worker")).toBeInstanceOf(InternalError);
   });
 });

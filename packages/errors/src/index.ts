@@ -46,6 +46,49 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** The gRPC status each error code travels with: chosen here once, not at each place that throws. */
+const STATUS_OF: { readonly [C in ErrorCode]: status } = {
+  [ErrorCode.InvalidParameter]: status.INVALID_ARGUMENT,
+  [ErrorCode.InvalidCiphertext]: status.INVALID_ARGUMENT,
+  [ErrorCode.KeyNotFound]: status.NOT_FOUND,
+  [ErrorCode.AliasNotFound]: status.NOT_FOUND,
+  [ErrorCode.KeyVersionNotFound]: status.NOT_FOUND,
+  [ErrorCode.Disabled]: status.FAILED_PRECONDITION,
+  [ErrorCode.PendingDeletion]: status.FAILED_PRECONDITION,
+  [ErrorCode.PendingImport]: status.FAILED_PRECONDITION,
+  [ErrorCode.DeletionProtected]: status.FAILED_PRECONDITION,
+  [ErrorCode.KeyUsage]: status.FAILED_PRECONDITION,
+  [ErrorCode.EncryptionLimit]: status.FAILED_PRECONDITION,
+  [ErrorCode.HsmUnsupported]: status.FAILED_PRECONDITION,
+  [ErrorCode.RootKeyMismatch]: status.FAILED_PRECONDITION,
+  [ErrorCode.AliasExists]: status.ALREADY_EXISTS,
+  [ErrorCode.TooManyTags]: status.FAILED_PRECONDITION,
+  [ErrorCode.InvalidImportToken]: status.INVALID_ARGUMENT,
+  [ErrorCode.ImportTokenExpired]: status.INVALID_ARGUMENT,
+  [ErrorCode.ImportTokenUsed]: status.INVALID_ARGUMENT,
+  [ErrorCode.IncorrectKeyMaterial]: status.INVALID_ARGUMENT,
+  [ErrorCode.IncorrectKey]: status.INVALID_ARGUMENT,
+  [ErrorCode.InvalidSignature]: status.INVALID_ARGUMENT,
+  [ErrorCode.InvalidMac]: status.INVALID_ARGUMENT,
+  [ErrorCode.Unauthenticated]: status.UNAUTHENTICATED,
+  [ErrorCode.PermissionDenied]: status.PERMISSION_DENIED,
+  [ErrorCode.Throttled]: status.RESOURCE_EXHAUSTED,
+  [ErrorCode.Unavailable]: status.UNAVAILABLE,
+  [ErrorCode.DeadlineExceeded]: status.DEADLINE_EXCEEDED,
+  [ErrorCode.Unimplemented]: status.UNIMPLEMENTED,
+  [ErrorCode.Internal]: status.INTERNAL,
+};
+
+/** True for the codes this version knows (a peer of another version may send others). */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.hasOwn(STATUS_OF, code);
+}
+
+/** The gRPC status `code` travels with. */
+export function statusOfCode(code: ErrorCode): status {
+  return STATUS_OF[code];
+}
+
 const STATUS_NAMES = Object.fromEntries(Object.entries(status).map(([name, code]) => [code, name])) as Record<number, string>;
 
 /** The gRPC status code's name, e.g. "INVALID_ARGUMENT", as audit rows and metrics record it. */
@@ -56,15 +99,16 @@ export function statusName(code: number): string {
 /** The one message every malformed, tampered, truncated or mismatched ciphertext gets. */
 export const INVALID_CIPHERTEXT_MESSAGE = "ciphertext or encryption context is invalid";
 
-/** An error whose message and code are meant for the caller. */
+/** An error whose message and code are meant for the caller; its gRPC status follows from the code. */
 export class KmsError extends Error {
   override readonly name = "KmsError";
+  readonly status: status;
   constructor(
-    readonly status: status,
     readonly code: ErrorCode,
     message: string,
   ) {
     super(message);
+    this.status = STATUS_OF[code];
   }
 }
 
@@ -77,23 +121,23 @@ export class InternalError extends Error {
 }
 
 export const invalidArgument = (field: string, problem: string): KmsError =>
-  new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, `${field}: ${problem}`);
+  new KmsError(ErrorCode.InvalidParameter, `${field}: ${problem}`);
 
 export const invalidCiphertext = (): KmsError =>
-  new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidCiphertext, INVALID_CIPHERTEXT_MESSAGE);
+  new KmsError(ErrorCode.InvalidCiphertext, INVALID_CIPHERTEXT_MESSAGE);
 
 export const keyNotFound = (keyId: string): KmsError =>
-  new KmsError(status.NOT_FOUND, ErrorCode.KeyNotFound, `key ${JSON.stringify(keyId)} not found`);
+  new KmsError(ErrorCode.KeyNotFound, `key ${JSON.stringify(keyId)} not found`);
 
 export const unavailable = (what: string): KmsError =>
-  new KmsError(status.UNAVAILABLE, ErrorCode.Unavailable, `${what} is unavailable; retry is safe`);
+  new KmsError(ErrorCode.Unavailable, `${what} is unavailable; retry is safe`);
 
 /** The call's deadline (or the database's statement timeout) passed before `what` answered; nothing took effect. */
 export const deadlineExceeded = (what: string): KmsError =>
-  new KmsError(status.DEADLINE_EXCEEDED, ErrorCode.DeadlineExceeded, `${what} did not answer before the deadline`);
+  new KmsError(ErrorCode.DeadlineExceeded, `${what} did not answer before the deadline`);
 
 export const unimplemented = (rpc: string): KmsError =>
-  new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `${rpc} is not implemented yet`);
+  new KmsError(ErrorCode.Unimplemented, `${rpc} is not implemented yet`);
 
 /**
  * Turns anything thrown into a gRPC status for the wire. Only KmsError messages cross; everything
@@ -125,13 +169,13 @@ export function fromPeerError(err: unknown, peer: string): KmsError | InternalEr
       const code = e.metadata?.get(ERROR_CODE_KEY)[0];
       // A peer that itself reports UNAVAILABLE (HSM session lost) keeps its message.
       if (e.code === status.UNAVAILABLE && typeof code === "string") {
-        return new KmsError(status.UNAVAILABLE, ErrorCode.Unavailable, e.details ?? `${peer} is unavailable`);
+        return new KmsError(ErrorCode.Unavailable, e.details ?? `${peer} is unavailable`);
       }
       return unavailable(peer);
     }
     const code = e.metadata?.get(ERROR_CODE_KEY)[0];
-    if (typeof code === "string" && e.code !== status.INTERNAL && e.code !== status.UNKNOWN) {
-      return new KmsError(e.code, code as ErrorCode, e.details ?? "");
+    if (typeof code === "string" && isErrorCode(code) && e.code !== status.INTERNAL && e.code !== status.UNKNOWN) {
+      return new KmsError(code, e.details ?? "");
     }
   }
   return new InternalError(`${peer} call failed`, { cause: err });
@@ -158,5 +202,6 @@ export function outcomeOf(err: unknown): Outcome {
 /** A peer's failed item as the error to throw: its KmsError, or an InternalError for INTERNAL and UNKNOWN. */
 export function errorOfOutcome(outcome: { code: number; message: string; errorCode: string }, peer: string): KmsError | InternalError {
   if (outcome.code === status.INTERNAL || outcome.code === status.UNKNOWN) return new InternalError(`${peer} operation failed: ${outcome.message}`);
-  return new KmsError(outcome.code as status, outcome.errorCode as ErrorCode, outcome.message);
+  if (!isErrorCode(outcome.errorCode)) return new InternalError(`${peer} operation failed (${outcome.errorCode}): ${outcome.message}`);
+  return new KmsError(outcome.errorCode, outcome.message);
 }

@@ -5,7 +5,6 @@
 //   ENABLED | DISABLED → same state          (ImportKeyMaterial of the same material: a new expiry time)
 //   ENABLED | DISABLED → PENDING_IMPORT      (DeleteKeyMaterial, or the material's expiry)
 //   PENDING_DELETION: no import operation; expiry removes the material and the state stays
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
 import { isKnown, keyStateName } from "./names";
@@ -30,11 +29,10 @@ export interface ImportKey {
  */
 export function checkImportOperation(key: ImportKey, operation: ImportOperation): void {
   if (key.origin !== Origin.EXTERNAL) {
-    throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `${operation} is only for ORIGIN_EXTERNAL keys; key ${key.keyId} is ORIGIN_KMS`);
+    throw new KmsError(ErrorCode.KeyUsage, `${operation} is only for ORIGIN_EXTERNAL keys; key ${key.keyId} is ORIGIN_KMS`);
   }
   if (key.keyState === KeyState.PENDING_DELETION) {
     throw new KmsError(
-      status.FAILED_PRECONDITION,
       ErrorCode.PendingDeletion,
       `${operation} is not allowed: key ${key.keyId} is ${keyStateName(key.keyState)}`,
     );

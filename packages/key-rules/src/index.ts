@@ -1,6 +1,5 @@
 // Key rules as pure functions, with no I/O: which spec allows which usage, which state allows which
 // operation, and the spec's size limits. kms-api calls these; they are tested on their own.
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
 
@@ -75,7 +74,7 @@ export function resolveKeyChoice(
     throw invalidArgument("key_spec", `${keySpecName(keySpec)} cannot be used with key_usage ${keyUsageName(keyUsage)}`);
   }
   if (!CREATABLE_SPECS.includes(keySpec)) {
-    throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `key_spec: ${keySpecName(keySpec)} is not implemented yet`);
+    throw new KmsError(ErrorCode.Unimplemented, `key_spec: ${keySpecName(keySpec)} is not implemented yet`);
   }
   return { keySpec, keyUsage, protectionLevel, origin };
 }
@@ -107,7 +106,6 @@ const STATE_ERROR: Partial<Record<KeyState, ErrorCode>> = {
 export function checkEnabled(key: { keyId: string; keyState: KeyState }): void {
   if (key.keyState !== KeyState.ENABLED) {
     throw new KmsError(
-      status.FAILED_PRECONDITION,
       STATE_ERROR[key.keyState] ?? ErrorCode.Disabled,
       `key ${key.keyId} is ${keyStateName(key.keyState)}`,
     );
@@ -124,7 +122,6 @@ export function checkUsable(
   const specs: readonly KeySpec[] = needs.specs;
   if ((needs.usage !== undefined && key.keyUsage !== needs.usage) || !specs.includes(key.keySpec)) {
     throw new KmsError(
-      status.FAILED_PRECONDITION,
       ErrorCode.KeyUsage,
       `key ${key.keyId} (${keySpecName(key.keySpec)}, ${keyUsageName(key.keyUsage)}) cannot be used for ${operation}`,
     );

@@ -3,7 +3,6 @@
 // the OAEP hashes; the size limits of messages and random bytes; and the texts of an HSM that cannot keep
 // a key. kms-api validates requests with it (index.ts), and the hsm-worker reads the same table, so the
 // two can never disagree about what a spec is.
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
 import { keySpecName } from "./names";
@@ -65,13 +64,12 @@ export const MAX_RANDOM_BYTES = 1024;
 
 /** A worker without a PKCS#11 module cannot keep PROTECTION_LEVEL_HSM keys; `worker` names who refuses. */
 export function noHsmModule(worker: "this worker" | "the HSM worker"): KmsError {
-  return new KmsError(status.FAILED_PRECONDITION, ErrorCode.HsmUnsupported, `PROTECTION_LEVEL_HSM keys need a PKCS#11 module; ${worker} runs on the software root key`);
+  return new KmsError(ErrorCode.HsmUnsupported, `PROTECTION_LEVEL_HSM keys need a PKCS#11 module; ${worker} runs on the software root key`);
 }
 
 /** kms-api's refusal: the worker reported that its module cannot keep `spec` at PROTECTION_LEVEL_HSM. */
 export function hsmCannotHold(spec: kmsResources.KeySpec): KmsError {
   return new KmsError(
-    status.FAILED_PRECONDITION,
     ErrorCode.HsmUnsupported,
     `${keySpecName(spec)} keys cannot be PROTECTION_LEVEL_HSM: the PKCS#11 module cannot wrap their private keys; use PROTECTION_LEVEL_SOFTWARE`,
   );
@@ -80,7 +78,6 @@ export function hsmCannotHold(spec: kmsResources.KeySpec): KmsError {
 /** The worker's refusal, when asked anyway (an import, or a caller at its socket). */
 export function moduleCannotHold(spec: kmsResources.KeySpec): KmsError {
   return new KmsError(
-    status.FAILED_PRECONDITION,
     ErrorCode.HsmUnsupported,
     `${keySpecName(spec)} cannot be PROTECTION_LEVEL_HSM here: the PKCS#11 module cannot wrap its private keys, so they could not stay in the HSM; use PROTECTION_LEVEL_SOFTWARE`,
   );

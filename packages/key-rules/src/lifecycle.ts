@@ -4,7 +4,6 @@
 //   ENABLED | DISABLED | PENDING_IMPORT → PENDING_DELETION   (ScheduleKeyDeletion, unless protected)
 //   PENDING_DELETION → DISABLED   (CancelKeyDeletion; PENDING_IMPORT if the key has no material)
 //   PENDING_DELETION → destroyed  (the deletion job, when delete_time has passed)
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
 import { keyStateName } from "./names";
@@ -30,7 +29,6 @@ const STATE_CODE: Record<number, ErrorCode> = {
 
 function refuse(key: LifecycleKey, action: LifecycleAction): KmsError {
   return new KmsError(
-    status.FAILED_PRECONDITION,
     STATE_CODE[key.keyState] ?? ErrorCode.Disabled,
     `${action} is not allowed: key ${key.keyId} is ${keyStateName(key.keyState)}`,
   );
@@ -50,7 +48,6 @@ export function nextState(key: LifecycleKey, action: LifecycleAction): KeyState 
       if (s === KeyState.PENDING_DELETION) throw refuse(key, action);
       if (key.deletionProtection) {
         throw new KmsError(
-          status.FAILED_PRECONDITION,
           ErrorCode.DeletionProtected,
           `ScheduleKeyDeletion is not allowed: key ${key.keyId} has deletion protection`,
         );
@@ -132,16 +129,15 @@ const HMAC_SPECS: readonly number[] = [KeySpec.HMAC_SHA256, KeySpec.HMAC_SHA384,
  */
 export function checkCanAddVersion(key: { keyId: string; keyState: KeyState; origin: number; keySpec?: number }): void {
   if (key.keySpec !== undefined && HMAC_SPECS.includes(key.keySpec)) {
-    throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `key ${key.keyId} is an HMAC key: MACs name no version, so it has only one`);
+    throw new KmsError(ErrorCode.KeyUsage, `key ${key.keyId} is an HMAC key: MACs name no version, so it has only one`);
   }
   if (key.keyState !== KeyState.ENABLED) {
     throw new KmsError(
-      status.FAILED_PRECONDITION,
       STATE_CODE[key.keyState] ?? ErrorCode.Disabled,
       `CreateKeyVersion is not allowed: key ${key.keyId} is ${keyStateName(key.keyState)}`,
     );
   }
   if (key.origin === Origin.EXTERNAL) {
-    throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `key ${key.keyId} has imported material; import new material instead`);
+    throw new KmsError(ErrorCode.KeyUsage, `key ${key.keyId} has imported material; import new material instead`);
   }
 }

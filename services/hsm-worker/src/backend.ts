@@ -151,7 +151,6 @@ export function requireFamily<K extends KeyFamily["kind"]>(
 
 export function rootKeyMismatch(field: string, given: string, ours: string): KmsError {
   return new KmsError(
-    status.FAILED_PRECONDITION,
     ErrorCode.RootKeyMismatch,
     `${field}: material was wrapped under root key ${JSON.stringify(given)}; this worker holds root key ${JSON.stringify(ours)}`,
   );

@@ -4,7 +4,6 @@
 // session pool's size); up to `queue` more wait in FIFO order, and one more is refused with
 // RESOURCE_EXHAUSTED, Throttling: a client backs off from it, where UNAVAILABLE is retried at once.
 // Other key specs take milliseconds, as an Encrypt does, and do not queue.
-import { status } from "@grpc/grpc-js";
 import type { KeyGenerationConfig } from "@kms/config";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
@@ -62,7 +61,6 @@ export class KeyGenerationQueue {
     }
     if (this.waiters.length >= this.limits.queue) {
       throw new KmsError(
-        status.RESOURCE_EXHAUSTED,
         ErrorCode.Throttled,
         `key generation is busy (${this.running} running, ${this.waiters.length} waiting); retry later`,
       );
@@ -93,6 +91,7 @@ export class KeyGenerationQueue {
   }
 }
 
+/** The caller is gone, so nobody reads this; UNAVAILABLE as the error code's status (a retry is safe). */
 function cancelled(): KmsError {
-  return new KmsError(status.CANCELLED, ErrorCode.Unavailable, "key generation cancelled: the caller has gone");
+  return new KmsError(ErrorCode.Unavailable, "key generation cancelled: the caller has gone");
 }

@@ -44,7 +44,7 @@ export const BATCHED: { [C in OperationCase]: BatchedOperation<C> } = {
 export type UnaryOperation = (worker: Worker, request: never, call: ServerUnaryCall<unknown, unknown>) => Reply<unknown> | Promise<Reply<unknown>>;
 
 const noCheckpointKey = (): never => {
-  throw new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, "this worker has no audit checkpoint key");
+  throw new KmsError(ErrorCode.Unimplemented, "this worker has no audit checkpoint key");
 };
 
 /** GenerateKeyMaterial: slow specs take their turn in the queue; a caller that goes away leaves it. */

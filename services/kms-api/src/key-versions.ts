@@ -1,6 +1,5 @@
 // Choosing the key version a request names (key_version_id; empty means the primary) and reading what a
 // version stores besides its wrapped material.
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError, invalidArgument } from "@kms/errors";
 import type { KeyRecord, KeyVersionRecord } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
@@ -15,7 +14,7 @@ export async function selectVersion(s: Services, ctx: CallContext, key: KeyRecor
   ctx.audit.keyVersionId = id;
   const version = await s.keys.getVersion(id);
   if (!version || version.keyId !== key.keyId) {
-    throw new KmsError(status.NOT_FOUND, ErrorCode.KeyVersionNotFound, `key version ${id} of key ${key.keyId} not found`);
+    throw new KmsError(ErrorCode.KeyVersionNotFound, `key version ${id} of key ${key.keyId} not found`);
   }
   return version;
 }

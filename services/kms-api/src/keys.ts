@@ -22,13 +22,13 @@ export async function keyGone(services: Services, keyId: string, ctx?: CallConte
     return keyDenied(ctx, keyId, action);
   }
   return tombstone
-    ? new KmsError(status.NOT_FOUND, ErrorCode.KeyNotFound, `key ${keyId} was deleted on ${tombstone.destroyTime.toISOString()}`)
+    ? new KmsError(ErrorCode.KeyNotFound, `key ${keyId} was deleted on ${tombstone.destroyTime.toISOString()}`)
     : keyNotFound(keyId);
 }
 
 /** The same words as authorizeKey()'s refusal of a key whose policy has no Allow for the caller. */
 function keyDenied(ctx: CallContext, keyId: string, action = `kms:${ctx.operation}`): KmsError {
-  return new KmsError(status.PERMISSION_DENIED, ErrorCode.PermissionDenied, `${action} on key ${keyId} is not allowed for ${ctx.principal}`);
+  return new KmsError(ErrorCode.PermissionDenied, `${action} on key ${keyId} is not allowed for ${ctx.principal}`);
 }
 
 /** Which permission a lookup checks: by default the call's own action and encryption context. */
@@ -57,7 +57,7 @@ export async function findKey(services: Services, ctx: CallContext, value: strin
   const keyId = await services.keys.aliasTarget(ref.aliasName);
   if (!keyId) {
     if (!mayManageAlias(services, ctx, ref.aliasName)) throw hidden();
-    throw new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
+    throw new KmsError(ErrorCode.AliasNotFound, `alias ${JSON.stringify(ref.aliasName)} not found`);
   }
   ctx.audit.keyId ||= keyId;
   const key = await services.keys.getKey(keyId);

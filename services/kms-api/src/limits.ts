@@ -16,7 +16,6 @@
 //     all of them (test/reliability/flood.ts with FLOOD_DEBUG=1). Callers within their rate never wait;
 //   - the largest request message (KMS_MAX_REQUEST_BYTES) and the concurrent calls per connection
 //     (KMS_MAX_CONCURRENT_STREAMS), which grpc-js enforces itself: serverOptions() gives main.ts its options.
-import { status } from "@grpc/grpc-js";
 import type { ServerOptions } from "@grpc/grpc-js";
 import type { LimitsConfig } from "@kms/config";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
@@ -104,7 +103,7 @@ export class RateLimiter {
     const bucket = this.refilled(principal);
     if (bucket.tokens < items - 1) {
       bucket.throttledAt = this.now();
-      throw new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, `rate limit of ${this.limits.ratePerSecond} requests per second exceeded: a batch counts one per item, and ${items} do not fit now; retry later or send fewer`);
+      throw new KmsError(ErrorCode.Throttled, `rate limit of ${this.limits.ratePerSecond} requests per second exceeded: a batch counts one per item, and ${items} do not fit now; retry later or send fewer`);
     }
     bucket.tokens -= items - 1;
   }
@@ -155,7 +154,7 @@ export class RateLimiter {
   }
 
   private throttled(): KmsError {
-    return new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, `rate limit of ${this.limits.ratePerSecond} requests per second exceeded; retry later`);
+    return new KmsError(ErrorCode.Throttled, `rate limit of ${this.limits.ratePerSecond} requests per second exceeded; retry later`);
   }
 
   /** Calls of `principal` in progress and waiting (tests, metrics). */

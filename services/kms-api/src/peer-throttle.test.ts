@@ -3,7 +3,7 @@ import type { PeerCertificate } from "node:tls";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { PeerThrottle, peerOf } from "./peer-throttle";
 
-const unauthenticated = () => Promise.reject(new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, "bearer token is not valid for this service"));
+const unauthenticated = () => Promise.reject(new KmsError(ErrorCode.Unauthenticated, "bearer token is not valid for this service"));
 
 async function outcome(p: Promise<unknown>): Promise<string> {
   try {
@@ -60,7 +60,7 @@ describe("PeerThrottle", () => {
     let started = 0;
     const slowFailure = () => {
       started++;
-      return new Promise<string>((_, reject) => setImmediate(() => reject(new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, "bearer token is not valid for this service"))));
+      return new Promise<string>((_, reject) => setImmediate(() => reject(new KmsError(ErrorCode.Unauthenticated, "bearer token is not valid for this service"))));
     };
     const answers = await Promise.all(Array.from({ length: 50 }, () => outcome(throttle.authenticate("ip:a", slowFailure))));
     expect(started).toBe(3);

@@ -82,7 +82,7 @@ export class PeerThrottle {
   }
 
   private throttled(): KmsError {
-    return new KmsError(status.RESOURCE_EXHAUSTED, ErrorCode.Throttled, "too many failed authentications from this peer; retry later");
+    return new KmsError(ErrorCode.Throttled, "too many failed authentications from this peer; retry later");
   }
 
   /** A full bucket carries nothing worth keeping; if every peer is in debt, drop the oldest entries. */

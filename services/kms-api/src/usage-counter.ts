@@ -13,7 +13,6 @@
 import { withoutDeadline } from "@kms/db";
 import type { KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 import { ErrorCode, KmsError } from "@kms/errors";
-import { status } from "@grpc/grpc-js";
 import { kmsResources } from "@kms/proto";
 import type { Logger } from "./log";
 import { describeError } from "./log";
@@ -84,7 +83,6 @@ export class UsageCounter {
       const unflushed = (this.pending.get(id)?.count ?? 0) + (this.writing.get(id)?.count ?? 0);
       if (base + unflushed >= this.options.maxWithoutRotation) {
         throw new KmsError(
-          status.FAILED_PRECONDITION,
           ErrorCode.EncryptionLimit,
           `key ${key.keyId}: key version ${id} has made ${this.options.maxWithoutRotation} encryptions, the most one AES-GCM key may make with random IVs (KMS_IMPORTED_KEY_MAX_ENCRYPTIONS); imported material cannot rotate by use: import new material into a new key and encrypt under it (Decrypt under this key still works)`,
         );

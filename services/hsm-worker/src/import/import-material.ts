@@ -135,7 +135,7 @@ async function oaep(
 
 /** Errors about the wrapping key name it as such (the backend says "key"). */
 function asWrappingKeyError(err: unknown): unknown {
-  if (err instanceof KmsError && err.message.startsWith("key.")) return new KmsError(err.status, err.code, `wrapping_${err.message}`);
+  if (err instanceof KmsError && err.message.startsWith("key.")) return new KmsError(err.code, `wrapping_${err.message}`);
   return err;
 }
 

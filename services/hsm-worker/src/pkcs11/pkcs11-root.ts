@@ -4,7 +4,6 @@
 // operation: the engines do (pkcs11-engine.ts in the HSM, software/node-engine.ts in the worker).
 import { timingSafeEqual } from "node:crypto";
 import * as pkcs11js from "pkcs11js";
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
 import { unwrapFailed } from "../backend";
@@ -234,7 +233,6 @@ export class Pkcs11Root {
 
   noRootKey(why: string): KmsError {
     return new KmsError(
-      status.FAILED_PRECONDITION,
       ErrorCode.RootKeyMismatch,
       `root key ${JSON.stringify(this.options.rootKeyLabel)} unavailable on token ${JSON.stringify(this.options.tokenLabel)}: ${why}; no key material is used or created`,
     );

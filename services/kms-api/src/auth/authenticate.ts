@@ -4,7 +4,6 @@
 //   client certificate (mutual TLS)             → its URI SAN (a SPIFFE id; exactly one), else "cn:" + its CN
 //   no credentials, none required               → the configured anonymous principal (KMS_ANONYMOUS_PRINCIPAL
 //                                                  on TLS) or "dev" (KMS_INSECURE_DEV_MODE, plaintext)
-import { status } from "@grpc/grpc-js";
 import type { Metadata } from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { ErrorCode, KmsError } from "@kms/errors";
@@ -18,7 +17,7 @@ export interface Caller {
 }
 
 export const DEV_PRINCIPAL = "dev";
-const unauthenticated = (why: string) => new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, why);
+const unauthenticated = (why: string) => new KmsError(ErrorCode.Unauthenticated, why);
 
 /** The SAN entries of one type; Node quotes (JSON-style) a value holding a comma, quote or control character. */
 function sanValues(cert: PeerCertificate, type: string): string[] {

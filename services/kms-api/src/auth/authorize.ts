@@ -1,6 +1,5 @@
 // Who may do what. Key operations are decided by the key's policy (packages/key-policy); operations on
 // no key (CreateKey, ListKeys, ListAliases, the audit RPCs) by the configured access lists.
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import type { KeyRecord } from "@kms/db";
 import { conditionValues, defaultPolicy } from "@kms/key-policy";
@@ -8,7 +7,7 @@ import { keySpecName, keyUsageName, enumName } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 
-const denied = (why: string) => new KmsError(status.PERMISSION_DENIED, ErrorCode.PermissionDenied, why);
+const denied = (why: string) => new KmsError(ErrorCode.PermissionDenied, why);
 
 /** Default policy texts by creator: KMS_ADMINS is fixed for the process, so each is built once, not per call. */
 const defaultPolicies = new Map<string, string>();

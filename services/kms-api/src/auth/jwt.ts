@@ -2,7 +2,6 @@
 // from a file or a URL, with the configured issuer and audience. jose 5 is used for its CommonJS build.
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify } from "jose";
 import type { JSONWebKeySet } from "jose";
-import { status } from "@grpc/grpc-js";
 import { ConfigError } from "@kms/config";
 import type { JwtConfig } from "@kms/config";
 import { ErrorCode, KmsError } from "@kms/errors";
@@ -60,7 +59,7 @@ export async function createJwtVerifier(config: JwtConfig): Promise<JwtVerifier>
         return sub;
       } catch {
         // One message whatever failed: the reason goes nowhere the caller can probe.
-        throw new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, "bearer token is not valid for this service");
+        throw new KmsError(ErrorCode.Unauthenticated, "bearer token is not valid for this service");
       }
     },
   };

@@ -41,7 +41,6 @@ export function mayManageAlias(s: Services, ctx: CallContext, aliasName: string)
 export function authorizeAliasName(s: Services, ctx: CallContext, aliasName: string): void {
   if (mayManageAlias(s, ctx, aliasName)) return;
   throw new KmsError(
-    status.PERMISSION_DENIED,
     ErrorCode.PermissionDenied,
     `kms:${ctx.operation} on ${aliasName} is not allowed for ${ctx.principal} (KMS_ALIAS_PREFIXES)`,
   );
@@ -49,5 +48,5 @@ export function authorizeAliasName(s: Services, ctx: CallContext, aliasName: str
 
 /** The one answer for an alias the caller may not use, whether or not it exists. */
 export function aliasDenied(ctx: CallContext, aliasName: string, action = `kms:${ctx.operation}`): KmsError {
-  return new KmsError(status.PERMISSION_DENIED, ErrorCode.PermissionDenied, `${action} on ${aliasName} is not allowed for ${ctx.principal}`);
+  return new KmsError(ErrorCode.PermissionDenied, `${action} on ${aliasName} is not allowed for ${ctx.principal}`);
 }

@@ -21,12 +21,12 @@ const toAlias = (a: AliasRecord) => ({
   updateTime: timestampFromDate(a.updateTime),
 });
 
-const aliasNotFound = (name: string) => new KmsError(status.NOT_FOUND, ErrorCode.AliasNotFound, `alias ${JSON.stringify(name)} not found`);
+const aliasNotFound = (name: string) => new KmsError(ErrorCode.AliasNotFound, `alias ${JSON.stringify(name)} not found`);
 
 /** The alias must name a key directly: an alias pointing at an alias would make resolution ambiguous. */
 async function targetKey(s: Services, ctx: CallContext, keyId: string) {
   if (keyId.startsWith("alias/")) {
-    throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "key_id: must be a key UUID, not an alias");
+    throw new KmsError(ErrorCode.InvalidParameter, "key_id: must be a key UUID, not an alias");
   }
   return findKey(s, ctx, keyId);
 }
@@ -60,7 +60,7 @@ export const createAlias: Handler<typeof kms.CreateAliasRequestSchema, typeof km
   const created = await auditedTransaction(s, ctx, (work) =>
     work.createAlias({ aliasName: req.aliasName, keyId: key.keyId, creationTime: now, updateTime: now }),
   );
-  if (!created) throw new KmsError(status.ALREADY_EXISTS, ErrorCode.AliasExists, `alias ${JSON.stringify(req.aliasName)} already exists`);
+  if (!created) throw new KmsError(ErrorCode.AliasExists, `alias ${JSON.stringify(req.aliasName)} already exists`);
   return { alias: toAlias(created) };
 };
 

@@ -48,7 +48,7 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
         outcome = { status: { code: status.OK, message: "", errorCode: "" }, response: await single(item, itemCtx, s) };
       } catch (err) {
         failure = asKmsError(err, s.log, { requestId: itemCtx.requestId, operation });
-        if (failure.code === ErrorCode.InvalidParameter) failure = new KmsError(failure.status, failure.code, `items[${i}].${failure.message}`);
+        if (failure.code === ErrorCode.InvalidParameter) failure = new KmsError(failure.code, `items[${i}].${failure.message}`);
         outcome = { status: outcomeOf(failure) };
       }
       const audit = s.audit.append({

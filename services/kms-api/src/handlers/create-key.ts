@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { resolveKeyChoice, rotationPolicy, validateDescription, validateTags } from "@kms/key-rules";
 import type { KeyChoice, RotationPolicy } from "@kms/key-rules";
@@ -83,14 +82,12 @@ async function createExternalKey(
     const worker = await s.worker.getStatus(ctx.deadline);
     if (!worker.hsmKeysSupported) {
       throw new KmsError(
-        status.FAILED_PRECONDITION,
         ErrorCode.HsmUnsupported,
         "PROTECTION_LEVEL_HSM keys need a PKCS#11 module; the HSM worker runs on the software root key",
       );
     }
     if (!hsmCanHold(worker, c.keySpec)) {
       throw new KmsError(
-        status.FAILED_PRECONDITION,
         ErrorCode.HsmUnsupported,
         `KEY_SPEC_${kmsResources.KeySpec[c.keySpec] ?? c.keySpec} keys cannot be PROTECTION_LEVEL_HSM: the PKCS#11 module cannot wrap their private keys; use PROTECTION_LEVEL_SOFTWARE`,
       );

@@ -4,7 +4,6 @@
 // gets the same version id, so ciphertexts made before decrypt again.
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
 import type { ImportTokenRecord, KeyVersionRecord } from "@kms/db";
 import { ErrorCode, KmsError, invalidArgument, unavailable } from "@kms/errors";
 import { checkImportOperation, checkMaterialExpireTime, stateAfterImport, wrappingRsaSpec } from "@kms/key-rules";
@@ -18,7 +17,7 @@ import { hashImportToken } from "./get-parameters-for-import";
 /** An RSA-4096 OAEP block plus an RFC 5649 wrap of an RSA-4096 PKCS#8 fit well inside this. */
 const MAX_ENCRYPTED_MATERIAL_BYTES = 8192;
 
-const tokenError = (code: ErrorCode, problem: string) => new KmsError(status.INVALID_ARGUMENT, code, `import_token: ${problem}`);
+const tokenError = (code: ErrorCode, problem: string) => new KmsError(code, `import_token: ${problem}`);
 
 /** The token must exist, be for this key, unused and unexpired: each failure has its own code. */
 function checkToken(token: ImportTokenRecord | undefined, keyId: string, now: Date): asserts token is ImportTokenRecord & { wrappedPrivateKey: Buffer } {
@@ -104,7 +103,6 @@ async function unwrapMaterial(s: Services, ctx: CallContext, keyId: string, toke
   const same = (recorded: Buffer, given: Uint8Array) => given.length > 0 && recorded.length === given.length && timingSafeEqual(recorded, given);
   if (previous !== undefined && !same(previous.fingerprint, fingerprint) && !same(previous.fingerprint, imported.legacyFingerprint)) {
     throw new KmsError(
-      status.INVALID_ARGUMENT,
       ErrorCode.IncorrectKeyMaterial,
       `encrypted_key_material: is not the material key ${key.keyId} was imported with; a key's material never changes`,
     );

@@ -1,5 +1,4 @@
 // TagResource, UntagResource, ListResourceTags. At most 20 tags a key.
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { MAX_TAGS, validateTags } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
@@ -14,7 +13,6 @@ async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set
     for (const k of remove) delete after[k];
     if (Object.keys(after).length > MAX_TAGS) {
       throw new KmsError(
-        status.FAILED_PRECONDITION,
         ErrorCode.TooManyTags,
         `key ${key.record.keyId} would have ${Object.keys(after).length} tags; at most ${MAX_TAGS}`,
       );

@@ -1,6 +1,5 @@
 // CreateKeyVersion, DescribeKeyVersion, ListKeyVersions, UpdateRotationPolicy.
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { checkCanAddVersion, isUuid, pageSize, rotationPolicy } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
@@ -43,7 +42,7 @@ export const describeKeyVersion: Handler<typeof kms.DescribeKeyVersionRequestSch
   ctx.audit.keyVersionId = id;
   const version = await s.store.getVersion(id);
   if (!version || version.keyId !== key.keyId) {
-    throw new KmsError(status.NOT_FOUND, ErrorCode.KeyVersionNotFound, `key version ${id} of key ${key.keyId} not found`);
+    throw new KmsError(ErrorCode.KeyVersionNotFound, `key version ${id} of key ${key.keyId} not found`);
   }
   return { keyVersion: toKeyVersion(version) };
 };

@@ -17,7 +17,7 @@ export function asKmsError(err: unknown, log: Logger, where: { requestId: string
   // A database that cannot be reached is the caller's UNAVAILABLE (retry is safe), not a bug.
   if (isDatabaseUnavailable(err)) return unavailable("database");
   log.error("request failed", { requestId: where.requestId, operation: where.operation, ...describeError(err) });
-  return new KmsError(status.INTERNAL, ErrorCode.Internal, "internal error");
+  return new KmsError(ErrorCode.Internal, "internal error");
 }
 
 /** The result and error code an audit row records ("OK" and "" for success), beside the item outcome. */

@@ -114,7 +114,7 @@ describe("OperationPipeline", () => {
   it("refuses an unauthenticated caller before decoding anything, audited in aggregate", async () => {
     const f = fakes();
     const steps: string[] = [];
-    const unauthenticated = Promise.reject(new KmsError(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, "no credentials"));
+    const unauthenticated = Promise.reject(new KmsError(ErrorCode.Unauthenticated, "no credentials"));
     const op = operation(decryptMethod, async () => {
       throw new Error("must not run");
     });
@@ -129,7 +129,7 @@ describe("OperationPipeline", () => {
   it("audits a request that fails to decode, and one the handler refuses, naming the key asked for", async () => {
     const f = fakes();
     const refused = operation(encryptMethod, async () => {
-      throw new KmsError(status.PERMISSION_DENIED, ErrorCode.PermissionDenied, "not allowed");
+      throw new KmsError(ErrorCode.PermissionDenied, "not allowed");
     }, { keyId: (r) => r.keyId });
     await expect(pipelineWith(f).invoke(refused, ctxFor("Encrypt"), call(create(encryptMethod.input, { keyId: KEY_ID })), encode())).rejects.toMatchObject({
       status: status.PERMISSION_DENIED,

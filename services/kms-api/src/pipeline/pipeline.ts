@@ -106,7 +106,7 @@ export class OperationPipeline {
       throw unavailable("audit log");
     }
     if (failure) throw failure;
-    if (reply === undefined) throw new KmsError(status.INTERNAL, ErrorCode.Internal, "internal error");
+    if (reply === undefined) throw new KmsError(ErrorCode.Internal, "internal error");
     return reply;
   }
 

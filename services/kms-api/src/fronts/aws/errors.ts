@@ -70,7 +70,7 @@ export class AwsAuthError extends KmsError {
     readonly awsType: "MissingAuthenticationTokenException" | "IncompleteSignatureException" | "UnrecognizedClientException" | "InvalidSignatureException",
     message: string,
   ) {
-    super(status.UNAUTHENTICATED, ErrorCode.Unauthenticated, message);
+    super(ErrorCode.Unauthenticated, message);
   }
 }
 
@@ -86,5 +86,5 @@ export function awsErrorOf(failure: KmsError): AwsErrorName {
 
 /** UnsupportedOperationException naming what this service does not have (an AWS feature, spec or algorithm). */
 export function unsupported(what: string): KmsError {
-  return new KmsError(status.UNIMPLEMENTED, ErrorCode.Unimplemented, `${what} is not supported by this service`);
+  return new KmsError(ErrorCode.Unimplemented, `${what} is not supported by this service`);
 }

@@ -2,7 +2,6 @@
 // with an exception (KMSInvalidSignatureException, KMSInvalidMacException), not a false: the translation
 // back throws it, inside the pipeline, so the audit row records it.
 import { createPublicKey } from "node:crypto";
-import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { kms, kmsResources } from "@kms/proto";
 import type { CallContext, Services } from "../../context";
@@ -41,11 +40,11 @@ const macAlgorithm = (members: Members) => members.enumeration("MacAlgorithm", M
 /** The MacAlgorithm must be the key's: AWS answers InvalidKeyUsageException for another. */
 async function checkMacAlgorithm(members: Members, s: Services, ctx: CallContext, keyId: string): Promise<void> {
   const wanted = macAlgorithm(members);
-  if (wanted === undefined) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidParameter, "MacAlgorithm: is required");
+  if (wanted === undefined) throw new KmsError(ErrorCode.InvalidParameter, "MacAlgorithm: is required");
   const key = await findKey(s, ctx, keyId);
   const own = macAlgorithmsOf(key.keySpec);
   if (own.length > 0 && !own.includes(wanted)) {
-    throw new KmsError(status.FAILED_PRECONDITION, ErrorCode.KeyUsage, `key ${key.keyId} is ${keySpecToAws(key.keySpec)}: its MacAlgorithm is ${own.join(", ")}`);
+    throw new KmsError(ErrorCode.KeyUsage, `key ${key.keyId} is ${keySpecToAws(key.keySpec)}: its MacAlgorithm is ${own.join(", ")}`);
   }
 }
 
@@ -61,7 +60,7 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
   Verify: awsOperation(m.asymmetricVerify, {
     decode: (call) => ({ ...signRequest(call), value: call.members.requiredBlob("Signature") }),
     encode: (r, { arns, members }) => {
-      if (!r.value) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidSignature, "the signature is not valid");
+      if (!r.value) throw new KmsError(ErrorCode.InvalidSignature, "the signature is not valid");
       return { KeyId: arns.keyArn(r.keyId), SignatureValid: true, SigningAlgorithm: members.requiredString("SigningAlgorithm") };
     },
   }),
@@ -110,7 +109,7 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
       return handle(req, ctx, s);
     },
     encode: (r, { arns, members }) => {
-      if (!r.macValid) throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.InvalidMac, "the MAC is not valid");
+      if (!r.macValid) throw new KmsError(ErrorCode.InvalidMac, "the MAC is not valid");
       return { KeyId: arns.keyArn(r.keyId), MacValid: true, MacAlgorithm: macAlgorithm(members)! };
     },
   }),

@@ -2,7 +2,6 @@
 // Symmetric requests run kms.v1 Encrypt/Decrypt; an RSAES_OAEP_* EncryptionAlgorithm runs
 // AsymmetricEncrypt/AsymmetricDecrypt. Ciphertexts are the service's own blobs either way, so one made
 // through either front decrypts through the other.
-import { status } from "@grpc/grpc-js";
 import { parseBlob } from "@kms/ciphertext";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { kms, kmsResources } from "@kms/proto";
@@ -49,7 +48,7 @@ async function checkBlobKey(s: Services, ctx: CallContext, blob: Uint8Array, exp
   }
   const version = await s.keys.getVersion(versionId);
   if (version && version.keyId !== key.keyId) {
-    throw new KmsError(status.INVALID_ARGUMENT, ErrorCode.IncorrectKey, `the ciphertext was not made under ${field} ${expected}`);
+    throw new KmsError(ErrorCode.IncorrectKey, `the ciphertext was not made under ${field} ${expected}`);
   }
 }
 
