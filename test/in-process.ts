@@ -2,7 +2,8 @@
 // Postgres and hsm-worker: how tests drive time (rotation, deletion windows) without sleeping.
 import { ServerCredentials } from "@grpc/grpc-js";
 import { connect } from "@kms/db";
-import { Authenticator, DEV_PRINCIPAL, JobScheduler, buildServer, createLogger, createServices, listenForKeyEvents } from "@kms/kms-api";
+import { Authenticator, DEV_PRINCIPAL, JobScheduler, buildServer, createServices, listenForKeyEvents } from "@kms/kms-api";
+import { createLogger } from "@kms/telemetry";
 import { createPromiseClient, kms } from "@kms/proto";
 import type { Stack } from "./harness";
 

@@ -23,5 +23,5 @@ export {
 export type { CacheCounts, SessionCounts } from "./metrics";
 export { OTLP_ENDPOINT_VARIABLE, startTelemetry } from "./sdk";
 export type { Telemetry } from "./sdk";
-export { REDACTED_FIELDS, REDACTION_CENSOR, createJsonLogger } from "./log";
-export type { JsonLoggerOptions, LogLevel, PinoLogger } from "./log";
+export { REDACTED_FIELDS, REDACTION_CENSOR, createJsonLogger, createLogger, describeError, errorChain, processLogger } from "./log";
+export type { JsonLoggerOptions, LogLevel, Logger, PinoLogger, ServiceLogger } from "./log";

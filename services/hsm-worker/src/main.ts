@@ -6,10 +6,12 @@ import type { WorkerConfig } from "@kms/config";
 import { hsm } from "@kms/proto";
 import { observeHsmSessions, startTelemetry } from "@kms/telemetry";
 import { createBackend } from "./create-backend";
-import { describeError, log, setLogLevel } from "./log";
+import { errorChain, processLogger } from "@kms/telemetry";
 import { KeyGenerationQueue } from "./key-generation-queue";
 import { createHsmWorkerServer, listen, shutdown as shutdownServer } from "./server";
 import { traceBackend } from "./telemetry";
+
+const log = processLogger("hsm-worker");
 
 async function main(): Promise<void> {
   let config: WorkerConfig;
@@ -22,7 +24,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  setLogLevel(config.logLevel);
+  log.setLevel(config.logLevel);
   // Before anything else: spans and instruments made from here on reach the SDK (when one is configured).
   const telemetry = startTelemetry("hsm-worker");
   const { backend, checkpoints, tokens, moduleProfile } = await createBackend(config);
@@ -30,7 +32,7 @@ async function main(): Promise<void> {
   const server = createHsmWorkerServer(traceBackend(backend), { keyGeneration: new KeyGenerationQueue(config.keyGeneration), checkpoints, tokens });
   await listen(server, config.socketPath);
   const s = backend.status();
-  log("info", `hsm-worker listening on unix://${config.socketPath}: ${s.description}, root key id ${s.rootKeyId}`, {
+  log.info(`hsm-worker listening on unix://${config.socketPath}: ${s.description}, root key id ${s.rootKeyId}`, {
     socket: config.socketPath,
     backend: s.backend === hsm.Backend.PKCS11 ? "pkcs11" : "software-root",
     rootKeyId: s.rootKeyId,
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log("info", `hsm-worker: ${signal}, shutting down`);
+    log.info(`hsm-worker: ${signal}, shutting down`);
     void shutdownServer(server).then(() => {
       void (async () => {
         try {
@@ -49,7 +51,7 @@ async function main(): Promise<void> {
           await backend.close();
           await telemetry.shutdown();
         } catch (err) {
-          log("error", "hsm-worker: shutdown failed", { error: describeError(err) });
+          log.error("hsm-worker: shutdown failed", { error: errorChain(err) });
           process.exit(1);
         }
         process.exit(0);
@@ -66,6 +68,6 @@ main().catch((err: unknown) => {
     process.stderr.write(`hsm-worker: ${err.message}\n`);
     process.exit(1);
   }
-  log("error", "hsm-worker failed to start", { error: describeError(err) });
+  log.error("hsm-worker failed to start", { error: errorChain(err) });
   process.exit(1);
 });

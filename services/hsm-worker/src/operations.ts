@@ -12,9 +12,11 @@ import type { CheckpointSigner } from "./checkpoint-signer";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
 import { isSlowGeneration } from "./key-generation-queue";
-import { describeError, log } from "./log";
+import { errorChain, processLogger } from "@kms/telemetry";
 import type { KeyGenerationQueue } from "./key-generation-queue";
 import type { TokenInventory } from "./pkcs11/token-objects";
+
+const log = processLogger("hsm-worker");
 
 /** What the operations reach: the backend, and the parts only some workers have. */
 export interface Worker {
@@ -80,8 +82,8 @@ export const UNARY: Record<Exclude<keyof typeof hsm.HsmWorkerService.method, "ba
 /** Logs what the caller does not see: internal errors with their causes, and HSM outages. */
 export function logFailure(what: string, err: unknown): void {
   if (err instanceof KmsError) {
-    if (err.status === status.UNAVAILABLE) log("warn", `${what}: ${err.message}`, { error: describeError(err.cause) });
+    if (err.status === status.UNAVAILABLE) log.warn(`${what}: ${err.message}`, { error: errorChain(err.cause) });
     return;
   }
-  log("error", `${what} failed`, { error: describeError(err instanceof InternalError ? err : new InternalError("unexpected error", { cause: err })) });
+  log.error(`${what} failed`, { error: errorChain(err instanceof InternalError ? err : new InternalError("unexpected error", { cause: err })) });
 }

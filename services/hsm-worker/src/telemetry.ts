@@ -18,11 +18,13 @@ import {
   SpanKind,
   extractTraceContext,
   isServerError,
+  processLogger,
   withSpan,
 } from "@kms/telemetry";
 import type { Attributes } from "@kms/telemetry";
 import type { Backend } from "./backend";
-import { log } from "./log";
+
+const log = processLogger("hsm-worker");
 
 export const WORKER_SERVICE = "kms.hsm.v1.HsmWorkerService";
 
@@ -70,7 +72,7 @@ export async function traceOperation<T>(rpc: string, call: { metadata: Metadata;
         throw err;
       } finally {
         span.setAttribute(ATTR_RPC_GRPC_STATUS_CODE, code);
-        log("debug", "hsm operation", { operation: rpc, status: status[code] ?? String(code), ms: Math.round(performance.now() - started) });
+        log.debug("hsm operation", { operation: rpc, status: status[code] ?? String(code), ms: Math.round(performance.now() - started) });
       }
     },
     { kind: SpanKind.SERVER, parent: extractTraceContext(call.metadata.getMap()), isError: (err) => isServerError(codeOf(err)) },

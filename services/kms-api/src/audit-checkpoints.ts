@@ -8,8 +8,8 @@ import { checkpointKeyId, checkpointToJson, verifyCheckpoint } from "@kms/audit-
 import type { SignedCheckpoint } from "@kms/audit-chain";
 import { CheckpointStore } from "@kms/db";
 import type { AuditReader, AuditWriter, Sql } from "@kms/db";
-import type { Logger } from "./log";
-import { describeError } from "./log";
+import type { Logger } from "@kms/telemetry";
+import { describeError } from "@kms/telemetry";
 import type { WorkerClient } from "./worker-client";
 
 /** What checkpoints need: the chain's writer and reader, the worker that signs, the log. */

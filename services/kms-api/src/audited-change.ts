@@ -5,7 +5,7 @@
 import { unavailable } from "@kms/errors";
 import type { UnitOfWork } from "@kms/db";
 import type { CallContext, Services } from "./context";
-import { describeError } from "./log";
+import { describeError } from "@kms/telemetry";
 import { auditEventOf } from "./pipeline/outcome";
 
 /**

@@ -7,7 +7,7 @@ import type { RateLimiter } from "./limits";
 import type { PeerThrottle } from "./peer-throttle";
 import type { RefusalAudit } from "./refusals";
 import type { UsageCounter } from "./usage-counter";
-import type { Logger } from "./log";
+import type { Logger } from "@kms/telemetry";
 import type { PageTokens } from "./page-tokens";
 import type { WorkerClient } from "./worker-client";
 

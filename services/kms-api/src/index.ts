@@ -6,6 +6,5 @@ export { Authenticator, DEV_PRINCIPAL } from "./auth/authenticate";
 export { createServices } from "./services";
 export type { ServicesOptions } from "./services";
 export { JobScheduler } from "./jobs/scheduler";
-export { createLogger } from "./log";
 export type { Services } from "./context";
 export { listenForKeyEvents } from "./key-events";

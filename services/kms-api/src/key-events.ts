@@ -7,7 +7,7 @@
 import { KEY_EVENTS_CHANNEL } from "@kms/db";
 import type { Sql } from "@kms/db";
 import type { Services } from "./context";
-import { describeError } from "./log";
+import { describeError } from "@kms/telemetry";
 
 export function applyKeyEvent(s: Services, payload: string): void {
   const colon = payload.indexOf(":");

@@ -15,7 +15,7 @@ import { createServices } from "./services";
 import { startAwsListener } from "./fronts/aws/listener";
 import type { AwsListener } from "./fronts/aws/listener";
 import { AccessKeysError } from "./fronts/aws/access-keys";
-import { createLogger, describeError } from "./log";
+import { createLogger, describeError } from "@kms/telemetry";
 import { SERVICE_NAME, buildHealthServer, buildServer } from "./server";
 
 async function main(): Promise<void> {

@@ -14,8 +14,8 @@
 // window; refusals that would open another are counted in one overflow tally per reason, with peer
 // "(others)": a flood from many peers costs at most 2 × (MAX_TALLIES + 1) rows per window.
 import type { AuditEvent } from "@kms/db";
-import { describeError } from "./log";
-import type { Logger } from "./log";
+import { describeError } from "@kms/telemetry";
+import type { Logger } from "@kms/telemetry";
 
 const MAX_TALLIES = 1000;
 export const OTHER_PEERS = "(others)";

@@ -6,7 +6,7 @@ import { PolicyEngine } from "@kms/key-policy";
 import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
 import type { Services } from "./context";
-import type { Logger } from "./log";
+import type { Logger } from "@kms/telemetry";
 import { AuditCheckpointer } from "./audit-checkpoints";
 import { rotateIfStillPrimary } from "./jobs/rotation-by-use";
 import { failurePoint } from "./fault-injection";

@@ -14,8 +14,8 @@ import { withoutDeadline } from "@kms/db";
 import type { KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
-import type { Logger } from "./log";
-import { describeError } from "./log";
+import type { Logger } from "@kms/telemetry";
+import { describeError } from "@kms/telemetry";
 
 /** What the counter needs once it runs: where counts go, and what to do when a primary has done enough. */
 export interface UsageDeps {

@@ -14,7 +14,7 @@ import { getParametersForImport } from "./handlers/get-parameters-for-import";
 import { importKeyMaterial } from "./handlers/import-key-material";
 import { createKeyVersion } from "./handlers/versions";
 import { rotateDueKeys } from "./jobs/rotation";
-import { createLogger } from "./log";
+import { createLogger } from "@kms/telemetry";
 import { createServices } from "./services";
 import { newCallContext } from "./pipeline/pipeline";
 

@@ -3,7 +3,7 @@
 // message naming the variable), connects to kms-api, serves kube-apiserver on KMS_PLUGIN_LISTEN.
 import { KmsClient, clientCredentials } from "@kms/client";
 import { ConfigError } from "@kms/config";
-import { createJsonLogger } from "@kms/telemetry";
+import { createLogger } from "@kms/telemetry";
 import { loadPluginConfig } from "./config";
 import { KubeKmsPlugin } from "./plugin";
 import { createServer, listen } from "./server";
@@ -25,12 +25,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const pino = createJsonLogger({ service: "kube-kms-plugin", level: config.logLevel });
-  const log = {
-    info: (msg: string, f: Record<string, unknown> = {}) => pino.info(f, msg),
-    warn: (msg: string, f: Record<string, unknown> = {}) => pino.warn(f, msg),
-    debug: (msg: string, f: Record<string, unknown> = {}) => pino.debug(f, msg),
-  };
+  const log = createLogger(config.logLevel, "kube-kms-plugin");
   const channel = clientCredentials(config.tls);
   const kms = new KmsClient({
     address: config.kmsAddress,

@@ -6,7 +6,7 @@ import { kmsResources } from "@kms/proto";
 import type { KeyRecord } from "@kms/db";
 import type { Services } from "../context";
 import { rotateIfUnchanged } from "../key-changes";
-import { describeError } from "../log";
+import { describeError } from "@kms/telemetry";
 
 const stillDue = (now: Date) => (key: KeyRecord) =>
   key.automaticRotation && key.keyState === kmsResources.KeyState.ENABLED && key.nextRotationTime !== null && key.nextRotationTime <= now;

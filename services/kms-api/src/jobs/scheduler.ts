@@ -1,6 +1,6 @@
 // Runs the background jobs in every replica, one pass at a time (a slow pass is never overlapped).
 import type { Services } from "../context";
-import { describeError } from "../log";
+import { describeError } from "@kms/telemetry";
 import { destroyDueKeys } from "./deletion";
 import { expireImportedMaterial } from "./material-expiry";
 import { rotateDueKeys } from "./rotation";

@@ -5,8 +5,8 @@ import type { Outcome } from "@kms/errors";
 import { isDatabaseUnavailable, isQueryCancelled } from "@kms/db";
 import type { AuditEvent } from "@kms/db";
 import type { CallContext } from "../context";
-import type { Logger } from "../log";
-import { describeError } from "../log";
+import type { Logger } from "@kms/telemetry";
+import { describeError } from "@kms/telemetry";
 
 /** Anything thrown, as the KmsError the caller sees; what is not one is logged and answered INTERNAL. */
 export function asKmsError(err: unknown, log: Logger, where: { requestId: string; operation: string }): KmsError {

@@ -20,7 +20,7 @@ import { isUuid } from "@kms/key-rules";
 import type { CallContext, Services } from "../context";
 import { throttleHoldMs } from "../limits";
 import type { Release } from "../limits";
-import { describeError } from "../log";
+import { describeError } from "@kms/telemetry";
 import type { Operation } from "./operation";
 import { asKmsError, auditEventOf, statusOf } from "./outcome";
 

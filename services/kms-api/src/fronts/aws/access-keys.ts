@@ -7,8 +7,8 @@ import { readFileSync, statSync, watch } from "node:fs";
 import type { FSWatcher } from "node:fs";
 import path from "node:path";
 import { isReservedPrincipal } from "../../auth/principals";
-import type { Logger } from "../../log";
-import { describeError } from "../../log";
+import type { Logger } from "@kms/telemetry";
+import { describeError } from "@kms/telemetry";
 
 export interface AccessKey {
   accessKeyId: string;
