@@ -11,7 +11,8 @@ import postgres from "postgres";
 import { checkpointKeyId, checkpointToJson, verifyCheckpoint } from "@kms/audit-chain";
 import type { SignedCheckpoint } from "@kms/audit-chain";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { createPromiseClient, hsm, kmsResources } from "@kms/proto";
+import { createPromiseClient, kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
 

@@ -13,7 +13,8 @@ import { status } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import { startWorker } from "@kms/dev-stack";
 import type { WorkerProcess } from "@kms/dev-stack";
-import { createPromiseClient, hsm, kmsResources } from "@kms/proto";
+import { createPromiseClient, kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { errorCode, startStack } from "../harness";
 import type { Stack } from "../harness";
 

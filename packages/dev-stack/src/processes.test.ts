@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { startApi, startWorker, workerSocketPath } from "./processes";
 
 // Fakes of the two services (plain scripts): these tests cover the launcher, not the services.

@@ -7,7 +7,8 @@ import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { VARIABLES } from "@kms/config";
-import { createPromiseClient, hsm } from "@kms/proto";
+import { createPromiseClient } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 
 export interface ServiceProcess {
   /** "hsm-worker" or "kms-api". */

@@ -2,7 +2,8 @@
 // (known spec and level, one of our roots, plausible length) before any backend sees it.
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, invalidArgument, KmsError } from "@kms/errors";
-import type { hsm, kmsResources } from "@kms/proto";
+import type { kmsResources } from "@kms/proto";
+import type { hsm } from "@kms/proto/internal";
 import type { OaepHash } from "./asymmetric/oaep";
 import type { SignInput, SigningScheme } from "./asymmetric/signing-scheme";
 import { checkProtectionLevel, checkWrappedLength, keyFamily, wrongKeyFamily } from "./key-spec";

@@ -5,7 +5,7 @@
 // that never end by themselves.
 import { create } from "@bufbuild/protobuf";
 import type { ServerDuplexStream } from "@grpc/grpc-js";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { Backend } from "./backend";
 import { batch, failedBatch } from "./batch";
 import { wipe } from "./bytes";

@@ -5,7 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { invalidArgument, outcomeOf } from "@kms/errors";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { Backend } from "./backend";
 import type { Reply } from "./handlers";
 import { BATCHED, logFailure } from "./operations";

@@ -3,7 +3,7 @@
 // operation takes; algorithms become schemes and hashes. Handlers call the backend through onWire.
 import { invalidArgument } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
-import type { hsm } from "@kms/proto";
+import type { hsm } from "@kms/proto/internal";
 import { oaepHash } from "./asymmetric/oaep";
 import { signingScheme, signInput } from "./asymmetric/signing-scheme";
 import type { ProtoSignInput } from "./asymmetric/signing-scheme";

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { checkpointKeyId, checkpointPayload } from "@kms/audit-chain";
 import { invalidArgument } from "@kms/errors";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { Reply } from "./handlers";
 
 export interface CheckpointSigner {

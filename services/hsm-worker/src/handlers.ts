@@ -4,7 +4,7 @@
 // registers each one.
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument } from "@kms/errors";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { parsePublicKey } from "./asymmetric/public-key";
 import { MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES } from "@kms/key-rules";
 import { signingScheme, signInput } from "./asymmetric/signing-scheme";

@@ -3,7 +3,7 @@
 import "./thread-pool-size";
 import { ConfigError, loadWorkerConfig } from "@kms/config";
 import type { WorkerConfig } from "@kms/config";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { observeHsmSessions, startTelemetry } from "@kms/telemetry";
 import { createBackend } from "./create-backend";
 import { errorChain, processLogger } from "@kms/telemetry";

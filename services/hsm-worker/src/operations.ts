@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServerUnaryCall } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError } from "@kms/errors";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { Backend } from "./backend";
 import { getAuditCheckpointKey, signAuditCheckpoint } from "./checkpoint-signer";
 import type { CheckpointSigner } from "./checkpoint-signer";

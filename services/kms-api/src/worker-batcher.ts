@@ -4,7 +4,7 @@
 // the flush runs on setImmediate, after the I/O that produced this turn's requests.
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { InternalError, errorOfOutcome, fromPeerError } from "@kms/errors";
-import type { hsm } from "@kms/proto";
+import type { hsm } from "@kms/proto/internal";
 
 type OperationInit = MessageInitShape<typeof hsm.OperationSchema>;
 type Result = hsm.OperationResult["result"];

@@ -1,6 +1,7 @@
 // The kms-api side of the hsm-worker hop: a typed client with a deadline on every call, and errors
 // turned back into KmsErrors (UNAVAILABLE when the worker is down or slow — never a hang).
-import { createPromiseClient, hsm, kmsResources } from "@kms/proto";
+import { createPromiseClient, kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { InternalError, fromPeerError } from "@kms/errors";
 import { WorkerBatcher } from "./worker-batcher";

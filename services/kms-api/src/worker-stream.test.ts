@@ -8,7 +8,8 @@ import { create } from "@bufbuild/protobuf";
 import { Client, Server, ServerCredentials, credentials, status } from "@grpc/grpc-js";
 import type { ServerDuplexStream, ServiceError } from "@grpc/grpc-js";
 import { fromPeerError } from "@kms/errors";
-import { grpcServiceDefinition, hsm } from "@kms/proto";
+import { grpcServiceDefinition } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { WorkerStream } from "./worker-stream";
 
 type Call = ServerDuplexStream<hsm.BatchStreamRequest, hsm.BatchStreamResponse>;

@@ -10,7 +10,8 @@ import { create } from "@bufbuild/protobuf";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Metadata, status } from "@grpc/grpc-js";
 import type { Client, ClientDuplexStream, ServiceError } from "@grpc/grpc-js";
-import { hsm, openBidiStream } from "@kms/proto";
+import { openBidiStream } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 
 type OperationInit = MessageInitShape<typeof hsm.OperationSchema>;
 

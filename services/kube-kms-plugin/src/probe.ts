@@ -3,7 +3,8 @@
 // docs/kubernetes-encryption.md: Status, then an Encrypt + Decrypt of a random 32-byte seed.
 //   node services/kube-kms-plugin/dist/probe.js unix:///path/to/kms.sock
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { createPromiseClient, k8sKmsV2 } from "@kms/proto";
+import { createPromiseClient } from "@kms/proto";
+import { k8sKmsV2 } from "@kms/proto/internal";
 
 async function main(target: string | undefined): Promise<number> {
   if (!target?.startsWith("unix://")) {

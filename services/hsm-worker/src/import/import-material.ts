@@ -13,7 +13,8 @@
 import { createHash, createPrivateKey, createSecretKey } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import { ErrorCode, invalidArgument, KmsError } from "@kms/errors";
-import { hsm, kmsResources } from "@kms/proto";
+import { kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { create } from "@bufbuild/protobuf";
 import { keyFitsFamily, spkiOf } from "../asymmetric/public-key";
 import type { Backend } from "../backend";

@@ -1,7 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, INVALID_CIPHERTEXT_MESSAGE, KmsError } from "@kms/errors";
-import { hsm, kmsResources } from "@kms/proto";
+import { kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import * as pkcs11js from "pkcs11js";
 import { bool, readAttributes } from "./attributes";
 import { findRootKeys, rootLabels } from "./root-key";

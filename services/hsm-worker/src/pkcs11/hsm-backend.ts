@@ -9,7 +9,8 @@
 // releases used them, level and spec taken from the caller, until issue 22's root rotation re-wraps them.
 import * as pkcs11js from "pkcs11js";
 import { moduleCannotHold } from "@kms/key-rules";
-import { hsm, kmsResources } from "@kms/proto";
+import { kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { Acceptance, Backend, BackendMetrics, BackendStatus, CheckedKey, GeneratedKey, NewKey } from "../backend";
 import { wipe } from "../bytes";
 import type { KeyEngine } from "../engine";

@@ -3,7 +3,8 @@
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError } from "@kms/errors";
-import { hsm, kmsResources } from "@kms/proto";
+import { kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import * as pkcs11js from "pkcs11js";
 import { createTestToken } from "../testing/softhsm-token";
 import type { TestToken } from "../testing/softhsm-token";

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { verifyCheckpoint } from "@kms/audit-chain";
-import { hsm } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import { signAuditCheckpoint } from "../checkpoint-signer";
 import { SoftwareCheckpointKey } from "./checkpoint-key";
 import { SoftwareRootBackend } from "./software-root";

@@ -4,7 +4,8 @@
 import { closeSync, openSync, readFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { hsm, kmsResources } from "@kms/proto";
+import { kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { Backend } from "../backend";
 import { onWire } from "../checked-calls";
 import type { CheckpointSigner } from "../checkpoint-signer";

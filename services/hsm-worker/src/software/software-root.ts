@@ -1,7 +1,8 @@
 // The software-root backend, for a machine without a PKCS#11 module: the file root (file-root.ts) wraps,
 // node:crypto (node-engine.ts) uses the keys. Only SOFTWARE keys exist here; PROTECTION_LEVEL_HSM is refused.
 import { randomBytes } from "node:crypto";
-import { hsm, kmsResources } from "@kms/proto";
+import { kmsResources } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 import type { Acceptance, Backend, BackendMetrics, BackendStatus, CheckedKey, GeneratedKey, NewKey } from "../backend";
 import { wipe } from "../bytes";
 import type { KeyEngine } from "../engine";

@@ -5,7 +5,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { credentials, Client, Metadata } from "@grpc/grpc-js";
 import type { ServiceError } from "@grpc/grpc-js";
 import { ERROR_CODE_KEY } from "@kms/errors";
-import { hsm, openBidiStream } from "@kms/proto";
+import { openBidiStream } from "@kms/proto";
+import { hsm } from "@kms/proto/internal";
 
 type Result = hsm.OperationResult["result"];
 type Case = Exclude<NonNullable<Result["case"]>, "error">;
