@@ -2,6 +2,7 @@ import type { AccessConfig } from "@kms/config";
 import type { AliasStore, AuditReader, AuditWriter, KeyStore, Transactions } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
 import type { AuditCheckpointer } from "./audit-checkpoints";
+import type { Authorizer } from "./auth/authorize";
 import type { KeyCache } from "./key-cache";
 import type { RateLimiter } from "./limits";
 import type { PeerThrottle } from "./peer-throttle";
@@ -47,7 +48,10 @@ export interface Services {
   auditReader: AuditReader;
   /** Signed checkpoints of the audit chain (audit-checkpoints.ts). */
   checkpoints: AuditCheckpointer;
+  /** Parses policy documents (SetKeyPolicy validates with it) and caches their decisions. */
   policies: PolicyEngine;
+  /** Every authorization decision: key policies and the access lists (auth/authorize.ts). */
+  authorizer: Authorizer;
   access: AccessConfig;
   pageTokens: PageTokens;
   log: Logger;

@@ -5,7 +5,6 @@ import type { KeyPatch, KeyRecord, KeyVersionRecord, LockedKey } from "@kms/db";
 import { nextRotationAfter } from "@kms/key-rules";
 import { randomUUID } from "node:crypto";
 import { auditedTransaction } from "./audited-change";
-import { authorizeKey } from "./auth/authorize";
 import type { CallContext, Services } from "./context";
 import { faultPoint } from "./fault-injection";
 import { auditJobChange } from "./jobs/job-audit";
@@ -39,7 +38,7 @@ export async function changeLockedKey<T>(
   const { keyId } = await findKey(s, ctx, keyIdField, field);
   const result = await auditedTransaction(s, ctx, (work) =>
     work.withLockedKey(keyId, (key) => {
-      authorizeKey(s, ctx, key.record);
+      s.authorizer.key(ctx, key.record);
       return change(key);
     }),
   );
@@ -55,7 +54,7 @@ export async function changeLockedKey<T>(
 export async function currentKey(s: Services, ctx: CallContext, keyId: string): Promise<KeyRecord> {
   const key = await s.store.getKey(keyId);
   if (!key) throw await keyGone(s, keyId, ctx);
-  authorizeKey(s, ctx, key);
+  s.authorizer.key(ctx, key);
   return key;
 }
 

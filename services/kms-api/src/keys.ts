@@ -7,7 +7,7 @@ import type { KeyRecord, KeyVersionRecord } from "@kms/db";
 import { checkEnabled, parseKeyReference } from "@kms/key-rules";
 import type { kmsResources } from "@kms/proto";
 import type { hsm } from "@kms/proto/internal";
-import { authorizeKey } from "./auth/authorize";
+
 import { aliasDenied, isAdmin, mayManageAlias } from "./auth/visibility";
 import type { CallContext, Services } from "./context";
 
@@ -51,7 +51,7 @@ export async function findKey(services: Services, ctx: CallContext, value: strin
     ctx.audit.keyId ||= ref.keyId;
     const key = await services.keys.getKey(ref.keyId);
     if (!key) throw await keyGone(services, ref.keyId, ctx, access.action);
-    authorizeKey(services, ctx, key, access.action, access.encryptionContext);
+    services.authorizer.key(ctx, key, access.action, access.encryptionContext);
     return key;
   }
   const hidden = () => aliasDenied(ctx, ref.aliasName, access.action);
@@ -64,7 +64,7 @@ export async function findKey(services: Services, ctx: CallContext, value: strin
   const key = await services.keys.getKey(keyId);
   if (!key) throw mayManageAlias(services, ctx, ref.aliasName) ? await keyGone(services, keyId) : hidden();
   try {
-    authorizeKey(services, ctx, key, access.action, access.encryptionContext);
+    services.authorizer.key(ctx, key, access.action, access.encryptionContext);
   } catch (err) {
     if (err instanceof KmsError && err.status === status.PERMISSION_DENIED) throw hidden();
     throw err;
@@ -86,7 +86,7 @@ export async function versionOfBlob(
   const key = version ? await services.keys.getKey(version.keyId) : undefined;
   if (version && key) {
     ctx.audit.keyId ||= key.keyId;
-    authorizeKey(services, ctx, key, access.action, access.encryptionContext);
+    services.authorizer.key(ctx, key, access.action, access.encryptionContext);
     return { key, version };
   }
   const tombstone = await services.store.tombstoneOfVersion(keyVersionId);
@@ -96,7 +96,7 @@ export async function versionOfBlob(
   const owner = importedBy ? await services.keys.getKey(importedBy) : undefined;
   if (owner) {
     ctx.audit.keyId ||= owner.keyId;
-    authorizeKey(services, ctx, owner, access.action, access.encryptionContext);
+    services.authorizer.key(ctx, owner, access.action, access.encryptionContext);
     checkEnabled(owner);
   }
   throw invalidCiphertext();

@@ -8,6 +8,7 @@ import type { Sql } from "@kms/db";
 import type { Services } from "./context";
 import type { Logger } from "@kms/telemetry";
 import { AuditCheckpointer } from "./audit-checkpoints";
+import { Authorizer } from "./auth/authorize";
 import { rotateIfStillPrimary } from "./jobs/rotation-by-use";
 import { failurePoint } from "./fault-injection";
 import { KeyCache } from "./key-cache";
@@ -44,6 +45,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   const aliases = new AliasStore(o.sql);
   const worker = new WorkerClient(o.workerSocket, o.workerDeadlineMs);
   const audit = new AuditWriter(o.sql);
+  const policies = new PolicyEngine();
   const auditReader = new AuditReader(o.sql);
   const services: Services = {
     store,
@@ -60,7 +62,8 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     audit,
     auditReader,
     checkpoints: new AuditCheckpointer(o.sql, { audit, auditReader, worker, log: o.log }),
-    policies: new PolicyEngine(),
+    policies,
+    authorizer: new Authorizer(policies, o.access),
     access: o.access,
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,

@@ -5,7 +5,6 @@ import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import type { KeyRecord } from "@kms/db";
 import type { CallContext, Services } from "../context";
-import { authorizeKey } from "./authorize";
 
 export function isAdmin(s: Services, ctx: CallContext): boolean {
   return s.access.admins.includes(ctx.principal);
@@ -15,7 +14,7 @@ export function isAdmin(s: Services, ctx: CallContext): boolean {
 export function mayDescribe(s: Services, ctx: CallContext, key: KeyRecord): boolean {
   if (isAdmin(s, ctx)) return true;
   try {
-    authorizeKey(s, ctx, key, "kms:DescribeKey", {});
+    s.authorizer.key(ctx, key, "kms:DescribeKey", {});
     return true;
   } catch (err) {
     if (err instanceof KmsError && err.status === status.PERMISSION_DENIED) return false;

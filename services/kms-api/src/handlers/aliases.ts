@@ -8,7 +8,6 @@ import { pageSize, validateAliasName } from "@kms/key-rules";
 import type { AliasRecord, LockedAlias, UnitOfWork } from "@kms/db";
 import type { kms } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
-import { authorizeCreator, authorizeKey } from "../auth/authorize";
 import { aliasDenied, authorizeAliasName, mayDescribe } from "../auth/visibility";
 import type { CallContext, Services } from "../context";
 import { findKey } from "../keys";
@@ -43,7 +42,7 @@ async function lockCurrent(s: Services, ctx: CallContext, work: UnitOfWork, alia
   const key = await current.target();
   if (key) {
     try {
-      authorizeKey(s, ctx, key);
+      s.authorizer.key(ctx, key);
     } catch (err) {
       if (err instanceof KmsError && err.status === status.PERMISSION_DENIED) throw aliasDenied(ctx, aliasName);
       throw err;
@@ -108,7 +107,7 @@ async function listPage(s: Services, ctx: CallContext, scope: string, requestedS
 }
 
 export const listAliases: Handler<typeof kms.ListAliasesRequestSchema, typeof kms.ListAliasesResponseSchema> = async (req, ctx, s) => {
-  authorizeCreator(s, ctx);
+  s.authorizer.creator(ctx);
   return listPage(s, ctx, "ListAliases", req.pageSize, req.pageToken);
 };
 

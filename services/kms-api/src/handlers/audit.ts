@@ -4,12 +4,11 @@ import type { SignedCheckpoint } from "@kms/audit-chain";
 import { invalidArgument } from "@kms/errors";
 import { isUuid, pageSize } from "@kms/key-rules";
 import type { kms, kmsResources } from "@kms/proto";
-import { authorizeAuditor } from "../auth/authorize";
 import type { Services } from "../context";
 import type { Handler } from "../pipeline/operation";
 
 export const listAuditEvents: Handler<typeof kms.ListAuditEventsRequestSchema, typeof kms.ListAuditEventsResponseSchema> = async (req, ctx, s) => {
-  authorizeAuditor(s, ctx);
+  s.authorizer.auditor(ctx);
   const limit = pageSize(req.pageSize);
   if (req.keyId !== "" && !isUuid(req.keyId)) throw invalidArgument("key_id", "must be a key UUID");
   const filter = {
@@ -43,7 +42,7 @@ export const listAuditEvents: Handler<typeof kms.ListAuditEventsRequestSchema, t
 };
 
 export const verifyAuditLog: Handler<typeof kms.VerifyAuditLogRequestSchema, typeof kms.VerifyAuditLogResponseSchema> = async (req, ctx, s) => {
-  authorizeAuditor(s, ctx);
+  s.authorizer.auditor(ctx);
   if (req.startSequence < 0n) throw invalidArgument("start_sequence", "must not be negative");
   if (req.endSequence < 0n) throw invalidArgument("end_sequence", "must not be negative");
   if (req.endSequence > 0n && req.endSequence < req.startSequence) throw invalidArgument("end_sequence", "must not be before start_sequence");
@@ -94,7 +93,7 @@ export const listAuditCheckpoints: Handler<typeof kms.ListAuditCheckpointsReques
   ctx,
   s,
 ) => {
-  authorizeAuditor(s, ctx);
+  s.authorizer.auditor(ctx);
   const limit = pageSize(req.pageSize);
   const scope = "ListAuditCheckpoints";
   const cursor = s.pageTokens.decode(scope, req.pageToken);

@@ -5,20 +5,18 @@ import type { KeyChoice, RotationPolicy } from "@kms/key-rules";
 import type { KeyRecord } from "@kms/db";
 import { kms, kmsResources } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
-import { authorizeCreator } from "../auth/authorize";
 import { generateVersion } from "../key-changes";
 import { toKeyMetadata } from "../keys";
 import { checkedPolicy } from "./key-policy";
 import type { CallContext, Services } from "../context";
 import type { Handler } from "../pipeline/operation";
 
-
 export const createKey: Handler<typeof kms.CreateKeyRequestSchema, typeof kms.CreateKeyResponseSchema> = async (
   req,
   ctx,
   s,
 ) => {
-  authorizeCreator(s, ctx); // first: a caller who may not create keys learns nothing about their request
+  s.authorizer.creator(ctx); // first: a caller who may not create keys learns nothing about their request
   validateDescription(req.description);
   validateTags(req.tags);
   const policy = req.policy === "" ? null : checkedPolicy(s, ctx, req.policy);

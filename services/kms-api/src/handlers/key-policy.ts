@@ -3,7 +3,7 @@
 import { invalidArgument } from "@kms/errors";
 import { conditionValues, evaluate } from "@kms/key-policy";
 import type { kms } from "@kms/proto";
-import { policyOf } from "../auth/authorize";
+
 import type { CallContext, Services } from "../context";
 import { changeKey } from "../key-changes";
 import { findKey } from "../keys";
@@ -30,7 +30,7 @@ export function checkedPolicy(s: Services, ctx: CallContext, text: string): stri
 export const getKeyPolicy: Handler<typeof kms.GetKeyPolicyRequestSchema, typeof kms.GetKeyPolicyResponseSchema> = async (req, ctx, s) => {
   checkPolicyName(req.policyName);
   const key = await findKey(s, ctx, req.keyId);
-  return { policy: policyOf(s, key) };
+  return { policy: s.authorizer.policyOf(key) };
 };
 
 export const setKeyPolicy: Handler<typeof kms.SetKeyPolicyRequestSchema, typeof kms.SetKeyPolicyResponseSchema> = async (req, ctx, s) => {

@@ -2,7 +2,6 @@ import { invalidArgument } from "@kms/errors";
 import { pageSize, requireKnownEnum, validateTags } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
-import { authorizeCreator } from "../auth/authorize";
 import { mayDescribe } from "../auth/visibility";
 import { toKeyMetadata } from "../keys";
 import type { Handler } from "../pipeline/operation";
@@ -14,7 +13,7 @@ const sortedUnique = (values: readonly number[]) => [...new Set(values)].sort((a
  * keys, so it may hold fewer (even none) and still have a next_page_token.
  */
 export const listKeys: Handler<typeof kms.ListKeysRequestSchema, typeof kms.ListKeysResponseSchema> = async (req, ctx, s) => {
-  authorizeCreator(s, ctx);
+  s.authorizer.creator(ctx);
   const limit = pageSize(req.pageSize);
   const requested = req.filter;
   // A filter is bounded like the tags it matches: at most 20 (one EXISTS each), the same lengths.
