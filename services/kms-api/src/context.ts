@@ -4,6 +4,7 @@ import type { PolicyEngine } from "@kms/key-policy";
 import type { AuditCheckpointer } from "./audit-checkpoints";
 import type { Authorizer } from "./auth/authorize";
 import type { KeyCache } from "./key-cache";
+import type { KeyLookup } from "./keys";
 import type { RateLimiter } from "./limits";
 import type { PeerThrottle } from "./peer-throttle";
 import type { RefusalAudit } from "./refusals";
@@ -12,26 +13,7 @@ import type { Logger } from "@kms/telemetry";
 import type { PageTokens } from "./page-tokens";
 import type { WorkerClient } from "./worker-client";
 
-/** What one call carries through its handler: who asks, and what the audit row will name. */
-export interface CallContext {
-  requestId: string;
-  /** The RPC name, e.g. "Encrypt"; key policies see it as the action "kms:Encrypt". */
-  operation: string;
-  principal: string;
-  /** The principal came from a trusted client certificate (kms:MutualTLS), not from a token. */
-  mutualTls: boolean;
-  /** The request's encryption context (empty if it has none): policy conditions and the audit row. */
-  encryptionContext: Record<string, string>;
-  /** The call's own deadline, if the client set one; worker calls never outlive it. */
-  deadline: Date | undefined;
-  /**
-   * Filled in by the handler as soon as it knows them, so even a failed call's audit row names the key.
-   * `operation`: the name the row records (the front's own, e.g. the AWS API's "Sign" for
-   * AsymmetricSign). `written`: a change's row went in with the change (audited-change.ts); the
-   * pipeline writes no other.
-   */
-  audit: { operation: string; keyId: string; keyVersionId: string; written?: boolean };
-}
+export type { CallContext } from "./call-context";
 
 /** Everything the handlers share. Built once in main.ts. */
 export interface Services {
@@ -52,6 +34,8 @@ export interface Services {
   policies: PolicyEngine;
   /** Every authorization decision: key policies and the access lists (auth/authorize.ts). */
   authorizer: Authorizer;
+  /** Finds the keys and versions a request names, authorized (keys.ts). */
+  lookup: KeyLookup;
   access: AccessConfig;
   pageTokens: PageTokens;
   log: Logger;

@@ -9,7 +9,6 @@ import type { CallContext, Services } from "./context";
 import { faultPoint } from "./fault-injection";
 import { auditJobChange } from "./jobs/job-audit";
 import type { JobOperation } from "./jobs/job-audit";
-import { findKey, keyGone } from "./keys";
 
 /** Locks the key named by `keyIdField`, lets the pure `decide` compute the change (or throw), applies it. */
 export async function changeKey(
@@ -35,14 +34,14 @@ export async function changeLockedKey<T>(
 ): Promise<T> {
   // Authorized first on the cached record, so that a caller who may not change the key learns nothing
   // about it (nor whether an id or alias exists); then again under the row lock, on the current one.
-  const { keyId } = await findKey(s, ctx, keyIdField, field);
+  const { keyId } = await s.lookup.find(ctx, keyIdField, field);
   const result = await auditedTransaction(s, ctx, (work) =>
     work.withLockedKey(keyId, (key) => {
       s.authorizer.key(ctx, key.record);
       return change(key);
     }),
   );
-  if (result === undefined) throw await keyGone(s, keyId, ctx);
+  if (result === undefined) throw await s.lookup.gone(keyId, ctx);
   s.keys.invalidateKey(keyId); // this replica at once; the others on NOTIFY
   return result;
 }
@@ -53,7 +52,7 @@ export async function changeLockedKey<T>(
  */
 export async function currentKey(s: Services, ctx: CallContext, keyId: string): Promise<KeyRecord> {
   const key = await s.store.getKey(keyId);
-  if (!key) throw await keyGone(s, keyId, ctx);
+  if (!key) throw await s.lookup.gone(keyId, ctx);
   s.authorizer.key(ctx, key);
   return key;
 }

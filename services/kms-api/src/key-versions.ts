@@ -4,11 +4,10 @@ import { ErrorCode, InternalError, KmsError, invalidArgument } from "@kms/errors
 import type { KeyRecord, KeyVersionRecord } from "@kms/db";
 import { isUuid } from "@kms/key-rules";
 import type { CallContext, Services } from "./context";
-import { primaryVersion } from "./keys";
 
 /** The version `keyVersionId` of `key` (the primary when empty), recorded for the audit row. */
 export async function selectVersion(s: Services, ctx: CallContext, key: KeyRecord, keyVersionId: string): Promise<KeyVersionRecord> {
-  if (keyVersionId === "") return primaryVersion(s, ctx, key);
+  if (keyVersionId === "") return s.lookup.primaryVersion(ctx, key);
   const id = keyVersionId.toLowerCase();
   if (!isUuid(id)) throw invalidArgument("key_version_id", "must be a UUID");
   ctx.audit.keyVersionId = id;

@@ -9,6 +9,7 @@ import type { Services } from "./context";
 import type { Logger } from "@kms/telemetry";
 import { AuditCheckpointer } from "./audit-checkpoints";
 import { Authorizer } from "./auth/authorize";
+import { KeyLookup } from "./keys";
 import { rotateIfStillPrimary } from "./jobs/rotation-by-use";
 import { failurePoint } from "./fault-injection";
 import { KeyCache } from "./key-cache";
@@ -46,11 +47,14 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   const worker = new WorkerClient(o.workerSocket, o.workerDeadlineMs);
   const audit = new AuditWriter(o.sql);
   const policies = new PolicyEngine();
+  const authorizer = new Authorizer(policies, o.access);
+  const keys = new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs });
   const auditReader = new AuditReader(o.sql);
   const services: Services = {
     store,
     transactions: new Transactions(o.sql, audit),
-    keys: new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs }),
+    keys,
+    lookup: new KeyLookup(keys, store, authorizer),
     aliases,
     usage: new UsageCounter({
       threshold: o.rotateAfterEncryptions,
@@ -63,7 +67,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     auditReader,
     checkpoints: new AuditCheckpointer(o.sql, { audit, auditReader, worker, log: o.log }),
     policies,
-    authorizer: new Authorizer(policies, o.access),
+    authorizer,
     access: o.access,
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,

@@ -7,7 +7,7 @@ import { keySpecName, keyUsageName, enumName } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { AccessConfig } from "@kms/config";
 import type { PolicyEngine } from "@kms/key-policy";
-import type { CallContext } from "../context";
+import type { CallContext } from "../call-context";
 
 const denied = (why: string) => new KmsError(ErrorCode.PermissionDenied, why);
 

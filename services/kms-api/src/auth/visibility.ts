@@ -4,14 +4,22 @@
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError } from "@kms/errors";
 import type { KeyRecord } from "@kms/db";
-import type { CallContext, Services } from "../context";
+import type { AccessConfig } from "@kms/config";
+import type { CallContext } from "../call-context";
+import type { Authorizer } from "./authorize";
 
-export function isAdmin(s: Services, ctx: CallContext): boolean {
+/** What these decisions read: the access lists, and the Authorizer for a key's policy. */
+export interface Deciders {
+  access: AccessConfig;
+  authorizer: Authorizer;
+}
+
+export function isAdmin(s: Deciders, ctx: CallContext): boolean {
   return s.access.admins.includes(ctx.principal);
 }
 
 /** The key may be listed to this caller: its policy allows kms:DescribeKey (no encryption context). */
-export function mayDescribe(s: Services, ctx: CallContext, key: KeyRecord): boolean {
+export function mayDescribe(s: Deciders, ctx: CallContext, key: KeyRecord): boolean {
   if (isAdmin(s, ctx)) return true;
   try {
     s.authorizer.key(ctx, key, "kms:DescribeKey", {});
@@ -23,13 +31,13 @@ export function mayDescribe(s: Services, ctx: CallContext, key: KeyRecord): bool
 }
 
 /** The alias name prefixes this caller may manage: its own entry and the "*" entry. */
-function prefixesOf(s: Services, ctx: CallContext): string[] {
+function prefixesOf(s: Deciders, ctx: CallContext): string[] {
   const table = s.access.aliasPrefixes;
   return [...(table[ctx.principal] ?? []), ...(table["*"] ?? [])];
 }
 
 /** The caller may create, move and delete this alias name (and so may know whether it exists). */
-export function mayManageAlias(s: Services, ctx: CallContext, aliasName: string): boolean {
+export function mayManageAlias(s: Deciders, ctx: CallContext, aliasName: string): boolean {
   return isAdmin(s, ctx) || prefixesOf(s, ctx).some((p) => aliasName.startsWith(p));
 }
 
@@ -37,7 +45,7 @@ export function mayManageAlias(s: Services, ctx: CallContext, aliasName: string)
  * PERMISSION_DENIED unless the name is in the caller's namespace. Checked before the alias or any key is
  * looked up, so a refused caller learns nothing about either.
  */
-export function authorizeAliasName(s: Services, ctx: CallContext, aliasName: string): void {
+export function authorizeAliasName(s: Deciders, ctx: CallContext, aliasName: string): void {
   if (mayManageAlias(s, ctx, aliasName)) return;
   throw new KmsError(
     ErrorCode.PermissionDenied,

@@ -10,7 +10,7 @@ import type { kms } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
 import { aliasDenied, authorizeAliasName, mayDescribe } from "../auth/visibility";
 import type { CallContext, Services } from "../context";
-import { findKey } from "../keys";
+
 import type { Handler } from "../pipeline/operation";
 
 const toAlias = (a: AliasRecord) => ({
@@ -27,7 +27,7 @@ async function targetKey(s: Services, ctx: CallContext, keyId: string) {
   if (keyId.startsWith("alias/")) {
     throw new KmsError(ErrorCode.InvalidParameter, "key_id: must be a key UUID, not an alias");
   }
-  return findKey(s, ctx, keyId);
+  return s.lookup.find(ctx, keyId);
 }
 
 /**
@@ -116,6 +116,6 @@ export const listAliasesByKeyId: Handler<typeof kms.ListAliasesByKeyIdRequestSch
   ctx,
   s,
 ) => {
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   return listPage(s, ctx, `ListAliasesByKeyId:${key.keyId}`, req.pageSize, req.pageToken, key.keyId);
 };

@@ -1,7 +1,7 @@
 import { checkEncryptionAlgorithm, checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { selectVersion } from "../key-versions";
-import { findKey, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 /** Every ciphertext that does not decrypt gets the one invalidCiphertext() error (no padding oracle). */
@@ -10,7 +10,7 @@ export const asymmetricDecrypt: Handler<typeof kms.AsymmetricDecryptRequestSchem
   ctx,
   s,
 ) => {
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "AsymmetricDecrypt");
   checkEncryptionAlgorithm(key.keySpec, req.algorithm);
   const version = await selectVersion(s, ctx, key, req.keyVersionId);

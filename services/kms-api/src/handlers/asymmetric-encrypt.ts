@@ -6,7 +6,7 @@ import { checkEncryptionAlgorithm, checkUsable } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
-import { findKey } from "../keys";
+
 import type { Handler } from "../pipeline/operation";
 
 export const asymmetricEncrypt: Handler<typeof kms.AsymmetricEncryptRequestSchema, typeof kms.AsymmetricEncryptResponseSchema> = async (
@@ -14,7 +14,7 @@ export const asymmetricEncrypt: Handler<typeof kms.AsymmetricEncryptRequestSchem
   ctx,
   s,
 ) => {
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "AsymmetricEncrypt");
   const { maxPlaintextBytes } = checkEncryptionAlgorithm(key.keySpec, req.algorithm);
   if (req.plaintext.length < 1 || req.plaintext.length > maxPlaintextBytes) {

@@ -1,7 +1,7 @@
 import { checkSigningAlgorithm, checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { selectVersion } from "../key-versions";
-import { findKey, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 import { workerSignInput } from "./sign-input";
 
@@ -10,7 +10,7 @@ export const asymmetricSign: Handler<typeof kms.AsymmetricSignRequestSchema, typ
   ctx,
   s,
 ) => {
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "AsymmetricSign");
   checkSigningAlgorithm(key.keySpec, req.algorithm);
   const input = workerSignInput(req.algorithm, req.input);

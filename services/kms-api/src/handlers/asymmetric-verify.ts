@@ -1,7 +1,7 @@
 import { checkSigningAlgorithm, checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
-import { findKey } from "../keys";
+
 import type { Handler } from "../pipeline/operation";
 import { workerSignInput } from "./sign-input";
 
@@ -11,7 +11,7 @@ export const asymmetricVerify: Handler<typeof kms.AsymmetricVerifyRequestSchema,
   ctx,
   s,
 ) => {
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "AsymmetricVerify");
   checkSigningAlgorithm(key.keySpec, req.algorithm);
   const input = workerSignInput(req.algorithm, req.input);

@@ -1,13 +1,13 @@
 import { buildAad, parseBlob, validateEncryptionContext } from "@kms/ciphertext";
 import { checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { versionOfBlob, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 export const decrypt: Handler<typeof kms.DecryptRequestSchema, typeof kms.DecryptResponseSchema> = async (req, ctx, s) => {
   validateEncryptionContext(req.encryptionContext);
   const blob = parseBlob(req.ciphertextBlob);
-  const { key, version } = await versionOfBlob(s, ctx, blob.keyVersionId);
+  const { key, version } = await s.lookup.ofBlob(ctx, blob.keyVersionId);
   ctx.audit.keyId = key.keyId;
   ctx.audit.keyVersionId = version.keyVersionId;
   checkUsable(key, "Decrypt");

@@ -1,9 +1,9 @@
 import type { kms } from "@kms/proto";
-import { findKey, toKeyMetadata } from "../keys";
+import { toKeyMetadata } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 export const describeKey: Handler<typeof kms.DescribeKeyRequestSchema, typeof kms.DescribeKeyResponseSchema> = async (
   req,
   ctx,
   s,
-) => ({ keyMetadata: toKeyMetadata(await findKey(s, ctx, req.keyId)) });
+) => ({ keyMetadata: toKeyMetadata(await s.lookup.find(ctx, req.keyId)) });

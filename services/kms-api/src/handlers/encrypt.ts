@@ -1,15 +1,15 @@
 import { assembleBlob, buildAad, encodeHeader, validateEncryptionContext } from "@kms/ciphertext";
 import { checkUsable, validatePlaintext } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { findKey, primaryVersion, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 export const encrypt: Handler<typeof kms.EncryptRequestSchema, typeof kms.EncryptResponseSchema> = async (req, ctx, s) => {
   validatePlaintext(req.plaintext);
   validateEncryptionContext(req.encryptionContext);
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "Encrypt");
-  const version = await primaryVersion(s, ctx, key);
+  const version = await s.lookup.primaryVersion(ctx, key);
   const header = encodeHeader(version.keyVersionId);
   // Counted before the worker call: an imported key's version past its limit is refused here.
   await s.usage.take(key, version);

@@ -3,7 +3,7 @@ import { checkUsable, dataKeyLength } from "@kms/key-rules";
 import type { CryptoOperation } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
-import { findKey, primaryVersion, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 interface DataKeyRequest {
@@ -17,9 +17,9 @@ interface DataKeyRequest {
 async function generate(req: DataKeyRequest, ctx: CallContext, s: Services, operation: CryptoOperation, withPlaintext: boolean) {
   const length = dataKeyLength(req.keySpec, req.numberOfBytes);
   validateEncryptionContext(req.encryptionContext);
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, operation);
-  const version = await primaryVersion(s, ctx, key);
+  const version = await s.lookup.primaryVersion(ctx, key);
   const header = encodeHeader(version.keyVersionId);
   // Counted before the worker call: an imported key's version past its limit is refused here.
   await s.usage.take(key, version);

@@ -1,13 +1,13 @@
 import { checkUsable, validateMessage } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { findKey, primaryVersion, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 export const generateMac: Handler<typeof kms.GenerateMacRequestSchema, typeof kms.GenerateMacResponseSchema> = async (req, ctx, s) => {
   validateMessage(req.message);
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "GenerateMac");
-  const version = await primaryVersion(s, ctx, key);
+  const version = await s.lookup.primaryVersion(ctx, key);
   const { mac } = await s.worker.generateMac({ key: wrappedKey(key, version), message: req.message }, ctx.deadline);
   return { mac, keyId: key.keyId, keyVersionId: version.keyVersionId };
 };

@@ -8,7 +8,7 @@ import { checkImportOperation, checkWrappingChoice, IMPORT_TOKEN_LIFETIME_MS, wr
 import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
 import { auditedTransaction } from "../audited-change";
-import { findKey } from "../keys";
+
 import type { Handler } from "../pipeline/operation";
 
 const TOKEN_BYTES = 32;
@@ -24,7 +24,7 @@ export const getParametersForImport: Handler<typeof kms.GetParametersForImportRe
   s,
 ) => {
   checkWrappingChoice(req.wrappingAlgorithm, req.wrappingKeySpec);
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkImportOperation(key, "GetParametersForImport");
   const { hsmKeysSupported } = await s.worker.getStatus(ctx.deadline);
   const protectionLevel = hsmKeysSupported ? kmsResources.ProtectionLevel.HSM : kmsResources.ProtectionLevel.SOFTWARE;

@@ -10,7 +10,7 @@ import { checkImportOperation, checkMaterialExpireTime, stateAfterImport, wrappi
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import { changeLockedKey, currentKey } from "../key-changes";
-import { findKey, toKeyMetadata } from "../keys";
+import { toKeyMetadata } from "../keys";
 import type { Handler } from "../pipeline/operation";
 import { hashImportToken } from "./get-parameters-for-import";
 
@@ -39,7 +39,7 @@ export const importKeyMaterial: Handler<typeof kms.ImportKeyMaterialRequestSchem
   checkMaterialExpireTime(materialExpireTime ?? undefined, s.clock());
   const tokenHash = hashImportToken(req.importToken);
 
-  const { keyId } = await findKey(s, ctx, req.keyId);
+  const { keyId } = await s.lookup.find(ctx, req.keyId);
   // The worker unwraps the material with no row locked; the commit then re-checks everything under the
   // key's and the token's row locks. Only a first import racing another first import of the same key
   // finds the state moved (the other one fixed the version id): it starts again, against that import.

@@ -6,7 +6,7 @@ import type { kms } from "@kms/proto";
 
 import type { CallContext, Services } from "../context";
 import { changeKey } from "../key-changes";
-import { findKey } from "../keys";
+
 import type { Handler } from "../pipeline/operation";
 
 function checkPolicyName(name: string): void {
@@ -29,7 +29,7 @@ export function checkedPolicy(s: Services, ctx: CallContext, text: string): stri
 
 export const getKeyPolicy: Handler<typeof kms.GetKeyPolicyRequestSchema, typeof kms.GetKeyPolicyResponseSchema> = async (req, ctx, s) => {
   checkPolicyName(req.policyName);
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   return { policy: s.authorizer.policyOf(key) };
 };
 

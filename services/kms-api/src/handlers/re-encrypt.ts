@@ -3,7 +3,7 @@
 import { assembleBlob, buildAad, encodeHeader, parseBlob, validateEncryptionContext } from "@kms/ciphertext";
 import { checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { findKey, primaryVersion, versionOfBlob, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.ReEncryptResponseSchema> = async (req, ctx, s) => {
@@ -11,14 +11,14 @@ export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.Re
   validateEncryptionContext(req.destinationEncryptionContext, "destination_encryption_context");
   const blob = parseBlob(req.ciphertextBlob);
   // Two permissions, as AWS splits them: kms:ReEncryptFrom on the source, kms:ReEncryptTo on the destination.
-  const source = await versionOfBlob(s, ctx, blob.keyVersionId, { action: "kms:ReEncryptFrom", encryptionContext: req.sourceEncryptionContext });
+  const source = await s.lookup.ofBlob(ctx, blob.keyVersionId, { action: "kms:ReEncryptFrom", encryptionContext: req.sourceEncryptionContext });
   checkUsable(source.key, "ReEncrypt");
-  const destination = await findKey(s, ctx, req.destinationKeyId, "destination_key_id", {
+  const destination = await s.lookup.find(ctx, req.destinationKeyId, "destination_key_id", {
     action: "kms:ReEncryptTo",
     encryptionContext: req.destinationEncryptionContext,
   });
   checkUsable(destination, "ReEncrypt");
-  const version = await primaryVersion(s, ctx, destination);
+  const version = await s.lookup.primaryVersion(ctx, destination);
   const header = encodeHeader(version.keyVersionId);
   // Counted before the worker call: an imported destination's version past its limit is refused here.
   await s.usage.take(destination, version);

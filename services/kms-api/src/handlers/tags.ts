@@ -4,7 +4,7 @@ import { MAX_TAGS, validateTags } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import { changeLockedKey } from "../key-changes";
-import { findKey } from "../keys";
+
 import type { Handler } from "../pipeline/operation";
 
 async function changeTags(s: Services, ctx: CallContext, keyIdField: string, set: Record<string, string>, remove: string[]) {
@@ -39,6 +39,6 @@ export const listResourceTags: Handler<typeof kms.ListResourceTagsRequestSchema,
   ctx,
   s,
 ) => {
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   return { tags: key.tags };
 };

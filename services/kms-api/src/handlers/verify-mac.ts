@@ -1,14 +1,14 @@
 import { checkUsable, validateMessage } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
-import { findKey, primaryVersion, wrappedKey } from "../keys";
+import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 /** A MAC that does not match is mac_valid=false; the worker compares in constant time. */
 export const verifyMac: Handler<typeof kms.VerifyMacRequestSchema, typeof kms.VerifyMacResponseSchema> = async (req, ctx, s) => {
   validateMessage(req.message);
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "VerifyMac");
-  const version = await primaryVersion(s, ctx, key);
+  const version = await s.lookup.primaryVersion(ctx, key);
   const { macValid } = await s.worker.verifyMac({ key: wrappedKey(key, version), message: req.message, mac: req.mac }, ctx.deadline);
   return { macValid, keyId: key.keyId, keyVersionId: version.keyVersionId };
 };

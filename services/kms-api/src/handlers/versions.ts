@@ -4,7 +4,7 @@ import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { checkCanAddVersion, isUuid, pageSize, rotationPolicy } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { changeKey, changeLockedKey, currentKey, generateVersion, rotationPatch } from "../key-changes";
-import { findKey, toKeyMetadata } from "../keys";
+import { toKeyMetadata } from "../keys";
 import type { Handler } from "../pipeline/operation";
 
 const toKeyVersion = (v: { keyId: string; keyVersionId: string; creationTime: Date }) => ({
@@ -20,7 +20,7 @@ export const createKeyVersion: Handler<typeof kms.CreateKeyVersionRequestSchema,
 ) => {
   // Checked on the committed row, then the material is made with no lock held, then checked again under
   // the row lock: a key disabled meanwhile gets no version. Concurrent CreateKeyVersion calls each add one.
-  const key = await currentKey(s, ctx, (await findKey(s, ctx, req.keyId)).keyId);
+  const key = await currentKey(s, ctx, (await s.lookup.find(ctx, req.keyId)).keyId);
   checkCanAddVersion(key);
   const version = await generateVersion(s, key, ctx.deadline);
   await changeLockedKey(s, ctx, key.keyId, (locked) => {
@@ -36,7 +36,7 @@ export const describeKeyVersion: Handler<typeof kms.DescribeKeyVersionRequestSch
   ctx,
   s,
 ) => {
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   const id = req.keyVersionId.toLowerCase();
   if (!isUuid(id)) throw invalidArgument("key_version_id", "must be a UUID");
   ctx.audit.keyVersionId = id;
@@ -53,7 +53,7 @@ export const listKeyVersions: Handler<typeof kms.ListKeyVersionsRequestSchema, t
   s,
 ) => {
   const limit = pageSize(req.pageSize);
-  const key = await findKey(s, ctx, req.keyId);
+  const key = await s.lookup.find(ctx, req.keyId);
   const scope = `ListKeyVersions:${key.keyId}`;
   const cursor = s.pageTokens.decode(scope, req.pageToken);
   const after = cursor ? { creationTime: new Date(cursor[0] ?? ""), keyVersionId: cursor[1] ?? "" } : undefined;

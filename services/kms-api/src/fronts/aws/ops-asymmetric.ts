@@ -5,7 +5,7 @@ import { createPublicKey } from "node:crypto";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { kms, kmsResources } from "@kms/proto";
 import type { CallContext, Services } from "../../context";
-import { findKey } from "../../keys";
+
 import { unsupported } from "./errors";
 import { base64, compact } from "./json";
 import type { Members } from "./json";
@@ -41,13 +41,12 @@ const macAlgorithm = (members: Members) => members.enumeration("MacAlgorithm", M
 async function checkMacAlgorithm(members: Members, s: Services, ctx: CallContext, keyId: string): Promise<void> {
   const wanted = macAlgorithm(members);
   if (wanted === undefined) throw new KmsError(ErrorCode.InvalidParameter, "MacAlgorithm: is required");
-  const key = await findKey(s, ctx, keyId);
+  const key = await s.lookup.find(ctx, keyId);
   const own = macAlgorithmsOf(key.keySpec);
   if (own.length > 0 && !own.includes(wanted)) {
     throw new KmsError(ErrorCode.KeyUsage, `key ${key.keyId} is ${keySpecToAws(key.keySpec)}: its MacAlgorithm is ${own.join(", ")}`);
   }
 }
-
 
 /** PEM SubjectPublicKeyInfo → the DER AWS sends. */
 const der = (pem: string) => createPublicKey(pem).export({ type: "spki", format: "der" });
@@ -69,7 +68,7 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
     decode: keyIdRequest,
     around: (handle, call) => async (req, ctx, s) => {
       const response = await handle(req, ctx, s);
-      call.key = await findKey(s, ctx, req.keyId); // its spec and usage, for the response (cached)
+      call.key = await s.lookup.find(ctx, req.keyId); // its spec and usage, for the response (cached)
       return response;
     },
     encode: (r, { arns, key }) => {

@@ -6,7 +6,7 @@ import { parseBlob } from "@kms/ciphertext";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { kms, kmsResources } from "@kms/proto";
 import type { CallContext, Services } from "../../context";
-import { findKey } from "../../keys";
+
 import type { Access } from "../../keys";
 import { unsupported } from "./errors";
 import { base64 } from "./json";
@@ -39,7 +39,7 @@ function refuseUnsupported(members: Members): void {
  * to the handler (InvalidCiphertextException).
  */
 async function checkBlobKey(s: Services, ctx: CallContext, blob: Uint8Array, expected: string, field: string, access: Access): Promise<void> {
-  const key = await findKey(s, ctx, expected, field, access);
+  const key = await s.lookup.find(ctx, expected, field, access);
   let versionId: string;
   try {
     versionId = parseBlob(blob).keyVersionId;

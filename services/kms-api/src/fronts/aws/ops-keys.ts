@@ -3,7 +3,7 @@
 // GetKeyRotationStatus, RotateKeyOnDemand), each onto its kms.v1 operation.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { kms, kmsResources } from "@kms/proto";
-import { findKey } from "../../keys";
+
 import { unsupported } from "./errors";
 import { compact, epochSeconds } from "./json";
 import { keyMetadataOf } from "./metadata";
@@ -109,7 +109,7 @@ export const KEY_OPERATIONS: Record<string, AwsEntry> = {
   RotateKeyOnDemand: awsOperation(m.createKeyVersion, {
     ...keyOnly,
     around: (handle) => async (req, ctx, s) => {
-      const key = await findKey(s, ctx, req.keyId);
+      const key = await s.lookup.find(ctx, req.keyId);
       if (key.keySpec !== kmsResources.KeySpec.AES_256 && key.keySpec !== kmsResources.KeySpec.AES_128) {
         throw unsupported(`RotateKeyOnDemand of a ${keySpecToAws(key.keySpec)} key`);
       }
