@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { ErrorCode, KmsError } from "@kms/errors";
-import { resolveKeyChoice, rotationPolicy, validateDescription, validateTags } from "@kms/key-rules";
+import { hsmCannotHold, noHsmModule, resolveKeyChoice, rotationPolicy, validateDescription, validateTags } from "@kms/key-rules";
 import type { KeyChoice, RotationPolicy } from "@kms/key-rules";
 import type { KeyRecord } from "@kms/db";
 import { kms, kmsResources } from "@kms/proto";
@@ -78,18 +77,8 @@ async function createExternalKey(
 ) {
   if (c.protectionLevel === kmsResources.ProtectionLevel.HSM) {
     const worker = await s.worker.getStatus(ctx.deadline);
-    if (!worker.hsmKeysSupported) {
-      throw new KmsError(
-        ErrorCode.HsmUnsupported,
-        "PROTECTION_LEVEL_HSM keys need a PKCS#11 module; the HSM worker runs on the software root key",
-      );
-    }
-    if (!hsmCanHold(worker, c.keySpec)) {
-      throw new KmsError(
-        ErrorCode.HsmUnsupported,
-        `KEY_SPEC_${kmsResources.KeySpec[c.keySpec] ?? c.keySpec} keys cannot be PROTECTION_LEVEL_HSM: the PKCS#11 module cannot wrap their private keys; use PROTECTION_LEVEL_SOFTWARE`,
-      );
-    }
+    if (!worker.hsmKeysSupported) throw noHsmModule("the HSM worker");
+    if (!hsmCanHold(worker, c.keySpec)) throw hsmCannotHold(c.keySpec);
   }
   const key: KeyRecord = {
     keyId,
