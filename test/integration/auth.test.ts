@@ -1,75 +1,21 @@
 // Caller identity (mutual TLS, bearer JWTs), key policies, and the tamper-evident audit trail, through
-// the real processes with certificates and tokens made in the test.
+// the real processes with certificates and tokens made in the test (test/auth-fixtures.ts).
 import { createHmac, generateKeyPairSync, randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
-import http from "node:http";
-import os from "node:os";
+import { writeFileSync } from "node:fs";
 import path from "node:path";
-import net from "node:net";
 import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import { SignJWT, exportJWK } from "jose";
 import postgres from "postgres";
-import { startApi } from "@kms/dev-stack";
 import { createPromiseClient, kms } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
-import { issue, makeCa } from "../certs";
 import { startTcpProxy } from "../tcp-proxy";
-
-const ALICE = "spiffe://example.org/ns/apps/sa/alice";
-// A principal from a certificate's CN is "cn:" + the CN, so that no CN can pose as a URI SAN.
-const BOB = "cn:bob";
-const ADMIN = "spiffe://example.org/ns/kms/sa/admin";
-const CAROL = "spiffe://example.org/ns/apps/sa/carol";
+import { ALICE, BOB, apiEnvWithout as apiEnvWithout_, freePort, makeAuthPki, tlsClient as tlsClient_ } from "../auth-fixtures";
 
 let stack: Stack;
-const pki = makeCa("clients");
-const server = issue(pki, "server", { cn: "kms", sans: "IP:127.0.0.1,DNS:localhost" });
-const alice = issue(pki, "alice", { cn: "ignored-when-uri-san", sans: `URI:${ALICE}` });
-const bob = issue(pki, "bob", { cn: "bob" });
-const carol = issue(pki, "carol", { sans: `URI:${CAROL}` });
-const admin = issue(pki, "admin", { cn: "kms-admin", sans: `URI:${ADMIN}` });
-// The attack of finding 10: no URI SAN, and a CN spelled like the SPIFFE admin's id.
-const fakeAdmin = issue(pki, "fake-admin", { cn: ADMIN });
-const twoUris = issue(pki, "two", { sans: "URI:spiffe://a/x,URI:spiffe://a/y" });
-const expired = issue(pki, "expired", { cn: "late", days: -1 });
-const strangers = makeCa("strangers");
-const stranger = issue(strangers, "stranger", { cn: "stranger" });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function tlsClient(address: string, who: { cert: string; key: string } | undefined): KmsClient {
-  const creds = who
-    ? credentials.createSsl(readFileSync(pki.caCert), readFileSync(who.key), readFileSync(who.cert))
-    : credentials.createSsl(readFileSync(pki.caCert));
-  return createPromiseClient(kms.KeyManagementService, address, creds);
-}
-
-/** stack.apiEnv without the dev-mode switch the harness sets for its plaintext stack. */
-function apiEnvWithout(name: string, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const out = { ...stack.apiEnv, ...env };
-  delete out[name];
-  return out;
-}
-
-/** kms-api's answer to a configuration: "started" (then stopped), or why it exited before it was ready. */
-async function startOutcome(env: NodeJS.ProcessEnv): Promise<string> {
-  try {
-    const api = await startApi(env, { timeoutMs: 15000 });
-    await api.stop();
-    return "started";
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-const refusedWith = (line: string) => `kms-api exited with code 1 before it was ready; its output:\nkms-api: configuration error: ${line}`;
+const { pki, server, alice, bob, twoUris, expired, stranger } = makeAuthPki();
+const tlsClient = (address: string, who: { cert: string; key: string } | undefined) => tlsClient_(pki.caCert, address, who);
+const apiEnvWithout = (name: string, env: NodeJS.ProcessEnv = {}) => apiEnvWithout_(stack, name, env);
 
 beforeAll(async () => {
   stack = await startStack();
@@ -289,163 +235,6 @@ describe("bearer JWTs", () => {
   });
 });
 
-describe("no caller shares an identity without being told to (finding 3)", () => {
-  const clients: KmsClient[] = [];
-  afterAll(() => clients.forEach((c) => c.close()));
-
-  it("refuses a TLS listener without KMS_TLS_CLIENT_CA or a JWKS, naming the variables", async () => {
-    expect(await startOutcome(apiEnvWithout("KMS_INSECURE_DEV_MODE", { KMS_TLS_CERT: server.cert, KMS_TLS_KEY: server.key }))).toBe(
-      refusedWith(
-        "KMS_TLS_CLIENT_CA: a TLS listener needs client authentication: set KMS_TLS_CLIENT_CA or a JWKS (KMS_JWT_JWKS_FILE or KMS_JWT_JWKS_URL), " +
-          "or name the one principal every caller then shares in KMS_ANONYMOUS_PRINCIPAL",
-      ),
-    );
-  });
-
-  it("refuses plaintext without KMS_INSECURE_DEV_MODE (in a pod, loopback is shared with sidecars)", async () => {
-    expect(await startOutcome(apiEnvWithout("KMS_INSECURE_DEV_MODE"))).toBe(
-      refusedWith(
-        'KMS_INSECURE_DEV_MODE: plaintext without a JWKS makes every caller on loopback (in a pod: every sidecar and proxy) the administrator "dev"; ' +
-          "set KMS_INSECURE_DEV_MODE=true for a local dev stack, else KMS_TLS_CERT and KMS_TLS_KEY with KMS_TLS_CLIENT_CA, or a JWKS (KMS_JWT_JWKS_FILE or KMS_JWT_JWKS_URL)",
-      ),
-    );
-  });
-
-  it("with KMS_ANONYMOUS_PRINCIPAL, gives every TLS caller exactly that principal: not dev, not an admin", async () => {
-    const replica = await stack.startReplica({ KMS_TLS_CERT: server.cert, KMS_TLS_KEY: server.key, KMS_ANONYMOUS_PRINCIPAL: "anyone-with-tls", KMS_ADMINS: "" });
-    replica.client.close();
-    const anon = tlsClient(replica.api.address, undefined);
-    clients.push(anon);
-    const key = (await anon.createKey({})).keyMetadata!;
-    expect(key.creator).toBe("anyone-with-tls");
-    const audit = await grpcError(anon.listAuditEvents({ keyId: key.keyId }));
-    expect([audit.code, audit.details]).toEqual([status.PERMISSION_DENIED, "ListAuditEvents is not allowed for anyone-with-tls (KMS_AUDITORS)"]);
-    // The audit trail (read through the dev stack's admin) names the anonymous principal for both calls.
-    const events = await stack.client.listAuditEvents({ keyId: key.keyId });
-    expect(events.events.map((e) => [e.operation, e.principal, e.resultCode])).toEqual([
-      ["CreateKey", "anyone-with-tls", "OK"],
-      ["ListAuditEvents", "anyone-with-tls", "PERMISSION_DENIED"],
-    ]);
-  });
-});
-
-describe("identities from different sources cannot collide (finding 10)", () => {
-  const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-  const WEB = "system:serviceaccount:apps:web";
-  const bearer = async () => {
-    const md = new Metadata();
-    const jwt = await new SignJWT({}).setProtectedHeader({ alg: "ES256", kid: "m1" }).setIssuer("https://issuer.test").setAudience("kms").setSubject(WEB).setIssuedAt().setExpirationTime("5m").sign(privateKey);
-    md.set("authorization", `Bearer ${jwt}`);
-    return { metadata: md };
-  };
-  let address: string;
-  const clients: KmsClient[] = [];
-  const as = (who: { cert: string; key: string }) => {
-    const c = tlsClient(address, who);
-    clients.push(c);
-    return c;
-  };
-
-  beforeAll(async () => {
-    const jwks = path.join(stack.dataDir, "mtls-jwks.json");
-    writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "m1", alg: "ES256", use: "sig" }] }));
-    // Mutual TLS and bearer JWTs on one listener; the SPIFFE admin is the only admin and auditor.
-    const replica = await stack.startReplica({
-      KMS_TLS_CERT: server.cert,
-      KMS_TLS_KEY: server.key,
-      KMS_TLS_CLIENT_CA: pki.caCert,
-      KMS_JWT_JWKS_FILE: jwks,
-      KMS_JWT_ISSUER: "https://issuer.test",
-      KMS_JWT_AUDIENCE: "kms",
-      KMS_ADMINS: ADMIN,
-      KMS_AUDITORS: "",
-    });
-    replica.client.close();
-    address = replica.api.address;
-  });
-  afterAll(() => clients.forEach((c) => c.close()));
-
-  it("a certificate without a URI SAN and CN=<the SPIFFE admin's id> is cn:<that id>, not the admin", async () => {
-    expect((await as(admin).listAuditEvents({})).events.length).toBeGreaterThan(0);
-    const err = await grpcError(as(fakeAdmin).listAuditEvents({}));
-    expect([err.code, err.details]).toEqual([status.PERMISSION_DENIED, `ListAuditEvents is not allowed for cn:${ADMIN} (KMS_AUDITORS)`]);
-    // Nor does it get the admins' share of a new key's default policy.
-    const keyId = (await as(alice).createKey({})).keyMetadata!.keyId;
-    expect((await as(admin).describeKey({ keyId })).keyMetadata!.keyId).toBe(keyId);
-    const describe = await grpcError(as(fakeAdmin).describeKey({ keyId }));
-    expect([describe.code, describe.details]).toEqual([status.PERMISSION_DENIED, `kms:DescribeKey on key ${keyId} is not allowed for cn:${ADMIN}`]);
-  });
-
-  it("kms:MutualTLS is true for a certificate's principal, false for a JWT sent over mutual TLS", async () => {
-    const a = as(alice);
-    const keyId = (await a.createKey({})).keyMetadata!.keyId;
-    const policy = JSON.stringify({
-      Version: "1",
-      Statement: [
-        { Sid: "owner", Effect: "Allow", Principal: [ALICE], Action: "kms:*", Resource: "*" },
-        { Sid: "encrypt-over-mtls-only", Effect: "Allow", Principal: [CAROL, WEB], Action: "kms:Encrypt", Resource: "*", Condition: { Bool: { "kms:MutualTLS": true } } },
-      ],
-    });
-    await a.setKeyPolicy({ keyId, policy });
-    const c = as(carol);
-    const byCert = await c.encrypt({ keyId, plaintext: Buffer.from("x") });
-    expect(byCert.keyId).toBe(keyId);
-    // The same connection (carol's certificate), now with web's token: the principal is web's, not vouched for by the certificate.
-    const err = await grpcError(c.encrypt({ keyId, plaintext: Buffer.from("x") }, await bearer()));
-    expect([err.code, err.details]).toEqual([status.PERMISSION_DENIED, `kms:Encrypt on key ${keyId} is not allowed for ${WEB}`]);
-  });
-
-  it("refuses to fetch the JWKS over http from a non-loopback host", async () => {
-    // A real JWKS served over plain http on this machine's network address: a man in the middle could swap it.
-    const body = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "m1", alg: "ES256", use: "sig" }] });
-    const jwksServer = http.createServer((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(body));
-    await new Promise<void>((resolve) => jwksServer.listen(0, "0.0.0.0", resolve));
-    // This machine's first non-loopback IPv4 address; 0.0.0.0 (also not loopback, reaching this host on Linux) if it has none.
-    const host = Object.values(os.networkInterfaces()).flat().find((i) => i && i.family === "IPv4" && !i.internal)?.address ?? "0.0.0.0";
-    const url = `http://${host}:${(jwksServer.address() as net.AddressInfo).port}/jwks.json`;
-    try {
-      const env = { KMS_JWT_JWKS_URL: url, KMS_JWT_ISSUER: "https://issuer.test", KMS_JWT_AUDIENCE: "kms" };
-      expect(await startOutcome(apiEnvWithout("KMS_INSECURE_DEV_MODE", env))).toBe(
-        refusedWith(`KMS_JWT_JWKS_URL: must be an https URL (http only on a loopback host), got ${JSON.stringify(url)}`),
-      );
-      // On loopback (tests, a sidecar's own endpoint) http stays allowed.
-      const loopback = url.replace(host, "127.0.0.1");
-      expect(await startOutcome(apiEnvWithout("KMS_INSECURE_DEV_MODE", { ...env, KMS_JWT_JWKS_URL: loopback }))).toBe("started");
-    } finally {
-      jwksServer.closeAllConnections();
-      await new Promise((resolve) => jwksServer.close(resolve));
-    }
-  });
-});
-
-describe("start-up refuses bad security configuration", () => {
-  const refuses = async (env: NodeJS.ProcessEnv, variable: string) => {
-    let message = "";
-    try {
-      const api = await startApi({ ...stack.apiEnv, ...env }, { timeoutMs: 15000 });
-      await api.stop();
-    } catch (err) {
-      message = (err as Error).message;
-    }
-    expect(message).toContain(`configuration error: ${variable}: `);
-  };
-
-  it("a key that does not match its certificate", async () => {
-    await refuses({ KMS_TLS_CERT: server.cert, KMS_TLS_KEY: bob.key }, "KMS_TLS_KEY");
-  });
-  it("an unreadable certificate", async () => {
-    await refuses({ KMS_TLS_CERT: "/nonexistent/cert.pem", KMS_TLS_KEY: server.key }, "KMS_TLS_CERT");
-  });
-  it("a bad JWKS", async () => {
-    const bad = path.join(stack.dataDir, "bad-jwks.json");
-    writeFileSync(bad, JSON.stringify({ keys: [] }));
-    await refuses({ KMS_JWT_JWKS_FILE: bad, KMS_JWT_ISSUER: "i", KMS_JWT_AUDIENCE: "a" }, "KMS_JWT_JWKS_FILE");
-  });
-  it("plaintext on a non-loopback address", async () => {
-    await refuses({ KMS_LISTEN: "0.0.0.0:0" }, "KMS_LISTEN");
-  });
-});
-
 describe("audit trail", () => {
   it("answers nothing without its row while Postgres is unreachable", async () => {
     const proxy = await startTcpProxy(Number(new URL(stack.db.url).port || 5432));
@@ -535,3 +324,4 @@ describe("audit trail", () => {
   });
 
 });
+
