@@ -1,7 +1,7 @@
 import { status } from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { ErrorCode, KmsError } from "@kms/errors";
-import { PeerThrottle, peerOf } from "./peer-throttle";
+import { PeerThrottle, peerOf, peerOfAddress } from "./peer-throttle";
 
 const unauthenticated = () => Promise.reject(new KmsError(ErrorCode.Unauthenticated, "bearer token is not valid for this service"));
 
@@ -24,6 +24,16 @@ describe("peerOf", () => {
     expect(peerOf("::1:54321", undefined)).toBe("ip:::1");
     expect(peerOf("unknown", undefined)).toBe("ip:unknown");
     expect(peerOf("10.1.2.3:54321", { fingerprint256: "AB:CD" } as PeerCertificate)).toBe("cert:AB:CD");
+  });
+
+  it("groups an IPv6 address by its /64, so one host cannot be 2^64 peers; an IPv4-mapped one is its IPv4", () => {
+    const peers = ["2001:db8:1:2::1:54321", "2001:db8:1:2:ffff:ffff:ffff:fffe:443", "2001:0db8:0001:0002:0:0:0:9:1"].map((a) => peerOf(a, undefined));
+    expect(new Set(peers)).toEqual(new Set(["ip:2001:db8:1:2::/64"]));
+    expect(peerOf("2001:db8:1:3::1:54321", undefined)).toBe("ip:2001:db8:1:3::/64");
+    expect(peerOfAddress("fe80::1%eth0")).toBe("ip:fe80:0:0:0::/64");
+    expect(peerOfAddress("::ffff:10.1.2.3")).toBe("ip:10.1.2.3");
+    expect(peerOfAddress("64:ff9b::10.1.2.3")).toBe("ip:64:ff9b:0:0::/64");
+    expect(peerOfAddress("::1")).toBe("ip:::1");
   });
 });
 

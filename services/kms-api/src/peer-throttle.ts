@@ -2,7 +2,8 @@
 // with RESOURCE_EXHAUSTED (Throttling) once its peer has spent its budget, without a signature check.
 //
 // A peer is the client certificate's SHA-256 fingerprint when the connection showed a trusted one, else
-// the client's address (without the port: a new connection must not be a new peer). Each peer has a token
+// the client's address (without the port: a new connection must not be a new peer; an IPv6 address by its
+// /64, the smallest block one host or site is usually given, so that one host cannot be 2^64 peers). Each peer has a token
 // bucket (KMS_AUTH_FAILURES_PER_SECOND refill, KMS_AUTH_FAILURE_BURST size). Every authentication holds
 // one of its peer's tokens while it runs and gives it back when it succeeds, so only failures spend the
 // budget, and concurrent attempts cannot all start before the first failure is counted: at most the
@@ -10,6 +11,7 @@
 // never spend it; callers sharing an address with a flooder are refused with it (the price of deciding
 // before knowing who calls; mutual TLS gives each client a peer of its own).
 import { status } from "@grpc/grpc-js";
+import { isIPv6 } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import type { LimitsConfig } from "@kms/config";
 import { ErrorCode, KmsError } from "@kms/errors";
@@ -27,7 +29,29 @@ interface Budget {
 export function peerOf(remote: string, certificate: PeerCertificate | undefined): string {
   if (certificate?.fingerprint256) return `cert:${certificate.fingerprint256}`;
   // grpc-js gives "address:port" (IPv6 without brackets), or "unknown".
-  return `ip:${remote.replace(/:\d+$/, "")}`;
+  return peerOfAddress(remote.replace(/:\d+$/, ""));
+}
+
+/** An address (no port) as a peer: IPv4 as it is, IPv6 by its /64 (an IPv4-mapped one as its IPv4). */
+export function peerOfAddress(address: string): string {
+  const bare = address.replace(/%.*$/, ""); // a zone id names an interface, not a host
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(bare);
+  if (mapped) return `ip:${mapped[1]}`;
+  if (!isIPv6(bare) || bare === "::1") return `ip:${bare}`;
+  return `ip:${hextets(bare).slice(0, 4).join(":")}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address, without leading zeros ("::" expanded, a dotted tail as two). */
+function hextets(address: string): string[] {
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(address);
+  const plain = dotted
+    ? address.slice(0, dotted.index) + [((+dotted[1]! << 8) | +dotted[2]!).toString(16), ((+dotted[3]! << 8) | +dotted[4]!).toString(16)].join(":")
+    : address;
+  const [head = "", tail] = plain.split("::");
+  const h = head === "" ? [] : head.split(":");
+  const t = tail === undefined || tail === "" ? [] : tail.split(":");
+  const zeros = tail === undefined ? [] : Array<string>(8 - h.length - t.length).fill("0");
+  return [...h, ...zeros, ...t].map((g) => parseInt(g, 16).toString(16));
 }
 
 export class PeerThrottle {

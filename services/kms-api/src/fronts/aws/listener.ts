@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { AwsConfig, TlsConfig } from "@kms/config";
 import type { Services } from "../../context";
+import { peerOfAddress } from "../../peer-throttle";
 import { AccessKeys } from "./access-keys";
 import { Arns } from "./arns";
 import { AwsFront } from "./front";
@@ -81,7 +82,7 @@ async function serve(front: AwsFront, req: IncomingMessage, res: ServerResponse)
   const headers: Record<string, string> = {};
   for (const [name, values] of Object.entries(req.headersDistinct)) if (values) headers[name] = values.join(",");
   const operation = headers["x-amz-target"]!.slice(TARGET_PREFIX.length);
-  const answer = await front.call(operation, { method: "POST", path: "/", headers, body }, `ip:${req.socket.remoteAddress ?? "unknown"}`);
+  const answer = await front.call(operation, { method: "POST", path: "/", headers, body }, peerOfAddress(req.socket.remoteAddress ?? "unknown"));
   body.fill(0);
   send(res, answer);
 }
