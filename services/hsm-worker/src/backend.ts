@@ -97,6 +97,11 @@ export interface Backend {
   generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer>;
   /** Random bytes from the HSM (or node:crypto on the software-root backend). */
   generateRandom(numberOfBytes: number): Promise<Buffer>;
+  /**
+   * Authenticates and unwraps a stored key version under its root and discards the result at once: never
+   * used, never cached (CheckWrappedKeys, for verify-restore). Fails as a use of the key would.
+   */
+  checkKey(key: CheckedKey, field: string): Promise<void>;
   /** Drops cached unwrapped keys of these key versions. */
   forgetKeys(keyVersionIds: readonly string[]): Promise<void>;
   /** Format 2 wrap of raw material (an imported key), bound to `binding`. Does not wipe `material`. */

@@ -33,6 +33,10 @@ export abstract class EngineBackend {
     return this.engineFor(key).generateMac(key, message);
   }
 
+  checkKey(key: CheckedKey, field: string): Promise<void> {
+    return this.engineFor(key).check(key, field);
+  }
+
   async forgetKeys(keyVersionIds: readonly string[]): Promise<void> {
     const ids = new Set(keyVersionIds);
     for (const engine of this.engines) await engine.forget(ids);

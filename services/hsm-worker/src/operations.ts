@@ -7,6 +7,7 @@ import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError } from "@kms/errors";
 import { hsm } from "@kms/proto/internal";
 import type { Backend } from "./backend";
+import { checkWrappedKeys } from "./check-wrapped-keys";
 import { getAuditCheckpointKey, signAuditCheckpoint } from "./checkpoint-signer";
 import type { CheckpointSigner } from "./checkpoint-signer";
 import * as handlers from "./handlers";
@@ -77,6 +78,7 @@ export const UNARY: Record<Exclude<keyof typeof hsm.HsmWorkerService.method, "ba
     worker.checkpoints ? signAuditCheckpoint(worker.checkpoints, request) : noCheckpointKey(),
   getAuditCheckpointKey: (worker) => (worker.checkpoints ? getAuditCheckpointKey(worker.checkpoints) : noCheckpointKey()),
   listTokenObjects,
+  checkWrappedKeys: (worker, request: hsm.CheckWrappedKeysRequest) => checkWrappedKeys(worker.backend, request),
 };
 
 /** Logs what the caller does not see: internal errors with their causes, and HSM outages. */

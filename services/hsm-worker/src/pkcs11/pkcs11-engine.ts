@@ -92,6 +92,14 @@ export class Pkcs11Engine implements KeyEngine {
     return this.withKey(key, "key", (session, handle) => hsmMac(this.lib, session.handle, handle, key.family.hash, message, this.callMode));
   }
 
+  /** Unwraps into a session object (authenticated, its type checked) and destroys it at once. */
+  check(key: CheckedKey, field: string): Promise<void> {
+    return withSession(this.pool, async (session) => {
+      const handle = await this.unwrap(session, key, field);
+      destroyObject(this.lib, session.handle, handle);
+    });
+  }
+
   async forget(keyVersionIds: ReadonlySet<string>): Promise<void> {
     const entries = this.cache.deleteWhere((e) => e.engine === this && keyVersionIds.has(e.keyVersionId));
     for (const entry of entries) entry.evicted();

@@ -49,6 +49,11 @@ export class NodeCryptoEngine implements KeyEngine {
     return softwareMac(this.cached(key) ?? (await this.unwrap(key, "key")), key.family.hash, message);
   }
 
+  /** Unwraps and checks the material against the spec, then drops it (the bytes wiped, no KeyObject kept). */
+  async check(key: CheckedKey, field: string): Promise<void> {
+    await this.keyObject(key, field);
+  }
+
   async forget(keyVersionIds: ReadonlySet<string>): Promise<void> {
     for (const entry of this.cache.deleteWhere((e) => e.engine === this && keyVersionIds.has(e.keyVersionId))) entry.evicted();
   }
@@ -60,12 +65,17 @@ export class NodeCryptoEngine implements KeyEngine {
   }
 
   private async unwrap(checked: CheckedKey, field: string): Promise<KeyObject> {
+    const key = await this.keyObject(checked, field);
+    const entry: KeyObjectEntry = { engine: this, keyVersionId: checked.keyVersionId, wrapped: Buffer.from(checked.wrappedMaterial), key, evicted: nothingToFree };
+    for (const old of this.cache.set(unwrappedKeySlot(checked), entry)) old.evicted();
+    return key;
+  }
+
+  /** The material as a KeyObject checked against the spec; the unwrapped bytes are wiped. */
+  private async keyObject(checked: CheckedKey, field: string): Promise<KeyObject> {
     const material = await this.unwrapMaterial(checked, field);
     try {
-      const key = softwareKey(checked.family, material);
-      const entry: KeyObjectEntry = { engine: this, keyVersionId: checked.keyVersionId, wrapped: Buffer.from(checked.wrappedMaterial), key, evicted: nothingToFree };
-      for (const old of this.cache.set(unwrappedKeySlot(checked), entry)) old.evicted();
-      return key;
+      return softwareKey(checked.family, material);
     } catch (err) {
       if (err instanceof MaterialMismatchError) throw unwrapFailed(field);
       throw err;
