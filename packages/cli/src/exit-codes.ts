@@ -28,7 +28,16 @@ export class VerificationFailed extends Error {
   override readonly name = "VerificationFailed";
 }
 
+/** A command that ran another program and ends with its exit code (it has reported for itself). */
+export class ExitWith extends Error {
+  override readonly name = "ExitWith";
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
 export function exitCodeFor(err: unknown): number {
+  if (err instanceof ExitWith) return err.code;
   if (err instanceof UsageError) return EXIT.USAGE;
   if (err instanceof StreamFormatError || err instanceof VerificationFailed) return EXIT.INVALID;
   if (err instanceof KmsClientError) {

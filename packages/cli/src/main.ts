@@ -3,6 +3,7 @@
 // exit-codes.ts, with the gRPC status, kms-error-code and request id on stderr.
 import { Command, CommanderError } from "commander";
 import { KmsClientError } from "@kms/client";
+import { registerAdminCommands } from "./commands/admin";
 import { registerAliasCommands } from "./commands/aliases";
 import { registerAuditCommands } from "./commands/audit";
 import { registerDataCommands } from "./commands/data";
@@ -10,7 +11,7 @@ import { registerKeyCommands } from "./commands/keys";
 import { registerReencryptDir } from "./commands/reencrypt-dir";
 import { registerSigningCommands } from "./commands/signing";
 import { DEFAULT_ADDRESS } from "./context";
-import { EXIT, exitCodeFor } from "./exit-codes";
+import { EXIT, ExitWith, exitCodeFor } from "./exit-codes";
 
 function buildProgram(): Command {
   const program = new Command("kms")
@@ -30,6 +31,7 @@ function buildProgram(): Command {
   registerAliasCommands(program);
   registerAuditCommands(program);
   registerReencryptDir(program);
+  registerAdminCommands(program);
   return program;
 }
 
@@ -55,7 +57,7 @@ async function main(argv: string[]): Promise<number> {
       // Commander has printed the problem (or the help / version text) already.
       return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
-    report(err, program.opts<{ json?: boolean }>().json === true);
+    if (!(err instanceof ExitWith)) report(err, program.opts<{ json?: boolean }>().json === true);
     return exitCodeFor(err);
   }
 }

@@ -34,3 +34,23 @@ export async function keysWithoutPrimaryVersion(sql: Sql): Promise<KeyWithoutPri
     ORDER BY k.key_id`;
   return [...rows];
 }
+
+/** A key version as stored, with its key's spec and level: what the worker needs to check its material. */
+export interface StoredKeyVersion {
+  keyId: string;
+  keyVersionId: string;
+  keySpec: number;
+  protectionLevel: number;
+  wrappedMaterial: Buffer;
+  rootKeyId: string;
+}
+
+/** Up to `limit` key versions with ids after `after` ("" for the first page), in id order: verify-restore pages through all. */
+export async function keyVersionsAfter(sql: Sql, after: string, limit: number): Promise<StoredKeyVersion[]> {
+  const rows = await sql<StoredKeyVersion[]>`
+    SELECT v.key_id::text, v.key_version_id::text, k.key_spec::int, k.protection_level::int, v.wrapped_material, v.root_key_id
+    FROM key_versions v JOIN keys k ON k.key_id = v.key_id
+    WHERE v.key_version_id > ${after === "" ? "00000000-0000-0000-0000-000000000000" : after}::uuid
+    ORDER BY v.key_version_id LIMIT ${limit}`;
+  return [...rows];
+}

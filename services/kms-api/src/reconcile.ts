@@ -16,39 +16,54 @@ import path from "node:path";
 import { connect, keysWithoutPrimaryVersion, versionsUnderOtherRoots } from "@kms/db";
 import { WorkerClient } from "./worker-client";
 
+type TokenObject = { class: string; label: string; id: string };
+
 export interface ReconcileReport {
   workerRootKeyId: string;
   unusableVersions: { keyId: string; keyVersionId: string; rootKeyId: string }[];
-  strayHsmObjects: { class: string; label: string; id: string }[] | null;
+  strayHsmObjects: TokenObject[] | null;
   keysWithoutPrimary: { keyId: string; keyState: number; primaryKeyVersionId: string | null }[];
   ok: boolean;
 }
 
+/** Where kms-api's tools find the database and the worker: DATABASE_URL, KMS_WORKER_SOCKET (or under KMS_DATA_DIR). */
+export function toolEnvironment(env: NodeJS.ProcessEnv): { databaseUrl: string; workerSocket: string } {
+  const databaseUrl = env.DATABASE_URL;
+  if (!databaseUrl) throw new Error("DATABASE_URL is required");
+  const workerSocket = env.KMS_WORKER_SOCKET || path.join(path.resolve(env.KMS_DATA_DIR || "./.kms-data"), "run", "hsm-worker.sock");
+  return { databaseUrl, workerSocket };
+}
+
+
+/** (b): token objects other than the worker's root keys and checkpoint key pair; null without a token. */
+export async function strayHsmObjects(worker: WorkerClient, root: string, legacy: string): Promise<TokenObject[] | null> {
+  const listing = await worker.listTokenObjects();
+  if (listing === null) return null;
+  const label = listing.rootKeyLabel;
+  const ours = (o: TokenObject) =>
+    o.class === "secret key" &&
+    ((o.id === root && [`${label}/hsm`, `${label}/software`, `${label}/mac`].includes(o.label)) || (legacy !== "" && o.id === legacy && o.label === label));
+  const isCheckpointKey = (o: TokenObject) => (o.class === "private key" || o.class === "public key") && o.label === listing.checkpointKeyLabel;
+  return listing.objects.filter((o) => !ours(o) && !isCheckpointKey(o));
+}
+
 export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<ReconcileReport> {
-  const url = env.DATABASE_URL;
-  if (!url) throw new Error("DATABASE_URL is required");
-  const socket = env.KMS_WORKER_SOCKET || path.join(path.resolve(env.KMS_DATA_DIR || "./.kms-data"), "run", "hsm-worker.sock");
-  const worker = new WorkerClient(socket, 5000);
-  const sql = connect(url, { max: 1 });
+  const { databaseUrl, workerSocket } = toolEnvironment(env);
+  const worker = new WorkerClient(workerSocket, 5000);
+  const sql = connect(databaseUrl, { max: 1 });
   try {
     const status = await worker.getStatus();
     const root = status.rootKeyId;
     const legacy = status.legacyRootKeyId;
     const unusableVersions = await versionsUnderOtherRoots(sql, legacy === "" ? [root] : [root, legacy]);
     const keysWithoutPrimary = await keysWithoutPrimaryVersion(sql);
-    const listing = await worker.listTokenObjects();
-    const ours = (o: { class: string; label: string; id: string }, label: string) =>
-      o.class === "secret key" &&
-      ((o.id === root && [`${label}/hsm`, `${label}/software`, `${label}/mac`].includes(o.label)) || (legacy !== "" && o.id === legacy && o.label === label));
-    const isCheckpointKey = (o: { class: string; label: string }) =>
-      (o.class === "private key" || o.class === "public key") && o.label === listing?.checkpointKeyLabel;
-    const strayHsmObjects = listing === null ? null : listing.objects.filter((o) => !ours(o, listing.rootKeyLabel) && !isCheckpointKey(o));
+    const stray = await strayHsmObjects(worker, root, legacy);
     return {
       workerRootKeyId: root,
       unusableVersions,
-      strayHsmObjects,
+      strayHsmObjects: stray,
       keysWithoutPrimary,
-      ok: unusableVersions.length === 0 && keysWithoutPrimary.length === 0 && (strayHsmObjects?.length ?? 0) === 0,
+      ok: unusableVersions.length === 0 && keysWithoutPrimary.length === 0 && (stray?.length ?? 0) === 0,
     };
   } finally {
     worker.close();

@@ -135,6 +135,11 @@ export class WorkerClient {
     return { rootKeyLabel: r.rootKeyLabel, checkpointKeyLabel: r.checkpointKeyLabel, objects: r.objects.map((o) => ({ class: o.class, label: o.label, id: o.id })) };
   }
 
+  /** Whether each stored key version unwraps under a root the worker holds (verify-restore); nothing is used. */
+  checkWrappedKeys(req: MessageInitShape<typeof hsm.CheckWrappedKeysRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.checkWrappedKeys(req, { deadline: d }), deadline);
+  }
+
   close(): void {
     this.stream.close();
     this.client.close();
