@@ -22,6 +22,8 @@ export interface Stack {
   client: KmsClient;
   db: ScratchDatabase;
   dataDir: string;
+  /** The SoftHSM2 directory (softhsm2.conf, tokens/, pin) the worker uses; undefined on the software root. */
+  softHsmDir: string | undefined;
   workerEnv: NodeJS.ProcessEnv;
   apiEnv: NodeJS.ProcessEnv;
   worker: WorkerProcess;
@@ -65,6 +67,12 @@ export interface StackOptions {
   /** A SoftHSM2 token (default) or no PKCS#11 module at all (software root key). */
   hsm?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Use this SoftHSM2 directory (a token labelled "kms-it", e.g. a restored copy) instead of a new one under dataDir. */
+  softHsmDir?: string;
+  /** Use this database (e.g. one a dump was restored into) instead of a new empty one; stop() drops it too. */
+  db?: ScratchDatabase;
+  /** KMS_CREATE_ROOT_KEY on the worker's first start: true (default) for a new deployment, false for a restore. */
+  createRootKey?: boolean;
   /** Turn on the AWS-compatible API (KMS_AWS_LISTEN on a free loopback port) with a generated keys file. */
   aws?: boolean | AwsStackOptions;
 }
@@ -82,7 +90,7 @@ function awsSetup(dataDir: string, options: boolean | AwsStackOptions | undefine
 
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), "kms-it-"));
-  const db = await createScratchDatabase("kms_it");
+  const db = options.db ?? (await createScratchDatabase("kms_it"));
   const socket = path.join(dataDir, "run", "hsm-worker.sock");
   const base: NodeJS.ProcessEnv = { ...process.env, KMS_DATA_DIR: dataDir, KMS_WORKER_SOCKET: socket, KMS_LOG_LEVEL: "warn", ...options.env };
   // Only the worker gets PKCS#11 settings, and only this stack's: a SOFTHSM2_CONF left in this process by
@@ -91,8 +99,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   delete base.SOFTHSM2_CONF;
   // No module: the software root key, which the worker uses only when told so explicitly.
   let workerEnv: NodeJS.ProcessEnv = { ...base, KMS_ALLOW_SOFTWARE_ROOT: "true" };
-  if (options.hsm !== false) {
-    const token = ensureSoftHsmToken(path.join(dataDir, "softhsm"), "kms-it");
+  const softHsmDir = options.hsm === false ? undefined : (options.softHsmDir ?? path.join(dataDir, "softhsm"));
+  if (softHsmDir !== undefined) {
+    const token = ensureSoftHsmToken(softHsmDir, "kms-it");
     workerEnv = {
       ...base,
       SOFTHSM2_CONF: token.confPath,
@@ -121,6 +130,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const stack: Stack = {
     dataDir,
     db,
+    softHsmDir,
     workerEnv,
     apiEnv,
     address: "",
@@ -132,7 +142,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       // KMS_TEST_WORKER_ENTRY runs another build of the worker (e.g. to bisect); default: this tree's.
       const entry = process.env.KMS_TEST_WORKER_ENTRY;
       // The first start creates the token's root key; restarts must find it (fail closed otherwise).
-      const env = stack.worker === undefined ? { KMS_CREATE_ROOT_KEY: "true", ...workerEnv } : workerEnv;
+      const env = stack.worker === undefined && options.createRootKey !== false ? { KMS_CREATE_ROOT_KEY: "true", ...workerEnv } : workerEnv;
       stack.worker = await startWorker(env, entry ? { entry } : {});
       return stack.worker;
     },
