@@ -21,6 +21,7 @@ export function requireKnownEnum(schema: EnumSchema, value: number, field: strin
 
 import { KEY_SPECS, MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES, OAEP_HASHES, specsOfKind } from "./key-specs";
 export * from "./key-specs";
+export * from "./data-key-pairs";
 
 const AES = specsOfKind("aes");
 const RSA = specsOfKind("rsa");
@@ -86,6 +87,8 @@ const OPERATION_NEEDS = {
   ReEncrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
   GenerateDataKey: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
   GenerateDataKeyWithoutPlaintext: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  GenerateDataKeyPair: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  GenerateDataKeyPairWithoutPlaintext: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
   AsymmetricSign: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC] },
   AsymmetricVerify: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC] },
   AsymmetricEncrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: RSA },

@@ -23,6 +23,8 @@ export interface KeySpecCapabilities {
   family: KeyFamily;
   usages: readonly kmsResources.KeyUsage[];
   signingAlgorithms: readonly kmsResources.SigningAlgorithm[];
+  /** GenerateDataKeyPair can make pairs of this spec (PKCS#8 private key, SPKI public key). */
+  dataKeyPair?: true;
 }
 
 const RSA_SIGNING = [SigningAlgorithm.RSA_PSS_SHA_256, SigningAlgorithm.RSA_PKCS1_SHA_256];
@@ -33,12 +35,12 @@ const MAC = [KeyUsage.GENERATE_VERIFY_MAC];
 export const KEY_SPECS: ReadonlyMap<kmsResources.KeySpec, KeySpecCapabilities> = new Map<kmsResources.KeySpec, KeySpecCapabilities>([
   [KeySpec.AES_256, { family: { kind: "aes", bytes: 32 }, usages: ENCRYPT, signingAlgorithms: [] }],
   [KeySpec.AES_128, { family: { kind: "aes", bytes: 16 }, usages: ENCRYPT, signingAlgorithms: [] }],
-  [KeySpec.RSA_2048, { family: { kind: "rsa", bits: 2048 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING }],
-  [KeySpec.RSA_3072, { family: { kind: "rsa", bits: 3072 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING }],
-  [KeySpec.RSA_4096, { family: { kind: "rsa", bits: 4096 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING }],
-  [KeySpec.EC_P256, { family: { kind: "ec", curve: "P-256" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_256] }],
-  [KeySpec.EC_P384, { family: { kind: "ec", curve: "P-384" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_384] }],
-  [KeySpec.EC_P256K, { family: { kind: "ec", curve: "secp256k1" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_256] }],
+  [KeySpec.RSA_2048, { family: { kind: "rsa", bits: 2048 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING, dataKeyPair: true }],
+  [KeySpec.RSA_3072, { family: { kind: "rsa", bits: 3072 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING, dataKeyPair: true }],
+  [KeySpec.RSA_4096, { family: { kind: "rsa", bits: 4096 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING, dataKeyPair: true }],
+  [KeySpec.EC_P256, { family: { kind: "ec", curve: "P-256" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_256], dataKeyPair: true }],
+  [KeySpec.EC_P384, { family: { kind: "ec", curve: "P-384" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_384], dataKeyPair: true }],
+  [KeySpec.EC_P256K, { family: { kind: "ec", curve: "secp256k1" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_256], dataKeyPair: true }],
   [KeySpec.ED25519, { family: { kind: "ed25519" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ED25519] }],
   // HMAC keys as long as the hash output (RFC 2104's recommended minimum is the output length).
   [KeySpec.HMAC_SHA256, { family: { kind: "hmac", bytes: 32, hash: "sha256" }, usages: MAC, signingAlgorithms: [] }],
