@@ -7,6 +7,7 @@ import { registerAdminCommands } from "./commands/admin";
 import { registerAliasCommands } from "./commands/aliases";
 import { registerAuditCommands } from "./commands/audit";
 import { registerDataCommands } from "./commands/data";
+import { registerDataKeyPairCommands } from "./commands/data-key-pairs";
 import { registerKeyCommands } from "./commands/keys";
 import { registerReencryptDir } from "./commands/reencrypt-dir";
 import { registerSigningCommands } from "./commands/signing";
@@ -27,6 +28,7 @@ function buildProgram(): Command {
     .exitOverride();
   registerKeyCommands(program);
   registerDataCommands(program);
+  registerDataKeyPairCommands(program);
   registerSigningCommands(program);
   registerAliasCommands(program);
   registerAuditCommands(program);

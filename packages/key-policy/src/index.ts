@@ -23,7 +23,7 @@ export const ACTIONS = [
   "CreateKey", "DescribeKey", "ListKeys", "UpdateKeyDescription", "EnableKey", "DisableKey", "ScheduleKeyDeletion",
   "CancelKeyDeletion", "SetDeletionProtection", "CreateKeyVersion", "DescribeKeyVersion", "ListKeyVersions",
   "UpdateRotationPolicy", "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey",
-  "GenerateDataKeyWithoutPlaintext", "AsymmetricSign", "AsymmetricVerify", "AsymmetricEncrypt", "AsymmetricDecrypt",
+  "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "AsymmetricSign", "AsymmetricVerify", "AsymmetricEncrypt", "AsymmetricDecrypt",
   "GetPublicKey", "GenerateMac", "VerifyMac", "GetParametersForImport", "ImportKeyMaterial", "DeleteKeyMaterial",
   "CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliasesByKeyId", "TagResource", "UntagResource",
   "ListResourceTags", "GetKeyPolicy", "SetKeyPolicy",

@@ -19,13 +19,15 @@ export function requireKnownEnum(schema: EnumSchema, value: number, field: strin
   if (!isKnown(schema, value)) throw invalidArgument(field, `unknown value ${value}`);
 }
 
-import { KEY_SPECS, MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES, OAEP_HASHES, specsOfKind } from "./key-specs";
+import { EXTERNAL_MU_BYTES, KEY_SPECS, MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES, OAEP_HASHES, specsOfKind } from "./key-specs";
 export * from "./key-specs";
+export * from "./data-key-pairs";
 
 const AES = specsOfKind("aes");
 const RSA = specsOfKind("rsa");
 const EC = specsOfKind("ec", "ed25519");
 const HMAC = specsOfKind("hmac");
+const ML_DSA = specsOfKind("ml-dsa");
 
 /** The usages a key spec allows (the spec's "valid pairs"). */
 export function allowedUsages(spec: KeySpec): KeyUsage[] {
@@ -33,7 +35,7 @@ export function allowedUsages(spec: KeySpec): KeyUsage[] {
 }
 
 /** Key specs this release can create. */
-export const CREATABLE_SPECS: readonly KeySpec[] = [...AES, ...RSA, ...EC, ...HMAC];
+export const CREATABLE_SPECS: readonly KeySpec[] = [...AES, ...RSA, ...EC, ...HMAC, ...ML_DSA];
 
 export interface KeyChoice {
   keySpec: KeySpec;
@@ -76,6 +78,9 @@ export function resolveKeyChoice(
   if (!CREATABLE_SPECS.includes(keySpec)) {
     throw new KmsError(ErrorCode.Unimplemented, `key_spec: ${keySpecName(keySpec)} is not implemented yet`);
   }
+  if (origin === Origin.EXTERNAL && ML_DSA.includes(keySpec)) {
+    throw new KmsError(ErrorCode.Unimplemented, `origin: importing ${keySpecName(keySpec)} material is not implemented yet`);
+  }
   return { keySpec, keyUsage, protectionLevel, origin };
 }
 
@@ -86,11 +91,13 @@ const OPERATION_NEEDS = {
   ReEncrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
   GenerateDataKey: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
   GenerateDataKeyWithoutPlaintext: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
-  AsymmetricSign: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC] },
-  AsymmetricVerify: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC] },
+  GenerateDataKeyPair: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  GenerateDataKeyPairWithoutPlaintext: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: AES },
+  AsymmetricSign: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC, ...ML_DSA] },
+  AsymmetricVerify: { usage: KeyUsage.SIGN_VERIFY, specs: [...RSA, ...EC, ...ML_DSA] },
   AsymmetricEncrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: RSA },
   AsymmetricDecrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: RSA },
-  GetPublicKey: { usage: undefined, specs: [...RSA, ...EC] },
+  GetPublicKey: { usage: undefined, specs: [...RSA, ...EC, ...ML_DSA] },
   GenerateMac: { usage: KeyUsage.GENERATE_VERIFY_MAC, specs: HMAC },
   VerifyMac: { usage: KeyUsage.GENERATE_VERIFY_MAC, specs: HMAC },
 } as const satisfies Record<string, { usage: KeyUsage | undefined; specs: readonly KeySpec[] }>;
@@ -230,10 +237,10 @@ export function checkSigningAlgorithm(spec: KeySpec, algorithm: number): void {
   }
 }
 
-/** The hash a signing algorithm applies to messages; undefined for ED25519, which signs the message itself. */
+/** The hash a signing algorithm applies to messages; undefined for ED25519 and ML-DSA, which sign the message itself. */
 export function signingHash(algorithm: SigningAlgorithm): { name: "sha256" | "sha384"; bytes: 32 | 48 } | undefined {
   if (algorithm === SigningAlgorithm.ECDSA_SHA_384) return { name: "sha384", bytes: 48 };
-  if (algorithm === SigningAlgorithm.ED25519) return undefined;
+  if (algorithm === SigningAlgorithm.ED25519 || algorithm === SigningAlgorithm.ML_DSA_SHAKE_256) return undefined;
   return { name: "sha256", bytes: 32 };
 }
 
@@ -244,17 +251,22 @@ export function validateMessage(message: Uint8Array, field = "message"): void {
   }
 }
 
-export type SignInput = { case: "digest" | "message"; value: Uint8Array } | { case: undefined; value?: undefined };
+export type SignInput = { case: "digest" | "message" | "externalMu"; value: Uint8Array } | { case: undefined; value?: undefined };
 
 /**
  * AsymmetricSign / AsymmetricVerify input: a digest of the algorithm's hash length, or a message of
- * 1..4096 bytes; ED25519 takes only a message.
+ * 1..4096 bytes; ED25519 takes only a message; ML_DSA_SHAKE_256 a message or a 64-byte external μ.
  */
 export function checkSignInput(algorithm: SigningAlgorithm, input: SignInput): void {
   const hash = signingHash(algorithm);
   if (input.case === undefined) throw invalidArgument("message", "either digest or message is required");
   if (input.case === "message") {
     validateMessage(input.value);
+    return;
+  }
+  if (input.case === "externalMu") {
+    if (algorithm !== SigningAlgorithm.ML_DSA_SHAKE_256) throw invalidArgument("external_mu", `is only for ML_DSA_SHAKE_256, not ${signingAlgorithmName(algorithm)}`);
+    if (input.value.length !== EXTERNAL_MU_BYTES) throw invalidArgument("external_mu", `must be ${EXTERNAL_MU_BYTES} bytes, got ${input.value.length}`);
     return;
   }
   if (hash === undefined) throw invalidArgument("digest", `${signingAlgorithmName(algorithm)} signs the message itself; give message`);

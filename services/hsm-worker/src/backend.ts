@@ -59,7 +59,7 @@ export interface GeneratedKey {
 export type AesKey = CheckedKey<Extract<KeyFamily, { kind: "aes" }>>;
 export type HmacKey = CheckedKey<Extract<KeyFamily, { kind: "hmac" }>>;
 export type RsaKey = CheckedKey<Extract<KeyFamily, { kind: "rsa" }>>;
-export type SigningKey = CheckedKey<Extract<KeyFamily, { kind: "rsa" | "ec" | "ed25519" }>>;
+export type SigningKey = CheckedKey<Extract<KeyFamily, { kind: "rsa" | "ec" | "ed25519" | "ml-dsa" }>>;
 
 /** Key material to make: a checked spec (its family), level and version id. */
 export interface NewKey extends Binding {

@@ -71,7 +71,7 @@ export function onWire(backend: Backend): WireOperations {
       checked(() => backend.decrypt(checkedKey(backend, key, field, ["aes"], "Decrypt"), sealed, aad, field)),
     sign: (key, algorithm, input) =>
       checked(() => {
-        const signing = checkedKey(backend, key, "key", ["rsa", "ec", "ed25519"], "Sign");
+        const signing = checkedKey(backend, key, "key", ["rsa", "ec", "ed25519", "ml-dsa"], "Sign");
         const scheme = signingScheme(signing.family, signing.keySpec, algorithm);
         return backend.sign(signing, scheme, signInput(scheme, input));
       }),

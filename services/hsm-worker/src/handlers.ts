@@ -5,6 +5,7 @@
 import { create } from "@bufbuild/protobuf";
 import { invalidArgument } from "@kms/errors";
 import { hsm } from "@kms/proto/internal";
+import { mlDsaPublicKeyOf, mlDsaVerify } from "./asymmetric/ml-dsa";
 import { parsePublicKey } from "./asymmetric/public-key";
 import { MAX_MESSAGE_BYTES, MAX_RANDOM_BYTES } from "@kms/key-rules";
 import { signingScheme, signInput } from "./asymmetric/signing-scheme";
@@ -130,6 +131,12 @@ export async function verify(req: hsm.VerifyRequest): Promise<Reply<hsm.VerifyRe
   const family = keyFamily(req.keySpec, "key_spec");
   const scheme = signingScheme(family, req.keySpec, req.algorithm);
   const input = signInput(scheme, req.input);
+  if (scheme.kind === "ml-dsa") {
+    if (input.kind === "digest") throw invalidArgument("message", "or external_mu is required for ML_DSA_SHAKE_256");
+    const raw = mlDsaPublicKeyOf(req.publicKey, scheme.level);
+    if (raw === undefined) throw invalidArgument("public_key", "is not an ML-DSA SubjectPublicKeyInfo of the key spec");
+    return { response: create(hsm.VerifyResponseSchema, { valid: mlDsaVerify(scheme.level, raw, input, req.signature) }) };
+  }
   const publicKey = parsePublicKey(req.publicKey, family);
   return { response: create(hsm.VerifyResponseSchema, { valid: verifySignature(publicKey, scheme, input, req.signature) }) };
 }

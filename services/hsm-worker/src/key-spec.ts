@@ -37,6 +37,9 @@ export function keyFamily(spec: kmsResources.KeySpec, field: string): KeyFamily 
   return family;
 }
 
+/** ML-DSA material is the FIPS 204 keygen seed ξ. */
+export const ML_DSA_SEED_BYTES = 32;
+
 /** Largest wrapped PKCS#8 we accept: an RSA-4096 PrivateKeyInfo is about 2.4 KB. */
 export const MAX_WRAPPED_PRIVATE_KEY_BYTES = 4096;
 
@@ -45,8 +48,8 @@ export const MAX_WRAPPED_PRIVATE_KEY_BYTES = 4096;
  * (format 2's header and tag) is added to the lengths the message names, which are the blob's.
  */
 export function checkWrappedLength(family: KeyFamily, spec: kmsResources.KeySpec, length: number, field: string, overhead = 0): void {
-  if (family.kind === "aes" || family.kind === "hmac") {
-    const expected = kwpWrappedBytes(family.bytes);
+  if (family.kind === "aes" || family.kind === "hmac" || family.kind === "ml-dsa") {
+    const expected = kwpWrappedBytes(family.kind === "ml-dsa" ? ML_DSA_SEED_BYTES : family.bytes);
     if (length !== expected) throw invalidArgument(field, `must be ${expected + overhead} bytes for ${keySpecName(spec)}`);
     return;
   }

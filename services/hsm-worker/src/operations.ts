@@ -5,11 +5,13 @@ import { create } from "@bufbuild/protobuf";
 import type { ServerUnaryCall } from "@grpc/grpc-js";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError } from "@kms/errors";
+import type { kmsResources } from "@kms/proto";
 import { hsm } from "@kms/proto/internal";
 import type { Backend } from "./backend";
 import { checkWrappedKeys } from "./check-wrapped-keys";
 import { getAuditCheckpointKey, signAuditCheckpoint } from "./checkpoint-signer";
 import type { CheckpointSigner } from "./checkpoint-signer";
+import { generateDataKeyPair as dataKeyPair } from "./data-key-pair";
 import * as handlers from "./handlers";
 import type { Reply } from "./handlers";
 import { isSlowGeneration } from "./key-generation-queue";
@@ -50,13 +52,19 @@ const noCheckpointKey = (): never => {
   throw new KmsError(ErrorCode.Unimplemented, "this worker has no audit checkpoint key");
 };
 
-/** GenerateKeyMaterial: slow specs take their turn in the queue; a caller that goes away leaves it. */
-const generateKeyMaterial: UnaryOperation = (worker, request: hsm.GenerateKeyMaterialRequest, call) => {
-  if (!isSlowGeneration(request.keySpec)) return handlers.generateKeyMaterial(worker.backend, request);
+/** Key generation: slow specs take their turn in the queue; a caller that goes away leaves it. */
+function inTurn<T>(worker: Worker, keySpec: kmsResources.KeySpec, call: ServerUnaryCall<unknown, unknown>, generate: () => Promise<T>): Promise<T> {
+  if (!isSlowGeneration(keySpec)) return generate();
   const gone = new AbortController();
   call.once("cancelled", () => gone.abort());
-  return worker.keyGeneration.run(() => handlers.generateKeyMaterial(worker.backend, request), gone.signal);
-};
+  return worker.keyGeneration.run(generate, gone.signal);
+}
+
+const generateKeyMaterial: UnaryOperation = (worker, request: hsm.GenerateKeyMaterialRequest, call) =>
+  inTurn(worker, request.keySpec, call, () => handlers.generateKeyMaterial(worker.backend, request));
+
+const generateDataKeyPair: UnaryOperation = (worker, request: hsm.GenerateDataKeyPairRequest, call) =>
+  dataKeyPair(worker.backend, request, (generate) => inTurn(worker, request.keyPairSpec, call, generate));
 
 const listTokenObjects: UnaryOperation = async (worker) => {
   if (worker.tokens === undefined) return { response: create(hsm.ListTokenObjectsResponseSchema, { hasToken: false }) };
@@ -68,6 +76,7 @@ const listTokenObjects: UnaryOperation = async (worker) => {
 export const UNARY: Record<Exclude<keyof typeof hsm.HsmWorkerService.method, "batchStream">, UnaryOperation> = {
   getStatus: (worker) => handlers.getStatus(worker.backend),
   generateKeyMaterial,
+  generateDataKeyPair,
   generateRandom: (worker, request: hsm.GenerateRandomRequest) => handlers.generateRandom(worker.backend, request),
   forgetKeys: (worker, request: hsm.ForgetKeysRequest) => handlers.forgetKeys(worker.backend, request),
   verify: (_worker, request: hsm.VerifyRequest) => handlers.verify(request),

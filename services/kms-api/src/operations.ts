@@ -17,6 +17,7 @@ import { deleteKeyMaterial } from "./handlers/delete-key-material";
 import { describeKey } from "./handlers/describe-key";
 import { encrypt } from "./handlers/encrypt";
 import { generateDataKey, generateDataKeyWithoutPlaintext } from "./handlers/generate-data-key";
+import { generateDataKeyPair, generateDataKeyPairWithoutPlaintext } from "./handlers/generate-data-key-pair";
 import { generateMac } from "./handlers/generate-mac";
 import { generateRandom } from "./handlers/generate-random";
 import { getParametersForImport } from "./handlers/get-parameters-for-import";
@@ -58,6 +59,8 @@ const ALL: Operation[] = [
   operation(m.reEncrypt, reEncrypt, { encryptionContext: (r) => r.destinationEncryptionContext }),
   operation(m.generateDataKey, generateDataKey, { ...byKeyId, ...withContext, responseSecrets: (r) => [r.plaintext] }),
   operation(m.generateDataKeyWithoutPlaintext, generateDataKeyWithoutPlaintext, { ...byKeyId, ...withContext }),
+  operation(m.generateDataKeyPair, generateDataKeyPair, { ...byKeyId, ...withContext, responseSecrets: (r) => [r.privateKeyPlaintext] }),
+  operation(m.generateDataKeyPairWithoutPlaintext, generateDataKeyPairWithoutPlaintext, { ...byKeyId, ...withContext }),
   operation(m.batchEncrypt, batchEncrypt, { items, requestSecrets: (r) => r.items.map((i) => i.plaintext) }),
   operation(m.batchDecrypt, batchDecrypt, { items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
   operation(m.batchGenerateDataKey, batchGenerateDataKey, { items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),

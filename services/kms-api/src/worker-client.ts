@@ -23,6 +23,8 @@ export interface TokenListing {
 
 /** Longest the worker may take to generate key material, unless the caller's own deadline is sooner. */
 const KEY_GENERATION_DEADLINE_MS = 60_000;
+const RSA_SPECS: ReadonlySet<kmsResources.KeySpec> = new Set([kmsResources.KeySpec.RSA_2048, kmsResources.KeySpec.RSA_3072, kmsResources.KeySpec.RSA_4096]);
+const isRsa = (spec: kmsResources.KeySpec | undefined) => spec !== undefined && RSA_SPECS.has(spec);
 
 export class WorkerClient {
   private readonly client;
@@ -85,9 +87,14 @@ export class WorkerClient {
   generateKeyMaterial(req: MessageInitShape<typeof hsm.GenerateKeyMaterialRequestSchema>, deadline?: Date) {
     // RSA-4096 generation (a prime search, in the HSM) takes seconds: more than an ordinary worker call.
     // Other specs keep the ordinary deadline, so a hung worker fails them fast (UNAVAILABLE).
-    const rsa = req.keySpec === kmsResources.KeySpec.RSA_2048 || req.keySpec === kmsResources.KeySpec.RSA_3072 || req.keySpec === kmsResources.KeySpec.RSA_4096;
-    const ownMs = rsa ? Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS) : this.deadlineMs;
+    const ownMs = isRsa(req.keySpec) ? Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS) : this.deadlineMs;
     return this.call((d) => this.client.generateKeyMaterial(req, { deadline: d }), deadline, ownMs);
+  }
+
+  generateDataKeyPair(req: MessageInitShape<typeof hsm.GenerateDataKeyPairRequestSchema>, deadline?: Date) {
+    // RSA pairs are generated in the worker's key generation queue: the same allowance as RSA keys.
+    const ownMs = isRsa(req.keyPairSpec) ? Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS) : this.deadlineMs;
+    return this.call((d) => this.client.generateDataKeyPair(req, { deadline: d }), deadline, ownMs);
   }
 
 

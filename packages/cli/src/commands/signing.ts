@@ -1,5 +1,6 @@
-// sign / verify / get-public-key. For every algorithm but Ed25519 the CLI hashes the input itself and sends
-// the digest, so files of any size can be signed; Ed25519 signs the message (at most 4096 bytes).
+// sign / verify / get-public-key. For every algorithm but Ed25519 and ML-DSA the CLI hashes the input itself
+// and sends the digest, so files of any size can be signed; Ed25519 and ML-DSA sign the message (at most
+// 4096 bytes), ML-DSA also a precomputed external μ (--external-mu).
 import { createHash } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import type { Command } from "commander";
@@ -25,21 +26,27 @@ interface SignOptions {
   keyVersion?: string;
   in: string;
   digest?: string;
+  externalMu?: string;
 }
 
 /** The request's `input` oneof: a digest (given, or computed here) or, for Ed25519, the message. */
 async function signingInput(opts: SignOptions) {
   const algorithm = enumValue(SigningAlgorithm, "SIGNING_ALGORITHM", "--algorithm", opts.algorithm);
   const hash = HASH[algorithm];
+  if (opts.externalMu !== undefined) {
+    if (algorithm !== SigningAlgorithm.ML_DSA_SHAKE_256) throw new UsageError("--external-mu is only for ML_DSA_SHAKE_256");
+    if (!/^([0-9a-fA-F]{2})+$/.test(opts.externalMu)) throw new UsageError("--external-mu: expected hex");
+    return { algorithm, input: { case: "externalMu" as const, value: Buffer.from(opts.externalMu, "hex") } };
+  }
   if (opts.digest !== undefined) {
-    if (hash === undefined) throw new UsageError("--digest does not apply to ED25519: it signs the message");
+    if (hash === undefined) throw new UsageError(`--digest does not apply to ${SigningAlgorithm[algorithm]}: it signs the message`);
     if (!/^([0-9a-fA-F]{2})+$/.test(opts.digest)) throw new UsageError("--digest: expected hex");
     return { algorithm, input: { case: "digest" as const, value: Buffer.from(opts.digest, "hex") } };
   }
   const input = openInput(opts.in);
   if (hash === undefined) {
     const message = await readAll(input, MAX_MESSAGE).catch((err: unknown) => {
-      throw err instanceof RangeError ? new UsageError(`ED25519 signs messages of at most ${MAX_MESSAGE} bytes`) : err;
+      throw err instanceof RangeError ? new UsageError(`${SigningAlgorithm[algorithm]} signs messages of at most ${MAX_MESSAGE} bytes`) : err;
     });
     return { algorithm, input: { case: "message" as const, value: message } };
   }
@@ -51,10 +58,11 @@ async function signingInput(opts: SignOptions) {
 function signingOptions(command: Command): Command {
   return command
     .requiredOption("--key <key>", "key id or alias/<name>")
-    .requiredOption("--algorithm <alg>", "RSA_PSS_SHA_256, RSA_PKCS1_SHA_256, ECDSA_SHA_256, ECDSA_SHA_384 or ED25519")
+    .requiredOption("--algorithm <alg>", "RSA_PSS_SHA_256, RSA_PKCS1_SHA_256, ECDSA_SHA_256, ECDSA_SHA_384, ED25519 or ML_DSA_SHAKE_256")
     .option("--key-version <id>", "key version (default: the primary)")
     .option("--in <file>", "message file, - for stdin", "-")
-    .option("--digest <hex>", "a precomputed digest instead of --in (not for ED25519)");
+    .option("--digest <hex>", "a precomputed digest instead of --in (not for ED25519 or ML_DSA_SHAKE_256)")
+    .option("--external-mu <hex>", "ML_DSA_SHAKE_256: a precomputed 64-byte external μ instead of --in");
 }
 
 export function registerSigningCommands(program: Command): void {

@@ -234,6 +234,6 @@ describe("HSM-level Ed25519", () => {
         "KEY_SPEC_ED25519 cannot be PROTECTION_LEVEL_HSM here: the PKCS#11 module cannot wrap its private keys, so they could not stay in the HSM; use PROTECTION_LEVEL_SOFTWARE",
       ]);
     }
-    expect(hsmBackend.status().hsmUnsupportedKeySpecs).toEqual([KeySpec.ED25519]);
+    expect(hsmBackend.status().hsmUnsupportedKeySpecs).toEqual([KeySpec.ED25519, KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87]);
   });
 });

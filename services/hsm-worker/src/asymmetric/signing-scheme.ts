@@ -1,7 +1,7 @@
 // Which signature scheme a (key family, algorithm) pair means, and what input it takes. The kms-api
 // checks the same pairing for the caller; the worker checks again because it never trusts a request.
 import { invalidArgument } from "@kms/errors";
-import { allowedSigningAlgorithms, MAX_MESSAGE_BYTES } from "@kms/key-rules";
+import { allowedSigningAlgorithms, EXTERNAL_MU_BYTES, MAX_MESSAGE_BYTES } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { EcCurve, KeyFamily } from "../key-spec";
 import { keySpecName } from "../key-spec";
@@ -16,13 +16,14 @@ export type SigningScheme =
   | { kind: "rsa-pss"; hash: "sha256"; saltBytes: 32 }
   | { kind: "rsa-pkcs1"; hash: "sha256" }
   | { kind: "ecdsa"; hash: "sha256" | "sha384"; curve: EcCurve }
-  | { kind: "ed25519" };
+  | { kind: "ed25519" }
+  | { kind: "ml-dsa"; level: 44 | 65 | 87 };
 
-/** The signed input: a digest for RSA and ECDSA, the message itself for Ed25519. */
-export type SignInput = { kind: "digest"; digest: Uint8Array } | { kind: "message"; message: Uint8Array };
+/** The signed input: a digest for RSA and ECDSA, the message itself for Ed25519, the message or μ for ML-DSA. */
+export type SignInput = { kind: "digest"; digest: Uint8Array } | { kind: "message"; message: Uint8Array } | { kind: "external-mu"; mu: Uint8Array };
 
 /** The oneof as protobuf-es generates it. */
-export type ProtoSignInput = { case: "digest" | "message"; value: Uint8Array } | { case: undefined; value?: undefined };
+export type ProtoSignInput = { case: "digest" | "message" | "externalMu"; value: Uint8Array } | { case: undefined; value?: undefined };
 
 
 function algorithmName(algorithm: kmsResources.SigningAlgorithm): string {
@@ -46,17 +47,30 @@ export function signingScheme(
     return { kind: "ecdsa", hash: "sha384", curve: family.curve };
   }
   if (family.kind === "ed25519" && algorithm === SigningAlgorithm.ED25519) return { kind: "ed25519" };
+  if (family.kind === "ml-dsa" && algorithm === SigningAlgorithm.ML_DSA_SHAKE_256) return { kind: "ml-dsa", level: family.level };
   throw invalidArgument("algorithm", `${algorithmName(algorithm)} cannot be used with ${keySpecName(spec)}`);
 }
 
-/** Checks the oneof against the scheme: digest of the hash's length, or (Ed25519) a 1..4096-byte message. */
+function checkedMessage(value: Uint8Array): SignInput {
+  if (value.length < 1 || value.length > MAX_MESSAGE_BYTES) throw invalidArgument("message", `must be 1 to ${MAX_MESSAGE_BYTES} bytes, got ${value.length}`);
+  return { kind: "message", message: value };
+}
+
+/**
+ * Checks the oneof against the scheme: digest of the hash's length, (Ed25519) a 1..4096-byte message, or
+ * (ML-DSA) such a message or a 64-byte external μ.
+ */
 export function signInput(scheme: SigningScheme, input: ProtoSignInput): SignInput {
+  if (scheme.kind === "ml-dsa") {
+    if (input.case === "message") return checkedMessage(input.value);
+    if (input.case !== "externalMu") throw invalidArgument("message", "or external_mu is required for ML_DSA_SHAKE_256 (a digest cannot be signed)");
+    if (input.value.length !== EXTERNAL_MU_BYTES) throw invalidArgument("external_mu", `must be ${EXTERNAL_MU_BYTES} bytes, got ${input.value.length}`);
+    return { kind: "external-mu", mu: input.value };
+  }
+  if (input.case === "externalMu") throw invalidArgument("external_mu", "is only for ML_DSA_SHAKE_256");
   if (scheme.kind === "ed25519") {
     if (input.case !== "message") throw invalidArgument("message", "is required for ED25519 (a digest cannot be signed)");
-    if (input.value.length < 1 || input.value.length > MAX_MESSAGE_BYTES) {
-      throw invalidArgument("message", `must be 1 to ${MAX_MESSAGE_BYTES} bytes, got ${input.value.length}`);
-    }
-    return { kind: "message", message: input.value };
+    return checkedMessage(input.value);
   }
   if (input.case !== "digest") throw invalidArgument("digest", `is required (the worker signs ${scheme.hash} digests)`);
   const expected = HASH_BYTES[scheme.hash];

@@ -38,6 +38,7 @@ export function verifySignature(
   signature: Uint8Array,
   options: VerifyOptions = {},
 ): boolean {
+  if (scheme.kind === "ml-dsa" || input.kind === "external-mu") throw new RangeError("ML-DSA signatures are checked by ml-dsa.ts");
   if (scheme.kind === "ed25519") {
     if (input.kind !== "message") return false;
     try {

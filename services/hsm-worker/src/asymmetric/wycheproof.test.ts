@@ -49,7 +49,7 @@ function run(c: FileCase): Outcome {
       out.total++;
       const msg = hex(t.msg);
       const input: SignInput =
-        scheme.kind === "ed25519" ? { kind: "message", message: msg } : { kind: "digest", digest: createHash(scheme.hash).update(msg).digest() };
+        scheme.kind === "ed25519" || scheme.kind === "ml-dsa" ? { kind: "message", message: msg } : { kind: "digest", digest: createHash(scheme.hash).update(msg).digest() };
       const got = verifySignature(publicKey, scheme, input, hex(t.sig), c.options);
       if (t.result === "acceptable") (got ? out.acceptableAccepted : out.acceptableRejected).push(t.tcId);
       else if (t.result === "valid" && got) out.validAccepted++;

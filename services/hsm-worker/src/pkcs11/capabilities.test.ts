@@ -13,7 +13,7 @@ describe("module capability profile", () => {
   });
 
   it("keeps SoftHSM's workarounds in one place", () => {
-    expect(SOFTHSM2).toMatchObject({ oaepSha256: "raw-rsa", legacyEd25519: "seed-object", hsmUnsupportedSpecs: [kmsResources.KeySpec.ED25519] });
+    expect(SOFTHSM2).toMatchObject({ oaepSha256: "raw-rsa", legacyEd25519: "seed-object", hsmUnsupportedSpecs: [kmsResources.KeySpec.ED25519, kmsResources.KeySpec.ML_DSA_44, kmsResources.KeySpec.ML_DSA_65, kmsResources.KeySpec.ML_DSA_87] });
     expect(NATIVE.oaepSha256).toBe("native");
   });
 });

@@ -27,13 +27,20 @@ export interface ModuleProfile {
 }
 
 /**
+ * ML-DSA: PKCS#11 2.40 (SoftHSM 2.6.1, pkcs11js) has no ML-DSA mechanism, so both profiles refuse it at
+ * PROTECTION_LEVEL_HSM (SOFTWARE keys it is). A profile for a PKCS#11 3.2 HSM with CKM_ML_DSA would leave
+ * these out, once the worker generates, wraps and signs ML-DSA keys in a module.
+ */
+const NO_ML_DSA = [kmsResources.KeySpec.ML_DSA_44, kmsResources.KeySpec.ML_DSA_65, kmsResources.KeySpec.ML_DSA_87];
+
+/**
  * SoftHSM 2.6: CKM_RSA_PKCS_OAEP with SHA-1 only; it can neither wrap nor unwrap EdDSA private keys
  * (CKR_KEY_NOT_WRAPPABLE, CKR_FUNCTION_FAILED), so an HSM-level Ed25519 key could not stay in the HSM:
  * Ed25519 keys are SOFTWARE keys there (their format 1 rows keep working through the seed path).
  */
 export const SOFTHSM2: ModuleProfile = {
   name: "softhsm2",
-  hsmUnsupportedSpecs: [kmsResources.KeySpec.ED25519],
+  hsmUnsupportedSpecs: [kmsResources.KeySpec.ED25519, ...NO_ML_DSA],
   oaepSha256: "raw-rsa",
   legacyEd25519: "seed-object",
 };
@@ -45,7 +52,7 @@ export const SOFTHSM2: ModuleProfile = {
  */
 export const NATIVE: ModuleProfile = {
   name: "native",
-  hsmUnsupportedSpecs: [kmsResources.KeySpec.ED25519],
+  hsmUnsupportedSpecs: [kmsResources.KeySpec.ED25519, ...NO_ML_DSA],
   oaepSha256: "native",
   legacyEd25519: "seed-object",
 };

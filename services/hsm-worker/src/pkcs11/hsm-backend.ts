@@ -145,7 +145,8 @@ export class HsmBackend extends EngineBackend implements Backend {
       );
       return { wrappedMaterial, publicKey: Buffer.alloc(0) };
     }
-    if (family.kind === "ed25519") throw moduleCannotHold(key.keySpec); // no profile generates it in the HSM yet
+    // No profile generates these in the HSM yet (the profiles refuse them above; this keeps it so).
+    if (family.kind === "ed25519" || family.kind === "ml-dsa") throw moduleCannotHold(key.keySpec);
     return withSession(this.pool, async (session) => {
       this.root.levelRoot(session, key.protectionLevel); // no root key: refused before anything is generated
       const pair = await hsmGenerateKeyPair(this.lib, session.handle, family, label);

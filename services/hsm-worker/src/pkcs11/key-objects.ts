@@ -92,6 +92,8 @@ export async function hsmSign(
   input: SignInput,
   mode: CallMode = "thread-pool",
 ): Promise<Buffer> {
+  // PKCS#11 2.40 has no ML-DSA mechanism; no HSM-level ML-DSA key can exist (the module profiles refuse it).
+  if (scheme.kind === "ml-dsa" || input.kind === "external-mu") throw new RangeError("ML-DSA cannot be used in a PKCS#11 2.40 module");
   const data =
     input.kind === "message" ? Buffer.from(input.message) : scheme.kind === "rsa-pkcs1" ? digestInfo(scheme.hash, input.digest) : Buffer.from(input.digest);
   hsmCall("C_SignInit", () => lib.C_SignInit(session, signMechanism(scheme), key));

@@ -5,6 +5,7 @@
 import * as pkcs11js from "pkcs11js";
 import type { OaepHash } from "../asymmetric/oaep";
 import type { SignInput, SigningScheme } from "../asymmetric/signing-scheme";
+import { moduleCannotHold } from "@kms/key-rules";
 import type { AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "../backend";
 import { unwrapFailed } from "../backend";
 import { asBuffer, wipe } from "../bytes";
@@ -78,6 +79,7 @@ export class Pkcs11Engine implements KeyEngine {
   }
 
   sign(key: SigningKey, scheme: SigningScheme, input: SignInput): Promise<Buffer> {
+    if (key.family.kind === "ml-dsa") return Promise.reject(moduleCannotHold(key.keySpec));
     return this.withKey(key, "key", (session, handle) => hsmSign(this.lib, session.handle, handle, scheme, input, this.callMode));
   }
 

@@ -1,5 +1,5 @@
 // "Where the key is used" for SOFTWARE keys (and every key of the software-root backend): the root unwraps
-// the material, which becomes a node:crypto KeyObject (the bytes are wiped at once), cached (LRU) by
+// the material, which becomes a node:crypto KeyObject or an ML-DSA key (the bytes are wiped at once), cached (LRU) by
 // version id, spec and level and compared by wrapped bytes. A cached key needs nothing of its root, and
 // nothing is freed when it leaves the cache (the garbage collector has the KeyObject).
 import type { KeyObject } from "node:crypto";
@@ -12,13 +12,14 @@ import type { KeyEngine } from "../engine";
 import { unwrappedKeySlot } from "../handle-cache";
 import type { CachedKey, KeyCache } from "../handle-cache";
 import { openGcm, sealGcm } from "./aes-gcm";
-import { MaterialMismatchError, softwareDecrypt, softwareKey, softwareMac, softwareSign } from "./asymmetric";
+import { keyObject, MaterialMismatchError, softwareDecrypt, softwareKey, softwareMac, softwareSign } from "./asymmetric";
+import type { SoftwareKey } from "./asymmetric";
 
 /** The root's half: a checked key's raw material (authenticated first for format 2); the engine wipes it. */
 export type UnwrapMaterial = (key: CheckedKey, field: string) => Buffer | Promise<Buffer>;
 
 interface KeyObjectEntry extends CachedKey {
-  key: KeyObject;
+  key: SoftwareKey;
 }
 
 const nothingToFree = (): void => {};
@@ -30,11 +31,11 @@ export class NodeCryptoEngine implements KeyEngine {
   ) {}
 
   async encrypt(key: AesKey, plaintext: Uint8Array, aad: Uint8Array, field: string): Promise<Buffer> {
-    return sealGcm(this.cached(key) ?? (await this.unwrap(key, field)), plaintext, aad);
+    return sealGcm(keyObject(this.cached(key) ?? (await this.unwrap(key, field))), plaintext, aad);
   }
 
   async decrypt(key: AesKey, sealed: Uint8Array, aad: Uint8Array, field: string): Promise<Buffer> {
-    return openGcm(this.cached(key) ?? (await this.unwrap(key, field)), sealed, aad);
+    return openGcm(keyObject(this.cached(key) ?? (await this.unwrap(key, field))), sealed, aad);
   }
 
   async sign(key: SigningKey, scheme: SigningScheme, input: SignInput): Promise<Buffer> {
@@ -42,14 +43,14 @@ export class NodeCryptoEngine implements KeyEngine {
   }
 
   async asymmetricDecrypt(key: RsaKey, hash: OaepHash, ciphertext: Uint8Array): Promise<Buffer> {
-    return softwareDecrypt(this.cached(key) ?? (await this.unwrap(key, "key")), hash, ciphertext);
+    return softwareDecrypt(keyObject(this.cached(key) ?? (await this.unwrap(key, "key"))), hash, ciphertext);
   }
 
   async generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer> {
-    return softwareMac(this.cached(key) ?? (await this.unwrap(key, "key")), key.family.hash, message);
+    return softwareMac(keyObject(this.cached(key) ?? (await this.unwrap(key, "key"))), key.family.hash, message);
   }
 
-  /** Unwraps and checks the material against the spec, then drops it (the bytes wiped, no KeyObject kept). */
+  /** Unwraps and checks the material against the spec, then drops it (the bytes wiped, no key kept). */
   async check(key: CheckedKey, field: string): Promise<void> {
     await this.keyObject(key, field);
   }
@@ -59,20 +60,20 @@ export class NodeCryptoEngine implements KeyEngine {
   }
 
   /** The cached KeyObject of exactly this key (version, spec, level and wrapped bytes), if any. */
-  private cached(checked: CheckedKey): KeyObject | undefined {
+  private cached(checked: CheckedKey): SoftwareKey | undefined {
     const entry = this.cache.get(unwrappedKeySlot(checked));
     return entry?.engine === this && entry.wrapped.equals(asBuffer(checked.wrappedMaterial)) ? (entry as KeyObjectEntry).key : undefined;
   }
 
-  private async unwrap(checked: CheckedKey, field: string): Promise<KeyObject> {
+  private async unwrap(checked: CheckedKey, field: string): Promise<SoftwareKey> {
     const key = await this.keyObject(checked, field);
     const entry: KeyObjectEntry = { engine: this, keyVersionId: checked.keyVersionId, wrapped: Buffer.from(checked.wrappedMaterial), key, evicted: nothingToFree };
     for (const old of this.cache.set(unwrappedKeySlot(checked), entry)) old.evicted();
     return key;
   }
 
-  /** The material as a KeyObject checked against the spec; the unwrapped bytes are wiped. */
-  private async keyObject(checked: CheckedKey, field: string): Promise<KeyObject> {
+  /** The material as a key checked against the spec (a KeyObject, or an ML-DSA key); the unwrapped bytes are wiped. */
+  private async keyObject(checked: CheckedKey, field: string): Promise<SoftwareKey> {
     const material = await this.unwrapMaterial(checked, field);
     try {
       return softwareKey(checked.family, material);

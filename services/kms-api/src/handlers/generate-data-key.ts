@@ -1,10 +1,11 @@
-import { assembleBlob, buildAad, encodeHeader, validateEncryptionContext } from "@kms/ciphertext";
-import { checkUsable, dataKeyLength } from "@kms/key-rules";
+import { assembleBlob } from "@kms/ciphertext";
+import { dataKeyLength } from "@kms/key-rules";
 import type { CryptoOperation } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import { wrappedKey } from "../keys";
 import type { Handler } from "../pipeline/operation";
+import { sealingTarget } from "./sealing-target";
 
 interface DataKeyRequest {
   keyId: string;
@@ -16,18 +17,12 @@ interface DataKeyRequest {
 /** Shared by both RPCs: the data key is made and sealed in the worker in one call. */
 async function generate(req: DataKeyRequest, ctx: CallContext, s: Services, operation: CryptoOperation, withPlaintext: boolean) {
   const length = dataKeyLength(req.keySpec, req.numberOfBytes);
-  validateEncryptionContext(req.encryptionContext);
-  const key = await s.lookup.find(ctx, req.keyId);
-  checkUsable(key, operation);
-  const version = await s.lookup.primaryVersion(ctx, key);
-  const header = encodeHeader(version.keyVersionId);
-  // Counted before the worker call: an imported key's version past its limit is refused here.
-  await s.usage.take(key, version);
+  const { key, version, header, aad } = await sealingTarget(s, ctx, req.keyId, req.encryptionContext, operation);
   const result = await s.worker.generateDataKey(
     {
       key: wrappedKey(key, version),
       numberOfBytes: length,
-      aad: buildAad(header, req.encryptionContext),
+      aad,
       returnPlaintext: withPlaintext,
     },
     ctx.deadline,

@@ -1,9 +1,14 @@
-import { createPublicKey } from "node:crypto";
 import { checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
 
 import type { Handler } from "../pipeline/operation";
+
+/** PEM of a DER SubjectPublicKeyInfo (RFC 7468), for any algorithm: node:crypto on Node 20 knows no ML-DSA. */
+function pem(der: Buffer): string {
+  const lines = der.toString("base64").match(/.{1,64}/g) ?? [];
+  return `-----BEGIN PUBLIC KEY-----\n${lines.join("\n")}\n-----END PUBLIC KEY-----\n`;
+}
 
 /** PEM SubjectPublicKeyInfo from the stored DER: no worker call. */
 export const getPublicKey: Handler<typeof kms.GetPublicKeyRequestSchema, typeof kms.GetPublicKeyResponseSchema> = async (req, ctx, s) => {
@@ -11,6 +16,5 @@ export const getPublicKey: Handler<typeof kms.GetPublicKeyRequestSchema, typeof 
   checkUsable(key, "GetPublicKey");
   const version = await selectVersion(s, ctx, key, req.keyVersionId);
   const der = publicKeyOf(version);
-  const publicKey = createPublicKey({ key: der, format: "der", type: "spki" }).export({ type: "spki", format: "pem" });
-  return { publicKey: publicKey.toString(), keyId: key.keyId, keyVersionId: version.keyVersionId };
+  return { publicKey: pem(Buffer.from(der)), keyId: key.keyId, keyVersionId: version.keyVersionId };
 };

@@ -5,8 +5,6 @@ import { createPublicKey } from "node:crypto";
 import { ErrorCode, KmsError } from "@kms/errors";
 import { kms, kmsResources } from "@kms/proto";
 import type { CallContext, Services } from "../../context";
-
-import { unsupported } from "./errors";
 import { base64, compact } from "./json";
 import type { Members } from "./json";
 import { awsOperation, keyIdRequest } from "./operation";
@@ -23,15 +21,17 @@ import {
 
 const m = kms.KeyManagementService.method;
 
-/** The members Sign and Verify share: the key, the algorithm and the message or digest. */
+/** AWS's MessageType → the kms.v1 input oneof (EXTERNAL_MU: ML_DSA_SHAKE_256 only, which kms.v1 checks). */
+const INPUT_OF_MESSAGE_TYPE = { RAW: "message", DIGEST: "digest", EXTERNAL_MU: "externalMu" } as const;
+
+/** The members Sign and Verify share: the key, the algorithm and the message, digest or μ. */
 function signRequest({ members, arns }: AwsCall) {
   members.refuse("DryRun");
   const messageType = members.enumeration("MessageType", ["RAW", "DIGEST", "EXTERNAL_MU"] as const) ?? "RAW";
-  if (messageType === "EXTERNAL_MU") throw unsupported("MessageType EXTERNAL_MU");
   return {
     ...keyIdRequest({ members, arns }),
     algorithm: signingAlgorithmFromAws(members.requiredString("SigningAlgorithm")),
-    input: { case: messageType === "DIGEST" ? ("digest" as const) : ("message" as const), value: members.requiredBlob("Message") },
+    input: { case: INPUT_OF_MESSAGE_TYPE[messageType], value: members.requiredBlob("Message") },
   };
 }
 

@@ -1,4 +1,5 @@
-// Encrypt, Decrypt, ReEncrypt, GenerateDataKey, GenerateDataKeyWithoutPlaintext, GenerateRandom.
+// Encrypt, Decrypt, ReEncrypt, GenerateDataKey(WithoutPlaintext), GenerateDataKeyPair(WithoutPlaintext),
+// GenerateRandom.
 // Symmetric requests run kms.v1 Encrypt/Decrypt; an RSAES_OAEP_* EncryptionAlgorithm runs
 // AsymmetricEncrypt/AsymmetricDecrypt. Ciphertexts are the service's own blobs either way, so one made
 // through either front decrypts through the other.
@@ -13,7 +14,7 @@ import { base64 } from "./json";
 import type { Members } from "./json";
 import { awsOperation } from "./operation";
 import type { AwsEntry, AwsOperation } from "./operation";
-import { ENCRYPTION_ALGORITHMS, rsaAlgorithmFromAws } from "./specs";
+import { ENCRYPTION_ALGORITHMS, keySpecFromAws, keySpecToAws, rsaAlgorithmFromAws } from "./specs";
 
 const m = kms.KeyManagementService.method;
 
@@ -124,6 +125,20 @@ function dataKeyRequest({ members, arns }: { members: Members; arns: { keyRefere
   };
 }
 
+/** AWS's DataKeyPairSpec; ECC_NIST_P521 and SM2 answer UnsupportedOperationException (keySpecFromAws). */
+const DATA_KEY_PAIR_SPECS = ["RSA_2048", "RSA_3072", "RSA_4096", "ECC_NIST_P256", "ECC_NIST_P384", "ECC_NIST_P521", "ECC_SECG_P256K1", "SM2"] as const;
+
+function dataKeyPairRequest({ members, arns }: { members: Members; arns: { keyReference(v: string): string } }) {
+  refuseUnsupported(members);
+  const spec = members.enumeration("KeyPairSpec", DATA_KEY_PAIR_SPECS);
+  if (spec === undefined) throw invalidArgument("KeyPairSpec", "is required");
+  return {
+    keyId: arns.keyReference(members.requiredString("KeyId")),
+    keyPairSpec: keySpecFromAws(spec, "KeyPairSpec"),
+    encryptionContext: members.stringMap("EncryptionContext"),
+  };
+}
+
 export const CRYPTO_OPERATIONS: Record<string, AwsEntry> = {
   Encrypt: byAlgorithm(encryptSymmetric, encryptRsa),
   Decrypt: byAlgorithm(decryptSymmetric, decryptRsa),
@@ -164,6 +179,26 @@ export const CRYPTO_OPERATIONS: Record<string, AwsEntry> = {
   GenerateDataKeyWithoutPlaintext: awsOperation(m.generateDataKeyWithoutPlaintext, {
     decode: dataKeyRequest,
     encode: (r, { arns }) => ({ CiphertextBlob: base64(r.ciphertextBlob), KeyId: arns.keyArn(r.keyId) }),
+  }),
+
+  GenerateDataKeyPair: awsOperation(m.generateDataKeyPair, {
+    decode: dataKeyPairRequest,
+    encode: (r, { arns }) => ({
+      PrivateKeyCiphertextBlob: base64(r.privateKeyCiphertextBlob),
+      PrivateKeyPlaintext: base64(r.privateKeyPlaintext),
+      PublicKey: base64(r.publicKey),
+      KeyId: arns.keyArn(r.keyId),
+      KeyPairSpec: keySpecToAws(r.keyPairSpec),
+    }),
+  }),
+  GenerateDataKeyPairWithoutPlaintext: awsOperation(m.generateDataKeyPairWithoutPlaintext, {
+    decode: dataKeyPairRequest,
+    encode: (r, { arns }) => ({
+      PrivateKeyCiphertextBlob: base64(r.privateKeyCiphertextBlob),
+      PublicKey: base64(r.publicKey),
+      KeyId: arns.keyArn(r.keyId),
+      KeyPairSpec: keySpecToAws(r.keyPairSpec),
+    }),
   }),
 
   GenerateRandom: awsOperation(m.generateRandom, {

@@ -19,9 +19,12 @@ const KEY_SPECS: Record<string, kmsResources.KeySpec> = {
   HMAC_256: KeySpec.HMAC_SHA256,
   HMAC_384: KeySpec.HMAC_SHA384,
   HMAC_512: KeySpec.HMAC_SHA512,
+  ML_DSA_44: KeySpec.ML_DSA_44,
+  ML_DSA_65: KeySpec.ML_DSA_65,
+  ML_DSA_87: KeySpec.ML_DSA_87,
 };
 /** AWS key specs with no equivalent here. */
-const UNSUPPORTED_KEY_SPECS = ["ECC_NIST_P521", "HMAC_224", "SM2", "ML_DSA_44", "ML_DSA_65", "ML_DSA_87", "ML_KEM_512", "ML_KEM_768", "ML_KEM_1024"];
+const UNSUPPORTED_KEY_SPECS = ["ECC_NIST_P521", "HMAC_224", "SM2", "ML_KEM_512", "ML_KEM_768", "ML_KEM_1024"];
 
 export function keySpecFromAws(name: string, field = "KeySpec"): kmsResources.KeySpec {
   const spec = KEY_SPECS[name];
@@ -84,10 +87,11 @@ const SIGNING: Record<string, kmsResources.SigningAlgorithm> = {
   ECDSA_SHA_256: SigningAlgorithm.ECDSA_SHA_256,
   ECDSA_SHA_384: SigningAlgorithm.ECDSA_SHA_384,
   ED25519_SHA_512: SigningAlgorithm.ED25519,
+  ML_DSA_SHAKE_256: SigningAlgorithm.ML_DSA_SHAKE_256,
 };
 const UNSUPPORTED_SIGNING = [
   "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512",
-  "ECDSA_SHA_512", "ED25519_PH_SHA_512", "ML_DSA_SHAKE_256", "SM2DSA",
+  "ECDSA_SHA_512", "ED25519_PH_SHA_512", "SM2DSA",
 ];
 
 export function signingAlgorithmFromAws(name: string): kmsResources.SigningAlgorithm {
@@ -110,6 +114,10 @@ export function signingAlgorithmsOf(spec: kmsResources.KeySpec): string[] {
       return ["ECDSA_SHA_384"];
     case KeySpec.ED25519:
       return ["ED25519_SHA_512"];
+    case KeySpec.ML_DSA_44:
+    case KeySpec.ML_DSA_65:
+    case KeySpec.ML_DSA_87:
+      return ["ML_DSA_SHAKE_256"];
     default:
       return [];
   }

@@ -19,7 +19,7 @@ export const AWS_OPERATIONS: ReadonlyMap<string, AwsEntry> = new Map(
 /** AWS KMS operations (@aws-sdk/client-kms's commands) this service does not have. */
 export const UNSUPPORTED_OPERATIONS: readonly string[] = [
   "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "Decapsulate", "DeleteCustomKeyStore", "DeriveSharedSecret",
-  "DescribeCustomKeyStores", "DisconnectCustomKeyStore", "Encapsulate", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext",
+  "DescribeCustomKeyStores", "DisconnectCustomKeyStore", "Encapsulate",
   "GetKeyLastUsage", "ListGrants", "ListKeyRotations", "ListRetirableGrants", "ReplicateKey", "RetireGrant", "RevokeGrant",
   "UpdateCustomKeyStore", "UpdatePrimaryRegion",
 ];

@@ -28,7 +28,7 @@ const decode = (name: string, body: Record<string, unknown>): Record<string, unk
 
 const ISSUE_OPERATIONS = (
   "CreateKey DescribeKey ListKeys EnableKey DisableKey ScheduleKeyDeletion CancelKeyDeletion UpdateKeyDescription Encrypt Decrypt " +
-  "ReEncrypt GenerateDataKey GenerateDataKeyWithoutPlaintext GenerateRandom Sign Verify GetPublicKey GenerateMac VerifyMac CreateAlias " +
+  "ReEncrypt GenerateDataKey GenerateDataKeyWithoutPlaintext GenerateDataKeyPair GenerateDataKeyPairWithoutPlaintext GenerateRandom Sign Verify GetPublicKey GenerateMac VerifyMac CreateAlias " +
   "UpdateAlias DeleteAlias ListAliases TagResource UntagResource ListResourceTags GetKeyPolicy PutKeyPolicy ListKeyPolicies " +
   "EnableKeyRotation DisableKeyRotation GetKeyRotationStatus RotateKeyOnDemand GetParametersForImport ImportKeyMaterial DeleteImportedKeyMaterial"
 ).split(" ");

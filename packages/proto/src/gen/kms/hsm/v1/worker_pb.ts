@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kms/hsm/v1/worker.proto.
  */
 export const file_kms_hsm_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLPAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYyKZAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgEIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UijQEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSABCBwoFaW5wdXQiIQoMU2lnblJlc3BvbnNlEhEKCXNpZ25hdHVyZRgBIAEoDCK0AQoNVmVyaWZ5UmVxdWVzdBISCgpwdWJsaWNfa2V5GAEgASgMEiEKCGtleV9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSKwoJYWxnb3JpdGhtGAMgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAQgASgMSAASEQoHbWVzc2FnZRgFIAEoDEgAEhEKCXNpZ25hdHVyZRgGIAEoDEIHCgVpbnB1dCIfCg5WZXJpZnlSZXNwb25zZRINCgV2YWxpZBgBIAEoCCKDAQoYQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIuCglhbGdvcml0aG0YAiABKA4yGy5rbXMudjEuRW5jcnlwdGlvbkFsZ29yaXRobRISCgpjaXBoZXJ0ZXh0GAMgASgMIi4KGUFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMIkoKEkdlbmVyYXRlTWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDCIiChNHZW5lcmF0ZU1hY1Jlc3BvbnNlEgsKA21hYxgBIAEoDCJVChBWZXJpZnlNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMEgsKA21hYxgDIAEoDCImChFWZXJpZnlNYWNSZXNwb25zZRIRCgltYWNfdmFsaWQYASABKAginAIKGEltcG9ydEtleU1hdGVyaWFsUmVxdWVzdBIsCgx3cmFwcGluZ19rZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSNQoSd3JhcHBpbmdfYWxnb3JpdGhtGAIgASgOMhkua21zLnYxLldyYXBwaW5nQWxnb3JpdGhtEh4KFmVuY3J5cHRlZF9rZXlfbWF0ZXJpYWwYAyABKAwSIQoIa2V5X3NwZWMYBCABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAUgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgGIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgHIAEoCSKPAQoZSW1wb3J0S2V5TWF0ZXJpYWxSZXNwb25zZRIYChB3cmFwcGVkX21hdGVyaWFsGAEgASgMEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2ZpbmdlcnByaW50GAMgASgMEhIKCnB1YmxpY19rZXkYBCABKAwSGgoSbGVnYWN5X2ZpbmdlcnByaW50GAUgASgMIsUCCglPcGVyYXRpb24SLQoHZW5jcnlwdBgBIAEoCzIaLmttcy5oc20udjEuRW5jcnlwdFJlcXVlc3RIABItCgdkZWNyeXB0GAIgASgLMhoua21zLmhzbS52MS5EZWNyeXB0UmVxdWVzdEgAEj8KEWdlbmVyYXRlX2RhdGFfa2V5GAMgASgLMiIua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXF1ZXN0SAASJwoEc2lnbhgEIAEoCzIXLmttcy5oc20udjEuU2lnblJlcXVlc3RIABIyCgpyZV9lbmNyeXB0GAUgASgLMhwua21zLmhzbS52MS5SZUVuY3J5cHRSZXF1ZXN0SAASNgoMZ2VuZXJhdGVfbWFjGAYgASgLMh4ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1JlcXVlc3RIAEIECgJvcCJDCg5PcGVyYXRpb25FcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSEgoKZXJyb3JfY29kZRgDIAEoCSKCAwoPT3BlcmF0aW9uUmVzdWx0EisKBWVycm9yGAEgASgLMhoua21zLmhzbS52MS5PcGVyYXRpb25FcnJvckgAEi4KB2VuY3J5cHQYAiABKAsyGy5rbXMuaHNtLnYxLkVuY3J5cHRSZXNwb25zZUgAEi4KB2RlY3J5cHQYAyABKAsyGy5rbXMuaHNtLnYxLkRlY3J5cHRSZXNwb25zZUgAEkAKEWdlbmVyYXRlX2RhdGFfa2V5GAQgASgLMiMua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXNwb25zZUgAEigKBHNpZ24YBSABKAsyGC5rbXMuaHNtLnYxLlNpZ25SZXNwb25zZUgAEjMKCnJlX2VuY3J5cHQYBiABKAsyHS5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlc3BvbnNlSAASNwoMZ2VuZXJhdGVfbWFjGAcgASgLMh8ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1Jlc3BvbnNlSABCCAoGcmVzdWx0IksKEkJhdGNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoDRIpCgpvcGVyYXRpb25zGAIgAygLMhUua21zLmhzbS52MS5PcGVyYXRpb24iTwoTQmF0Y2hTdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoDRIsCgdyZXN1bHRzGAIgAygLMhsua21zLmhzbS52MS5PcGVyYXRpb25SZXN1bHQiQQoaU2lnbkF1ZGl0Q2hlY2twb2ludFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEQoJaGVhZF9oYXNoGAIgASgMIloKG1NpZ25BdWRpdENoZWNrcG9pbnRSZXNwb25zZRIYChB0aW1lX3VuaXhfbWlsbGlzGAEgASgEEhEKCXNpZ25hdHVyZRgCIAEoDBIOCgZrZXlfaWQYAyABKAkiHgocR2V0QXVkaXRDaGVja3BvaW50S2V5UmVxdWVzdCJDCh1HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEg4KBmtleV9pZBgCIAEoCSIZChdMaXN0VG9rZW5PYmplY3RzUmVxdWVzdCI3CgtUb2tlbk9iamVjdBINCgVjbGFzcxgBIAEoCRINCgVsYWJlbBgCIAEoCRIKCgJpZBgDIAEoCSKiAQoYTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEhEKCWhhc190b2tlbhgBIAEoCBITCgt0b2tlbl9sYWJlbBgCIAEoCRIWCg5yb290X2tleV9sYWJlbBgDIAEoCRIcChRjaGVja3BvaW50X2tleV9sYWJlbBgEIAEoCRIoCgdvYmplY3RzGAUgAygLMhcua21zLmhzbS52MS5Ub2tlbk9iamVjdCI/ChdDaGVja1dyYXBwZWRLZXlzUmVxdWVzdBIkCgRrZXlzGAEgAygLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5IoMBCg9XcmFwcGVkS2V5Q2hlY2sSFgoOa2V5X3ZlcnNpb25faWQYASABKAkSMgoJY29uZGl0aW9uGAIgASgOMh8ua21zLmhzbS52MS5XcmFwcGVkS2V5Q29uZGl0aW9uEhMKC3Jvb3Rfa2V5X2lkGAMgASgJEg8KB3Byb2JsZW0YBCABKAkiSAoYQ2hlY2tXcmFwcGVkS2V5c1Jlc3BvbnNlEiwKB3Jlc3VsdHMYASADKAsyGy5rbXMuaHNtLnYxLldyYXBwZWRLZXlDaGVjaypRCgdCYWNrZW5kEhcKE0JBQ0tFTkRfVU5TUEVDSUZJRUQQABISCg5CQUNLRU5EX1BLQ1MxMRABEhkKFUJBQ0tFTkRfU09GVFdBUkVfUk9PVBACKqEBChNXcmFwcGVkS2V5Q29uZGl0aW9uEiUKIVdSQVBQRURfS0VZX0NPTkRJVElPTl9VTlNQRUNJRklFRBAAEhwKGFdSQVBQRURfS0VZX0NPTkRJVElPTl9PSxABEiYKIldSQVBQRURfS0VZX0NPTkRJVElPTl9ST09UX01JU1NJTkcQAhIdChlXUkFQUEVEX0tFWV9DT05ESVRJT05fQkFEEAMyoQkKEEhzbVdvcmtlclNlcnZpY2USSAoJR2V0U3RhdHVzEhwua21zLmhzbS52MS5HZXRTdGF0dXNSZXF1ZXN0Gh0ua21zLmhzbS52MS5HZXRTdGF0dXNSZXNwb25zZRJmChNHZW5lcmF0ZUtleU1hdGVyaWFsEiYua21zLmhzbS52MS5HZW5lcmF0ZUtleU1hdGVyaWFsUmVxdWVzdBonLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlc3BvbnNlElcKDkdlbmVyYXRlUmFuZG9tEiEua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlcXVlc3QaIi5rbXMuaHNtLnYxLkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USSwoKRm9yZ2V0S2V5cxIdLmttcy5oc20udjEuRm9yZ2V0S2V5c1JlcXVlc3QaHi5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXNwb25zZRI/CgZWZXJpZnkSGS5rbXMuaHNtLnYxLlZlcmlmeVJlcXVlc3QaGi5rbXMuaHNtLnYxLlZlcmlmeVJlc3BvbnNlEmAKEUFzeW1tZXRyaWNEZWNyeXB0EiQua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlcXVlc3QaJS5rbXMuaHNtLnYxLkFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USSAoJVmVyaWZ5TWFjEhwua21zLmhzbS52MS5WZXJpZnlNYWNSZXF1ZXN0Gh0ua21zLmhzbS52MS5WZXJpZnlNYWNSZXNwb25zZRJgChFJbXBvcnRLZXlNYXRlcmlhbBIkLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0GiUua21zLmhzbS52MS5JbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEmYKE1NpZ25BdWRpdENoZWNrcG9pbnQSJi5rbXMuaHNtLnYxLlNpZ25BdWRpdENoZWNrcG9pbnRSZXF1ZXN0Gicua21zLmhzbS52MS5TaWduQXVkaXRDaGVja3BvaW50UmVzcG9uc2USbAoVR2V0QXVkaXRDaGVja3BvaW50S2V5Eigua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXF1ZXN0Gikua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRJdChBMaXN0VG9rZW5PYmplY3RzEiMua21zLmhzbS52MS5MaXN0VG9rZW5PYmplY3RzUmVxdWVzdBokLmttcy5oc20udjEuTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEl0KEENoZWNrV3JhcHBlZEtleXMSIy5rbXMuaHNtLnYxLkNoZWNrV3JhcHBlZEtleXNSZXF1ZXN0GiQua21zLmhzbS52MS5DaGVja1dyYXBwZWRLZXlzUmVzcG9uc2USUgoLQmF0Y2hTdHJlYW0SHi5rbXMuaHNtLnYxLkJhdGNoU3RyZWFtUmVxdWVzdBofLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXNwb25zZSgBMAFCKVonZXhhbXBsZS5jb20va21zL2dlbi9nby9rbXMvaHNtL3YxO2hzbXYxYgZwcm90bzM", [file_kms_v1_resources]);
+  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLPAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYyKZAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgEIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCKSAQoaR2VuZXJhdGVEYXRhS2V5UGFpclJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EiYKDWtleV9wYWlyX3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxILCgNhYWQYAyABKAwSGgoScmV0dXJuX3ByaXZhdGVfa2V5GAQgASgIIlYKG0dlbmVyYXRlRGF0YUtleVBhaXJSZXNwb25zZRIOCgZzZWFsZWQYASABKAwSEgoKcHVibGljX2tleRgCIAEoDBITCgtwcml2YXRlX2tleRgDIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UipAEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSAASFQoLZXh0ZXJuYWxfbXUYBSABKAxIAEIHCgVpbnB1dCIhCgxTaWduUmVzcG9uc2USEQoJc2lnbmF0dXJlGAEgASgMIssBCg1WZXJpZnlSZXF1ZXN0EhIKCnB1YmxpY19rZXkYASABKAwSIQoIa2V5X3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxIrCglhbGdvcml0aG0YAyABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYBCABKAxIABIRCgdtZXNzYWdlGAUgASgMSAASFQoLZXh0ZXJuYWxfbXUYByABKAxIABIRCglzaWduYXR1cmUYBiABKAxCBwoFaW5wdXQiHwoOVmVyaWZ5UmVzcG9uc2USDQoFdmFsaWQYASABKAgigwEKGEFzeW1tZXRyaWNEZWNyeXB0UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSLgoJYWxnb3JpdGhtGAIgASgOMhsua21zLnYxLkVuY3J5cHRpb25BbGdvcml0aG0SEgoKY2lwaGVydGV4dBgDIAEoDCIuChlBc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCJKChJHZW5lcmF0ZU1hY1JlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg8KB21lc3NhZ2UYAiABKAwiIgoTR2VuZXJhdGVNYWNSZXNwb25zZRILCgNtYWMYASABKAwiVQoQVmVyaWZ5TWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDBILCgNtYWMYAyABKAwiJgoRVmVyaWZ5TWFjUmVzcG9uc2USEQoJbWFjX3ZhbGlkGAEgASgIIpwCChhJbXBvcnRLZXlNYXRlcmlhbFJlcXVlc3QSLAoMd3JhcHBpbmdfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EjUKEndyYXBwaW5nX2FsZ29yaXRobRgCIAEoDjIZLmttcy52MS5XcmFwcGluZ0FsZ29yaXRobRIeChZlbmNyeXB0ZWRfa2V5X21hdGVyaWFsGAMgASgMEiEKCGtleV9zcGVjGAQgASgOMg8ua21zLnYxLktleVNwZWMSMQoQcHJvdGVjdGlvbl9sZXZlbBgFIAEoDjIXLmttcy52MS5Qcm90ZWN0aW9uTGV2ZWwSDQoFbGFiZWwYBiABKAkSFgoOa2V5X3ZlcnNpb25faWQYByABKAkijwEKGUltcG9ydEtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoDBISCgpwdWJsaWNfa2V5GAQgASgMEhoKEmxlZ2FjeV9maW5nZXJwcmludBgFIAEoDCLFAgoJT3BlcmF0aW9uEi0KB2VuY3J5cHQYASABKAsyGi5rbXMuaHNtLnYxLkVuY3J5cHRSZXF1ZXN0SAASLQoHZGVjcnlwdBgCIAEoCzIaLmttcy5oc20udjEuRGVjcnlwdFJlcXVlc3RIABI/ChFnZW5lcmF0ZV9kYXRhX2tleRgDIAEoCzIiLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVxdWVzdEgAEicKBHNpZ24YBCABKAsyFy5rbXMuaHNtLnYxLlNpZ25SZXF1ZXN0SAASMgoKcmVfZW5jcnlwdBgFIAEoCzIcLmttcy5oc20udjEuUmVFbmNyeXB0UmVxdWVzdEgAEjYKDGdlbmVyYXRlX21hYxgGIAEoCzIeLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXF1ZXN0SABCBAoCb3AiQwoOT3BlcmF0aW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhIKCmVycm9yX2NvZGUYAyABKAkiggMKD09wZXJhdGlvblJlc3VsdBIrCgVlcnJvchgBIAEoCzIaLmttcy5oc20udjEuT3BlcmF0aW9uRXJyb3JIABIuCgdlbmNyeXB0GAIgASgLMhsua21zLmhzbS52MS5FbmNyeXB0UmVzcG9uc2VIABIuCgdkZWNyeXB0GAMgASgLMhsua21zLmhzbS52MS5EZWNyeXB0UmVzcG9uc2VIABJAChFnZW5lcmF0ZV9kYXRhX2tleRgEIAEoCzIjLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2VIABIoCgRzaWduGAUgASgLMhgua21zLmhzbS52MS5TaWduUmVzcG9uc2VIABIzCgpyZV9lbmNyeXB0GAYgASgLMh0ua21zLmhzbS52MS5SZUVuY3J5cHRSZXNwb25zZUgAEjcKDGdlbmVyYXRlX21hYxgHIAEoCzIfLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXNwb25zZUgAQggKBnJlc3VsdCJLChJCYXRjaFN0cmVhbVJlcXVlc3QSCgoCaWQYASABKA0SKQoKb3BlcmF0aW9ucxgCIAMoCzIVLmttcy5oc20udjEuT3BlcmF0aW9uIk8KE0JhdGNoU3RyZWFtUmVzcG9uc2USCgoCaWQYASABKA0SLAoHcmVzdWx0cxgCIAMoCzIbLmttcy5oc20udjEuT3BlcmF0aW9uUmVzdWx0IkEKGlNpZ25BdWRpdENoZWNrcG9pbnRSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEhEKCWhlYWRfaGFzaBgCIAEoDCJaChtTaWduQXVkaXRDaGVja3BvaW50UmVzcG9uc2USGAoQdGltZV91bml4X21pbGxpcxgBIAEoBBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJIh4KHEdldEF1ZGl0Q2hlY2twb2ludEtleVJlcXVlc3QiQwodR2V0QXVkaXRDaGVja3BvaW50S2V5UmVzcG9uc2USEgoKcHVibGljX2tleRgBIAEoDBIOCgZrZXlfaWQYAiABKAkiGQoXTGlzdFRva2VuT2JqZWN0c1JlcXVlc3QiNwoLVG9rZW5PYmplY3QSDQoFY2xhc3MYASABKAkSDQoFbGFiZWwYAiABKAkSCgoCaWQYAyABKAkiogEKGExpc3RUb2tlbk9iamVjdHNSZXNwb25zZRIRCgloYXNfdG9rZW4YASABKAgSEwoLdG9rZW5fbGFiZWwYAiABKAkSFgoOcm9vdF9rZXlfbGFiZWwYAyABKAkSHAoUY2hlY2twb2ludF9rZXlfbGFiZWwYBCABKAkSKAoHb2JqZWN0cxgFIAMoCzIXLmttcy5oc20udjEuVG9rZW5PYmplY3QiPwoXQ2hlY2tXcmFwcGVkS2V5c1JlcXVlc3QSJAoEa2V5cxgBIAMoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleSKDAQoPV3JhcHBlZEtleUNoZWNrEhYKDmtleV92ZXJzaW9uX2lkGAEgASgJEjIKCWNvbmRpdGlvbhgCIAEoDjIfLmttcy5oc20udjEuV3JhcHBlZEtleUNvbmRpdGlvbhITCgtyb290X2tleV9pZBgDIAEoCRIPCgdwcm9ibGVtGAQgASgJIkgKGENoZWNrV3JhcHBlZEtleXNSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsua21zLmhzbS52MS5XcmFwcGVkS2V5Q2hlY2sqUQoHQmFja2VuZBIXChNCQUNLRU5EX1VOU1BFQ0lGSUVEEAASEgoOQkFDS0VORF9QS0NTMTEQARIZChVCQUNLRU5EX1NPRlRXQVJFX1JPT1QQAiqhAQoTV3JhcHBlZEtleUNvbmRpdGlvbhIlCiFXUkFQUEVEX0tFWV9DT05ESVRJT05fVU5TUEVDSUZJRUQQABIcChhXUkFQUEVEX0tFWV9DT05ESVRJT05fT0sQARImCiJXUkFQUEVEX0tFWV9DT05ESVRJT05fUk9PVF9NSVNTSU5HEAISHQoZV1JBUFBFRF9LRVlfQ09ORElUSU9OX0JBRBADMokKChBIc21Xb3JrZXJTZXJ2aWNlEkgKCUdldFN0YXR1cxIcLmttcy5oc20udjEuR2V0U3RhdHVzUmVxdWVzdBodLmttcy5oc20udjEuR2V0U3RhdHVzUmVzcG9uc2USZgoTR2VuZXJhdGVLZXlNYXRlcmlhbBImLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QaJy5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXNwb25zZRJXCg5HZW5lcmF0ZVJhbmRvbRIhLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXF1ZXN0GiIua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEmYKE0dlbmVyYXRlRGF0YUtleVBhaXISJi5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVBhaXJSZXF1ZXN0Gicua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlQYWlyUmVzcG9uc2USSwoKRm9yZ2V0S2V5cxIdLmttcy5oc20udjEuRm9yZ2V0S2V5c1JlcXVlc3QaHi5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXNwb25zZRI/CgZWZXJpZnkSGS5rbXMuaHNtLnYxLlZlcmlmeVJlcXVlc3QaGi5rbXMuaHNtLnYxLlZlcmlmeVJlc3BvbnNlEmAKEUFzeW1tZXRyaWNEZWNyeXB0EiQua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlcXVlc3QaJS5rbXMuaHNtLnYxLkFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USSAoJVmVyaWZ5TWFjEhwua21zLmhzbS52MS5WZXJpZnlNYWNSZXF1ZXN0Gh0ua21zLmhzbS52MS5WZXJpZnlNYWNSZXNwb25zZRJgChFJbXBvcnRLZXlNYXRlcmlhbBIkLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0GiUua21zLmhzbS52MS5JbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEmYKE1NpZ25BdWRpdENoZWNrcG9pbnQSJi5rbXMuaHNtLnYxLlNpZ25BdWRpdENoZWNrcG9pbnRSZXF1ZXN0Gicua21zLmhzbS52MS5TaWduQXVkaXRDaGVja3BvaW50UmVzcG9uc2USbAoVR2V0QXVkaXRDaGVja3BvaW50S2V5Eigua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXF1ZXN0Gikua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRJdChBMaXN0VG9rZW5PYmplY3RzEiMua21zLmhzbS52MS5MaXN0VG9rZW5PYmplY3RzUmVxdWVzdBokLmttcy5oc20udjEuTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEl0KEENoZWNrV3JhcHBlZEtleXMSIy5rbXMuaHNtLnYxLkNoZWNrV3JhcHBlZEtleXNSZXF1ZXN0GiQua21zLmhzbS52MS5DaGVja1dyYXBwZWRLZXlzUmVzcG9uc2USUgoLQmF0Y2hTdHJlYW0SHi5rbXMuaHNtLnYxLkJhdGNoU3RyZWFtUmVxdWVzdBofLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXNwb25zZSgBMAFCKVonZXhhbXBsZS5jb20va21zL2dlbi9nby9rbXMvaHNtL3YxO2hzbXYxYgZwcm90bzM", [file_kms_v1_resources]);
 
 /**
  * A key version as stored by kms-api: its material wrapped under the root key.
@@ -402,6 +402,77 @@ export const GenerateDataKeyResponseSchema: GenMessage<GenerateDataKeyResponse> 
   messageDesc(file_kms_hsm_v1_worker, 12);
 
 /**
+ * @generated from message kms.hsm.v1.GenerateDataKeyPairRequest
+ */
+export type GenerateDataKeyPairRequest = Message<"kms.hsm.v1.GenerateDataKeyPairRequest"> & {
+  /**
+   * The AES key that seals the private key.
+   *
+   * @generated from field: kms.hsm.v1.WrappedKey key = 1;
+   */
+  key?: WrappedKey | undefined;
+
+  /**
+   * An RSA or EC spec.
+   *
+   * @generated from field: kms.v1.KeySpec key_pair_spec = 2;
+   */
+  keyPairSpec: KeySpec;
+
+  /**
+   * @generated from field: bytes aad = 3;
+   */
+  aad: Uint8Array;
+
+  /**
+   * False for GenerateDataKeyPairWithoutPlaintext: the private key never leaves the worker.
+   *
+   * @generated from field: bool return_private_key = 4;
+   */
+  returnPrivateKey: boolean;
+};
+
+/**
+ * Describes the message kms.hsm.v1.GenerateDataKeyPairRequest.
+ * Use `create(GenerateDataKeyPairRequestSchema)` to create a new message.
+ */
+export const GenerateDataKeyPairRequestSchema: GenMessage<GenerateDataKeyPairRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 13);
+
+/**
+ * @generated from message kms.hsm.v1.GenerateDataKeyPairResponse
+ */
+export type GenerateDataKeyPairResponse = Message<"kms.hsm.v1.GenerateDataKeyPairResponse"> & {
+  /**
+   * IV ‖ ciphertext ‖ tag of the PKCS#8 PrivateKeyInfo (DER), as Encrypt seals.
+   *
+   * @generated from field: bytes sealed = 1;
+   */
+  sealed: Uint8Array;
+
+  /**
+   * SubjectPublicKeyInfo (DER).
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+
+  /**
+   * The PKCS#8 PrivateKeyInfo (DER); empty unless return_private_key.
+   *
+   * @generated from field: bytes private_key = 3;
+   */
+  privateKey: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.GenerateDataKeyPairResponse.
+ * Use `create(GenerateDataKeyPairResponseSchema)` to create a new message.
+ */
+export const GenerateDataKeyPairResponseSchema: GenMessage<GenerateDataKeyPairResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 14);
+
+/**
  * @generated from message kms.hsm.v1.GenerateRandomRequest
  */
 export type GenerateRandomRequest = Message<"kms.hsm.v1.GenerateRandomRequest"> & {
@@ -416,7 +487,7 @@ export type GenerateRandomRequest = Message<"kms.hsm.v1.GenerateRandomRequest"> 
  * Use `create(GenerateRandomRequestSchema)` to create a new message.
  */
 export const GenerateRandomRequestSchema: GenMessage<GenerateRandomRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 13);
+  messageDesc(file_kms_hsm_v1_worker, 15);
 
 /**
  * @generated from message kms.hsm.v1.GenerateRandomResponse
@@ -433,7 +504,7 @@ export type GenerateRandomResponse = Message<"kms.hsm.v1.GenerateRandomResponse"
  * Use `create(GenerateRandomResponseSchema)` to create a new message.
  */
 export const GenerateRandomResponseSchema: GenMessage<GenerateRandomResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 14);
+  messageDesc(file_kms_hsm_v1_worker, 16);
 
 /**
  * @generated from message kms.hsm.v1.ForgetKeysRequest
@@ -450,7 +521,7 @@ export type ForgetKeysRequest = Message<"kms.hsm.v1.ForgetKeysRequest"> & {
  * Use `create(ForgetKeysRequestSchema)` to create a new message.
  */
 export const ForgetKeysRequestSchema: GenMessage<ForgetKeysRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 15);
+  messageDesc(file_kms_hsm_v1_worker, 17);
 
 /**
  * @generated from message kms.hsm.v1.ForgetKeysResponse
@@ -463,7 +534,7 @@ export type ForgetKeysResponse = Message<"kms.hsm.v1.ForgetKeysResponse"> & {
  * Use `create(ForgetKeysResponseSchema)` to create a new message.
  */
 export const ForgetKeysResponseSchema: GenMessage<ForgetKeysResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 16);
+  messageDesc(file_kms_hsm_v1_worker, 18);
 
 /**
  * @generated from message kms.hsm.v1.SignRequest
@@ -494,12 +565,20 @@ export type SignRequest = Message<"kms.hsm.v1.SignRequest"> & {
     case: "digest";
   } | {
     /**
-     * The message itself (1 to 4096 bytes). Ed25519 only.
+     * The message itself (1 to 4096 bytes). Ed25519 and ML-DSA only.
      *
      * @generated from field: bytes message = 4;
      */
     value: Uint8Array;
     case: "message";
+  } | {
+    /**
+     * The 64-byte μ of FIPS 204. ML-DSA only.
+     *
+     * @generated from field: bytes external_mu = 5;
+     */
+    value: Uint8Array;
+    case: "externalMu";
   } | { case: undefined; value?: undefined };
 };
 
@@ -508,7 +587,7 @@ export type SignRequest = Message<"kms.hsm.v1.SignRequest"> & {
  * Use `create(SignRequestSchema)` to create a new message.
  */
 export const SignRequestSchema: GenMessage<SignRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 17);
+  messageDesc(file_kms_hsm_v1_worker, 19);
 
 /**
  * @generated from message kms.hsm.v1.SignResponse
@@ -516,6 +595,7 @@ export const SignRequestSchema: GenMessage<SignRequest> = /*@__PURE__*/
 export type SignResponse = Message<"kms.hsm.v1.SignResponse"> & {
   /**
    * RSA: the signature (modulus length). ECDSA: DER SEQUENCE { r, s }, low-S for EC_P256K. Ed25519: 64 bytes.
+   * ML-DSA: the FIPS 204 signature (2420, 3309 or 4627 bytes).
    *
    * @generated from field: bytes signature = 1;
    */
@@ -527,7 +607,7 @@ export type SignResponse = Message<"kms.hsm.v1.SignResponse"> & {
  * Use `create(SignResponseSchema)` to create a new message.
  */
 export const SignResponseSchema: GenMessage<SignResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 18);
+  messageDesc(file_kms_hsm_v1_worker, 20);
 
 /**
  * @generated from message kms.hsm.v1.VerifyRequest
@@ -565,6 +645,12 @@ export type VerifyRequest = Message<"kms.hsm.v1.VerifyRequest"> & {
      */
     value: Uint8Array;
     case: "message";
+  } | {
+    /**
+     * @generated from field: bytes external_mu = 7;
+     */
+    value: Uint8Array;
+    case: "externalMu";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -578,7 +664,7 @@ export type VerifyRequest = Message<"kms.hsm.v1.VerifyRequest"> & {
  * Use `create(VerifyRequestSchema)` to create a new message.
  */
 export const VerifyRequestSchema: GenMessage<VerifyRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 19);
+  messageDesc(file_kms_hsm_v1_worker, 21);
 
 /**
  * @generated from message kms.hsm.v1.VerifyResponse
@@ -597,7 +683,7 @@ export type VerifyResponse = Message<"kms.hsm.v1.VerifyResponse"> & {
  * Use `create(VerifyResponseSchema)` to create a new message.
  */
 export const VerifyResponseSchema: GenMessage<VerifyResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 20);
+  messageDesc(file_kms_hsm_v1_worker, 22);
 
 /**
  * @generated from message kms.hsm.v1.AsymmetricDecryptRequest
@@ -624,7 +710,7 @@ export type AsymmetricDecryptRequest = Message<"kms.hsm.v1.AsymmetricDecryptRequ
  * Use `create(AsymmetricDecryptRequestSchema)` to create a new message.
  */
 export const AsymmetricDecryptRequestSchema: GenMessage<AsymmetricDecryptRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 21);
+  messageDesc(file_kms_hsm_v1_worker, 23);
 
 /**
  * @generated from message kms.hsm.v1.AsymmetricDecryptResponse
@@ -641,7 +727,7 @@ export type AsymmetricDecryptResponse = Message<"kms.hsm.v1.AsymmetricDecryptRes
  * Use `create(AsymmetricDecryptResponseSchema)` to create a new message.
  */
 export const AsymmetricDecryptResponseSchema: GenMessage<AsymmetricDecryptResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 22);
+  messageDesc(file_kms_hsm_v1_worker, 24);
 
 /**
  * @generated from message kms.hsm.v1.GenerateMacRequest
@@ -665,7 +751,7 @@ export type GenerateMacRequest = Message<"kms.hsm.v1.GenerateMacRequest"> & {
  * Use `create(GenerateMacRequestSchema)` to create a new message.
  */
 export const GenerateMacRequestSchema: GenMessage<GenerateMacRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 23);
+  messageDesc(file_kms_hsm_v1_worker, 25);
 
 /**
  * @generated from message kms.hsm.v1.GenerateMacResponse
@@ -684,7 +770,7 @@ export type GenerateMacResponse = Message<"kms.hsm.v1.GenerateMacResponse"> & {
  * Use `create(GenerateMacResponseSchema)` to create a new message.
  */
 export const GenerateMacResponseSchema: GenMessage<GenerateMacResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 24);
+  messageDesc(file_kms_hsm_v1_worker, 26);
 
 /**
  * @generated from message kms.hsm.v1.VerifyMacRequest
@@ -711,7 +797,7 @@ export type VerifyMacRequest = Message<"kms.hsm.v1.VerifyMacRequest"> & {
  * Use `create(VerifyMacRequestSchema)` to create a new message.
  */
 export const VerifyMacRequestSchema: GenMessage<VerifyMacRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 25);
+  messageDesc(file_kms_hsm_v1_worker, 27);
 
 /**
  * @generated from message kms.hsm.v1.VerifyMacResponse
@@ -728,7 +814,7 @@ export type VerifyMacResponse = Message<"kms.hsm.v1.VerifyMacResponse"> & {
  * Use `create(VerifyMacResponseSchema)` to create a new message.
  */
 export const VerifyMacResponseSchema: GenMessage<VerifyMacResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 26);
+  messageDesc(file_kms_hsm_v1_worker, 28);
 
 /**
  * @generated from message kms.hsm.v1.ImportKeyMaterialRequest
@@ -787,7 +873,7 @@ export type ImportKeyMaterialRequest = Message<"kms.hsm.v1.ImportKeyMaterialRequ
  * Use `create(ImportKeyMaterialRequestSchema)` to create a new message.
  */
 export const ImportKeyMaterialRequestSchema: GenMessage<ImportKeyMaterialRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 27);
+  messageDesc(file_kms_hsm_v1_worker, 29);
 
 /**
  * @generated from message kms.hsm.v1.ImportKeyMaterialResponse
@@ -834,7 +920,7 @@ export type ImportKeyMaterialResponse = Message<"kms.hsm.v1.ImportKeyMaterialRes
  * Use `create(ImportKeyMaterialResponseSchema)` to create a new message.
  */
 export const ImportKeyMaterialResponseSchema: GenMessage<ImportKeyMaterialResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 28);
+  messageDesc(file_kms_hsm_v1_worker, 30);
 
 /**
  * One operation of a batch (BatchStream), answered by the OperationResult case of the same name.
@@ -897,7 +983,7 @@ export type Operation = Message<"kms.hsm.v1.Operation"> & {
  * Use `create(OperationSchema)` to create a new message.
  */
 export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 29);
+  messageDesc(file_kms_hsm_v1_worker, 31);
 
 /**
  * How an operation failed: what the single call would have answered.
@@ -930,7 +1016,7 @@ export type OperationError = Message<"kms.hsm.v1.OperationError"> & {
  * Use `create(OperationErrorSchema)` to create a new message.
  */
 export const OperationErrorSchema: GenMessage<OperationError> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 30);
+  messageDesc(file_kms_hsm_v1_worker, 32);
 
 /**
  * @generated from message kms.hsm.v1.OperationResult
@@ -989,7 +1075,7 @@ export type OperationResult = Message<"kms.hsm.v1.OperationResult"> & {
  * Use `create(OperationResultSchema)` to create a new message.
  */
 export const OperationResultSchema: GenMessage<OperationResult> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 31);
+  messageDesc(file_kms_hsm_v1_worker, 33);
 
 /**
  * @generated from message kms.hsm.v1.BatchStreamRequest
@@ -1013,7 +1099,7 @@ export type BatchStreamRequest = Message<"kms.hsm.v1.BatchStreamRequest"> & {
  * Use `create(BatchStreamRequestSchema)` to create a new message.
  */
 export const BatchStreamRequestSchema: GenMessage<BatchStreamRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 32);
+  messageDesc(file_kms_hsm_v1_worker, 34);
 
 /**
  * @generated from message kms.hsm.v1.BatchStreamResponse
@@ -1037,7 +1123,7 @@ export type BatchStreamResponse = Message<"kms.hsm.v1.BatchStreamResponse"> & {
  * Use `create(BatchStreamResponseSchema)` to create a new message.
  */
 export const BatchStreamResponseSchema: GenMessage<BatchStreamResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 33);
+  messageDesc(file_kms_hsm_v1_worker, 35);
 
 /**
  * @generated from message kms.hsm.v1.SignAuditCheckpointRequest
@@ -1063,7 +1149,7 @@ export type SignAuditCheckpointRequest = Message<"kms.hsm.v1.SignAuditCheckpoint
  * Use `create(SignAuditCheckpointRequestSchema)` to create a new message.
  */
 export const SignAuditCheckpointRequestSchema: GenMessage<SignAuditCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 34);
+  messageDesc(file_kms_hsm_v1_worker, 36);
 
 /**
  * @generated from message kms.hsm.v1.SignAuditCheckpointResponse
@@ -1096,7 +1182,7 @@ export type SignAuditCheckpointResponse = Message<"kms.hsm.v1.SignAuditCheckpoin
  * Use `create(SignAuditCheckpointResponseSchema)` to create a new message.
  */
 export const SignAuditCheckpointResponseSchema: GenMessage<SignAuditCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 35);
+  messageDesc(file_kms_hsm_v1_worker, 37);
 
 /**
  * @generated from message kms.hsm.v1.GetAuditCheckpointKeyRequest
@@ -1109,7 +1195,7 @@ export type GetAuditCheckpointKeyRequest = Message<"kms.hsm.v1.GetAuditCheckpoin
  * Use `create(GetAuditCheckpointKeyRequestSchema)` to create a new message.
  */
 export const GetAuditCheckpointKeyRequestSchema: GenMessage<GetAuditCheckpointKeyRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 36);
+  messageDesc(file_kms_hsm_v1_worker, 38);
 
 /**
  * @generated from message kms.hsm.v1.GetAuditCheckpointKeyResponse
@@ -1133,7 +1219,7 @@ export type GetAuditCheckpointKeyResponse = Message<"kms.hsm.v1.GetAuditCheckpoi
  * Use `create(GetAuditCheckpointKeyResponseSchema)` to create a new message.
  */
 export const GetAuditCheckpointKeyResponseSchema: GenMessage<GetAuditCheckpointKeyResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 37);
+  messageDesc(file_kms_hsm_v1_worker, 39);
 
 /**
  * @generated from message kms.hsm.v1.ListTokenObjectsRequest
@@ -1146,7 +1232,7 @@ export type ListTokenObjectsRequest = Message<"kms.hsm.v1.ListTokenObjectsReques
  * Use `create(ListTokenObjectsRequestSchema)` to create a new message.
  */
 export const ListTokenObjectsRequestSchema: GenMessage<ListTokenObjectsRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 38);
+  messageDesc(file_kms_hsm_v1_worker, 40);
 
 /**
  * @generated from message kms.hsm.v1.TokenObject
@@ -1177,7 +1263,7 @@ export type TokenObject = Message<"kms.hsm.v1.TokenObject"> & {
  * Use `create(TokenObjectSchema)` to create a new message.
  */
 export const TokenObjectSchema: GenMessage<TokenObject> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 39);
+  messageDesc(file_kms_hsm_v1_worker, 41);
 
 /**
  * @generated from message kms.hsm.v1.ListTokenObjectsResponse
@@ -1218,7 +1304,7 @@ export type ListTokenObjectsResponse = Message<"kms.hsm.v1.ListTokenObjectsRespo
  * Use `create(ListTokenObjectsResponseSchema)` to create a new message.
  */
 export const ListTokenObjectsResponseSchema: GenMessage<ListTokenObjectsResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 40);
+  messageDesc(file_kms_hsm_v1_worker, 42);
 
 /**
  * @generated from message kms.hsm.v1.CheckWrappedKeysRequest
@@ -1237,7 +1323,7 @@ export type CheckWrappedKeysRequest = Message<"kms.hsm.v1.CheckWrappedKeysReques
  * Use `create(CheckWrappedKeysRequestSchema)` to create a new message.
  */
 export const CheckWrappedKeysRequestSchema: GenMessage<CheckWrappedKeysRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 41);
+  messageDesc(file_kms_hsm_v1_worker, 43);
 
 /**
  * @generated from message kms.hsm.v1.WrappedKeyCheck
@@ -1273,7 +1359,7 @@ export type WrappedKeyCheck = Message<"kms.hsm.v1.WrappedKeyCheck"> & {
  * Use `create(WrappedKeyCheckSchema)` to create a new message.
  */
 export const WrappedKeyCheckSchema: GenMessage<WrappedKeyCheck> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 42);
+  messageDesc(file_kms_hsm_v1_worker, 44);
 
 /**
  * @generated from message kms.hsm.v1.CheckWrappedKeysResponse
@@ -1292,7 +1378,7 @@ export type CheckWrappedKeysResponse = Message<"kms.hsm.v1.CheckWrappedKeysRespo
  * Use `create(CheckWrappedKeysResponseSchema)` to create a new message.
  */
 export const CheckWrappedKeysResponseSchema: GenMessage<CheckWrappedKeysResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 43);
+  messageDesc(file_kms_hsm_v1_worker, 45);
 
 /**
  * @generated from enum kms.hsm.v1.Backend
@@ -1394,6 +1480,17 @@ export const HsmWorkerService: GenService<{
     methodKind: "unary";
     input: typeof GenerateRandomRequestSchema;
     output: typeof GenerateRandomResponseSchema;
+  },
+  /**
+   * A data key pair: generated in the worker (node:crypto; RSA through the key generation queue), its
+   * PKCS#8 private key sealed under an AES key as Encrypt seals, and the plaintext only when asked.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.GenerateDataKeyPair
+   */
+  generateDataKeyPair: {
+    methodKind: "unary";
+    input: typeof GenerateDataKeyPairRequestSchema;
+    output: typeof GenerateDataKeyPairResponseSchema;
   },
   /**
    * Drops cached unwrapped handles of these key versions (destroying the HSM session objects).
