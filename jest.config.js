@@ -10,7 +10,7 @@ const transform = {
 const transformIgnorePatterns = [`^(?!.*${ESM_ONLY}).*/node_modules/`];
 const moduleNameMapper = {
   "^@kms/proto/internal$": "<rootDir>/packages/proto/src/internal",
-  "^@kms/(proto|errors|config|ciphertext|key-rules|db|softhsm|dev-stack|audit-chain|key-policy|client|cli|telemetry)$": "<rootDir>/packages/$1/src",
+  "^@kms/(proto|errors|config|ciphertext|key-rules|integrity|db|softhsm|dev-stack|audit-chain|key-policy|client|cli|telemetry)$": "<rootDir>/packages/$1/src",
   "^@kms/(kms-api|hsm-worker|kube-kms-plugin)$": "<rootDir>/services/$1/src",
 };
 

@@ -11,6 +11,8 @@ export interface Globals {
   tlsCa?: string;
   tlsCert?: string;
   tlsKey?: string;
+  /** False with --no-crc32c. */
+  crc32c?: boolean;
 }
 
 export interface Ctx {
@@ -35,6 +37,7 @@ function connect(globals: Globals): KmsClient {
     address: globals.address,
     ...(channel ? { credentials: channel } : {}),
     ...(globals.deadlineMs ? { deadlineMs: positiveInt("--deadline-ms", globals.deadlineMs) } : {}),
+    crc32c: globals.crc32c !== false,
   });
 }
 

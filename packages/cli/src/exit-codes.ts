@@ -1,6 +1,6 @@
 // The exit status of `kms`, from what went wrong. Scripts branch on these (README: "Client SDK and CLI").
 import { status } from "@grpc/grpc-js";
-import { KmsClientError, StreamFormatError } from "@kms/client";
+import { IntegrityError, KmsClientError, StreamFormatError } from "@kms/client";
 
 export const EXIT = {
   OK: 0,
@@ -12,7 +12,7 @@ export const EXIT = {
   INVALID: 3,
   /** FAILED_PRECONDITION (disabled, pending deletion, wrong usage), PERMISSION_DENIED, UNAUTHENTICATED, ALREADY_EXISTS. */
   REFUSED: 4,
-  /** UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED: try again later. */
+  /** UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, an answer corrupted on the way (CRC32C): try again later. */
   UNAVAILABLE: 5,
   /** Anything else: INTERNAL, UNIMPLEMENTED, an unexpected local failure. */
   OTHER: 6,
@@ -40,6 +40,7 @@ export function exitCodeFor(err: unknown): number {
   if (err instanceof ExitWith) return err.code;
   if (err instanceof UsageError) return EXIT.USAGE;
   if (err instanceof StreamFormatError || err instanceof VerificationFailed) return EXIT.INVALID;
+  if (err instanceof IntegrityError) return EXIT.UNAVAILABLE;
   if (err instanceof KmsClientError) {
     switch (err.code) {
       case status.NOT_FOUND:

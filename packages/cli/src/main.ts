@@ -23,6 +23,7 @@ function buildProgram(): Command {
     .option("--tls-ca <file>", "CA bundle: connect over TLS")
     .option("--tls-cert <file>", "client certificate for mTLS (with --tls-key)")
     .option("--tls-key <file>", "client private key for mTLS")
+    .option("--no-crc32c", "do not send or check the CRC32C integrity fields (for a service that predates them)")
     .showHelpAfterError()
     // Usage errors reach main() as CommanderError (subcommands inherit this) rather than exiting inside commander.
     .exitOverride();

@@ -1,8 +1,11 @@
 // KmsClient: every kms.v1 RPC as a typed async method over the generated stubs, with a deadline on every
-// call, retries on UNAVAILABLE only, KmsClientError for every failure, and streaming envelope encryption.
+// call, retries on UNAVAILABLE only, KmsClientError for every failure, CRC32C end-to-end integrity
+// (@kms/integrity: sent and checked by default, IntegrityError on a mismatch), and streaming envelope
+// encryption.
 import type { DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { InterceptingCall, credentials as grpcCredentials } from "@grpc/grpc-js";
 import type { ChannelCredentials, ChannelOptions, Interceptor, Metadata } from "@grpc/grpc-js";
+import { checkResponseChecksums, integrityOf, withRequestChecksums } from "@kms/integrity";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
 import type { PromiseCallOptions, PromiseClient } from "@kms/proto";
 import type { DataKeyCache } from "./cache";
@@ -42,6 +45,12 @@ export interface KmsClientOptions {
   /** Opt-in data-key cache for encryptStream (see DataKeyCache). */
   dataKeyCache?: DataKeyCache;
   channelOptions?: ChannelOptions;
+  /**
+   * Send the CRC32C of every request byte field and check the response's (`*_crc32c`, `verified_*`;
+   * docs/integrity.md). A mismatch rejects the call with IntegrityError. Default true; false only for a
+   * service that predates these fields (it would never say verified).
+   */
+  crc32c?: boolean;
 }
 
 export const DEFAULT_DEADLINE_MS = 10_000;
@@ -76,9 +85,11 @@ export class KmsClient {
   private readonly deadlineMs: number;
   private readonly retry: RetryOptions;
   private readonly dataKeys: DataKeySource;
+  private readonly crc32c: boolean;
 
   constructor(options: KmsClientOptions) {
     this.deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    this.crc32c = options.crc32c ?? true;
     const retries = typeof options.retries === "number" ? { retries: options.retries } : (options.retries ?? {});
     this.retry = { ...DEFAULT_RETRY, ...retries };
     this.stub = createPromiseClient<Methods>(
@@ -90,13 +101,27 @@ export class KmsClient {
     const methods = this as unknown as Record<string, unknown>;
     for (const method of kms.KeyManagementService.methods) {
       const name = method.localName as keyof Methods;
-      methods[name] = (request: never, callOptions: KmsCallOptions = {}) => this.call(name, request, callOptions);
+      methods[name] = (request: never, callOptions: KmsCallOptions = {}) => this.call(name, method.name, request, callOptions);
     }
     const direct = this.directDataKeys();
     this.dataKeys = options.dataKeyCache ? options.dataKeyCache.wrap(direct) : direct;
   }
 
-  private call<K extends keyof Methods>(name: K, request: MessageInitShape<Methods[K]["input"]>, options: KmsCallOptions): Promise<MessageShape<Methods[K]["output"]>> {
+  private async call<K extends keyof Methods>(
+    name: K,
+    rpc: string,
+    request: MessageInitShape<Methods[K]["input"]>,
+    options: KmsCallOptions,
+  ): Promise<MessageShape<Methods[K]["output"]>> {
+    const integrity = this.crc32c ? integrityOf(rpc) : undefined;
+    if (integrity === undefined) return this.send(name, request, options);
+    const sent = withRequestChecksums(integrity, request);
+    const response = await this.send(name, sent, options);
+    checkResponseChecksums(integrity, sent as Record<string, unknown>, response as unknown as Record<string, unknown>);
+    return response;
+  }
+
+  private send<K extends keyof Methods>(name: K, request: MessageInitShape<Methods[K]["input"]>, options: KmsCallOptions): Promise<MessageShape<Methods[K]["output"]>> {
     const invoke = this.stub[name] as unknown as (r: typeof request, o: PromiseCallOptions) => Promise<MessageShape<Methods[K]["output"]>>;
     const deadline = options.deadlineMs ?? this.deadlineMs;
     const onRequestId = options.onRequestId;

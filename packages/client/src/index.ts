@@ -2,6 +2,7 @@
 export { KmsClient, DEFAULT_DEADLINE_MS } from "./client";
 export type { KmsCallOptions, KmsClientOptions, KmsMethods } from "./client";
 export { KmsClientError, ERROR_CODE_KEY, REQUEST_ID_KEY } from "./errors";
+export { IntegrityError, crc32c } from "@kms/integrity";
 export { DEFAULT_RETRY, backoffDelay, isRetryable } from "./retry";
 export type { RetryOptions } from "./retry";
 export { DataKeyCache } from "./cache";

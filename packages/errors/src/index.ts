@@ -36,6 +36,8 @@ export const ErrorCode = {
   IncorrectKey: "Rejected.IncorrectKey",
   InvalidSignature: "Rejected.InvalidSignature",
   InvalidMac: "Rejected.InvalidMac",
+  // A request's `<field>_crc32c` is not the CRC32C of the bytes that arrived (corrupted on the way).
+  ChecksumMismatch: "Rejected.ChecksumMismatch",
   Unauthenticated: "Unauthenticated",
   PermissionDenied: "Forbidden.NoPermission",
   Throttled: "Throttling",
@@ -70,6 +72,7 @@ const STATUS_OF: { readonly [C in ErrorCode]: status } = {
   [ErrorCode.IncorrectKey]: status.INVALID_ARGUMENT,
   [ErrorCode.InvalidSignature]: status.INVALID_ARGUMENT,
   [ErrorCode.InvalidMac]: status.INVALID_ARGUMENT,
+  [ErrorCode.ChecksumMismatch]: status.INVALID_ARGUMENT,
   [ErrorCode.Unauthenticated]: status.UNAUTHENTICATED,
   [ErrorCode.PermissionDenied]: status.PERMISSION_DENIED,
   [ErrorCode.Throttled]: status.RESOURCE_EXHAUSTED,

@@ -2,6 +2,8 @@
 // names the key, the encryption context, batch items, the fields that hold secrets). Fronts look
 // operations up here by name; one missing here answers UNIMPLEMENTED.
 import type { DescMessage } from "@bufbuild/protobuf";
+import { integrityOf } from "@kms/integrity";
+import type { Integrity } from "@kms/integrity";
 import { kms } from "@kms/proto";
 import { listAuditCheckpoints, listAuditEvents, verifyAuditLog } from "./handlers/audit";
 import { createAlias, deleteAlias, listAliases, listAliasesByKeyId, updateAlias } from "./handlers/aliases";
@@ -38,6 +40,12 @@ const byKeyId = { keyId: (r: { keyId: string }) => r.keyId };
 const withContext = { encryptionContext: (r: { encryptionContext: Record<string, string> }) => r.encryptionContext };
 /** More than a batch may hold is refused by its handler (INVALID_ARGUMENT), not counted. */
 const items = (r: { items: unknown[] }) => (r.items.length <= MAX_BATCH_ITEMS ? r.items.length : 1);
+/** The RPC's byte fields that come with a CRC32C (@kms/integrity's table), checked and filled by the pipeline. */
+function crc32c(method: { name: string }): { checksums: Integrity } {
+  const checksums = integrityOf(method.name);
+  if (!checksums) throw new Error(`@kms/integrity has no CRC32C fields for ${method.name}`);
+  return { checksums };
+}
 
 const ALL: Operation[] = [
   operation(m.createKey, createKey),
@@ -54,25 +62,25 @@ const ALL: Operation[] = [
   operation(m.listKeyVersions, listKeyVersions, byKeyId),
   operation(m.updateRotationPolicy, updateRotationPolicy, byKeyId),
 
-  operation(m.encrypt, encrypt, { ...byKeyId, ...withContext, requestSecrets: (r) => [r.plaintext] }),
-  operation(m.decrypt, decrypt, { ...withContext, responseSecrets: (r) => [r.plaintext] }),
-  operation(m.reEncrypt, reEncrypt, { encryptionContext: (r) => r.destinationEncryptionContext }),
-  operation(m.generateDataKey, generateDataKey, { ...byKeyId, ...withContext, responseSecrets: (r) => [r.plaintext] }),
-  operation(m.generateDataKeyWithoutPlaintext, generateDataKeyWithoutPlaintext, { ...byKeyId, ...withContext }),
+  operation(m.encrypt, encrypt, { ...crc32c(m.encrypt), ...byKeyId, ...withContext, requestSecrets: (r) => [r.plaintext] }),
+  operation(m.decrypt, decrypt, { ...crc32c(m.decrypt), ...withContext, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.reEncrypt, reEncrypt, { ...crc32c(m.reEncrypt), encryptionContext: (r) => r.destinationEncryptionContext }),
+  operation(m.generateDataKey, generateDataKey, { ...crc32c(m.generateDataKey), ...byKeyId, ...withContext, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.generateDataKeyWithoutPlaintext, generateDataKeyWithoutPlaintext, { ...crc32c(m.generateDataKeyWithoutPlaintext), ...byKeyId, ...withContext }),
   operation(m.generateDataKeyPair, generateDataKeyPair, { ...byKeyId, ...withContext, responseSecrets: (r) => [r.privateKeyPlaintext] }),
   operation(m.generateDataKeyPairWithoutPlaintext, generateDataKeyPairWithoutPlaintext, { ...byKeyId, ...withContext }),
-  operation(m.batchEncrypt, batchEncrypt, { items, requestSecrets: (r) => r.items.map((i) => i.plaintext) }),
-  operation(m.batchDecrypt, batchDecrypt, { items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
-  operation(m.batchGenerateDataKey, batchGenerateDataKey, { items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
+  operation(m.batchEncrypt, batchEncrypt, { ...crc32c(m.batchEncrypt), items, requestSecrets: (r) => r.items.map((i) => i.plaintext) }),
+  operation(m.batchDecrypt, batchDecrypt, { ...crc32c(m.batchDecrypt), items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
+  operation(m.batchGenerateDataKey, batchGenerateDataKey, { ...crc32c(m.batchGenerateDataKey), items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
 
-  operation(m.asymmetricSign, asymmetricSign, byKeyId),
-  operation(m.asymmetricVerify, asymmetricVerify, byKeyId),
-  operation(m.asymmetricEncrypt, asymmetricEncrypt, { ...byKeyId, requestSecrets: (r) => [r.plaintext] }),
-  operation(m.asymmetricDecrypt, asymmetricDecrypt, { ...byKeyId, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.asymmetricSign, asymmetricSign, { ...byKeyId, ...crc32c(m.asymmetricSign) }),
+  operation(m.asymmetricVerify, asymmetricVerify, { ...byKeyId, ...crc32c(m.asymmetricVerify) }),
+  operation(m.asymmetricEncrypt, asymmetricEncrypt, { ...crc32c(m.asymmetricEncrypt), ...byKeyId, requestSecrets: (r) => [r.plaintext] }),
+  operation(m.asymmetricDecrypt, asymmetricDecrypt, { ...crc32c(m.asymmetricDecrypt), ...byKeyId, responseSecrets: (r) => [r.plaintext] }),
   operation(m.getPublicKey, getPublicKey, byKeyId),
-  operation(m.generateMac, generateMac, byKeyId),
-  operation(m.verifyMac, verifyMac, byKeyId),
-  operation(m.generateRandom, generateRandom),
+  operation(m.generateMac, generateMac, { ...byKeyId, ...crc32c(m.generateMac) }),
+  operation(m.verifyMac, verifyMac, { ...byKeyId, ...crc32c(m.verifyMac) }),
+  operation(m.generateRandom, generateRandom, crc32c(m.generateRandom)),
 
   operation(m.getParametersForImport, getParametersForImport, byKeyId),
   operation(m.importKeyMaterial, importKeyMaterial, byKeyId),

@@ -1,5 +1,5 @@
 import { status } from "@grpc/grpc-js";
-import { KmsClientError } from "@kms/client";
+import { IntegrityError, KmsClientError } from "@kms/client";
 import { KubeKmsPlugin, PluginError } from "./plugin";
 import type { KmsCalls } from "./plugin";
 
@@ -7,7 +7,7 @@ const KEY = "11111111-2222-4333-8444-555555555555";
 
 /** kms-api as the plugin sees it: a key with a primary version, Encrypt that "wraps" by prefixing. */
 function fakeKms() {
-  const state = { primary: "v1", down: false, describes: 0, encrypts: 0 };
+  const state = { primary: "v1", down: false, corrupted: false, describes: 0, encrypts: 0 };
   const unavailable = () => new KmsClientError(status.UNAVAILABLE, "No connection established", undefined, undefined);
   const kms: KmsCalls = {
     describeKey: async () => {
@@ -17,6 +17,7 @@ function fakeKms() {
     },
     encrypt: async (r) => {
       if (state.down) throw unavailable();
+      if (state.corrupted) throw new IntegrityError("ciphertext_blob_crc32c", "ciphertext_blob does not match its CRC32C (corrupted on the way?)");
       state.encrypts += 1;
       return { ciphertextBlob: Buffer.concat([Buffer.from(`${state.primary}:`), Buffer.from(r.plaintext as Uint8Array)]), keyId: KEY, keyVersionId: state.primary } as never;
     },
@@ -64,6 +65,17 @@ describe("KubeKmsPlugin", () => {
     clock.now += 1000;
     expect((await plugin.status()).keyId).toBe(`${KEY}/v2`);
     expect(Buffer.from(await plugin.decrypt(old.ciphertext, old.keyId, {}, "u"))).toEqual(Buffer.alloc(32, 1));
+  });
+
+  it("answers UNAVAILABLE, for the apiserver to retry, when kms-api's answer fails its CRC32C check", async () => {
+    const { plugin, state } = setup();
+    state.corrupted = true;
+    const err = await plugin.encrypt(Buffer.alloc(32), "u").catch((e: unknown) => e);
+    expect([err instanceof PluginError, (err as PluginError).code, (err as PluginError).message]).toEqual([
+      true,
+      status.UNAVAILABLE,
+      "kms-api: ciphertext_blob_crc32c: ciphertext_blob does not match its CRC32C (corrupted on the way?)",
+    ]);
   });
 
   it("caches a healthy round trip for healthOkMs and forgets it when a call finds kms-api down", async () => {

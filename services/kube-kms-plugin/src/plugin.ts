@@ -2,7 +2,7 @@
 // Decrypt of the apiserver's seeds under the CMK with this cluster's encryption context.
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { status } from "@grpc/grpc-js";
-import { KmsClientError } from "@kms/client";
+import { IntegrityError, KmsClientError } from "@kms/client";
 import type { KmsCallOptions, KmsMethods } from "@kms/client";
 import { checkAnnotations, checkCiphertext, checkKeyId, checkPlaintext, loggedUid } from "./limits";
 
@@ -59,6 +59,8 @@ function translate(err: unknown): PluginError {
     const code = err.code === status.DEADLINE_EXCEEDED ? status.UNAVAILABLE : err.code;
     return new PluginError(code, `kms-api: ${err.codeName}${err.kmsErrorCode ? ` ${err.kmsErrorCode}` : ""}`);
   }
+  // An answer corrupted on the way (its CRC32C does not match): the apiserver's retry asks again.
+  if (err instanceof IntegrityError) return new PluginError(status.UNAVAILABLE, `kms-api: ${err.message}`);
   return new PluginError(status.INTERNAL, "internal error");
 }
 

@@ -2,6 +2,7 @@
 // messages, declared here instead of guessed from field names. Every front (gRPC kms.v1, the
 // AWS-compatible JSON API) runs the same operations through the same pipeline (pipeline.ts).
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
+import type { Integrity } from "@kms/integrity";
 import type { CallContext, Services } from "../context";
 
 /** Does the work of one call. Checks the key policy itself (through findKey), as only it knows the key. */
@@ -25,6 +26,11 @@ export interface Declarations<I extends DescMessage, O extends DescMessage> {
   requestSecrets?: Secrets<MessageShape<I>>;
   /** The response's secret fields (zeroed once the front has encoded the reply). */
   responseSecrets?: Secrets<MessageInitShape<O>>;
+  /**
+   * The byte fields that come with a CRC32C (@kms/integrity): the request's are checked after decode,
+   * before the handler; the response's `verified_*` flags and CRC32Cs are filled before encode.
+   */
+  checksums?: Integrity;
 }
 
 export interface Operation<I extends DescMessage = DescMessage, O extends DescMessage = DescMessage> extends Declarations<I, O> {

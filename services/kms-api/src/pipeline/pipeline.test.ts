@@ -4,6 +4,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
+import { crc32c, integrityOf } from "@kms/integrity";
 import type { AuditEvent } from "@kms/db";
 import { kms } from "@kms/proto";
 import type { Refusal } from "../refusals";
@@ -109,6 +110,36 @@ describe("OperationPipeline", () => {
     expect(seenByEncode).toBe("secret out");
     expect([...plaintextIn].every((b) => b === 0)).toBe(true);
     expect([...plaintextOut].every((b) => b === 0)).toBe(true);
+  });
+
+  it("checks the declared CRC32Cs before the handler and fills the response's before encoding", async () => {
+    const f = fakes();
+    const steps: string[] = [];
+    const op = operation(
+      encryptMethod,
+      async () => {
+        steps.push("handle");
+        return { ciphertextBlob: Buffer.from("sealed") };
+      },
+      { keyId: (r) => r.keyId, checksums: integrityOf("Encrypt")! },
+    );
+    const plaintext = Buffer.from("p");
+    let encoded: Record<string, unknown> = {};
+    await pipelineWith(f).invoke(op, ctxFor("Encrypt"), call(create(encryptMethod.input, { plaintext, plaintextCrc32c: crc32c(plaintext) })), (r) => {
+      encoded = r as Record<string, unknown>;
+      return new Uint8Array(1);
+    });
+    expect(encoded).toMatchObject({ verifiedPlaintextCrc32c: true, ciphertextBlobCrc32c: crc32c(Buffer.from("sealed")) });
+    expect(steps).toEqual(["handle"]);
+    steps.length = 0;
+
+    const wrong = create(encryptMethod.input, { keyId: KEY_ID, plaintext, plaintextCrc32c: crc32c(plaintext) + 1 });
+    await expect(pipelineWith(f).invoke(op, ctxFor("Encrypt"), call(wrong, steps), encode())).rejects.toMatchObject({ code: ErrorCode.ChecksumMismatch });
+    expect(steps).toEqual(["identify", "decode"]); // the handler never ran
+    expect(f.rows.map((r) => [r.keyId, r.keyVersionId, r.errorCode])).toEqual([
+      ["", "", ""],
+      [KEY_ID, "", ErrorCode.ChecksumMismatch],
+    ]);
   });
 
   it("refuses an unauthenticated caller before decoding anything, audited in aggregate", async () => {

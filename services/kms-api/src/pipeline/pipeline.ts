@@ -3,10 +3,11 @@
 //              verified, peer-throttle.ts), then the caller (UNAUTHENTICATED before anything is parsed)
 //   limit      the caller's rate-limit bucket (RESOURCE_EXHAUSTED, limits.ts); a batch's further items
 //              take one token each once the request is decoded
-//   decode     the front's request (malformed: INVALID_ARGUMENT naming the field)
+//   decode     the front's request (malformed: INVALID_ARGUMENT naming the field); then the CRC32Cs
+//              it came with (a mismatch: INVALID_ARGUMENT, Rejected.ChecksumMismatch, before any key use)
 //   handle     the handler, which authorizes against the key policy as it looks the key up (keys.ts),
 //              its queries bounded by the call's deadline
-//   encode     the front serialises the reply; then the secrets the operation declared are zeroed
+//   encode     the response's CRC32Cs are filled, the front serialises the reply; then the secrets the operation declared are zeroed
 //   audit      the row is durable before the reply: if it cannot be written the caller gets UNAVAILABLE
 //              instead of the answer (fail-closed). A key change wrote its row with the change
 //              (audited-change.ts). UNAUTHENTICATED and Throttled are audited in aggregate
@@ -16,6 +17,7 @@ import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/prot
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, KmsError, unavailable } from "@kms/errors";
 import { withDeadline } from "@kms/db";
+import { checkRequestChecksums, fillResponseChecksums } from "@kms/integrity";
 import { isUuid } from "@kms/key-rules";
 import type { CallContext, Services } from "../context";
 import { throttleHoldMs } from "../limits";
@@ -85,7 +87,9 @@ export class OperationPipeline {
       const keyId = op.keyId?.(request);
       if (keyId !== undefined && isUuid(keyId)) ctx.audit.keyId = keyId.toLowerCase();
       ctx.encryptionContext = { ...op.encryptionContext?.(request) };
+      if (op.checksums) checkRequestChecksums(op.checksums, request as Record<string, unknown>);
       const response = await withDeadline(ctx.deadline, () => op.handle(request!, ctx, s));
+      if (op.checksums) fillResponseChecksums(op.checksums, request as Record<string, unknown>, response as Record<string, unknown>);
       reply = encode(response);
       for (const secret of op.responseSecrets?.(response) ?? []) secret?.fill(0); // the reply holds its own copy now
     } catch (err) {

@@ -36,6 +36,8 @@ export const AWS_ERRORS: Readonly<Record<ErrorCode, AwsErrorName>> = {
   [ErrorCode.IncorrectKey]: client("IncorrectKeyException"),
   [ErrorCode.InvalidSignature]: client("KMSInvalidSignatureException"),
   [ErrorCode.InvalidMac]: client("KMSInvalidMacException"),
+  // AWS KMS has no checksum fields (its clients never send one); a mismatch is a malformed request there.
+  [ErrorCode.ChecksumMismatch]: client("ValidationException"),
   [ErrorCode.Unauthenticated]: client("UnrecognizedClientException"),
   [ErrorCode.PermissionDenied]: client("AccessDeniedException"),
   [ErrorCode.Throttled]: client("ThrottlingException"),
