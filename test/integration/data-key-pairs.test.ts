@@ -7,6 +7,7 @@ import { createPrivateKey, createPublicKey, sign, verify } from "node:crypto";
 import path from "node:path";
 import { GenerateDataKeyPairCommand, GenerateDataKeyPairWithoutPlaintextCommand } from "@aws-sdk/client-kms";
 import { status } from "@grpc/grpc-js";
+import { crc32c } from "@kms/integrity";
 import { kmsResources } from "@kms/proto";
 import { kmsClient } from "../aws-sdk-client";
 import { errorCode, grpcError, startStack } from "../harness";
@@ -72,7 +73,18 @@ describe.each([
 
   it("WithoutPlaintext returns no private key, and its blob decrypts to the pair's private key", async () => {
     const pair = await stack.client.generateDataKeyPairWithoutPlaintext({ keyId, keyPairSpec: KeySpec.EC_P256 });
-    expect(Object.keys(pair).sort()).toEqual(["$typeName", "keyId", "keyPairSpec", "keyVersionId", "privateKeyCiphertextBlob", "publicKey"]);
+    expect(Object.keys(pair).sort()).toEqual([
+      "$typeName",
+      "keyId",
+      "keyPairSpec",
+      "keyVersionId",
+      "privateKeyCiphertextBlob",
+      "privateKeyCiphertextBlobCrc32c",
+      "publicKey",
+      "publicKeyCrc32c",
+    ]);
+    // The bytes come with their CRC32Cs (docs/integrity.md), as every response's do.
+    expect([pair.privateKeyCiphertextBlobCrc32c, pair.publicKeyCrc32c]).toEqual([crc32c(pair.privateKeyCiphertextBlob), crc32c(pair.publicKey)]);
     const { plaintext } = await stack.client.decrypt({ ciphertextBlob: pair.privateKeyCiphertextBlob });
     const fromPrivate = createPublicKey(createPrivateKey({ key: Buffer.from(plaintext), format: "der", type: "pkcs8" }));
     expect(fromPrivate.export({ type: "spki", format: "der" }).equals(Buffer.from(pair.publicKey))).toBe(true);

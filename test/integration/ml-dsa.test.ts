@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { ml_dsa44, ml_dsa65, ml_dsa87 } from "@noble/post-quantum/ml-dsa.js";
 import { status } from "@grpc/grpc-js";
+import { crc32c } from "@kms/integrity";
 import { kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { Stack } from "../harness";
@@ -73,6 +74,13 @@ describe.each(CASES)("%s", (_name, keySpec, dsa, _oid, lastArc) => {
     expect(dsa.verify(value, message, publicKey)).toBe(true);
     const verified = await stack.client.asymmetricVerify({ keyId, algorithm: ALGORITHM, input: { case: "externalMu", value: mu }, value });
     expect(verified.value).toBe(true);
+    // μ is caller bytes like a message: its CRC32C is checked before use (docs/integrity.md).
+    const checked = await stack.client.asymmetricSign({ keyId, algorithm: ALGORITHM, input: { case: "externalMu", value: mu }, externalMuCrc32c: crc32c(mu) });
+    expect([checked.verifiedExternalMuCrc32c, checked.valueCrc32c]).toEqual([true, crc32c(checked.value)]);
+    const corrupted = await grpcError(
+      stack.client.asymmetricVerify({ keyId, algorithm: ALGORITHM, input: { case: "externalMu", value: mu }, value, externalMuCrc32c: (crc32c(mu) ^ 1) >>> 0 }),
+    );
+    expect([corrupted.code, errorCode(corrupted.metadata), corrupted.details.split(":")[0]]).toEqual([status.INVALID_ARGUMENT, "Rejected.ChecksumMismatch", "external_mu_crc32c"]);
   });
 });
 
