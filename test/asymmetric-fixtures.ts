@@ -2,8 +2,10 @@
 // protection levels, key creation that checks what it got, and the openssl CLI on scratch files.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { kmsResources } from "@kms/proto";
+import { startStack } from "./harness";
 import type { Stack } from "./harness";
 
 export const LEVELS = [
@@ -11,7 +13,7 @@ export const LEVELS = [
   ["SOFTWARE", kmsResources.ProtectionLevel.SOFTWARE],
 ] as const;
 
-export async function createKey(stack: Stack, keySpec: kmsResources.KeySpec, keyUsage: kmsResources.KeyUsage, protectionLevel: kmsResources.ProtectionLevel) {
+async function createKey(stack: Stack, keySpec: kmsResources.KeySpec, keyUsage: kmsResources.KeyUsage, protectionLevel: kmsResources.ProtectionLevel) {
   const { keyMetadata } = await stack.client.createKey({ keySpec, keyUsage, protectionLevel });
   expect(keyMetadata?.keySpec).toBe(keySpec);
   expect(keyMetadata?.protectionLevel).toBe(protectionLevel);
@@ -19,7 +21,7 @@ export async function createKey(stack: Stack, keySpec: kmsResources.KeySpec, key
 }
 
 /** Runs the openssl CLI on files in a scratch directory under `tmp`; throws (with openssl's output) when it exits non-zero. */
-export function openssl(tmp: string, args: string[], files: Record<string, Uint8Array | string>): string {
+function openssl(tmp: string, args: string[], files: Record<string, Uint8Array | string>): string {
   const dir = mkdtempSync(path.join(tmp, "ossl-"));
   for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
   try {
@@ -30,7 +32,7 @@ export function openssl(tmp: string, args: string[], files: Record<string, Uint8
 }
 
 /** As openssl(), returning the file `output` it wrote. */
-export function opensslBinary(tmp: string, args: string[], files: Record<string, Uint8Array | string>, output: string): Buffer {
+function opensslBinary(tmp: string, args: string[], files: Record<string, Uint8Array | string>, output: string): Buffer {
   const dir = mkdtempSync(path.join(tmp, "ossl-"));
   for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
   try {
@@ -48,4 +50,31 @@ export function derS(signature: Uint8Array): bigint {
   const sStart = 4 + rLength;
   const sLength = sig[sStart + 1]!;
   return BigInt(`0x${sig.subarray(sStart + 2, sStart + 2 + sLength).toString("hex")}`);
+}
+
+/**
+ * One test file's stack and scratch directory (started before its tests, stopped after them), with the
+ * helpers above bound to them.
+ */
+export function useAsymmetricStack() {
+  let stack: Stack | undefined;
+  let tmp = "";
+  jest.setTimeout(120_000);
+  beforeAll(async () => {
+    stack = await startStack();
+    tmp = mkdtempSync(path.join(os.tmpdir(), "kms-asym-it-"));
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+  return {
+    get stack(): Stack {
+      return stack!;
+    },
+    createKey: (keySpec: kmsResources.KeySpec, keyUsage: kmsResources.KeyUsage, protectionLevel: kmsResources.ProtectionLevel) =>
+      createKey(stack!, keySpec, keyUsage, protectionLevel),
+    openssl: (args: string[], files: Record<string, Uint8Array | string>) => openssl(tmp, args, files),
+    opensslBinary: (args: string[], files: Record<string, Uint8Array | string>, output: string) => opensslBinary(tmp, args, files, output),
+  };
 }

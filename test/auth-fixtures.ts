@@ -5,6 +5,7 @@ import net from "node:net";
 import { credentials } from "@grpc/grpc-js";
 import { startApi } from "@kms/dev-stack";
 import { createPromiseClient, kms } from "@kms/proto";
+import { startStack } from "./harness";
 import type { KmsClient, Stack } from "./harness";
 import { issue, makeCa } from "./certs";
 
@@ -15,7 +16,7 @@ export const ADMIN = "spiffe://example.org/ns/kms/sa/admin";
 export const CAROL = "spiffe://example.org/ns/apps/sa/carol";
 
 /** A fresh CA and the certificates the tests present (files in a temporary directory). */
-export function makeAuthPki() {
+function makeAuthPki() {
   const pki = makeCa("clients");
   const strangers = makeCa("strangers");
   return {
@@ -43,13 +44,13 @@ export function freePort(): Promise<number> {
 }
 
 /** A TLS client trusting `caCert`, showing `who`'s certificate (or none). */
-export function tlsClient(caCert: string, address: string, who: { cert: string; key: string } | undefined): KmsClient {
+function tlsClient(caCert: string, address: string, who: { cert: string; key: string } | undefined): KmsClient {
   const creds = who ? credentials.createSsl(readFileSync(caCert), readFileSync(who.key), readFileSync(who.cert)) : credentials.createSsl(readFileSync(caCert));
   return createPromiseClient(kms.KeyManagementService, address, creds);
 }
 
 /** stack.apiEnv without the dev-mode switch (or another variable) the harness sets for its plaintext stack. */
-export function apiEnvWithout(stack: Stack, name: string, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+function apiEnvWithout(stack: Stack, name: string, env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const out = { ...stack.apiEnv, ...env };
   delete out[name];
   return out;
@@ -67,3 +68,26 @@ export async function startOutcome(env: NodeJS.ProcessEnv): Promise<string> {
 }
 
 export const refusedWith = (line: string) => `kms-api exited with code 1 before it was ready; its output:\nkms-api: configuration error: ${line}`;
+
+/**
+ * One test file's stack (started before its tests, stopped after them) and a fresh PKI, with the
+ * helpers above bound to them.
+ */
+export function useAuthStack() {
+  let stack: Stack | undefined;
+  const certs = makeAuthPki();
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  return {
+    ...certs,
+    get stack(): Stack {
+      return stack!;
+    },
+    tlsClient: (address: string, who: { cert: string; key: string } | undefined) => tlsClient(certs.pki.caCert, address, who),
+    apiEnvWithout: (name: string, env: NodeJS.ProcessEnv = {}) => apiEnvWithout(stack!, name, env),
+  };
+}

@@ -2,35 +2,18 @@
 // real processes, for HSM and SOFTWARE keys: ciphertexts are made outside with the public key (node:crypto,
 // openssl) and decrypted by the service; MACs are checked with node:crypto.
 import { constants, publicEncrypt, randomBytes, verify as nodeVerify } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { status } from "@grpc/grpc-js";
 import { kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { Stack } from "../harness";
-import { LEVELS, createKey as createKey_, derS, openssl as openssl_, opensslBinary as opensslBinary_ } from "../asymmetric-fixtures";
+import { LEVELS, derS, useAsymmetricStack } from "../asymmetric-fixtures";
 
 const { KeySpec, KeyUsage, ProtectionLevel, SigningAlgorithm, EncryptionAlgorithm } = kmsResources;
 const INVALID = "ciphertext or encryption context is invalid";
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
-jest.setTimeout(120_000);
-
-let stack: Stack;
-let tmp: string;
-beforeAll(async () => {
-  stack = await startStack();
-  tmp = mkdtempSync(path.join(os.tmpdir(), "kms-asym-it-"));
-});
-afterAll(async () => {
-  await stack?.stop();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
-
-const createKey = (keySpec: kmsResources.KeySpec, keyUsage: kmsResources.KeyUsage, protectionLevel: kmsResources.ProtectionLevel) => createKey_(stack, keySpec, keyUsage, protectionLevel);
-const openssl = (args: string[], files: Record<string, Uint8Array | string>) => openssl_(tmp, args, files);
-const opensslBinary = (args: string[], files: Record<string, Uint8Array | string>, output: string) => opensslBinary_(tmp, args, files, output);
+const fixture = useAsymmetricStack();
+const { createKey, opensslBinary } = fixture;
 
 const OAEP = [
   ["SHA_256", EncryptionAlgorithm.RSAES_OAEP_SHA_256, "sha256"],
@@ -47,7 +30,7 @@ describe.each(LEVELS)("%s RSA encryption keys", (_level, protectionLevel) => {
     let pem: string;
     beforeAll(async () => {
       keyId = (await createKey(spec, KeyUsage.ENCRYPT_DECRYPT, protectionLevel)).keyId;
-      pem = (await stack.client.getPublicKey({ keyId })).publicKey;
+      pem = (await fixture.stack.client.getPublicKey({ keyId })).publicKey;
     });
 
     it.each(OAEP)("decrypts OAEP-%s made by node:crypto, openssl and AsymmetricEncrypt", async (_n, algorithm, hash) => {
@@ -58,11 +41,11 @@ describe.each(LEVELS)("%s RSA encryption keys", (_level, protectionLevel) => {
         { "pub.pem": pem, "pt.bin": plaintext },
         "ct.bin",
       );
-      const fromService = await stack.client.asymmetricEncrypt({ keyId, algorithm, plaintext });
+      const fromService = await fixture.stack.client.asymmetricEncrypt({ keyId, algorithm, plaintext });
       expect(fromService.keyId).toBe(keyId);
       for (const ciphertextBlob of [fromNode, fromOpenssl, fromService.ciphertextBlob]) {
         expect(ciphertextBlob.length).toBe(k);
-        const out = await stack.client.asymmetricDecrypt({ keyId, algorithm, ciphertextBlob });
+        const out = await fixture.stack.client.asymmetricDecrypt({ keyId, algorithm, ciphertextBlob });
         expect(Buffer.from(out.plaintext)).toEqual(plaintext);
         expect(out.keyVersionId).toBe(fromService.keyVersionId);
       }
@@ -85,15 +68,15 @@ describe.each(LEVELS)("%s RSA encryption keys", (_level, protectionLevel) => {
         attempts.push([tampered, EncryptionAlgorithm.RSAES_OAEP_SHA_256]);
       }
       for (const [ciphertextBlob, algorithm] of attempts) {
-        const err = await grpcError(stack.client.asymmetricDecrypt({ keyId, algorithm, ciphertextBlob }));
+        const err = await grpcError(fixture.stack.client.asymmetricDecrypt({ keyId, algorithm, ciphertextBlob }));
         expect([err.code, errorCode(err.metadata), err.details]).toEqual([status.INVALID_ARGUMENT, "InvalidCiphertext", INVALID]);
       }
     });
 
     it("bounds the plaintext by the key and algorithm", async () => {
-      const err = await grpcError(stack.client.asymmetricEncrypt({ keyId, algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256, plaintext: Buffer.alloc(k - 65) }));
+      const err = await grpcError(fixture.stack.client.asymmetricEncrypt({ keyId, algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256, plaintext: Buffer.alloc(k - 65) }));
       expect([err.code, err.details]).toEqual([status.INVALID_ARGUMENT, `plaintext: must be 1 to ${k - 66} bytes for this key and algorithm, got ${k - 65}`]);
-      const none = await grpcError(stack.client.asymmetricEncrypt({ keyId, algorithm: EncryptionAlgorithm.UNSPECIFIED, plaintext: Buffer.from("x") }));
+      const none = await grpcError(fixture.stack.client.asymmetricEncrypt({ keyId, algorithm: EncryptionAlgorithm.UNSPECIFIED, plaintext: Buffer.from("x") }));
       expect([none.code, none.details]).toEqual([status.INVALID_ARGUMENT, "algorithm: unknown value 0"]);
     });
   });
@@ -112,19 +95,19 @@ describe.each(LEVELS)("%s HMAC keys", (_level, protectionLevel) => {
 
     it("generates full-length, deterministic MACs and verifies them", async () => {
       const message = randomBytes(4096);
-      const a = await stack.client.generateMac({ keyId, message });
-      const b = await stack.client.generateMac({ keyId, message });
+      const a = await fixture.stack.client.generateMac({ keyId, message });
+      const b = await fixture.stack.client.generateMac({ keyId, message });
       expect(a.mac.length).toBe(macBytes);
       expect(Buffer.from(b.mac)).toEqual(Buffer.from(a.mac));
       expect(a.keyId).toBe(keyId);
-      expect(await stack.client.verifyMac({ keyId, message, mac: a.mac })).toMatchObject({ macValid: true, keyId, keyVersionId: a.keyVersionId });
-      const other = await stack.client.generateMac({ keyId, message: message.subarray(1) });
+      expect(await fixture.stack.client.verifyMac({ keyId, message, mac: a.mac })).toMatchObject({ macValid: true, keyId, keyVersionId: a.keyVersionId });
+      const other = await fixture.stack.client.generateMac({ keyId, message: message.subarray(1) });
       expect(Buffer.from(other.mac)).not.toEqual(Buffer.from(a.mac));
     });
 
     it("says mac_valid=false for a tampered, truncated or extended MAC or another message", async () => {
       const message = Buffer.from("mac me");
-      const { mac } = await stack.client.generateMac({ keyId, message });
+      const { mac } = await fixture.stack.client.generateMac({ keyId, message });
       const tampered = Buffer.from(mac);
       tampered[macBytes - 1]! ^= 0x80;
       for (const [m, candidate] of [
@@ -134,13 +117,13 @@ describe.each(LEVELS)("%s HMAC keys", (_level, protectionLevel) => {
         [message, Buffer.alloc(0)],
         [Buffer.from("mac mf"), mac],
       ] as const) {
-        expect((await stack.client.verifyMac({ keyId, message: m, mac: candidate })).macValid).toBe(false);
+        expect((await fixture.stack.client.verifyMac({ keyId, message: m, mac: candidate })).macValid).toBe(false);
       }
     });
 
     it("bounds the message at 1..4096 bytes", async () => {
       for (const message of [Buffer.alloc(0), Buffer.alloc(4097)]) {
-        const err = await grpcError(stack.client.generateMac({ keyId, message }));
+        const err = await grpcError(fixture.stack.client.generateMac({ keyId, message }));
         expect([err.code, err.details]).toEqual([status.INVALID_ARGUMENT, `message: must be 1 to 4096 bytes, got ${message.length}`]);
       }
     });
@@ -149,18 +132,18 @@ describe.each(LEVELS)("%s HMAC keys", (_level, protectionLevel) => {
 
 describe("GenerateRandom", () => {
   it.each([1, 32, 1024])("returns %i bytes", async (numberOfBytes) => {
-    const { random } = await stack.client.generateRandom({ numberOfBytes });
+    const { random } = await fixture.stack.client.generateRandom({ numberOfBytes });
     expect(random.length).toBe(numberOfBytes);
   });
 
   it("returns different bytes each time", async () => {
-    const a = await stack.client.generateRandom({ numberOfBytes: 32 });
-    const b = await stack.client.generateRandom({ numberOfBytes: 32 });
+    const a = await fixture.stack.client.generateRandom({ numberOfBytes: 32 });
+    const b = await fixture.stack.client.generateRandom({ numberOfBytes: 32 });
     expect(Buffer.from(a.random)).not.toEqual(Buffer.from(b.random));
   });
 
   it.each([0, -1, 1025])("refuses %i bytes", async (numberOfBytes) => {
-    const err = await grpcError(stack.client.generateRandom({ numberOfBytes }));
+    const err = await grpcError(fixture.stack.client.generateRandom({ numberOfBytes }));
     expect([err.code, errorCode(err.metadata), err.details]).toEqual([status.INVALID_ARGUMENT, "InvalidParameter", `number_of_bytes: must be 1 to 1024, got ${numberOfBytes}`]);
   });
 });
@@ -181,16 +164,16 @@ describe("wrong usage", () => {
 
   const message = { case: "message" as const, value: Buffer.from("x") };
   it.each([
-    ["Encrypt with an RSA key", () => stack.client.encrypt({ keyId: rsaEncrypt, plaintext: Buffer.from("x") }), () => rsaEncrypt, "KEY_SPEC_RSA_2048, KEY_USAGE_ENCRYPT_DECRYPT", "Encrypt"],
-    ["AsymmetricSign with an AES key", () => stack.client.asymmetricSign({ keyId: aesKey, algorithm: SigningAlgorithm.RSA_PSS_SHA_256, input: message }), () => aesKey, "KEY_SPEC_AES_256, KEY_USAGE_ENCRYPT_DECRYPT", "AsymmetricSign"],
-    ["AsymmetricSign with an RSA encryption key", () => stack.client.asymmetricSign({ keyId: rsaEncrypt, algorithm: SigningAlgorithm.RSA_PSS_SHA_256, input: message }), () => rsaEncrypt, "KEY_SPEC_RSA_2048, KEY_USAGE_ENCRYPT_DECRYPT", "AsymmetricSign"],
-    ["AsymmetricDecrypt with an RSA signing key", () => stack.client.asymmetricDecrypt({ keyId: rsaSign, algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256, ciphertextBlob: Buffer.alloc(256) }), () => rsaSign, "KEY_SPEC_RSA_2048, KEY_USAGE_SIGN_VERIFY", "AsymmetricDecrypt"],
-    ["AsymmetricEncrypt with an EC key", () => stack.client.asymmetricEncrypt({ keyId: ecKey, algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256, plaintext: Buffer.from("x") }), () => ecKey, "KEY_SPEC_EC_P256, KEY_USAGE_SIGN_VERIFY", "AsymmetricEncrypt"],
-    ["GenerateMac with an EC key", () => stack.client.generateMac({ keyId: ecKey, message: Buffer.from("x") }), () => ecKey, "KEY_SPEC_EC_P256, KEY_USAGE_SIGN_VERIFY", "GenerateMac"],
-    ["VerifyMac with an AES key", () => stack.client.verifyMac({ keyId: aesKey, message: Buffer.from("x"), mac: Buffer.alloc(32) }), () => aesKey, "KEY_SPEC_AES_256, KEY_USAGE_ENCRYPT_DECRYPT", "VerifyMac"],
-    ["AsymmetricVerify with an HMAC key", () => stack.client.asymmetricVerify({ keyId: hmacKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: message, value: Buffer.alloc(8) }), () => hmacKey, "KEY_SPEC_HMAC_SHA256, KEY_USAGE_GENERATE_VERIFY_MAC", "AsymmetricVerify"],
-    ["GetPublicKey of an AES key", () => stack.client.getPublicKey({ keyId: aesKey }), () => aesKey, "KEY_SPEC_AES_256, KEY_USAGE_ENCRYPT_DECRYPT", "GetPublicKey"],
-    ["GenerateDataKey with an HMAC key", () => stack.client.generateDataKey({ keyId: hmacKey }), () => hmacKey, "KEY_SPEC_HMAC_SHA256, KEY_USAGE_GENERATE_VERIFY_MAC", "GenerateDataKey"],
+    ["Encrypt with an RSA key", () => fixture.stack.client.encrypt({ keyId: rsaEncrypt, plaintext: Buffer.from("x") }), () => rsaEncrypt, "KEY_SPEC_RSA_2048, KEY_USAGE_ENCRYPT_DECRYPT", "Encrypt"],
+    ["AsymmetricSign with an AES key", () => fixture.stack.client.asymmetricSign({ keyId: aesKey, algorithm: SigningAlgorithm.RSA_PSS_SHA_256, input: message }), () => aesKey, "KEY_SPEC_AES_256, KEY_USAGE_ENCRYPT_DECRYPT", "AsymmetricSign"],
+    ["AsymmetricSign with an RSA encryption key", () => fixture.stack.client.asymmetricSign({ keyId: rsaEncrypt, algorithm: SigningAlgorithm.RSA_PSS_SHA_256, input: message }), () => rsaEncrypt, "KEY_SPEC_RSA_2048, KEY_USAGE_ENCRYPT_DECRYPT", "AsymmetricSign"],
+    ["AsymmetricDecrypt with an RSA signing key", () => fixture.stack.client.asymmetricDecrypt({ keyId: rsaSign, algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256, ciphertextBlob: Buffer.alloc(256) }), () => rsaSign, "KEY_SPEC_RSA_2048, KEY_USAGE_SIGN_VERIFY", "AsymmetricDecrypt"],
+    ["AsymmetricEncrypt with an EC key", () => fixture.stack.client.asymmetricEncrypt({ keyId: ecKey, algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256, plaintext: Buffer.from("x") }), () => ecKey, "KEY_SPEC_EC_P256, KEY_USAGE_SIGN_VERIFY", "AsymmetricEncrypt"],
+    ["GenerateMac with an EC key", () => fixture.stack.client.generateMac({ keyId: ecKey, message: Buffer.from("x") }), () => ecKey, "KEY_SPEC_EC_P256, KEY_USAGE_SIGN_VERIFY", "GenerateMac"],
+    ["VerifyMac with an AES key", () => fixture.stack.client.verifyMac({ keyId: aesKey, message: Buffer.from("x"), mac: Buffer.alloc(32) }), () => aesKey, "KEY_SPEC_AES_256, KEY_USAGE_ENCRYPT_DECRYPT", "VerifyMac"],
+    ["AsymmetricVerify with an HMAC key", () => fixture.stack.client.asymmetricVerify({ keyId: hmacKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: message, value: Buffer.alloc(8) }), () => hmacKey, "KEY_SPEC_HMAC_SHA256, KEY_USAGE_GENERATE_VERIFY_MAC", "AsymmetricVerify"],
+    ["GetPublicKey of an AES key", () => fixture.stack.client.getPublicKey({ keyId: aesKey }), () => aesKey, "KEY_SPEC_AES_256, KEY_USAGE_ENCRYPT_DECRYPT", "GetPublicKey"],
+    ["GenerateDataKey with an HMAC key", () => fixture.stack.client.generateDataKey({ keyId: hmacKey }), () => hmacKey, "KEY_SPEC_HMAC_SHA256, KEY_USAGE_GENERATE_VERIFY_MAC", "GenerateDataKey"],
   ])("%s is FAILED_PRECONDITION Rejected.KeyUsage", async (_name, call, key, what, operation) => {
     const err = await grpcError(call());
     expect([err.code, errorCode(err.metadata), err.details]).toEqual([
@@ -201,10 +184,10 @@ describe("wrong usage", () => {
   });
 
   it("refuses keys that are not enabled", async () => {
-    await stack.client.disableKey({ keyId: ecKey });
-    const err = await grpcError(stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: message }));
+    await fixture.stack.client.disableKey({ keyId: ecKey });
+    const err = await grpcError(fixture.stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: message }));
     expect([err.code, errorCode(err.metadata)]).toEqual([status.FAILED_PRECONDITION, "Rejected.Disabled"]);
-    await stack.client.enableKey({ keyId: ecKey });
+    await fixture.stack.client.enableKey({ keyId: ecKey });
   });
 });
 

@@ -3,34 +3,16 @@
 // CLI and node:crypto, from GetPublicKey's PEM alone (asymmetric-encryption.test.ts: encryption, MACs).
 import { constants, createHash, createPublicKey, randomBytes, verify as nodeVerify } from "node:crypto";
 import type { KeyObject } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { status } from "@grpc/grpc-js";
 import { kmsResources } from "@kms/proto";
-import { errorCode, grpcError, startStack } from "../harness";
-import type { Stack } from "../harness";
-import { LEVELS, createKey as createKey_, derS, openssl as openssl_, opensslBinary as opensslBinary_ } from "../asymmetric-fixtures";
+import { errorCode, grpcError } from "../harness";
+import { LEVELS, derS, useAsymmetricStack } from "../asymmetric-fixtures";
 
 const { KeySpec, KeyUsage, ProtectionLevel, SigningAlgorithm } = kmsResources;
 const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
 
-jest.setTimeout(120_000);
-
-let stack: Stack;
-let tmp: string;
-beforeAll(async () => {
-  stack = await startStack();
-  tmp = mkdtempSync(path.join(os.tmpdir(), "kms-asym-it-"));
-});
-afterAll(async () => {
-  await stack?.stop();
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
-
-const createKey = (keySpec: kmsResources.KeySpec, keyUsage: kmsResources.KeyUsage, protectionLevel: kmsResources.ProtectionLevel) => createKey_(stack, keySpec, keyUsage, protectionLevel);
-const openssl = (args: string[], files: Record<string, Uint8Array | string>) => openssl_(tmp, args, files);
-const opensslBinary = (args: string[], files: Record<string, Uint8Array | string>, output: string) => opensslBinary_(tmp, args, files, output);
+const fixture = useAsymmetricStack();
+const { createKey, openssl } = fixture;
 
 
 interface SignCase {
@@ -99,7 +81,7 @@ describe.each(LEVELS)("%s signing keys", (_level, protectionLevel) => {
 
     beforeAll(async () => {
       keyId = (await createKey(c.spec, KeyUsage.SIGN_VERIFY, protectionLevel)).keyId;
-      const got = await stack.client.getPublicKey({ keyId });
+      const got = await fixture.stack.client.getPublicKey({ keyId });
       expect(got.keyId).toBe(keyId);
       pem = got.publicKey;
       expect(pem).toMatch(/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+-----END PUBLIC KEY-----\n$/);
@@ -108,7 +90,7 @@ describe.each(LEVELS)("%s signing keys", (_level, protectionLevel) => {
 
     it("signs messages that openssl and node:crypto verify from the PEM alone", async () => {
       const message = randomBytes(1000);
-      const signed = await stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "message", value: message } });
+      const signed = await fixture.stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "message", value: message } });
       expect(signed.keyId).toBe(keyId);
       expect(signed.keyVersionId).toMatch(/^[0-9a-f-]{36}$/);
       if (c.spec === KeySpec.ED25519) expect(signed.value.length).toBe(64);
@@ -118,9 +100,9 @@ describe.each(LEVELS)("%s signing keys", (_level, protectionLevel) => {
       const other = Buffer.from(message);
       other[0]! ^= 1;
       expect(nodeVerify(c.hash, other, { key: publicKey, ...c.nodeOptions }, signed.value)).toBe(false);
-      const verdict = await stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "message", value: other }, value: signed.value });
+      const verdict = await fixture.stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "message", value: other }, value: signed.value });
       expect(verdict.value).toBe(false);
-      const good = await stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "message", value: message }, value: signed.value });
+      const good = await fixture.stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "message", value: message }, value: signed.value });
       expect(good).toMatchObject({ value: true, keyId, keyVersionId: signed.keyVersionId });
     });
 
@@ -129,28 +111,28 @@ describe.each(LEVELS)("%s signing keys", (_level, protectionLevel) => {
       it("signs a digest exactly as it signs the message behind it", async () => {
         const message = Buffer.from("digest input");
         const digest = createHash(hash).update(message).digest();
-        const signed = await stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "digest", value: digest } });
+        const signed = await fixture.stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "digest", value: digest } });
         expect(nodeVerify(hash, message, { key: publicKey, ...c.nodeOptions }, signed.value)).toBe(true);
-        const verdict = await stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "digest", value: digest }, value: signed.value });
+        const verdict = await fixture.stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "digest", value: digest }, value: signed.value });
         expect(verdict.value).toBe(true);
-        const err = await grpcError(stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "digest", value: digest.subarray(1) } }));
+        const err = await grpcError(fixture.stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "digest", value: digest.subarray(1) } }));
         expect([err.code, errorCode(err.metadata)]).toEqual([status.INVALID_ARGUMENT, "InvalidParameter"]);
         expect(err.details).toMatch(/^digest: must be \d+ bytes for SIGNING_ALGORITHM_/);
       });
     } else {
       it("takes only a message", async () => {
-        const err = await grpcError(stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "digest", value: Buffer.alloc(32) } }));
+        const err = await grpcError(fixture.stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "digest", value: Buffer.alloc(32) } }));
         expect([err.code, err.details]).toEqual([status.INVALID_ARGUMENT, "digest: SIGNING_ALGORITHM_ED25519 signs the message itself; give message"]);
       });
     }
 
     it("says false (not an error) for a tampered or malformed signature", async () => {
       const message = Buffer.from("tamper");
-      const signed = await stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "message", value: message } });
+      const signed = await fixture.stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "message", value: message } });
       const tampered = Buffer.from(signed.value);
       tampered[tampered.length - 1]! ^= 0x01;
       for (const value of [tampered, signed.value.subarray(1), Buffer.alloc(0), randomBytes(signed.value.length)]) {
-        const verdict = await stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "message", value: message }, value });
+        const verdict = await fixture.stack.client.asymmetricVerify({ keyId, algorithm: c.algorithm, input: { case: "message", value: message }, value });
         expect(verdict.value).toBe(false);
       }
     });
@@ -158,7 +140,7 @@ describe.each(LEVELS)("%s signing keys", (_level, protectionLevel) => {
     if (c.spec === KeySpec.EC_P256K) {
       it("makes only low-S signatures", async () => {
         for (let i = 0; i < 16; i++) {
-          const signed = await stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "message", value: Buffer.from(`m${i}`) } });
+          const signed = await fixture.stack.client.asymmetricSign({ keyId, algorithm: c.algorithm, input: { case: "message", value: Buffer.from(`m${i}`) } });
           expect(derS(signed.value) <= SECP256K1_N / 2n).toBe(true);
         }
       });
@@ -171,7 +153,7 @@ describe("Ed25519 keys on a PKCS#11 module that cannot wrap EdDSA keys (SoftHSM 
   // SOFTWARE when the caller leaves the level to the service.
   it("are refused at PROTECTION_LEVEL_HSM, generated or to be imported, and default to SOFTWARE", async () => {
     for (const origin of [kmsResources.Origin.KMS, kmsResources.Origin.EXTERNAL]) {
-      const err = await grpcError(stack.client.createKey({ keySpec: KeySpec.ED25519, keyUsage: KeyUsage.SIGN_VERIFY, protectionLevel: ProtectionLevel.HSM, origin }));
+      const err = await grpcError(fixture.stack.client.createKey({ keySpec: KeySpec.ED25519, keyUsage: KeyUsage.SIGN_VERIFY, protectionLevel: ProtectionLevel.HSM, origin }));
       expect([err.code, errorCode(err.metadata), err.details]).toEqual([
         status.FAILED_PRECONDITION,
         "Rejected.HsmUnsupported",
@@ -180,9 +162,9 @@ describe("Ed25519 keys on a PKCS#11 module that cannot wrap EdDSA keys (SoftHSM 
           : "KEY_SPEC_ED25519 keys cannot be PROTECTION_LEVEL_HSM: the PKCS#11 module cannot wrap their private keys; use PROTECTION_LEVEL_SOFTWARE",
       ]);
     }
-    const { keyMetadata } = await stack.client.createKey({ keySpec: KeySpec.ED25519, keyUsage: KeyUsage.SIGN_VERIFY });
+    const { keyMetadata } = await fixture.stack.client.createKey({ keySpec: KeySpec.ED25519, keyUsage: KeyUsage.SIGN_VERIFY });
     expect(keyMetadata?.protectionLevel).toBe(ProtectionLevel.SOFTWARE);
-    const { keyMetadata: aes } = await stack.client.createKey({});
+    const { keyMetadata: aes } = await fixture.stack.client.createKey({});
     expect(aes?.protectionLevel).toBe(ProtectionLevel.HSM);
   });
 });
@@ -203,8 +185,8 @@ describe("algorithm and spec", () => {
   ])("refuses %s with INVALID_ARGUMENT", async (_name, key, algorithm, message) => {
     const input = { case: "message" as const, value: Buffer.from("x") };
     for (const call of [
-      () => stack.client.asymmetricSign({ keyId: key(), algorithm, input }),
-      () => stack.client.asymmetricVerify({ keyId: key(), algorithm, input, value: Buffer.alloc(64) }),
+      () => fixture.stack.client.asymmetricSign({ keyId: key(), algorithm, input }),
+      () => fixture.stack.client.asymmetricVerify({ keyId: key(), algorithm, input, value: Buffer.alloc(64) }),
     ]) {
       const err = await grpcError(call());
       expect([err.code, errorCode(err.metadata), err.details]).toEqual([status.INVALID_ARGUMENT, "InvalidParameter", message]);
@@ -212,36 +194,36 @@ describe("algorithm and spec", () => {
   });
 
   it("bounds the message at 1..4096 bytes and requires an input", async () => {
-    const big = await grpcError(stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: Buffer.alloc(4097) } }));
+    const big = await grpcError(fixture.stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: Buffer.alloc(4097) } }));
     expect([big.code, big.details]).toEqual([status.INVALID_ARGUMENT, "message: must be 1 to 4096 bytes, got 4097"]);
-    const none = await grpcError(stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256 }));
+    const none = await grpcError(fixture.stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256 }));
     expect([none.code, none.details]).toEqual([status.INVALID_ARGUMENT, "message: either digest or message is required"]);
-    const max = await stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: Buffer.alloc(4096) } });
+    const max = await fixture.stack.client.asymmetricSign({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: Buffer.alloc(4096) } });
     expect(max.value.length).toBeGreaterThan(64);
   });
 
   it("selects versions by key_version_id; empty means the primary", async () => {
-    const first = (await stack.client.getPublicKey({ keyId: ecKey })).keyVersionId;
-    const rotated = await stack.client.createKeyVersion({ keyId: ecKey });
+    const first = (await fixture.stack.client.getPublicKey({ keyId: ecKey })).keyVersionId;
+    const rotated = await fixture.stack.client.createKeyVersion({ keyId: ecKey });
     const second = rotated.keyVersion!.keyVersionId;
     expect(second).not.toBe(first);
     const message = Buffer.from("versions");
-    const old = await stack.client.asymmetricSign({ keyId: ecKey, keyVersionId: first, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: message } });
+    const old = await fixture.stack.client.asymmetricSign({ keyId: ecKey, keyVersionId: first, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: message } });
     expect(old.keyVersionId).toBe(first);
-    const oldPem = (await stack.client.getPublicKey({ keyId: ecKey, keyVersionId: first })).publicKey;
-    const newPem = (await stack.client.getPublicKey({ keyId: ecKey })).publicKey;
+    const oldPem = (await fixture.stack.client.getPublicKey({ keyId: ecKey, keyVersionId: first })).publicKey;
+    const newPem = (await fixture.stack.client.getPublicKey({ keyId: ecKey })).publicKey;
     expect(newPem).not.toBe(oldPem);
     expect(nodeVerify("sha256", message, oldPem, old.value)).toBe(true);
     expect(nodeVerify("sha256", message, newPem, old.value)).toBe(false);
-    const byPrimary = await stack.client.asymmetricVerify({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: message }, value: old.value });
+    const byPrimary = await fixture.stack.client.asymmetricVerify({ keyId: ecKey, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: message }, value: old.value });
     expect(byPrimary).toMatchObject({ value: false, keyVersionId: second });
-    const byFirst = await stack.client.asymmetricVerify({ keyId: ecKey, keyVersionId: first, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: message }, value: old.value });
+    const byFirst = await fixture.stack.client.asymmetricVerify({ keyId: ecKey, keyVersionId: first, algorithm: SigningAlgorithm.ECDSA_SHA_256, input: { case: "message", value: message }, value: old.value });
     expect(byFirst.value).toBe(true);
 
     const unknown = "00000000-0000-4000-8000-000000000000";
-    const err = await grpcError(stack.client.getPublicKey({ keyId: ecKey, keyVersionId: unknown }));
+    const err = await grpcError(fixture.stack.client.getPublicKey({ keyId: ecKey, keyVersionId: unknown }));
     expect([err.code, errorCode(err.metadata), err.details]).toEqual([status.NOT_FOUND, "Forbidden.KeyVersionNotFound", `key version ${unknown} of key ${ecKey} not found`]);
-    const bad = await grpcError(stack.client.getPublicKey({ keyId: ecKey, keyVersionId: "v1" }));
+    const bad = await grpcError(fixture.stack.client.getPublicKey({ keyId: ecKey, keyVersionId: "v1" }));
     expect([bad.code, bad.details]).toEqual([status.INVALID_ARGUMENT, "key_version_id: must be a UUID"]);
   });
 });

@@ -10,21 +10,12 @@ import { Metadata, status } from "@grpc/grpc-js";
 import { SignJWT, exportJWK } from "jose";
 import { startApi } from "@kms/dev-stack";
 import { kms } from "@kms/proto";
-import { grpcError, startStack } from "../harness";
-import type { KmsClient, Stack } from "../harness";
-import { ADMIN, ALICE, CAROL, apiEnvWithout as apiEnvWithout_, makeAuthPki, refusedWith, startOutcome, tlsClient as tlsClient_ } from "../auth-fixtures";
+import { grpcError } from "../harness";
+import type { KmsClient } from "../harness";
+import { ADMIN, ALICE, CAROL, refusedWith, startOutcome, useAuthStack } from "../auth-fixtures";
 
-let stack: Stack;
-const { pki, server, alice, bob, carol, admin, fakeAdmin } = makeAuthPki();
-const tlsClient = (address: string, who: { cert: string; key: string } | undefined) => tlsClient_(pki.caCert, address, who);
-const apiEnvWithout = (name: string, env: NodeJS.ProcessEnv = {}) => apiEnvWithout_(stack, name, env);
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const fixture = useAuthStack();
+const { pki, server, alice, bob, carol, admin, fakeAdmin, tlsClient, apiEnvWithout } = fixture;
 
 describe("no caller shares an identity without being told to (finding 3)", () => {
   const clients: KmsClient[] = [];
@@ -49,7 +40,7 @@ describe("no caller shares an identity without being told to (finding 3)", () =>
   });
 
   it("with KMS_ANONYMOUS_PRINCIPAL, gives every TLS caller exactly that principal: not dev, not an admin", async () => {
-    const replica = await stack.startReplica({ KMS_TLS_CERT: server.cert, KMS_TLS_KEY: server.key, KMS_ANONYMOUS_PRINCIPAL: "anyone-with-tls", KMS_ADMINS: "" });
+    const replica = await fixture.stack.startReplica({ KMS_TLS_CERT: server.cert, KMS_TLS_KEY: server.key, KMS_ANONYMOUS_PRINCIPAL: "anyone-with-tls", KMS_ADMINS: "" });
     replica.client.close();
     const anon = tlsClient(replica.api.address, undefined);
     clients.push(anon);
@@ -58,7 +49,7 @@ describe("no caller shares an identity without being told to (finding 3)", () =>
     const audit = await grpcError(anon.listAuditEvents({ keyId: key.keyId }));
     expect([audit.code, audit.details]).toEqual([status.PERMISSION_DENIED, "ListAuditEvents is not allowed for anyone-with-tls (KMS_AUDITORS)"]);
     // The audit trail (read through the dev stack's admin) names the anonymous principal for both calls.
-    const events = await stack.client.listAuditEvents({ keyId: key.keyId });
+    const events = await fixture.stack.client.listAuditEvents({ keyId: key.keyId });
     expect(events.events.map((e) => [e.operation, e.principal, e.resultCode])).toEqual([
       ["CreateKey", "anyone-with-tls", "OK"],
       ["ListAuditEvents", "anyone-with-tls", "PERMISSION_DENIED"],
@@ -84,10 +75,10 @@ describe("identities from different sources cannot collide (finding 10)", () => 
   };
 
   beforeAll(async () => {
-    const jwks = path.join(stack.dataDir, "mtls-jwks.json");
+    const jwks = path.join(fixture.stack.dataDir, "mtls-jwks.json");
     writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "m1", alg: "ES256", use: "sig" }] }));
     // Mutual TLS and bearer JWTs on one listener; the SPIFFE admin is the only admin and auditor.
-    const replica = await stack.startReplica({
+    const replica = await fixture.stack.startReplica({
       KMS_TLS_CERT: server.cert,
       KMS_TLS_KEY: server.key,
       KMS_TLS_CLIENT_CA: pki.caCert,
@@ -159,7 +150,7 @@ describe("start-up refuses bad security configuration", () => {
   const refuses = async (env: NodeJS.ProcessEnv, variable: string) => {
     let message = "";
     try {
-      const api = await startApi({ ...stack.apiEnv, ...env }, { timeoutMs: 15000 });
+      const api = await startApi({ ...fixture.stack.apiEnv, ...env }, { timeoutMs: 15000 });
       await api.stop();
     } catch (err) {
       message = (err as Error).message;
@@ -174,7 +165,7 @@ describe("start-up refuses bad security configuration", () => {
     await refuses({ KMS_TLS_CERT: "/nonexistent/cert.pem", KMS_TLS_KEY: server.key }, "KMS_TLS_CERT");
   });
   it("a bad JWKS", async () => {
-    const bad = path.join(stack.dataDir, "bad-jwks.json");
+    const bad = path.join(fixture.stack.dataDir, "bad-jwks.json");
     writeFileSync(bad, JSON.stringify({ keys: [] }));
     await refuses({ KMS_JWT_JWKS_FILE: bad, KMS_JWT_ISSUER: "i", KMS_JWT_AUDIENCE: "a" }, "KMS_JWT_JWKS_FILE");
   });

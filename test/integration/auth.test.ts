@@ -7,22 +7,13 @@ import { Client, credentials, Metadata, status } from "@grpc/grpc-js";
 import { SignJWT, exportJWK } from "jose";
 import postgres from "postgres";
 import { createPromiseClient, kms } from "@kms/proto";
-import { errorCode, grpcError, startStack } from "../harness";
-import type { KmsClient, Stack } from "../harness";
+import { errorCode, grpcError } from "../harness";
+import type { KmsClient } from "../harness";
 import { startTcpProxy } from "../tcp-proxy";
-import { ALICE, BOB, apiEnvWithout as apiEnvWithout_, freePort, makeAuthPki, tlsClient as tlsClient_ } from "../auth-fixtures";
+import { ALICE, BOB, freePort, useAuthStack } from "../auth-fixtures";
 
-let stack: Stack;
-const { pki, server, alice, bob, twoUris, expired, stranger } = makeAuthPki();
-const tlsClient = (address: string, who: { cert: string; key: string } | undefined) => tlsClient_(pki.caCert, address, who);
-const apiEnvWithout = (name: string, env: NodeJS.ProcessEnv = {}) => apiEnvWithout_(stack, name, env);
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
+const fixture = useAuthStack();
+const { pki, server, alice, bob, twoUris, expired, stranger, tlsClient } = fixture;
 
 describe("mutual TLS and key policies", () => {
   let address: string;
@@ -36,7 +27,7 @@ describe("mutual TLS and key policies", () => {
 
   beforeAll(async () => {
     healthPort = await freePort();
-    const replica = await stack.startReplica({
+    const replica = await fixture.stack.startReplica({
       KMS_HEALTH_LISTEN: `127.0.0.1:${healthPort}`,
       KMS_TLS_CERT: server.cert,
       KMS_TLS_KEY: server.key,
@@ -172,9 +163,9 @@ describe("bearer JWTs", () => {
   };
 
   beforeAll(async () => {
-    const jwks = path.join(stack.dataDir, "jwks.json");
+    const jwks = path.join(fixture.stack.dataDir, "jwks.json");
     writeFileSync(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: "k1", alg: "RS256", use: "sig" }] }));
-    const replica = await stack.startReplica({ KMS_JWT_JWKS_FILE: jwks, KMS_JWT_ISSUER: "https://issuer.test", KMS_JWT_AUDIENCE: "kms" });
+    const replica = await fixture.stack.startReplica({ KMS_JWT_JWKS_FILE: jwks, KMS_JWT_ISSUER: "https://issuer.test", KMS_JWT_AUDIENCE: "kms" });
     client = replica.client;
   });
 
@@ -237,10 +228,10 @@ describe("bearer JWTs", () => {
 
 describe("audit trail", () => {
   it("answers nothing without its row while Postgres is unreachable", async () => {
-    const proxy = await startTcpProxy(Number(new URL(stack.db.url).port || 5432));
-    const url = new URL(stack.db.url);
+    const proxy = await startTcpProxy(Number(new URL(fixture.stack.db.url).port || 5432));
+    const url = new URL(fixture.stack.db.url);
     url.port = String(proxy.port);
-    const replica = await stack.startReplica({ DATABASE_URL: url.toString(), KMS_DB_NOTIFICATIONS: "false" });
+    const replica = await fixture.stack.startReplica({ DATABASE_URL: url.toString(), KMS_DB_NOTIFICATIONS: "false" });
     const c = replica.client;
     try {
       const keyId = (await c.createKey({})).keyMetadata!.keyId;
@@ -267,28 +258,28 @@ describe("audit trail", () => {
         }
       }
       expect(recovered).toBe(true);
-      const sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+      const sql = postgres(fixture.stack.db.url, { max: 1, onnotice: () => {} });
       try {
         const rows = await sql`SELECT count(*)::int AS n FROM audit_events WHERE key_id = ${keyId} AND operation = 'Encrypt' AND result_code = 'OK'`;
         expect(rows[0]!.n).toBe(ok);
       } finally {
         await sql.end();
       }
-      expect((await stack.client.verifyAuditLog({})).ok).toBe(true);
+      expect((await fixture.stack.client.verifyAuditLog({})).ok).toBe(true);
     } finally {
       await proxy.close();
     }
   });
 
   it("detects an edited, a deleted and an inserted row, naming the first bad one", async () => {
-    const c = stack.client;
+    const c = fixture.stack.client;
     const keyId = (await c.createKey({})).keyMetadata!.keyId;
     for (let i = 0; i < 5; i++) await c.encrypt({ keyId, plaintext: Buffer.from("x"), encryptionContext: { n: String(i) } });
     const clean = await c.verifyAuditLog({});
     expect(clean.ok).toBe(true);
     expect(clean.firstBadSequence).toBe(0n);
 
-    const sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+    const sql = postgres(fixture.stack.db.url, { max: 1, onnotice: () => {} });
     try {
       const [row] = await sql`SELECT sequence, principal FROM audit_events WHERE key_id = ${keyId} AND operation = 'Encrypt' ORDER BY sequence LIMIT 1`;
       const seq = BigInt(row!.sequence as string);

@@ -6,8 +6,7 @@ import { create } from "@bufbuild/protobuf";
 import { dataKeyPairFamily } from "@kms/key-rules";
 import { hsm } from "@kms/proto/internal";
 import type { Backend } from "./backend";
-import { wipe } from "./bytes";
-import { onWire } from "./checked-calls";
+import { sealFreshSecret } from "./handlers";
 import type { Reply } from "./handlers";
 import { generateSoftwareMaterial } from "./software/asymmetric";
 
@@ -23,17 +22,8 @@ export async function generateDataKeyPair(
   // Only the generation waits its turn; sealing is an ordinary AES-GCM call.
   const pair = await inTurn(() => generateSoftwareMaterial(family));
   const privateKey = pair.material;
-  let sealed: Buffer;
-  try {
-    sealed = await onWire(backend).encrypt(req.key, privateKey, req.aad);
-  } catch (err) {
-    wipe(privateKey);
-    throw err;
-  }
-  if (!req.returnPrivateKey) {
-    wipe(privateKey);
-    return { response: create(hsm.GenerateDataKeyPairResponseSchema, { sealed, publicKey: pair.publicKey }) };
-  }
+  const sealed = await sealFreshSecret(backend, req.key, privateKey, req.aad, req.returnPrivateKey);
+  if (!req.returnPrivateKey) return { response: create(hsm.GenerateDataKeyPairResponseSchema, { sealed, publicKey: pair.publicKey }) };
   return {
     response: create(hsm.GenerateDataKeyPairResponseSchema, { sealed, publicKey: pair.publicKey, privateKey }),
     wipeAfterSend: [privateKey],

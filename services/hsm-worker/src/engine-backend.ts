@@ -2,7 +2,7 @@
 // Backends (pkcs11/hsm-backend.ts, software/software-root.ts) say which engine that is, and make keys.
 import type { OaepHash } from "./asymmetric/oaep";
 import type { SignInput, SigningScheme } from "./asymmetric/signing-scheme";
-import type { AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "./backend";
+import type { AcceptedRoots, AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "./backend";
 import type { KeyEngine } from "./engine";
 import type { KeyCache } from "./handle-cache";
 
@@ -12,6 +12,18 @@ export abstract class EngineBackend {
   /** The unwrapped keys of all of them. */
   protected abstract readonly cache: KeyCache;
   protected abstract engineFor(key: CheckedKey): KeyEngine;
+  /** Who wraps: the root ids it holds ("" for a missing root, fail closed, or no legacy root). */
+  protected abstract readonly root: { readonly ids: AcceptedRoots };
+
+  /** "" when the backend has no root key (fail closed). */
+  get rootKeyId(): string {
+    return this.root.ids.current;
+  }
+
+  /** The root key of earlier releases, whose format 1 material is still accepted; "" when there is none. */
+  get legacyRootKeyId(): string {
+    return this.root.ids.legacy;
+  }
 
   encrypt(key: AesKey, plaintext: Uint8Array, aad: Uint8Array, field: string): Promise<Buffer> {
     return this.engineFor(key).encrypt(key, plaintext, aad, field);

@@ -88,18 +88,31 @@ export async function generateDataKey(
 ): Promise<Reply<hsm.GenerateDataKeyResponse>> {
   checkByteCount("number_of_bytes", req.numberOfBytes);
   const dataKey = await backend.generateRandom(req.numberOfBytes);
-  let sealed: Buffer;
-  try {
-    sealed = await onWire(backend).encrypt(req.key, dataKey, req.aad);
-  } catch (err) {
-    wipe(dataKey);
-    throw err;
-  }
-  if (!req.returnPlaintext) {
-    wipe(dataKey);
-    return { response: create(hsm.GenerateDataKeyResponseSchema, { sealed }) };
-  }
+  const sealed = await sealFreshSecret(backend, req.key, dataKey, req.aad, req.returnPlaintext);
+  if (!req.returnPlaintext) return { response: create(hsm.GenerateDataKeyResponseSchema, { sealed }) };
   return { response: create(hsm.GenerateDataKeyResponseSchema, { plaintext: dataKey, sealed }), wipeAfterSend: [dataKey] };
+}
+
+/**
+ * Seals a secret the worker just made (a data key, a data key pair's private key) under `key` as Encrypt
+ * seals. The secret is wiped here when sealing fails or the caller does not get it back (`returned`
+ * false); otherwise the reply wipes it once it is sent.
+ */
+export async function sealFreshSecret(
+  backend: Backend,
+  key: hsm.WrappedKey | undefined,
+  secret: Buffer,
+  aad: Uint8Array,
+  returned: boolean,
+): Promise<Buffer> {
+  try {
+    return await onWire(backend).encrypt(key, secret, aad);
+  } catch (err) {
+    wipe(secret);
+    throw err;
+  } finally {
+    if (!returned) wipe(secret);
+  }
 }
 
 export async function generateRandom(

@@ -64,7 +64,7 @@ export class HsmBackend extends EngineBackend implements Backend {
 
   private constructor(
     readonly pool: SessionPool,
-    private readonly root: Pkcs11Root,
+    protected readonly root: Pkcs11Root,
     readonly profile: ModuleProfile,
     private readonly options: HsmBackendOptions,
   ) {
@@ -99,16 +99,6 @@ export class HsmBackend extends EngineBackend implements Backend {
 
   get lib(): pkcs11js.PKCS11 {
     return this.pool.module.lib;
-  }
-
-  /** "" when the backend has no root key (fail closed). */
-  get rootKeyId(): string {
-    return this.root.ids.current;
-  }
-
-  /** The root key of earlier releases, whose format 1 material is still accepted; "" when there is none. */
-  get legacyRootKeyId(): string {
-    return this.root.ids.legacy;
   }
 
   accepts(): Acceptance {

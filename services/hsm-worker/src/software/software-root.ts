@@ -21,7 +21,7 @@ export class SoftwareRootBackend extends EngineBackend implements Backend {
   protected readonly cache: KeyCache;
 
   private constructor(
-    private readonly root: FileRoot,
+    protected readonly root: FileRoot,
     keyCacheSize: number,
   ) {
     super();
@@ -33,14 +33,6 @@ export class SoftwareRootBackend extends EngineBackend implements Backend {
   /** Opens (or creates) the root key under `dataDir`. */
   static open(dataDir: string, keyCacheSize: number): SoftwareRootBackend {
     return new SoftwareRootBackend(FileRoot.open(dataDir), keyCacheSize);
-  }
-
-  get rootKeyId(): string {
-    return this.root.ids.current;
-  }
-
-  get legacyRootKeyId(): string {
-    return this.root.ids.legacy;
   }
 
   accepts(): Acceptance {

@@ -32,18 +32,15 @@ export function unaryHandler(op: Operation, pipeline: OperationPipeline, service
     };
     const encode = (response: Parameters<typeof create>[1]) => Buffer.from(toBinary(op.method.output, create(op.method.output, response)));
     // One span, request count and latency per call (grpc-telemetry.ts).
-    void traceRpc(ctx, call.metadata, services, () =>
-      pipeline.invoke(op, ctx, incoming, encode).then(
-        (reply) => {
-          bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
-          return reply as Buffer;
-        },
-        (failure: unknown) => {
-          bytes.fill(0);
-          throw toStatus(failure);
-        },
-      ),
-    ).then(
+    void traceRpc(ctx, call.metadata, services, async () => {
+      try {
+        return (await pipeline.invoke(op, ctx, incoming, encode)) as Buffer;
+      } catch (failure) {
+        throw toStatus(failure);
+      } finally {
+        bytes.fill(0); // the request may have carried plaintext; the parsed message is done with
+      }
+    }).then(
       (reply) => callback(null, reply),
       (failure: ReturnType<typeof toStatus>) => callback(failure),
     );

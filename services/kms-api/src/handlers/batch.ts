@@ -9,7 +9,7 @@ import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import type { Handler } from "../pipeline/operation";
-import { asKmsError, statusOf } from "../pipeline/outcome";
+import { asKmsError, auditEventOf } from "../pipeline/outcome";
 import { decrypt } from "./decrypt";
 import { encrypt } from "./encrypt";
 import { generateDataKey } from "./generate-data-key";
@@ -51,17 +51,7 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
         if (failure.code === ErrorCode.InvalidParameter) failure = new KmsError(failure.code, `items[${i}].${failure.message}`);
         outcome = { status: outcomeOf(failure) };
       }
-      const audit = s.audit.append({
-        time: s.clock(),
-        requestId: itemCtx.requestId,
-        principal: ctx.principal,
-        operation: itemCtx.audit.operation,
-        keyId: itemCtx.audit.keyId,
-        keyVersionId: itemCtx.audit.keyVersionId,
-        encryptionContext: itemCtx.encryptionContext,
-        resultCode: statusOf(failure).resultCode,
-        errorCode: outcome.status.errorCode,
-      });
+      const audit = s.audit.append(auditEventOf(itemCtx, s.clock(), failure));
       return { outcome, audit };
     }),
   );
