@@ -18,6 +18,10 @@ export interface AuditRow {
   errorCode: string;
   /** Stored as the caller gave it (like AWS CloudTrail): contexts must not hold secrets. */
   encryptionContext: Record<string, string>;
+  /** The grant that allowed the call; "" or absent when none did. */
+  grantId?: string;
+  /** The call was a dry run. */
+  dryRun?: boolean;
 }
 
 export interface ChainedRow extends AuditRow {
@@ -27,8 +31,10 @@ export interface ChainedRow extends AuditRow {
 
 /**
  * Length-prefixed fields in a fixed order (u64 sequence, then each field as u32 byte length ‖ UTF-8),
- * the context sorted by key and preceded by its entry count. Injective by construction. Written into one
- * buffer: this runs for every audited request.
+ * the context sorted by key and preceded by its entry count. Then, only when set, the later fields as
+ * tagged fields ("grant=<id>", "dry_run"): rows without them hash as they always did. Injective by
+ * construction (the context's count says where the tagged fields start). Written into one buffer: this
+ * runs for every audited request.
  */
 export function canonicalRow(row: AuditRow): Buffer {
   return canonicalInto(row, 0);
@@ -49,6 +55,8 @@ function canonicalInto(row: AuditRow, reserve: number): Buffer {
     String(context.length),
   ];
   for (const [k, v] of context) fields.push(k, v);
+  if (row.grantId) fields.push(`grant=${row.grantId}`);
+  if (row.dryRun) fields.push("dry_run");
   let size = reserve + 8;
   for (const f of fields) size += 4 + Buffer.byteLength(f, "utf8");
   const out = Buffer.allocUnsafe(size);

@@ -144,10 +144,10 @@ export class AuditWriter {
           RETURNING 1
         ), written AS (
           INSERT INTO audit_events (sequence, time, request_id, principal, operation, key_id, key_version_id,
-                                    result_code, error_code, encryption_context, prev_hash, hash)
-          SELECT r.s, r.t, r.q, r.p, r.o, r.k, r.v, r.r, r.e, r.c, decode(r.ph, 'hex'), decode(r.h, 'hex')
+                                    result_code, error_code, encryption_context, grant_id, dry_run, prev_hash, hash)
+          SELECT r.s, r.t, r.q, r.p, r.o, r.k, r.v, r.r, r.e, r.c, r.g, r.d, decode(r.ph, 'hex'), decode(r.h, 'hex')
           FROM json_to_recordset(${json}::json)
-               AS r(s bigint, t timestamptz, q text, p text, o text, k text, v text, r text, e text, c jsonb, ph text, h text)
+               AS r(s bigint, t timestamptz, q text, p text, o text, k text, v text, r text, e text, c jsonb, g text, d boolean, ph text, h text)
           WHERE EXISTS (SELECT 1 FROM moved)
           RETURNING 1
         )
@@ -228,7 +228,7 @@ const UNIQUE_VIOLATION = "23505";
  */
 function storable(event: AuditEvent): AuditEvent {
   const unstorable = (s: string) => s.includes("\u0000") || !s.isWellFormed();
-  const strings = [event.requestId, event.principal, event.operation, event.keyId, event.keyVersionId, event.resultCode, event.errorCode];
+  const strings = [event.requestId, event.principal, event.operation, event.keyId, event.keyVersionId, event.resultCode, event.errorCode, event.grantId ?? ""];
   const context = Object.entries(event.encryptionContext);
   if (!strings.some(unstorable) && !context.some(([k, v]) => unstorable(k) || unstorable(v))) return event;
   const clean = (s: string) => s.toWellFormed().replaceAll("\u0000", "\ufffd");
@@ -241,6 +241,7 @@ function storable(event: AuditEvent): AuditEvent {
     keyVersionId: clean(event.keyVersionId),
     resultCode: clean(event.resultCode),
     errorCode: clean(event.errorCode),
+    ...(event.grantId ? { grantId: clean(event.grantId) } : {}),
     encryptionContext: Object.fromEntries(context.map(([k, v]) => [clean(k), clean(v)])),
   };
 }
@@ -258,6 +259,8 @@ function toJson(r: ChainedRow) {
     r: r.resultCode,
     e: r.errorCode,
     c: r.encryptionContext,
+    g: r.grantId ?? "",
+    d: r.dryRun ?? false,
     ph: r.prevHash.toString("hex"),
     h: r.hash.toString("hex"),
   };
@@ -275,6 +278,8 @@ function toColumns(r: ChainedRow) {
     result_code: r.resultCode,
     error_code: r.errorCode,
     encryption_context: r.encryptionContext as never,
+    grant_id: r.grantId ?? "",
+    dry_run: r.dryRun ?? false,
     prev_hash: r.prevHash,
     hash: r.hash,
   };

@@ -82,7 +82,7 @@ export class KeyStore {
       FOR UPDATE SKIP LOCKED`;
   }
 
-  /** Removes the key, its versions (wrapped material), tags and aliases; keeps a tombstone. */
+  /** Removes the key, its versions (wrapped material), tags, aliases and grants; keeps a tombstone. */
   async destroyKey(tx: TransactionSql, key: KeyRecord, now: Date): Promise<KeyTombstone> {
     const versions = await tx<{ keyVersionId: string }[]>`SELECT key_version_id FROM key_versions WHERE key_id = ${key.keyId}`;
     const tombstone: KeyTombstone = {
@@ -95,6 +95,7 @@ export class KeyStore {
     };
     await tx`DELETE FROM aliases WHERE key_id = ${key.keyId}`;
     await tx`DELETE FROM key_tags WHERE key_id = ${key.keyId}`;
+    await tx`DELETE FROM grants WHERE key_id = ${key.keyId}`; // grants die with their key
     await tx`UPDATE keys SET primary_key_version_id = NULL WHERE key_id = ${key.keyId}`;
     await tx`DELETE FROM key_versions WHERE key_id = ${key.keyId}`;
     await tx`DELETE FROM keys WHERE key_id = ${key.keyId}`;

@@ -2,6 +2,8 @@
 // live only as long as their transaction and hold no SQL handle of the caller's.
 import type { TransactionSql } from "./connect";
 import type { AliasRecord, AliasStore } from "./alias-store";
+import { countGrants, deleteGrant, grantByName, grantOfKey, insertGrant } from "./grant-store";
+import type { GrantRecord } from "./grant-store";
 import { deleteImportedVersion, getImportedMaterial, lockImportToken, markImportTokenUsed, recordImportedMaterial } from "./import-store";
 import type { ImportedMaterialRecord, ImportTokenRecord } from "./import-store";
 import type { KeyPatch, KeyRecord, KeyStore, KeyTombstone, KeyVersionRecord } from "./key-store";
@@ -31,7 +33,31 @@ export class LockedKey {
     return this.keys.changeTags(this.tx, this.record.keyId, set, remove);
   }
 
-  /** Removes the key, its versions, tags and aliases; keeps a tombstone. */
+  /** The key's grant of this name (CreateGrant's idempotence), if any. */
+  grantByName(name: string): Promise<GrantRecord | undefined> {
+    return grantByName(this.tx, this.record.keyId, name);
+  }
+
+  /** The key's grant with this id, if it has one. */
+  grantOf(grantId: string): Promise<GrantRecord | undefined> {
+    return grantOfKey(this.tx, this.record.keyId, grantId);
+  }
+
+  countGrants(): Promise<number> {
+    return countGrants(this.tx, this.record.keyId);
+  }
+
+  addGrant(grant: GrantRecord): Promise<void> {
+    if (grant.keyId !== this.record.keyId) throw new Error(`grant ${grant.grantId} is not of key ${this.record.keyId}`);
+    return insertGrant(this.tx, grant);
+  }
+
+  /** Retires or revokes the key's grant; false when the key has no such grant. */
+  deleteGrant(grantId: string): Promise<boolean> {
+    return deleteGrant(this.tx, this.record.keyId, grantId);
+  }
+
+  /** Removes the key, its versions, tags, aliases and grants; keeps a tombstone. */
   destroy(now: Date): Promise<KeyTombstone> {
     return this.keys.destroyKey(this.tx, this.record, now);
   }

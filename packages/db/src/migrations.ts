@@ -185,4 +185,33 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX audit_checkpoints_by_sequence ON audit_checkpoints (sequence);
     `,
   },
+  {
+    version: 9,
+    name: "grants; audit rows name the grant and mark dry runs",
+    sql: `
+      -- A grant lets grantee use key_id for operations (docs/grants.md). Retired and revoked grants are
+      -- deleted; a destroyed key's grants go with its row (ON DELETE CASCADE). Grant tokens are not stored:
+      -- a token is the grant id with a MAC (kms-api grant-tokens.ts). At most one constraint map is non-empty.
+      CREATE TABLE grants (
+        grant_id                  uuid PRIMARY KEY,
+        key_id                    uuid NOT NULL REFERENCES keys (key_id) ON DELETE CASCADE,
+        name                      text NOT NULL DEFAULT '',
+        grantee_principal         text NOT NULL,
+        retiring_principal        text NOT NULL DEFAULT '',
+        operations                text[] NOT NULL,
+        context_equals            jsonb NOT NULL DEFAULT '{}',
+        context_subset            jsonb NOT NULL DEFAULT '{}',
+        issuing_principal         text NOT NULL,
+        creation_time             timestamptz NOT NULL
+      );
+      CREATE INDEX grants_by_key ON grants (key_id, creation_time, grant_id);
+      CREATE INDEX grants_by_grantee ON grants (key_id, grantee_principal);
+      CREATE INDEX grants_by_retiring_principal ON grants (retiring_principal, creation_time, grant_id) WHERE retiring_principal <> '';
+      CREATE UNIQUE INDEX grants_by_name ON grants (key_id, name) WHERE name <> '';
+
+      -- Covered by the row hash only when set (@kms/audit-chain), so earlier rows keep their hashes.
+      ALTER TABLE audit_events ADD COLUMN grant_id text NOT NULL DEFAULT '';
+      ALTER TABLE audit_events ADD COLUMN dry_run boolean NOT NULL DEFAULT false;
+    `,
+  },
 ];

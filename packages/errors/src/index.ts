@@ -38,6 +38,13 @@ export const ErrorCode = {
   InvalidMac: "Rejected.InvalidMac",
   // A request's `<field>_crc32c` is not the CRC32C of the bytes that arrived (corrupted on the way).
   ChecksumMismatch: "Rejected.ChecksumMismatch",
+  // Grants (docs/grants.md): a name already used for another grant of the key; a key at its grant limit;
+  // a grant id the key does not have (told only to callers the key policy lets revoke or list).
+  GrantExists: "AlreadyExists.Grant",
+  TooManyGrants: "Rejected.TooManyGrants",
+  GrantNotFound: "Forbidden.GrantNotFound",
+  // A dry run (dry_run = true) that would have succeeded: AWS's DryRunOperationException. Not a result.
+  DryRunOperation: "DryRunOperation",
   Unauthenticated: "Unauthenticated",
   PermissionDenied: "Forbidden.NoPermission",
   Throttled: "Throttling",
@@ -73,6 +80,11 @@ const STATUS_OF: { readonly [C in ErrorCode]: status } = {
   [ErrorCode.InvalidSignature]: status.INVALID_ARGUMENT,
   [ErrorCode.InvalidMac]: status.INVALID_ARGUMENT,
   [ErrorCode.ChecksumMismatch]: status.INVALID_ARGUMENT,
+  [ErrorCode.GrantExists]: status.ALREADY_EXISTS,
+  [ErrorCode.TooManyGrants]: status.FAILED_PRECONDITION,
+  [ErrorCode.GrantNotFound]: status.NOT_FOUND,
+  // As AWS's HTTP 412: a status no client can take for a result, and one no retry policy retries.
+  [ErrorCode.DryRunOperation]: status.FAILED_PRECONDITION,
   [ErrorCode.Unauthenticated]: status.UNAUTHENTICATED,
   [ErrorCode.PermissionDenied]: status.PERMISSION_DENIED,
   [ErrorCode.Throttled]: status.RESOURCE_EXHAUSTED,

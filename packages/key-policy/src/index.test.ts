@@ -1,6 +1,8 @@
 import { status } from "@grpc/grpc-js";
 import { KmsError } from "@kms/errors";
 import { PolicyEngine, conditionValues, defaultPolicy, evaluate, parsePolicy } from "./index";
+import { grantAllows } from "./grants";
+import type { GrantTerms } from "./grants";
 
 const doc = (statements: unknown[]) => JSON.stringify({ Version: "1", Statement: statements });
 const allow = (principal: unknown, action: unknown, extra: object = {}) => ({ Effect: "Allow", Principal: principal, Action: action, Resource: "*", ...extra });
@@ -188,5 +190,32 @@ describe("PolicyEngine decision cache", () => {
     expect(engine.hits).toBe(2);
     expect(decide("globex")).toBe("NoAllow");
     expect(engine.misses).toBe(4);
+  });
+});
+
+describe("grantAllows", () => {
+  const terms = (o: Partial<GrantTerms>): GrantTerms => ({ operations: ["Encrypt"], contextEquals: {}, contextSubset: {}, ...o });
+
+  it("allows only the operations it names", () => {
+    expect(grantAllows(terms({}), "Encrypt", {})).toBe(true);
+    expect(grantAllows(terms({}), "Decrypt", {})).toBe(false);
+  });
+
+  it("subset: every pair present, more allowed", () => {
+    const g = terms({ contextSubset: { app: "x" } });
+    expect(grantAllows(g, "Encrypt", { app: "x", more: "1" })).toBe(true);
+    expect(grantAllows(g, "Encrypt", { app: "y" })).toBe(false);
+    expect(grantAllows(g, "Encrypt", {})).toBe(false);
+  });
+
+  it("equals: exactly the map", () => {
+    const g = terms({ contextEquals: { app: "x" } });
+    expect(grantAllows(g, "Encrypt", { app: "x" })).toBe(true);
+    expect(grantAllows(g, "Encrypt", { app: "x", more: "1" })).toBe(false);
+    expect(grantAllows(g, "Encrypt", { other: "x" })).toBe(false);
+  });
+
+  it("a context key named like an Object property is not found on the prototype", () => {
+    expect(grantAllows(terms({ contextSubset: { constructor: "x" } }), "Encrypt", {})).toBe(false);
   });
 });

@@ -13,6 +13,8 @@ import { invalidArgument } from "@kms/errors";
 import { Glob, globProblem } from "./glob";
 
 export { Glob, MAX_GLOB_CHARACTERS, MAX_GLOB_STARS } from "./glob";
+export { CONTEXT_OPERATIONS, GRANT_OPERATIONS, grantAllows } from "./grants";
+export type { GrantTerms } from "./grants";
 export type { StepCounter } from "./glob";
 
 export const MAX_POLICY_BYTES = 32 * 1024;
@@ -26,7 +28,7 @@ export const ACTIONS = [
   "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "AsymmetricSign", "AsymmetricVerify", "AsymmetricEncrypt", "AsymmetricDecrypt",
   "GetPublicKey", "GenerateMac", "VerifyMac", "GetParametersForImport", "ImportKeyMaterial", "DeleteKeyMaterial",
   "CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliasesByKeyId", "TagResource", "UntagResource",
-  "ListResourceTags", "GetKeyPolicy", "SetKeyPolicy",
+  "ListResourceTags", "GetKeyPolicy", "SetKeyPolicy", "CreateGrant", "ListGrants", "RetireGrant", "RevokeGrant",
 ].map((a) => `kms:${a}`);
 
 export const OPERATORS = ["StringEquals", "StringNotEquals", "StringLike", "StringNotLike", "Bool"] as const;

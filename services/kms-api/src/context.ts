@@ -1,8 +1,9 @@
 import type { AccessConfig } from "@kms/config";
-import type { AliasStore, AuditReader, AuditWriter, KeyStore, Transactions } from "@kms/db";
+import type { AliasStore, AuditReader, AuditWriter, GrantStore, KeyStore, Transactions } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
 import type { AuditCheckpointer } from "./audit-checkpoints";
 import type { Authorizer } from "./auth/authorize";
+import type { GrantTokens } from "./grant-tokens";
 import type { KeyCache } from "./key-cache";
 import type { KeyLookup } from "./keys";
 import type { RateLimiter } from "./limits";
@@ -23,6 +24,9 @@ export interface Services {
   /** Read-through cache of key metadata for the hot path (see key-cache.ts). */
   keys: KeyCache;
   aliases: AliasStore;
+  /** Grants (docs/grants.md) and the tokens that name them. */
+  grants: GrantStore;
+  grantTokens: GrantTokens;
   /** Counts encryptions per version and rotates a key whose primary has done too many. */
   usage: UsageCounter;
   worker: WorkerClient;

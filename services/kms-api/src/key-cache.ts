@@ -3,10 +3,12 @@
 // even if a notification were lost; 0: no caching) and are dropped as soon as a NOTIFY says the key or
 // alias changed. An entry's lifetime counts from the moment its query was sent, so a value read before a
 // change committed is never served longer than the TTL after the commit.
+// A key's grants to one grantee are cached with the key, for as long, and dropped with it (a grant change
+// notifies `changed:<key id>`).
 // Versions never change once written, so they are cached longer; a destroyed key's versions become
 // unreachable because every use of a version also looks its key up.
 import { withoutDeadline } from "@kms/db";
-import type { AliasStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
+import type { AliasStore, GrantRecord, GrantStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 
 interface Entry<V> {
   value: V;
@@ -48,6 +50,9 @@ class TtlMap<V> {
   }
 }
 
+/** Grantees cached per key: beyond this, that key's entries start again (one caller cannot evict others' keys). */
+const MAX_GRANTEES_PER_KEY = 1000;
+
 export interface KeyCacheOptions {
   keyTtlMs?: number;
   versionTtlMs?: number;
@@ -59,6 +64,8 @@ export class KeyCache {
   private readonly keys: TtlMap<Promise<KeyRecord | undefined>>;
   private readonly versions: TtlMap<Promise<KeyVersionRecord | undefined>>;
   private readonly aliases: TtlMap<Promise<string | undefined>>;
+  /** Key id → grantee → the key's grants to that grantee. */
+  private readonly grants: TtlMap<Map<string, Promise<GrantRecord[]>>>;
   hits = 0;
   misses = 0;
 
@@ -66,12 +73,39 @@ export class KeyCache {
     private readonly store: KeyStore,
     private readonly aliasStore: AliasStore,
     o: KeyCacheOptions = {},
+    private readonly grantStore?: GrantStore,
   ) {
     const now = o.now ?? Date.now;
     const max = o.maxEntries ?? 20_000;
     this.keys = new TtlMap(o.keyTtlMs ?? 1000, max, now);
     this.aliases = new TtlMap(o.keyTtlMs ?? 1000, max, now);
     this.versions = new TtlMap(o.versionTtlMs ?? 60_000, max, now);
+    this.grants = new TtlMap(o.keyTtlMs ?? 1000, max, now);
+    this.keyTtlMs = o.keyTtlMs ?? 1000;
+  }
+
+  private readonly keyTtlMs: number;
+
+  /** The key's grants to `grantee` (none without a grant store). */
+  grantsTo(keyId: string, grantee: string): Promise<GrantRecord[]> {
+    const store = this.grantStore;
+    if (!store) return Promise.resolve([]);
+    if (this.keyTtlMs <= 0) return withoutDeadline(() => store.forGrantee(keyId, grantee));
+    let byGrantee = this.grants.get(keyId);
+    if (!byGrantee) {
+      byGrantee = new Map();
+      this.grants.set(keyId, byGrantee);
+    }
+    const cached = byGrantee.get(grantee);
+    if (cached) return cached;
+    if (byGrantee.size >= MAX_GRANTEES_PER_KEY) byGrantee.clear();
+    const entry = byGrantee;
+    const loading = withoutDeadline(() => store.forGrantee(keyId, grantee)).catch((err: unknown) => {
+      entry.delete(grantee);
+      throw err;
+    });
+    byGrantee.set(grantee, loading);
+    return loading;
   }
 
   getKey(keyId: string): Promise<KeyRecord | undefined> {
@@ -88,6 +122,7 @@ export class KeyCache {
 
   invalidateKey(keyId: string): void {
     this.keys.delete(keyId);
+    this.grants.delete(keyId);
   }
 
   invalidateAlias(aliasName: string): void {
@@ -99,6 +134,7 @@ export class KeyCache {
     this.keys.clear();
     this.aliases.clear();
     this.versions.clear();
+    this.grants.clear();
   }
 
   /**

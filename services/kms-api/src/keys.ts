@@ -3,7 +3,8 @@ import { timestampFromDate, durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, InternalError, KmsError, invalidCiphertext, keyNotFound } from "@kms/errors";
-import type { KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
+import type { GrantRecord, GrantStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
+import { grantAllows } from "@kms/key-policy";
 import { checkEnabled, parseKeyReference } from "@kms/key-rules";
 import type { kmsResources } from "@kms/proto";
 import type { hsm } from "@kms/proto/internal";
@@ -11,6 +12,7 @@ import type { Authorizer } from "./auth/authorize";
 import { aliasDenied, isAdmin, mayManageAlias } from "./auth/visibility";
 import type { Deciders } from "./auth/visibility";
 import type { CallContext } from "./call-context";
+import type { GrantTokens } from "./grant-tokens";
 import type { KeyCache } from "./key-cache";
 
 /** Which permission a lookup checks: by default the call's own action and encryption context. */
@@ -32,8 +34,50 @@ export class KeyLookup {
     private readonly cache: KeyCache,
     private readonly store: KeyStore,
     authorizer: Authorizer,
+    private readonly grants?: { store: GrantStore; tokens: GrantTokens },
   ) {
     this.deciders = { access: authorizer.access, authorizer };
+  }
+
+  /**
+   * The key policy decides; where it has no Allow (an explicit Deny always wins), an active grant to the
+   * caller for this operation whose constraints hold allows, and the audit row names it. Grants named by
+   * the call's grant_tokens are read from Postgres (usable at once on every replica), the others from
+   * the cache. A token that is forged, or of another key, grantee or operation, counts for nothing: the
+   * caller gets the same PERMISSION_DENIED as with no token, as for a key that does not exist.
+   */
+  private async authorize(ctx: CallContext, key: KeyRecord, access: Access): Promise<void> {
+    const action = access.action ?? `kms:${ctx.operation}`;
+    const encryptionContext = access.encryptionContext ?? ctx.encryptionContext;
+    const decision = this.authorizer.decide(ctx, key, action, encryptionContext);
+    if (decision === "Allow") return;
+    if (decision === "NoAllow") {
+      const grant = await this.grantAllowing(ctx, key, action.slice("kms:".length), encryptionContext);
+      if (grant) {
+        const named = ctx.audit.grantId ? ctx.audit.grantId.split(",") : [];
+        if (!named.includes(grant.grantId)) ctx.audit.grantId = [...named, grant.grantId].join(",");
+        return;
+      }
+    }
+    throw this.authorizer.refusal(decision, ctx, key, action);
+  }
+
+  private async grantAllowing(ctx: CallContext, key: KeyRecord, operation: string, encryptionContext: Readonly<Record<string, string>>): Promise<GrantRecord | undefined> {
+    if (!this.grants) return undefined;
+    const fits = (g: GrantRecord | undefined): g is GrantRecord =>
+      g !== undefined && g.keyId === key.keyId && g.granteePrincipal === ctx.principal && grantAllows(g, operation, encryptionContext);
+    for (const token of ctx.grantTokens ?? []) {
+      const grantId = this.grants.tokens.grantIdOf(token);
+      const grant = grantId ? await this.grants.store.get(grantId) : undefined;
+      if (fits(grant)) return grant;
+    }
+    return (await this.cache.grantsTo(key.keyId, ctx.principal)).find(fits);
+  }
+
+  /** The grant a token names, read from Postgres; undefined for a forged token or a grant that is gone. */
+  async grantOfToken(token: string): Promise<GrantRecord | undefined> {
+    const grantId = this.grants?.tokens.grantIdOf(token);
+    return grantId ? this.grants!.store.get(grantId) : undefined;
   }
 
   private get authorizer(): Authorizer {
@@ -69,7 +113,7 @@ export class KeyLookup {
       ctx.audit.keyId ||= ref.keyId;
       const key = await this.cache.getKey(ref.keyId);
       if (!key) throw await this.gone(ref.keyId, ctx, access.action);
-      this.authorizer.key(ctx, key, access.action, access.encryptionContext);
+      await this.authorize(ctx, key, access);
       return key;
     }
     const hidden = () => aliasDenied(ctx, ref.aliasName, access.action);
@@ -82,7 +126,7 @@ export class KeyLookup {
     const key = await this.cache.getKey(keyId);
     if (!key) throw mayManageAlias(this.deciders, ctx, ref.aliasName) ? await this.gone(keyId) : hidden();
     try {
-      this.authorizer.key(ctx, key, access.action, access.encryptionContext);
+      await this.authorize(ctx, key, access);
     } catch (err) {
       if (err instanceof KmsError && err.status === status.PERMISSION_DENIED) throw hidden();
       throw err;
@@ -99,7 +143,7 @@ export class KeyLookup {
     const key = version ? await this.cache.getKey(version.keyId) : undefined;
     if (version && key) {
       ctx.audit.keyId ||= key.keyId;
-      this.authorizer.key(ctx, key, access.action, access.encryptionContext);
+      await this.authorize(ctx, key, access);
       return { key, version };
     }
     const tombstone = await this.store.tombstoneOfVersion(keyVersionId);
@@ -109,7 +153,7 @@ export class KeyLookup {
     const owner = importedBy ? await this.cache.getKey(importedBy) : undefined;
     if (owner) {
       ctx.audit.keyId ||= owner.keyId;
-      this.authorizer.key(ctx, owner, access.action, access.encryptionContext);
+      await this.authorize(ctx, owner, access);
       checkEnabled(owner);
     }
     throw invalidCiphertext();

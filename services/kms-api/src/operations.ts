@@ -25,6 +25,7 @@ import { generateRandom } from "./handlers/generate-random";
 import { getParametersForImport } from "./handlers/get-parameters-for-import";
 import { getPublicKey } from "./handlers/get-public-key";
 import { importKeyMaterial } from "./handlers/import-key-material";
+import { createGrant, listGrants, listRetirableGrants, retireGrant, revokeGrant } from "./handlers/grants";
 import { getKeyPolicy, setKeyPolicy } from "./handlers/key-policy";
 import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
 import { listKeys } from "./handlers/list-keys";
@@ -37,6 +38,10 @@ import type { Operation } from "./pipeline/operation";
 
 const m = kms.KeyManagementService.method;
 const byKeyId = { keyId: (r: { keyId: string }) => r.keyId };
+/** dry_run and grant_tokens (docs/grants.md): every cryptographic request has both. */
+const checkable = { dryRun: (r: { dryRun: boolean }) => r.dryRun, grantTokens: (r: { grantTokens: string[] }) => r.grantTokens };
+const withGrantTokens = { grantTokens: (r: { grantTokens: string[] }) => r.grantTokens };
+const withDryRun = { dryRun: (r: { dryRun: boolean }) => r.dryRun };
 const withContext = { encryptionContext: (r: { encryptionContext: Record<string, string> }) => r.encryptionContext };
 /** More than a batch may hold is refused by its handler (INVALID_ARGUMENT), not counted. */
 const items = (r: { items: unknown[] }) => (r.items.length <= MAX_BATCH_ITEMS ? r.items.length : 1);
@@ -49,7 +54,7 @@ function crc32c(method: { name: string }): { checksums: Integrity } {
 
 const ALL: Operation[] = [
   operation(m.createKey, createKey),
-  operation(m.describeKey, describeKey, byKeyId),
+  operation(m.describeKey, describeKey, { ...byKeyId, ...withGrantTokens }),
   operation(m.listKeys, listKeys),
   operation(m.updateKeyDescription, updateKeyDescription, byKeyId),
   operation(m.enableKey, enableKey, byKeyId),
@@ -62,24 +67,24 @@ const ALL: Operation[] = [
   operation(m.listKeyVersions, listKeyVersions, byKeyId),
   operation(m.updateRotationPolicy, updateRotationPolicy, byKeyId),
 
-  operation(m.encrypt, encrypt, { ...crc32c(m.encrypt), ...byKeyId, ...withContext, requestSecrets: (r) => [r.plaintext] }),
-  operation(m.decrypt, decrypt, { ...crc32c(m.decrypt), ...withContext, responseSecrets: (r) => [r.plaintext] }),
-  operation(m.reEncrypt, reEncrypt, { ...crc32c(m.reEncrypt), encryptionContext: (r) => r.destinationEncryptionContext }),
-  operation(m.generateDataKey, generateDataKey, { ...crc32c(m.generateDataKey), ...byKeyId, ...withContext, responseSecrets: (r) => [r.plaintext] }),
-  operation(m.generateDataKeyWithoutPlaintext, generateDataKeyWithoutPlaintext, { ...crc32c(m.generateDataKeyWithoutPlaintext), ...byKeyId, ...withContext }),
-  operation(m.generateDataKeyPair, generateDataKeyPair, { ...crc32c(m.generateDataKeyPair), ...byKeyId, ...withContext, responseSecrets: (r) => [r.privateKeyPlaintext] }),
-  operation(m.generateDataKeyPairWithoutPlaintext, generateDataKeyPairWithoutPlaintext, { ...crc32c(m.generateDataKeyPairWithoutPlaintext), ...byKeyId, ...withContext }),
+  operation(m.encrypt, encrypt, { ...checkable, ...crc32c(m.encrypt), ...byKeyId, ...withContext, requestSecrets: (r) => [r.plaintext] }),
+  operation(m.decrypt, decrypt, { ...checkable, ...crc32c(m.decrypt), ...withContext, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.reEncrypt, reEncrypt, { ...checkable, ...crc32c(m.reEncrypt), encryptionContext: (r) => r.destinationEncryptionContext }),
+  operation(m.generateDataKey, generateDataKey, { ...checkable, ...crc32c(m.generateDataKey), ...byKeyId, ...withContext, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.generateDataKeyWithoutPlaintext, generateDataKeyWithoutPlaintext, { ...checkable, ...crc32c(m.generateDataKeyWithoutPlaintext), ...byKeyId, ...withContext }),
+  operation(m.generateDataKeyPair, generateDataKeyPair, { ...checkable, ...crc32c(m.generateDataKeyPair), ...byKeyId, ...withContext, responseSecrets: (r) => [r.privateKeyPlaintext] }),
+  operation(m.generateDataKeyPairWithoutPlaintext, generateDataKeyPairWithoutPlaintext, { ...checkable, ...crc32c(m.generateDataKeyPairWithoutPlaintext), ...byKeyId, ...withContext }),
   operation(m.batchEncrypt, batchEncrypt, { ...crc32c(m.batchEncrypt), items, requestSecrets: (r) => r.items.map((i) => i.plaintext) }),
   operation(m.batchDecrypt, batchDecrypt, { ...crc32c(m.batchDecrypt), items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
   operation(m.batchGenerateDataKey, batchGenerateDataKey, { ...crc32c(m.batchGenerateDataKey), items, responseSecrets: (r) => (r.results ?? []).map((i) => i.response?.plaintext) }),
 
-  operation(m.asymmetricSign, asymmetricSign, { ...byKeyId, ...crc32c(m.asymmetricSign) }),
-  operation(m.asymmetricVerify, asymmetricVerify, { ...byKeyId, ...crc32c(m.asymmetricVerify) }),
-  operation(m.asymmetricEncrypt, asymmetricEncrypt, { ...crc32c(m.asymmetricEncrypt), ...byKeyId, requestSecrets: (r) => [r.plaintext] }),
-  operation(m.asymmetricDecrypt, asymmetricDecrypt, { ...crc32c(m.asymmetricDecrypt), ...byKeyId, responseSecrets: (r) => [r.plaintext] }),
-  operation(m.getPublicKey, getPublicKey, byKeyId),
-  operation(m.generateMac, generateMac, { ...byKeyId, ...crc32c(m.generateMac) }),
-  operation(m.verifyMac, verifyMac, { ...byKeyId, ...crc32c(m.verifyMac) }),
+  operation(m.asymmetricSign, asymmetricSign, { ...checkable, ...byKeyId, ...crc32c(m.asymmetricSign) }),
+  operation(m.asymmetricVerify, asymmetricVerify, { ...checkable, ...byKeyId, ...crc32c(m.asymmetricVerify) }),
+  operation(m.asymmetricEncrypt, asymmetricEncrypt, { ...checkable, ...crc32c(m.asymmetricEncrypt), ...byKeyId, requestSecrets: (r) => [r.plaintext] }),
+  operation(m.asymmetricDecrypt, asymmetricDecrypt, { ...checkable, ...crc32c(m.asymmetricDecrypt), ...byKeyId, responseSecrets: (r) => [r.plaintext] }),
+  operation(m.getPublicKey, getPublicKey, { ...byKeyId, ...withGrantTokens }),
+  operation(m.generateMac, generateMac, { ...checkable, ...byKeyId, ...crc32c(m.generateMac) }),
+  operation(m.verifyMac, verifyMac, { ...checkable, ...byKeyId, ...crc32c(m.verifyMac) }),
   operation(m.generateRandom, generateRandom, crc32c(m.generateRandom)),
 
   operation(m.getParametersForImport, getParametersForImport, byKeyId),
@@ -96,6 +101,12 @@ const ALL: Operation[] = [
   operation(m.listResourceTags, listResourceTags, byKeyId),
   operation(m.getKeyPolicy, getKeyPolicy, byKeyId),
   operation(m.setKeyPolicy, setKeyPolicy, byKeyId),
+
+  operation(m.createGrant, createGrant, { ...byKeyId, ...withDryRun }),
+  operation(m.listGrants, listGrants, byKeyId),
+  operation(m.listRetirableGrants, listRetirableGrants),
+  operation(m.retireGrant, retireGrant, { ...byKeyId, ...withDryRun }),
+  operation(m.revokeGrant, revokeGrant, { ...byKeyId, ...withDryRun }),
 
   operation(m.listAuditEvents, listAuditEvents, byKeyId),
   operation(m.verifyAuditLog, verifyAuditLog),

@@ -1,7 +1,7 @@
 // Builds the objects the handlers share, for main.ts and for tests (which inject a clock).
 import { randomBytes } from "node:crypto";
 import type { AccessConfig } from "@kms/config";
-import { AliasStore, AuditReader, AuditWriter, KeyStore, Transactions } from "@kms/db";
+import { AliasStore, AuditReader, AuditWriter, GrantStore, KeyStore, Transactions } from "@kms/db";
 import { PolicyEngine } from "@kms/key-policy";
 import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
@@ -9,6 +9,7 @@ import type { Services } from "./context";
 import type { Logger } from "@kms/telemetry";
 import { AuditCheckpointer } from "./audit-checkpoints";
 import { Authorizer } from "./auth/authorize";
+import { GrantTokens } from "./grant-tokens";
 import { KeyLookup } from "./keys";
 import { rotateIfStillPrimary } from "./jobs/rotation-by-use";
 import { failurePoint } from "./fault-injection";
@@ -48,14 +49,18 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   const audit = new AuditWriter(o.sql);
   const policies = new PolicyEngine();
   const authorizer = new Authorizer(policies, o.access);
-  const keys = new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs });
+  const grants = new GrantStore(o.sql);
+  const grantTokens = new GrantTokens(await store.sharedSecret("grant-token-mac", randomBytes(32)));
+  const keys = new KeyCache(store, aliases, o.metadataCacheTtlMs === undefined ? {} : { keyTtlMs: o.metadataCacheTtlMs }, grants);
   const auditReader = new AuditReader(o.sql);
   const services: Services = {
     store,
     transactions: new Transactions(o.sql, audit),
     keys,
-    lookup: new KeyLookup(keys, store, authorizer),
+    lookup: new KeyLookup(keys, store, authorizer, { store: grants, tokens: grantTokens }),
     aliases,
+    grants,
+    grantTokens,
     usage: new UsageCounter({
       threshold: o.rotateAfterEncryptions,
       batchSize: defaultBatchSize(o.rotateAfterEncryptions),

@@ -64,9 +64,10 @@ export class UsageCounter {
 
   /**
    * Counts one encryption under `version` of `key`, before it is made. A version that cannot rotate and
-   * has reached its limit is refused: FAILED_PRECONDITION, Rejected.EncryptionLimit.
+   * has reached its limit is refused: FAILED_PRECONDITION, Rejected.EncryptionLimit. A dry run
+   * (`dryRun`) is checked against the limit and not counted.
    */
-  async take(key: KeyRecord, version: KeyVersionRecord): Promise<void> {
+  async take(key: KeyRecord, version: KeyVersionRecord, dryRun = false): Promise<void> {
     if (key.origin === kmsResources.Origin.EXTERNAL) {
       const id = version.keyVersionId;
       let known = this.flushed.get(id);
@@ -88,7 +89,7 @@ export class UsageCounter {
         );
       }
     }
-    this.record(key.keyId, version.keyVersionId);
+    if (!dryRun) this.record(key.keyId, version.keyVersionId);
   }
 
   /** One encryption under `keyVersionId` of `keyId`. */

@@ -6,7 +6,7 @@ import { conditionValues, defaultPolicy } from "@kms/key-policy";
 import { keySpecName, keyUsageName, enumName } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import type { AccessConfig } from "@kms/config";
-import type { PolicyEngine } from "@kms/key-policy";
+import type { Decision, PolicyEngine } from "@kms/key-policy";
 import type { CallContext } from "../call-context";
 
 const denied = (why: string) => new KmsError(ErrorCode.PermissionDenied, why);
@@ -41,7 +41,13 @@ export class Authorizer {
 
   /** PERMISSION_DENIED unless the key's policy allows `action` for this caller and context. */
   key(ctx: CallContext, key: KeyRecord, action = `kms:${ctx.operation}`, encryptionContext: Readonly<Record<string, string>> = ctx.encryptionContext): void {
-    const decision = this.policies.decide(this.policyOf(key), {
+    const decision = this.decide(ctx, key, action, encryptionContext);
+    if (decision !== "Allow") throw this.refusal(decision, ctx, key, action);
+  }
+
+  /** The key policy's decision alone; a NoAllow may still be allowed by a grant (keys.ts). */
+  decide(ctx: CallContext, key: KeyRecord, action: string, encryptionContext: Readonly<Record<string, string>>): Decision {
+    return this.policies.decide(this.policyOf(key), {
       principal: ctx.principal,
       action,
       values: conditionValues({
@@ -54,8 +60,12 @@ export class Authorizer {
         encryptionContext,
       }),
     });
-    if (decision === "Deny") throw denied(`${action} on key ${key.keyId} is denied by its key policy`);
-    if (decision !== "Allow") throw denied(`${action} on key ${key.keyId} is not allowed for ${ctx.principal}`);
+  }
+
+  /** The refusal of a decision other than Allow. */
+  refusal(decision: Decision, ctx: CallContext, key: KeyRecord, action: string): KmsError {
+    if (decision === "Deny") return denied(`${action} on key ${key.keyId} is denied by its key policy`);
+    return denied(`${action} on key ${key.keyId} is not allowed for ${ctx.principal}`);
   }
 
   /** CreateKey, ListKeys, ListAliases: KMS_CREATORS and KMS_ADMINS. */

@@ -7,6 +7,7 @@ import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
 
+import { dryRunStop } from "../pipeline/dry-run";
 import type { Handler } from "../pipeline/operation";
 
 export const asymmetricEncrypt: Handler<typeof kms.AsymmetricEncryptRequestSchema, typeof kms.AsymmetricEncryptResponseSchema> = async (
@@ -21,6 +22,7 @@ export const asymmetricEncrypt: Handler<typeof kms.AsymmetricEncryptRequestSchem
     throw invalidArgument("plaintext", `must be 1 to ${maxPlaintextBytes} bytes for this key and algorithm, got ${req.plaintext.length}`);
   }
   const version = await selectVersion(s, ctx, key, req.keyVersionId);
+  dryRunStop(ctx);
   const publicKey = createPublicKey({ key: publicKeyOf(version), format: "der", type: "spki" });
   const oaepHash = req.algorithm === kmsResources.EncryptionAlgorithm.RSAES_OAEP_SHA_1 ? "sha1" : "sha256";
   const ciphertextBlob = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, req.plaintext);

@@ -2,6 +2,7 @@ import { checkSigningAlgorithm, checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
 
+import { dryRunStop } from "../pipeline/dry-run";
 import type { Handler } from "../pipeline/operation";
 import { workerSignInput } from "./sign-input";
 
@@ -16,6 +17,7 @@ export const asymmetricVerify: Handler<typeof kms.AsymmetricVerifyRequestSchema,
   checkSigningAlgorithm(key.keySpec, req.algorithm);
   const input = workerSignInput(req.algorithm, req.input);
   const version = await selectVersion(s, ctx, key, req.keyVersionId);
+  dryRunStop(ctx);
   const { valid } = await s.worker.verify(
     { publicKey: publicKeyOf(version), keySpec: key.keySpec, algorithm: req.algorithm, input, signature: req.value },
     ctx.deadline,

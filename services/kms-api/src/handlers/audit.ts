@@ -36,6 +36,8 @@ export const listAuditEvents: Handler<typeof kms.ListAuditEventsRequestSchema, t
       resultCode: e.resultCode,
       errorCode: e.errorCode,
       hash: e.hash.toString("hex"),
+      grantId: e.grantId ?? "",
+      dryRun: e.dryRun ?? false,
     })),
     nextPageToken: rows.length > limit && last ? s.pageTokens.encode(scope, [String(last.sequence)]) : "",
   };

@@ -9,6 +9,7 @@ import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import type { Handler } from "../pipeline/operation";
+import { checkGrantTokens } from "../pipeline/dry-run";
 import { asKmsError, auditEventOf } from "../pipeline/outcome";
 import { decrypt } from "./decrypt";
 import { encrypt } from "./encrypt";
@@ -40,6 +41,9 @@ async function runItems<I extends DescMessage, O extends DescMessage>(
         requestId: `${ctx.requestId}/${i}`,
         operation,
         encryptionContext: { ...(item as { encryptionContext?: Record<string, string> }).encryptionContext },
+        // An item's own dry_run (its outcome is then DryRunOperation) and grant_tokens, as its single call's.
+        dryRun: (item as { dryRun?: boolean }).dryRun ?? false,
+        grantTokens: checkGrantTokens((item as { grantTokens?: string[] }).grantTokens ?? [], `items[${i}].grant_tokens`),
         audit: { operation: `Batch${operation}`, keyId: keyId && isUuid(keyId) ? keyId.toLowerCase() : "", keyVersionId: "" },
       };
       let outcome: ItemOutcome<MessageInitShape<O>>;

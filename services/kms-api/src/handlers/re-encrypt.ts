@@ -4,6 +4,7 @@ import { assembleBlob, buildAad, encodeHeader, parseBlob, validateEncryptionCont
 import { checkUsable } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { wrappedKey } from "../keys";
+import { dryRunStop } from "../pipeline/dry-run";
 import type { Handler } from "../pipeline/operation";
 
 export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.ReEncryptResponseSchema> = async (req, ctx, s) => {
@@ -21,7 +22,8 @@ export const reEncrypt: Handler<typeof kms.ReEncryptRequestSchema, typeof kms.Re
   const version = await s.lookup.primaryVersion(ctx, destination);
   const header = encodeHeader(version.keyVersionId);
   // Counted before the worker call: an imported destination's version past its limit is refused here.
-  await s.usage.take(destination, version);
+  await s.usage.take(destination, version, ctx.dryRun);
+  dryRunStop(ctx);
   const { sealed } = await s.worker.reEncrypt(
     {
       sourceKey: wrappedKey(source.key, source.version),

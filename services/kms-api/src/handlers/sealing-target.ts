@@ -5,6 +5,7 @@ import { buildAad, encodeHeader, validateEncryptionContext } from "@kms/cipherte
 import { checkUsable } from "@kms/key-rules";
 import type { CryptoOperation } from "@kms/key-rules";
 import type { CallContext, Services } from "../context";
+import { dryRunStop } from "../pipeline/dry-run";
 
 export async function sealingTarget(s: Services, ctx: CallContext, keyId: string, encryptionContext: Record<string, string>, operation: CryptoOperation) {
   validateEncryptionContext(encryptionContext);
@@ -13,6 +14,7 @@ export async function sealingTarget(s: Services, ctx: CallContext, keyId: string
   const version = await s.lookup.primaryVersion(ctx, key);
   const header = encodeHeader(version.keyVersionId);
   // Counted before the worker call: an imported key's version past its limit is refused here.
-  await s.usage.take(key, version);
+  await s.usage.take(key, version, ctx.dryRun);
+  dryRunStop(ctx);
   return { key, version, header, aad: buildAad(header, encryptionContext) };
 }

@@ -1,6 +1,7 @@
 import { checkUsable, validateMessage } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import { wrappedKey } from "../keys";
+import { dryRunStop } from "../pipeline/dry-run";
 import type { Handler } from "../pipeline/operation";
 
 /** A MAC that does not match is mac_valid=false; the worker compares in constant time. */
@@ -9,6 +10,7 @@ export const verifyMac: Handler<typeof kms.VerifyMacRequestSchema, typeof kms.Ve
   const key = await s.lookup.find(ctx, req.keyId);
   checkUsable(key, "VerifyMac");
   const version = await s.lookup.primaryVersion(ctx, key);
+  dryRunStop(ctx);
   const { macValid } = await s.worker.verifyMac({ key: wrappedKey(key, version), message: req.message, mac: req.mac }, ctx.deadline);
   return { macValid, keyId: key.keyId, keyVersionId: version.keyVersionId };
 };

@@ -20,6 +20,10 @@ export interface Declarations<I extends DescMessage, O extends DescMessage> {
   keyId?: (request: MessageShape<I>) => string;
   /** The encryption context the key policy's conditions and the audit row see. */
   encryptionContext?: (request: MessageShape<I>) => Record<string, string>;
+  /** The request's dry_run flag (docs/grants.md#dry-runs). */
+  dryRun?: (request: MessageShape<I>) => boolean;
+  /** The request's grant_tokens. */
+  grantTokens?: (request: MessageShape<I>) => readonly string[];
   /** Items a batch carries: each beyond the first takes one more rate-limit token. */
   items?: (request: MessageShape<I>) => number;
   /** The request's secret fields (zeroed after the handler). */

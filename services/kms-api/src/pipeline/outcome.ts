@@ -40,5 +40,7 @@ export function auditEventOf(ctx: CallContext, time: Date, failure?: KmsError): 
     encryptionContext: ctx.encryptionContext,
     resultCode,
     errorCode,
+    ...(ctx.audit.grantId ? { grantId: ctx.audit.grantId } : {}),
+    ...(ctx.dryRun ? { dryRun: true } : {}),
   };
 }

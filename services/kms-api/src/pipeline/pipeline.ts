@@ -5,8 +5,9 @@
 //              take one token each once the request is decoded
 //   decode     the front's request (malformed: INVALID_ARGUMENT naming the field); then the CRC32Cs
 //              it came with (a mismatch: INVALID_ARGUMENT, Rejected.ChecksumMismatch, before any key use)
-//   handle     the handler, which authorizes against the key policy as it looks the key up (keys.ts),
-//              its queries bounded by the call's deadline
+//   handle     the handler, which authorizes against the key policy, or else a grant, as it looks the key
+//              up (keys.ts), its queries bounded by the call's deadline; a dry run stops before the
+//              operation itself (dry-run.ts)
 //   encode     the response's CRC32Cs are filled, the front serialises the reply; then the secrets the operation declared are zeroed
 //   audit      the row is durable before the reply: if it cannot be written the caller gets UNAVAILABLE
 //              instead of the answer (fail-closed). A key change wrote its row with the change
@@ -15,7 +16,7 @@
 // A call ends with the encoded reply or a KmsError; the front turns the latter into its own status.
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
-import { ErrorCode, KmsError, unavailable } from "@kms/errors";
+import { ErrorCode, InternalError, KmsError, unavailable } from "@kms/errors";
 import { withDeadline } from "@kms/db";
 import { checkRequestChecksums, fillResponseChecksums } from "@kms/integrity";
 import { isUuid } from "@kms/key-rules";
@@ -23,6 +24,7 @@ import type { CallContext, Services } from "../context";
 import { throttleHoldMs } from "../limits";
 import type { Release } from "../limits";
 import { describeError } from "@kms/telemetry";
+import { checkGrantTokens } from "./dry-run";
 import type { Operation } from "./operation";
 import { asKmsError, auditEventOf, statusOf } from "./outcome";
 
@@ -87,8 +89,12 @@ export class OperationPipeline {
       const keyId = op.keyId?.(request);
       if (keyId !== undefined && isUuid(keyId)) ctx.audit.keyId = keyId.toLowerCase();
       ctx.encryptionContext = { ...op.encryptionContext?.(request) };
+      ctx.dryRun = op.dryRun?.(request) ?? false;
+      ctx.grantTokens = checkGrantTokens(op.grantTokens?.(request) ?? []);
       if (op.checksums) checkRequestChecksums(op.checksums, request as Record<string, unknown>);
       const response = await withDeadline(ctx.deadline, () => op.handle(request!, ctx, s));
+      // A dry run never answers with a result: its handler stops at dryRunStop().
+      if (ctx.dryRun) throw new InternalError(`${op.name}: a dry run got past dryRunStop()`);
       if (op.checksums) fillResponseChecksums(op.checksums, request as Record<string, unknown>, response as Record<string, unknown>);
       reply = encode(response);
       for (const secret of op.responseSecrets?.(response) ?? []) secret?.fill(0); // the reply holds its own copy now

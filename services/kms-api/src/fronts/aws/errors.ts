@@ -38,6 +38,11 @@ export const AWS_ERRORS: Readonly<Record<ErrorCode, AwsErrorName>> = {
   [ErrorCode.InvalidMac]: client("KMSInvalidMacException"),
   // AWS KMS has no checksum fields (its clients never send one); a mismatch is a malformed request there.
   [ErrorCode.ChecksumMismatch]: client("ValidationException"),
+  [ErrorCode.GrantExists]: client("AlreadyExistsException"),
+  [ErrorCode.TooManyGrants]: client("LimitExceededException"),
+  [ErrorCode.GrantNotFound]: client("NotFoundException"),
+  // AWS answers a dry run that would succeed with HTTP 412 DryRunOperationException.
+  [ErrorCode.DryRunOperation]: { type: "DryRunOperationException", httpStatus: 412 },
   [ErrorCode.Unauthenticated]: client("UnrecognizedClientException"),
   [ErrorCode.PermissionDenied]: client("AccessDeniedException"),
   [ErrorCode.Throttled]: client("ThrottlingException"),
