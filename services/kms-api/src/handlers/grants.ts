@@ -152,9 +152,9 @@ export const retireGrant: Handler<typeof kms.RetireGrantRequestSchema, typeof km
   // One answer for a forged token, a grant that is gone or of another key, and a caller who may not retire it.
   const denied = () => new KmsError(ErrorCode.PermissionDenied, `kms:RetireGrant of this grant is not allowed for ${ctx.principal}`);
   const grant = await grantToRetire(req, ctx, s);
+  if (grant) ctx.audit.keyId = grant.keyId; // for the audit row only: the caller is told nothing of it
   const key = grant ? await s.keys.getKey(grant.keyId) : undefined;
   if (!grant || !key || !mayRetire(s, ctx, key, grant)) throw denied();
-  ctx.audit.keyId = grant.keyId;
   ctx.audit.grantId = grant.grantId;
   const retired = await auditedTransaction(s, ctx, (work) =>
     work.withLockedKey(grant.keyId, async (locked) => {
