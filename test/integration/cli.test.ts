@@ -163,3 +163,41 @@ it("runs as `npx kms` and `npm exec kms` from the repository, as the README writ
     });
   }
 });
+
+it("creates, lists, retires and revokes grants; --dry-run checks without doing", () => {
+  const keyId = json<KeyJson>(["create-key", "--protection-level", "SOFTWARE"]).keyMetadata.keyId;
+  const dry = kms(["grant", "create", keyId, "--grantee", "cn:bob", "--operation", "Encrypt", "--dry-run"]);
+  expect([dry.code, dry.stdout, dry.stderr]).toEqual([0, "dry run: the call would succeed (nothing was done)\n", ""]);
+  expect(json<{ grants?: unknown[] }>(["grant", "list", keyId]).grants ?? []).toEqual([]);
+
+  const args = ["grant", "create", keyId, "--grantee", "cn:bob", "--operation", "Encrypt", "--operation", "Decrypt", "--retiring", "cn:carol", "--context-subset", "app=x", "--name", "cli"];
+  const made = json<{ grantId: string; grantToken: string }>(args);
+  expect(json<{ grantId: string }>(args).grantId).toBe(made.grantId);
+  const listed = kms(["grant", "list", keyId]);
+  expect(listed.stdout).toBe(`${made.grantId}\tcn:bob\tEncrypt,Decrypt\tcn:carol\tcli\n`);
+  const retirable = json<{ grants: { grantId: string }[] }>(["grant", "list-retirable", "--principal", "cn:carol"]);
+  expect(retirable.grants.map((g) => g.grantId)).toContain(made.grantId);
+  expect(kms(["grant", "create", keyId, "--grantee", "cn:bob", "--operation", "CreateGrant"]).code).toBe(3);
+
+  expect(kms(["grant", "retire", "--token", made.grantToken, "--dry-run"]).code).toBe(0);
+  expect(json<{ grantId: string }>(["grant", "retire", "--token", made.grantToken]).grantId).toBe(made.grantId);
+  const second = json<{ grantId: string }>(["grant", "create", keyId, "--grantee", "cn:bob", "--operation", "GenerateMac"]);
+  expect(kms(["grant", "revoke", keyId, second.grantId, "--dry-run"]).code).toBe(0);
+  expect(json<{ revoked: string }>(["grant", "revoke", keyId, second.grantId]).revoked).toBe(second.grantId);
+  const gone = kms(["grant", "revoke", keyId, second.grantId]);
+  expect([gone.code, gone.stderr.startsWith("kms: NOT_FOUND (Forbidden.GrantNotFound)")]).toEqual([2, true]);
+  expect(kms(["grant", "retire", "--key", keyId]).code).toBe(3);
+});
+
+it("--dry-run on encrypt --raw, generate-data-key and sign: exit 0 and no result when it would succeed, the real failure when not", () => {
+  const keyId = json<KeyJson>(["create-key", "--protection-level", "SOFTWARE"]).keyMetadata.keyId;
+  const enc = kms(["encrypt", "--raw", "--dry-run", "--key", keyId], Buffer.from("x"));
+  expect([enc.code, enc.stdout]).toEqual([0, "dry run: the call would succeed (nothing was done)\n"]);
+  expect(json<{ dryRun: boolean; wouldSucceed: boolean }>(["generate-data-key", "--key", keyId, "--dry-run"])).toEqual({ dryRun: true, wouldSucceed: true });
+  expect(kms(["encrypt", "--dry-run", "--key", keyId], Buffer.from("x")).code).toBe(1); // needs --raw
+  const wrongUsage = kms(["sign", "--dry-run", "--key", keyId, "--algorithm", "ECDSA_SHA_256", "--digest", "00".repeat(32)]);
+  expect([wrongUsage.code, wrongUsage.stderr.startsWith("kms: FAILED_PRECONDITION (Rejected.KeyUsage)")]).toEqual([4, true]);
+  json<KeyJson>(["disable-key", keyId]);
+  const disabled = kms(["generate-data-key", "--key", keyId, "--dry-run"]);
+  expect([disabled.code, disabled.stdout, disabled.stderr.startsWith("kms: FAILED_PRECONDITION (Rejected.Disabled)")]).toEqual([4, "", true]);
+});

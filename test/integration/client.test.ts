@@ -124,3 +124,27 @@ it("reuses a cached data key across messages when asked to", async () => {
     cached.close();
   }
 });
+
+it("dryRun(): would succeed, or the error the real call would get, and nothing is done", async () => {
+  const key = (await client.createKey({ protectionLevel: kmsResources.ProtectionLevel.SOFTWARE })).keyMetadata!.keyId;
+  expect(await client.dryRun("encrypt", { keyId: key, plaintext: Buffer.from("x") })).toEqual({ wouldSucceed: true });
+  expect(await client.dryRun("createGrant", { keyId: key, granteePrincipal: "cn:bob", operations: ["Encrypt"] })).toEqual({ wouldSucceed: true });
+  expect((await client.listGrants({ keyId: key })).grants).toEqual([]);
+  const asked = await client.dryRun("asymmetricSign", { keyId: key, algorithm: kmsResources.SigningAlgorithm.ECDSA_SHA_256, input: { case: "digest", value: Buffer.alloc(32) } });
+  expect(asked.wouldSucceed).toBe(false);
+  if (!asked.wouldSucceed) expect([asked.error.code, asked.error.kmsErrorCode]).toEqual([status.FAILED_PRECONDITION, "Rejected.KeyUsage"]);
+  // Called directly with dry_run, the answer is an error, never an empty result.
+  const direct = (await failure(client.encrypt({ keyId: key, plaintext: Buffer.from("x"), dryRun: true }))) as KmsClientError;
+  expect([direct.code, direct.kmsErrorCode]).toEqual([status.FAILED_PRECONDITION, "DryRunOperation"]);
+});
+
+it("creates, lists and retires grants, and passes grant tokens", async () => {
+  const key = (await client.createKey({ protectionLevel: kmsResources.ProtectionLevel.SOFTWARE })).keyMetadata!.keyId;
+  const { grantId, grantToken } = await client.createGrant({ keyId: key, granteePrincipal: "cn:bob", operations: ["Encrypt"], retiringPrincipal: "cn:carol" });
+  expect((await client.listGrants({ keyId: key })).grants.map((g) => [g.grantId, g.granteePrincipal])).toEqual([[grantId, "cn:bob"]]);
+  expect((await client.listRetirableGrants({ retiringPrincipal: "cn:carol" })).grants.map((g) => g.grantId)).toContain(grantId);
+  // The caller's own key policy allows it anyway; the token is accepted alongside.
+  expect((await client.encrypt({ keyId: key, plaintext: Buffer.from("x"), grantTokens: [grantToken] })).keyId).toBe(key);
+  expect(await client.retireGrant({ grantToken })).toMatchObject({ grantId, keyId: key });
+  expect((await client.listGrants({ keyId: key })).grants).toEqual([]);
+});

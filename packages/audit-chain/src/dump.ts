@@ -69,9 +69,9 @@ export function readDump(text: string): DumpContents {
         resultCode: get("result_code"),
         errorCode: get("error_code"),
         encryptionContext: JSON.parse(get("encryption_context")) as Record<string, string>,
-        // Columns a dump made before migration 9 does not have.
-        grantId: columns.includes("grant_id") ? get("grant_id") : "",
-        dryRun: columns.includes("dry_run") ? get("dry_run") === "t" : false,
+        // Columns a dump made before migration 9 does not have; the hash covers them only when set.
+        ...(columns.includes("grant_id") && get("grant_id") !== "" ? { grantId: get("grant_id") } : {}),
+        ...(columns.includes("dry_run") && get("dry_run") === "t" ? { dryRun: true } : {}),
         prevHash: parseBytea(get("prev_hash")),
         hash: parseBytea(get("hash")),
       });

@@ -8,6 +8,7 @@ import { registerAliasCommands } from "./commands/aliases";
 import { registerAuditCommands } from "./commands/audit";
 import { registerDataCommands } from "./commands/data";
 import { registerDataKeyPairCommands } from "./commands/data-key-pairs";
+import { registerGrantCommands } from "./commands/grants";
 import { registerKeyCommands } from "./commands/keys";
 import { registerReencryptDir } from "./commands/reencrypt-dir";
 import { registerSigningCommands } from "./commands/signing";
@@ -32,6 +33,7 @@ function buildProgram(): Command {
   registerDataKeyPairCommands(program);
   registerSigningCommands(program);
   registerAliasCommands(program);
+  registerGrantCommands(program);
   registerAuditCommands(program);
   registerReencryptDir(program);
   registerAdminCommands(program);

@@ -3,16 +3,16 @@
 // (@kms/integrity: sent and checked by default, IntegrityError on a mismatch), and streaming envelope
 // encryption.
 import type { DescService, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import { InterceptingCall, credentials as grpcCredentials } from "@grpc/grpc-js";
+import { InterceptingCall, credentials as grpcCredentials, status } from "@grpc/grpc-js";
 import type { ChannelCredentials, ChannelOptions, Interceptor, Metadata } from "@grpc/grpc-js";
 import { checkResponseChecksums, integrityOf, withRequestChecksums } from "@kms/integrity";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
 import type { PromiseCallOptions, PromiseClient } from "@kms/proto";
 import type { DataKeyCache } from "./cache";
 import type { DataKeySource } from "./data-keys";
-import { REQUEST_ID_KEY, fromGrpcError } from "./errors";
+import { KmsClientError, REQUEST_ID_KEY, fromGrpcError } from "./errors";
 import type { EncryptionContext } from "./format";
-import { DEFAULT_RETRY, withRetry } from "./retry";
+import { DEFAULT_RETRY, isRetryable, withRetry } from "./retry";
 import type { RetryOptions } from "./retry";
 import { DecryptStream, EncryptStream } from "./stream";
 import type { EncryptStreamOptions } from "./stream";
@@ -54,6 +54,17 @@ export interface KmsClientOptions {
 }
 
 export const DEFAULT_DEADLINE_MS = 10_000;
+
+/** The RPCs that take dry_run (docs/grants.md#dry-runs). */
+export type DryRunMethod = {
+  [K in keyof Methods]: MessageInitShape<Methods[K]["input"]> extends { dryRun?: boolean } ? K : never;
+}[keyof Methods];
+
+/** What a dry run says: the real call would succeed, or the error it would get. */
+export type DryRunResult = { wouldSucceed: true } | { wouldSucceed: false; error: KmsClientError };
+
+/** The kms-error-code of a dry run that would have succeeded (FAILED_PRECONDITION, as AWS's DryRunOperationException). */
+export const DRY_RUN_OPERATION = "DryRunOperation";
 
 /**
  * The service sends kms-request-id as a response header, but a failed call surfaces only the trailers:
@@ -138,6 +149,25 @@ export class KmsClient {
         throw fromGrpcError(err);
       }
     }, this.retry);
+  }
+
+  /**
+   * Asks whether `method(request)` would succeed, without doing it: the request goes with dry_run = true
+   * (authorization, key state and input are checked; nothing is encrypted, signed, counted or changed).
+   * Failures that say nothing about the call (UNAVAILABLE, DEADLINE_EXCEEDED after the retries, a local
+   * error) are thrown, not reported as "would fail".
+   */
+  async dryRun<K extends DryRunMethod>(method: K, request: MessageInitShape<Methods[K]["input"]>, options: KmsCallOptions = {}): Promise<DryRunResult> {
+    const call = (this as unknown as Record<K, (r: unknown, o: KmsCallOptions) => Promise<unknown>>)[method];
+    try {
+      await call({ ...request, dryRun: true }, options);
+    } catch (err) {
+      if (err instanceof KmsClientError && err.kmsErrorCode === DRY_RUN_OPERATION) return { wouldSucceed: true };
+      if (err instanceof KmsClientError && !isRetryable(err) && err.code !== status.DEADLINE_EXCEEDED) return { wouldSucceed: false, error: err };
+      throw err;
+    }
+    // A service without dry runs would have done the call: say so loudly rather than report a guess.
+    throw new Error(`${String(method)} with dry_run answered with a result: the service does not support dry runs and performed the call`);
   }
 
   private directDataKeys(): DataKeySource {

@@ -1,6 +1,6 @@
 // @kms/client: the typed kms.v1 client and streaming envelope encryption.
-export { KmsClient, DEFAULT_DEADLINE_MS } from "./client";
-export type { KmsCallOptions, KmsClientOptions, KmsMethods } from "./client";
+export { KmsClient, DEFAULT_DEADLINE_MS, DRY_RUN_OPERATION } from "./client";
+export type { DryRunMethod, DryRunResult, KmsCallOptions, KmsClientOptions, KmsMethods } from "./client";
 export { KmsClientError, ERROR_CODE_KEY, REQUEST_ID_KEY } from "./errors";
 export { IntegrityError, crc32c } from "@kms/integrity";
 export { DEFAULT_RETRY, backoffDelay, isRetryable } from "./retry";

@@ -13,6 +13,8 @@ import type { Ctx } from "../context";
 import { UsageError } from "../exit-codes";
 import { openInput, openOutput, peek, readAll } from "../io";
 import type { Output } from "../io";
+import { grantTokensOf, reportDryRun } from "../dry-run";
+import type { CheckOptions } from "../dry-run";
 import { asJson, printJson, printText } from "../output";
 import { DataKeySpec, enumValue, keyValue, positiveInt } from "../parse";
 
@@ -55,14 +57,25 @@ export function registerDataCommands(program: Command): void {
     .option("--context <key=value>", "encryption context entry (repeatable); needed again to decrypt", keyValue)
     .option("--chunk-size <bytes>", "plaintext bytes per chunk (default 65536)")
     .option("--raw", "one Encrypt call instead (input at most 6144 bytes): the KMS's own ciphertext blob")
+    .option("--dry-run", "with --raw: check only (authorization, key state, input); nothing is encrypted; exit 0 if it would succeed")
+    .option("--grant-token <token>", "with --raw: a grant token (repeatable)", (v: string, p: string[] = []) => [...p, v])
     .action(
-      handler(async (ctx, opts: DataOptions & { key: string; chunkSize?: string; raw?: boolean }) => {
+      handler(async (ctx, opts: DataOptions & CheckOptions & { key: string; chunkSize?: string; raw?: boolean }) => {
         const context = opts.context ?? {};
+        if ((opts.dryRun || opts.grantToken) && !opts.raw) throw new UsageError("--dry-run and --grant-token need --raw (one Encrypt call)");
         if (opts.raw) {
           const plaintext = await readAll(openInput(opts.in), MAX_RAW_PLAINTEXT).catch((err: unknown) => {
             throw err instanceof RangeError ? new UsageError(`--raw takes at most ${MAX_RAW_PLAINTEXT} bytes; drop --raw for larger input`) : err;
           });
-          const res = await ctx.client.encrypt({ keyId: opts.key, plaintext, encryptionContext: context });
+          const request = { keyId: opts.key, plaintext, encryptionContext: context, ...grantTokensOf(opts) };
+          if (opts.dryRun) {
+            try {
+              return await reportDryRun(ctx.client, ctx.json, "encrypt", request);
+            } finally {
+              plaintext.fill(0);
+            }
+          }
+          const res = await ctx.client.encrypt(request);
           plaintext.fill(0);
           await intoOutput(opts.out, async (out) => {
             await pipeline([Buffer.from(res.ciphertextBlob)], out.stream);
@@ -117,14 +130,18 @@ export function registerDataCommands(program: Command): void {
     .option("--bytes <n>", "a key of n bytes (1..1024) instead of --spec")
     .option("--context <key=value>", "encryption context entry (repeatable)", keyValue)
     .option("--without-plaintext", "only the ciphertext blob (GenerateDataKeyWithoutPlaintext)")
+    .option("--dry-run", "check only (authorization, key state, input): no data key is made; exit 0 if it would succeed")
+    .option("--grant-token <token>", "a grant token (repeatable)", (v: string, p: string[] = []) => [...p, v])
     .action(
-      handler(async ({ client, json }, opts: { key: string; spec?: string; bytes?: string; context?: Record<string, string>; withoutPlaintext?: boolean }) => {
+      handler(async ({ client, json }, opts: CheckOptions & { key: string; spec?: string; bytes?: string; context?: Record<string, string>; withoutPlaintext?: boolean }) => {
         if (opts.spec && opts.bytes) throw new UsageError("give --spec or --bytes, not both");
         const request = {
           keyId: opts.key,
           encryptionContext: opts.context ?? {},
           ...(opts.bytes ? { numberOfBytes: positiveInt("--bytes", opts.bytes) } : { keySpec: enumValue(DataKeySpec, "DATA_KEY_SPEC", "--spec", opts.spec ?? "AES_256") }),
+          ...grantTokensOf(opts),
         };
+        if (opts.dryRun) return reportDryRun(client, json, opts.withoutPlaintext ? "generateDataKeyWithoutPlaintext" : "generateDataKey", request);
         const M = kms.KeyManagementService.method;
         const value = opts.withoutPlaintext
           ? asJson(M.generateDataKeyWithoutPlaintext.output, await client.generateDataKeyWithoutPlaintext(request))

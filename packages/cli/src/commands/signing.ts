@@ -8,6 +8,8 @@ import { kms } from "@kms/proto";
 import { handler } from "../context";
 import { UsageError, VerificationFailed } from "../exit-codes";
 import { openInput, readAll } from "../io";
+import { checkOptions, grantTokensOf, reportDryRun } from "../dry-run";
+import type { CheckOptions } from "../dry-run";
 import { asJson, printJson } from "../output";
 import { SigningAlgorithm, enumValue } from "../parse";
 
@@ -56,7 +58,7 @@ async function signingInput(opts: SignOptions) {
 }
 
 function signingOptions(command: Command): Command {
-  return command
+  return checkOptions(command)
     .requiredOption("--key <key>", "key id or alias/<name>")
     .requiredOption("--algorithm <alg>", "RSA_PSS_SHA_256, RSA_PKCS1_SHA_256, ECDSA_SHA_256, ECDSA_SHA_384, ED25519 or ML_DSA_SHAKE_256")
     .option("--key-version <id>", "key version (default: the primary)")
@@ -70,8 +72,10 @@ export function registerSigningCommands(program: Command): void {
     .description("sign a message; prints the signature in base64 (or writes it raw with --out)")
     .option("--out <file>", "write the raw signature to a file")
     .action(
-      handler(async ({ client, json }, opts: SignOptions & { out?: string }) => {
-        const res = await client.asymmetricSign({ keyId: opts.key, keyVersionId: opts.keyVersion ?? "", ...(await signingInput(opts)) });
+      handler(async ({ client, json }, opts: SignOptions & CheckOptions & { out?: string }) => {
+        const request = { keyId: opts.key, keyVersionId: opts.keyVersion ?? "", ...grantTokensOf(opts), ...(await signingInput(opts)) };
+        if (opts.dryRun) return reportDryRun(client, json, "asymmetricSign", request);
+        const res = await client.asymmetricSign(request);
         if (opts.out) await writeFile(opts.out, res.value);
         if (json) printJson(asJson(kms.KeyManagementService.method.asymmetricSign.output, res));
         else if (!opts.out) process.stdout.write(Buffer.from(res.value).toString("base64") + "\n");
@@ -83,10 +87,12 @@ export function registerSigningCommands(program: Command): void {
     .option("--signature <base64>", "the signature, base64")
     .option("--signature-file <file>", "the signature, raw bytes")
     .action(
-      handler(async ({ client, json }, opts: SignOptions & { signature?: string; signatureFile?: string }) => {
+      handler(async ({ client, json }, opts: SignOptions & CheckOptions & { signature?: string; signatureFile?: string }) => {
         if ((opts.signature === undefined) === (opts.signatureFile === undefined)) throw new UsageError("give exactly one of --signature and --signature-file");
         const value = opts.signatureFile ? await readFile(opts.signatureFile) : Buffer.from(opts.signature!, "base64");
-        const res = await client.asymmetricVerify({ keyId: opts.key, keyVersionId: opts.keyVersion ?? "", value, ...(await signingInput(opts)) });
+        const request = { keyId: opts.key, keyVersionId: opts.keyVersion ?? "", value, ...grantTokensOf(opts), ...(await signingInput(opts)) };
+        if (opts.dryRun) return reportDryRun(client, json, "asymmetricVerify", request);
+        const res = await client.asymmetricVerify(request);
         if (json) printJson({ valid: res.value, keyId: res.keyId, keyVersionId: res.keyVersionId });
         else process.stdout.write(res.value ? "valid\n" : "invalid\n");
         if (!res.value) throw new VerificationFailed("signature is not valid");
