@@ -292,3 +292,22 @@ describe("key import", () => {
     expect((await awsError(kms.send(new aws.DecryptCommand({ CiphertextBlob: e.CiphertextBlob })))).name).toBe("KMSInvalidStateException");
   });
 });
+
+describe("DryRun", () => {
+  it("answers DryRunOperationException (HTTP 412) when the call would succeed, the real error when not", async () => {
+    const keyId = await symmetricKey("dry run");
+    const plaintext = Buffer.from("dry");
+    for (const command of [
+      new aws.EncryptCommand({ KeyId: keyId, Plaintext: plaintext, DryRun: true }),
+      new aws.GenerateDataKeyCommand({ KeyId: keyId, KeySpec: "AES_256", DryRun: true }),
+    ]) {
+      const err = await awsError(kms.send(command as never));
+      expect([err.name, err.status]).toEqual(["DryRunOperationException", 412]);
+    }
+    const { CiphertextBlob } = await kms.send(new aws.EncryptCommand({ KeyId: keyId, Plaintext: plaintext }));
+    const dryDecrypt = await awsError(kms.send(new aws.DecryptCommand({ CiphertextBlob, DryRun: true })));
+    expect(dryDecrypt.name).toBe("DryRunOperationException");
+    await kms.send(new aws.DisableKeyCommand({ KeyId: keyId }));
+    expect((await awsError(kms.send(new aws.EncryptCommand({ KeyId: keyId, Plaintext: plaintext, DryRun: true })))).name).toBe("DisabledException");
+  });
+});

@@ -34,7 +34,17 @@ export function awsOperation<I extends DescMessage, O extends DescMessage>(
 ): AwsOperation {
   const target = OPERATIONS.get(method.name) as Operation<I, O> | undefined;
   if (!target) throw new Error(`no kms.v1 operation ${method.name}`);
-  return { target, ...definition } as unknown as AwsOperation;
+  // AWS's DryRun and GrantTokens members, wherever the kms.v1 request has dry_run and grant_tokens. Read
+  // before the operation's own members, whose secrets come last (nothing may fail after them).
+  const fields = new Set(method.input.fields.map((f) => f.name));
+  const decode = (call: AwsCall): MessageInitShape<I> => {
+    const checks = {
+      ...(fields.has("dry_run") ? { dryRun: call.members.boolean("DryRun") ?? false } : {}),
+      ...(fields.has("grant_tokens") ? { grantTokens: call.members.strings("GrantTokens") } : {}),
+    };
+    return { ...checks, ...definition.decode(call) } as MessageInitShape<I>;
+  };
+  return { target, ...definition, decode } as unknown as AwsOperation;
 }
 
 /** The kms.v1 key_id of a request whose only key member is KeyId. */

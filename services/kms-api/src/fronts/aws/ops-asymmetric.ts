@@ -26,7 +26,6 @@ const INPUT_OF_MESSAGE_TYPE = { RAW: "message", DIGEST: "digest", EXTERNAL_MU: "
 
 /** The members Sign and Verify share: the key, the algorithm and the message, digest or μ. */
 function signRequest({ members, arns }: AwsCall) {
-  members.refuse("DryRun");
   const messageType = members.enumeration("MessageType", ["RAW", "DIGEST", "EXTERNAL_MU"] as const) ?? "RAW";
   return {
     ...keyIdRequest({ members, arns }),
@@ -89,8 +88,7 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
 
   GenerateMac: awsOperation(m.generateMac, {
     decode: ({ members, arns }) => {
-      members.refuse("DryRun");
-      return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message") };
+          return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message") };
     },
     around: (handle, { members }) => async (req, ctx, s) => {
       await checkMacAlgorithm(members, s, ctx, req.keyId);
@@ -100,8 +98,7 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
   }),
   VerifyMac: awsOperation(m.verifyMac, {
     decode: ({ members, arns }) => {
-      members.refuse("DryRun");
-      return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message"), mac: members.requiredBlob("Mac") };
+          return { ...keyIdRequest({ members, arns }), message: members.requiredBlob("Message"), mac: members.requiredBlob("Mac") };
     },
     around: (handle, { members }) => async (req, ctx, s) => {
       await checkMacAlgorithm(members, s, ctx, req.keyId);

@@ -31,7 +31,6 @@ function symmetricOnly(members: Members, name: string): void {
 /** Members that ask for AWS features this service does not have. */
 function refuseUnsupported(members: Members): void {
   members.refuse("Recipient", "Recipient (Nitro Enclaves attestation)");
-  members.refuse("DryRun");
 }
 
 /**
@@ -145,8 +144,7 @@ export const CRYPTO_OPERATIONS: Record<string, AwsEntry> = {
 
   ReEncrypt: awsOperation(m.reEncrypt, {
     decode: ({ members, arns }) => {
-      members.refuse("DryRun");
-      symmetricOnly(members, "SourceEncryptionAlgorithm");
+          symmetricOnly(members, "SourceEncryptionAlgorithm");
       symmetricOnly(members, "DestinationEncryptionAlgorithm");
       return {
         ciphertextBlob: members.requiredBlob("CiphertextBlob"),
