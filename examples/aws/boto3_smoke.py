@@ -266,8 +266,8 @@ def full_run(args, kms, once):
     errors["missing_alias"] = refused("DescribeKey of a missing alias", "NotFoundException", once.describe_key, KeyId=f"alias/missing-{suffix}")["code"]
     errors["alias_exists"] = refused("CreateAlias of a taken name", "AlreadyExistsException", once.create_alias, AliasName=alias, TargetKeyId=other["KeyId"])["code"]
     errors["unsupported_spec"] = refused("CreateKey SM2", "UnsupportedOperationException", once.create_key, KeySpec="SM2", KeyUsage="SIGN_VERIFY")["code"]
-    errors["unsupported_operation"] = refused("CreateGrant", "UnsupportedOperationException", once.create_grant,
-                                              KeyId=key_id, GranteePrincipal="someone", Operations=["Decrypt"])["code"]
+    errors["unsupported_operation"] = refused("ReplicateKey", "UnsupportedOperationException", once.replicate_key,
+                                              KeyId=key_id, ReplicaRegion="eu-west-1")["code"]
     bad = argparse.Namespace(**{**vars(args), "secret_access_key": args.secret_access_key[:-1] + ("A" if args.secret_access_key[-1] != "A" else "B")})
     _, bad_once = clients(bad)
     errors["wrong_secret"] = refused("a request signed with a wrong secret", "InvalidSignatureException", bad_once.list_keys)["code"]

@@ -162,9 +162,9 @@ describe("requests the AWS JSON protocol never sends", () => {
 
 describe("errors and authorization", () => {
   it("unsupported operations, key specs and features are UnsupportedOperationException naming them", async () => {
-    expect(await awsError(dev.send(new aws.CreateGrantCommand({ KeyId: "x", GranteePrincipal: "p", Operations: ["Decrypt"] })))).toMatchObject({
+    expect(await awsError(dev.send(new aws.ReplicateKeyCommand({ KeyId: "x", ReplicaRegion: "eu-west-1" })))).toMatchObject({
       name: "UnsupportedOperationException",
-      message: expect.stringContaining("CreateGrant"),
+      message: expect.stringContaining("ReplicateKey"),
     });
     expect(await awsError(dev.send(new aws.CreateKeyCommand({ KeySpec: "ECC_NIST_P521", KeyUsage: "SIGN_VERIFY" })))).toMatchObject({
       name: "UnsupportedOperationException",

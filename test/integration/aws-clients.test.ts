@@ -114,7 +114,7 @@ it("boto3: every operation, the error names, no retry hiding a refusal; audited 
     "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateRandom", "GetPublicKey", "Sign", "Verify", "GenerateMac",
     "VerifyMac", "TagResource", "UntagResource", "ListResourceTags", "PutKeyPolicy", "GetKeyPolicy", "ListKeyPolicies",
     "EnableKeyRotation", "DisableKeyRotation", "GetKeyRotationStatus", "DisableKey", "EnableKey",
-    "ScheduleKeyDeletion", "CancelKeyDeletion", "CreateGrant", ...(rotateOnDemand ? ["RotateKeyOnDemand"] : []),
+    "ScheduleKeyDeletion", "CancelKeyDeletion", "ReplicateKey", ...(rotateOnDemand ? ["RotateKeyOnDemand"] : []),
   ]) {
     expect({ name, audited: audited.has(name) }).toEqual({ name, audited: true });
   }

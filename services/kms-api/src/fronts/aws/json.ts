@@ -101,6 +101,14 @@ export class Members {
     return v as string[];
   }
 
+  /** An object member (Constraints), or undefined when absent. */
+  object(name: string): Members | undefined {
+    const v = this.body[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== "object" || Array.isArray(v)) throw invalidArgument(name, "must be an object");
+    return new Members(v as JsonObject);
+  }
+
   /** A list of objects (Tags). */
   objects(name: string): Members[] {
     const v = this.body[name];

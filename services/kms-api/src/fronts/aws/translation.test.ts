@@ -30,11 +30,13 @@ const ISSUE_OPERATIONS = (
   "CreateKey DescribeKey ListKeys EnableKey DisableKey ScheduleKeyDeletion CancelKeyDeletion UpdateKeyDescription Encrypt Decrypt " +
   "ReEncrypt GenerateDataKey GenerateDataKeyWithoutPlaintext GenerateDataKeyPair GenerateDataKeyPairWithoutPlaintext GenerateRandom Sign Verify GetPublicKey GenerateMac VerifyMac CreateAlias " +
   "UpdateAlias DeleteAlias ListAliases TagResource UntagResource ListResourceTags GetKeyPolicy PutKeyPolicy ListKeyPolicies " +
-  "EnableKeyRotation DisableKeyRotation GetKeyRotationStatus RotateKeyOnDemand GetParametersForImport ImportKeyMaterial DeleteImportedKeyMaterial"
+  "EnableKeyRotation DisableKeyRotation GetKeyRotationStatus RotateKeyOnDemand GetParametersForImport ImportKeyMaterial DeleteImportedKeyMaterial " +
+  // Issue 21's grants.
+  "CreateGrant ListGrants ListRetirableGrants RetireGrant RevokeGrant"
 ).split(" ");
 
 describe("the operation table", () => {
-  it("has every operation of issue 18, and no unsupported one", () => {
+  it("has every operation of issues 18 and 21, and no unsupported one", () => {
     expect([...AWS_OPERATIONS.keys()].sort()).toEqual([...ISSUE_OPERATIONS].sort());
     expect(UNSUPPORTED_OPERATIONS.filter((n) => AWS_OPERATIONS.has(n))).toEqual([]);
   });
