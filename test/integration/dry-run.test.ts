@@ -4,12 +4,11 @@
 // call). Nothing changes: an imported key's encryption budget is untouched by dry runs, no grant is made
 // or removed, and the only trace is each call's audit row, marked as a dry run.
 import { constants, publicEncrypt, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { credentials, status } from "@grpc/grpc-js";
-import { createPromiseClient, kms, kmsResources } from "@kms/proto";
+import { status } from "@grpc/grpc-js";
+import { kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
-import { issue, makeCa } from "../certs";
+import { principalPki } from "../principal-fixtures";
 
 jest.setTimeout(180_000);
 
@@ -20,43 +19,23 @@ const AUDITOR = "spiffe://example.org/ns/kms/sa/auditor";
 const LIMIT = 3;
 const DRY_RUN_MESSAGE = "dry run: the request would have succeeded (nothing was done)";
 
-const pki = makeCa("dry-run-clients");
-const server = issue(pki, "server", { cn: "kms", sans: "IP:127.0.0.1,DNS:localhost" });
-const certs = {
-  alice: issue(pki, "alice", { sans: `URI:${ALICE}` }),
-  bob: issue(pki, "bob", { sans: `URI:${BOB}` }),
-  auditor: issue(pki, "auditor", { sans: `URI:${AUDITOR}` }),
-};
+const callers = principalPki("dry-run-clients", { alice: ALICE, bob: BOB, auditor: AUDITOR });
 
 let stack: Stack;
-const clients: KmsClient[] = [];
 let alice: KmsClient;
 let bob: KmsClient;
 let auditor: KmsClient;
 
 beforeAll(async () => {
   stack = await startStack({ env: { KMS_IMPORTED_KEY_MAX_ENCRYPTIONS: String(LIMIT) } });
-  const replica = await stack.startReplica({
-    KMS_TLS_CERT: server.cert,
-    KMS_TLS_KEY: server.key,
-    KMS_TLS_CLIENT_CA: pki.caCert,
-    KMS_CREATORS: ALICE,
-    KMS_ADMINS: "",
-    KMS_AUDITORS: AUDITOR,
-  });
+  const replica = await stack.startReplica({ ...callers.tlsEnv, KMS_CREATORS: ALICE, KMS_ADMINS: "", KMS_AUDITORS: AUDITOR });
   replica.client.close();
-  const as = (who: { cert: string; key: string }) => {
-    const creds = credentials.createSsl(readFileSync(pki.caCert), readFileSync(who.key), readFileSync(who.cert));
-    const c = createPromiseClient(kms.KeyManagementService, replica.api.address, creds);
-    clients.push(c);
-    return c;
-  };
-  alice = as(certs.alice);
-  bob = as(certs.bob);
-  auditor = as(certs.auditor);
+  alice = callers.client(replica.api.address, "alice");
+  bob = callers.client(replica.api.address, "bob");
+  auditor = callers.client(replica.api.address, "auditor");
 });
 afterAll(async () => {
-  clients.forEach((c) => c.close());
+  callers.close();
   await stack?.stop();
 });
 

@@ -3,13 +3,11 @@
 // replicas on one database; the second caches metadata for a minute and hears no notifications, so only
 // a grant token can make a fresh grant usable there.
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { credentials, status } from "@grpc/grpc-js";
+import { status } from "@grpc/grpc-js";
 import postgres from "postgres";
-import { createPromiseClient, kms } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
-import { issue, makeCa } from "../certs";
+import { principalPki } from "../principal-fixtures";
 
 jest.setTimeout(120_000);
 
@@ -18,17 +16,9 @@ const BOB = "spiffe://example.org/ns/apps/sa/bob";
 const CAROL = "spiffe://example.org/ns/apps/sa/carol";
 const AUDITOR = "spiffe://example.org/ns/kms/sa/auditor";
 
-const pki = makeCa("grant-clients");
-const server = issue(pki, "server", { cn: "kms", sans: "IP:127.0.0.1,DNS:localhost" });
-const certs = {
-  alice: issue(pki, "alice", { sans: `URI:${ALICE}` }),
-  bob: issue(pki, "bob", { sans: `URI:${BOB}` }),
-  carol: issue(pki, "carol", { sans: `URI:${CAROL}` }),
-  auditor: issue(pki, "auditor", { sans: `URI:${AUDITOR}` }),
-};
+const callers = principalPki("grant-clients", { alice: ALICE, bob: BOB, carol: CAROL, auditor: AUDITOR });
 
 let stack: Stack;
-const clients: KmsClient[] = [];
 let alice: KmsClient;
 let bob: KmsClient;
 let carol: KmsClient;
@@ -38,33 +28,19 @@ let bobOnStale: KmsClient;
 
 beforeAll(async () => {
   stack = await startStack({ hsm: false });
-  const tls = {
-    KMS_TLS_CERT: server.cert,
-    KMS_TLS_KEY: server.key,
-    KMS_TLS_CLIENT_CA: pki.caCert,
-    KMS_CREATORS: `${ALICE},${BOB}`,
-    KMS_ADMINS: "",
-    KMS_AUDITORS: AUDITOR,
-    KMS_JOB_INTERVAL_MS: "50",
-  };
-  const a = await stack.startReplica(tls);
-  const stale = await stack.startReplica({ ...tls, KMS_METADATA_CACHE_TTL_MS: "60000", KMS_DB_NOTIFICATIONS: "false" });
+  const env = { ...callers.tlsEnv, KMS_CREATORS: `${ALICE},${BOB}`, KMS_ADMINS: "", KMS_AUDITORS: AUDITOR, KMS_JOB_INTERVAL_MS: "50" };
+  const a = await stack.startReplica(env);
+  const stale = await stack.startReplica({ ...env, KMS_METADATA_CACHE_TTL_MS: "60000", KMS_DB_NOTIFICATIONS: "false" });
   a.client.close();
   stale.client.close();
-  const as = (address: string, who: { cert: string; key: string }) => {
-    const creds = credentials.createSsl(readFileSync(pki.caCert), readFileSync(who.key), readFileSync(who.cert));
-    const c = createPromiseClient(kms.KeyManagementService, address, creds);
-    clients.push(c);
-    return c;
-  };
-  alice = as(a.api.address, certs.alice);
-  bob = as(a.api.address, certs.bob);
-  carol = as(a.api.address, certs.carol);
-  auditor = as(a.api.address, certs.auditor);
-  bobOnStale = as(stale.api.address, certs.bob);
+  alice = callers.client(a.api.address, "alice");
+  bob = callers.client(a.api.address, "bob");
+  carol = callers.client(a.api.address, "carol");
+  auditor = callers.client(a.api.address, "auditor");
+  bobOnStale = callers.client(stale.api.address, "bob");
 });
 afterAll(async () => {
-  clients.forEach((c) => c.close());
+  callers.close();
   await stack?.stop();
 });
 
