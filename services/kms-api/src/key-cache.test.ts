@@ -1,4 +1,4 @@
-import type { AliasStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
+import type { AliasStore, GrantRecord, GrantStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 import { KeyCache } from "./key-cache";
 
 function fakes() {
@@ -50,5 +50,24 @@ describe("KeyCache", () => {
     cache.clear();
     await cache.getVersion("v1");
     expect(f.calls.getVersion).toBe(2);
+  });
+
+  it("caches a key's grants per grantee for the key's TTL and drops them with the key", async () => {
+    let now = 0;
+    const f = fakes();
+    const reads: string[] = [];
+    const grants = { forGrantee: async (keyId: string, grantee: string) => (reads.push(`${keyId}/${grantee}`), [] as GrantRecord[]) } as unknown as GrantStore;
+    const cache = new KeyCache(f.store, f.aliases, { keyTtlMs: 1000, now: () => now }, grants);
+    await Promise.all([cache.grantsTo("k1", "bob"), cache.grantsTo("k1", "bob"), cache.grantsTo("k1", "carol")]);
+    expect(reads).toEqual(["k1/bob", "k1/carol"]);
+    cache.invalidateKey("k1"); // a grant change NOTIFYs changed:<key id>
+    await cache.grantsTo("k1", "bob");
+    now = 1000;
+    await cache.grantsTo("k1", "bob");
+    expect(reads).toEqual(["k1/bob", "k1/carol", "k1/bob", "k1/bob"]);
+    const uncached = new KeyCache(f.store, f.aliases, { keyTtlMs: 0 }, grants);
+    await uncached.grantsTo("k1", "bob");
+    await uncached.grantsTo("k1", "bob");
+    expect(reads.length).toBe(6);
   });
 });

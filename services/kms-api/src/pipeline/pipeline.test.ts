@@ -9,6 +9,7 @@ import type { AuditEvent } from "@kms/db";
 import { kms } from "@kms/proto";
 import type { Refusal } from "../refusals";
 import type { CallContext, Services } from "../context";
+import { dryRunStop } from "./dry-run";
 import { operation } from "./operation";
 import type { Handler } from "./operation";
 import { OperationPipeline, newCallContext } from "./pipeline";
@@ -207,5 +208,35 @@ describe("OperationPipeline", () => {
     });
     await pipelineWith(f).invoke(op, ctxFor("Decrypt"), call({}), encode());
     expect(f.rows).toEqual([]);
+  });
+
+  it("marks a dry run's audit row, and never lets a dry run answer with a result", async () => {
+    const f = fakes();
+    const stopping: Handler<typeof encryptMethod.input, typeof encryptMethod.output> = async (_req, ctx) => {
+      dryRunStop(ctx);
+      return { ciphertextBlob: Buffer.from("sealed") };
+    };
+    const forgetful: Handler<typeof encryptMethod.input, typeof encryptMethod.output> = async () => ({ ciphertextBlob: Buffer.from("sealed") });
+    const declarations = { keyId: (r: kms.EncryptRequest) => r.keyId, dryRun: (r: kms.EncryptRequest) => r.dryRun };
+    const request = create(encryptMethod.input, { keyId: KEY_ID, plaintext: Buffer.from("p"), dryRun: true });
+    const stopped = await pipelineWith(f).invoke(operation(encryptMethod, stopping, declarations), ctxFor("Encrypt"), call(request), encode()).catch((e: unknown) => e);
+    expect(stopped).toMatchObject({ code: ErrorCode.DryRunOperation, status: status.FAILED_PRECONDITION });
+    // A handler that forgot dryRunStop(): INTERNAL, logged, and still no result.
+    const leaked = await pipelineWith(f).invoke(operation(encryptMethod, forgetful, declarations), ctxFor("Encrypt"), call(request), encode()).catch((e: unknown) => e);
+    expect(leaked).toMatchObject({ code: ErrorCode.Internal });
+    expect(f.rows.map((r) => [r.errorCode, r.dryRun])).toEqual([
+      ["DryRunOperation", true],
+      ["InternalFailure", true],
+    ]);
+    expect(f.logged).toHaveLength(1);
+  });
+
+  it("refuses more than 10 grant tokens before the handler runs", async () => {
+    const f = fakes();
+    const handle: Handler<typeof encryptMethod.input, typeof encryptMethod.output> = async () => ({});
+    const op = operation(encryptMethod, handle, { grantTokens: (r) => r.grantTokens });
+    const request = create(encryptMethod.input, { keyId: KEY_ID, plaintext: Buffer.from("p"), grantTokens: Array.from({ length: 11 }, () => "t") });
+    const err = await pipelineWith(f).invoke(op, ctxFor("Encrypt"), call(request), encode()).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.InvalidParameter, message: "grant_tokens: at most 10, got 11" });
   });
 });
