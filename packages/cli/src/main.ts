@@ -8,6 +8,7 @@ import { registerAliasCommands } from "./commands/aliases";
 import { registerAuditCommands } from "./commands/audit";
 import { registerDataCommands } from "./commands/data";
 import { registerDataKeyPairCommands } from "./commands/data-key-pairs";
+import { registerKeyAgreementCommands } from "./commands/key-agreement";
 import { registerKeyCommands } from "./commands/keys";
 import { registerReencryptDir } from "./commands/reencrypt-dir";
 import { registerSigningCommands } from "./commands/signing";
@@ -30,6 +31,7 @@ function buildProgram(): Command {
   registerKeyCommands(program);
   registerDataCommands(program);
   registerDataKeyPairCommands(program);
+  registerKeyAgreementCommands(program);
   registerSigningCommands(program);
   registerAliasCommands(program);
   registerAuditCommands(program);

@@ -55,7 +55,7 @@ afterAll(async () => {
 
 async function newKey(backend: WireBackend<Backend>, id: string, keySpec: kmsResources.KeySpec, protectionLevel: kmsResources.ProtectionLevel) {
   const generated = await backend.generateKeyMaterial(keySpec, protectionLevel, id);
-  const key = create(hsm.WrappedKeySchema, { keyVersionId: id, keySpec, protectionLevel, wrappedMaterial: generated.wrappedMaterial, rootKeyId: backend.rootKeyId });
+  const key = create(hsm.WrappedKeySchema, { keyVersionId: id, keySpec, protectionLevel, wrappedMaterial: generated.wrappedMaterial, rootKeyId: backend.status().rootKeyId });
   return { key, publicKey: createPublicKey({ key: Buffer.from(generated.publicKey), format: "der", type: "spki" }) };
 }
 
