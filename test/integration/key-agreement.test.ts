@@ -9,11 +9,13 @@ import type { KeyObject } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { CreateKeyCommand, DeriveSharedSecretCommand, DescribeKeyCommand, GetPublicKeyCommand } from "@aws-sdk/client-kms";
 import { credentials, status } from "@grpc/grpc-js";
 import { KmsClient } from "@kms/client";
 import type { ServiceProcess } from "@kms/dev-stack";
 import { crc32c } from "@kms/integrity";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
+import { kmsClient } from "../aws-sdk-client";
 import { issue, makeCa } from "../certs";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient as StackClient, Stack } from "../harness";
@@ -49,7 +51,7 @@ let tmp: string;
 const secrets: Buffer[] = [];
 
 beforeAll(async () => {
-  stack = await startStack({ env: { KMS_LOG_LEVEL: "debug" } });
+  stack = await startStack({ env: { KMS_LOG_LEVEL: "debug" }, aws: true });
   apiOutput = captureOutput(stack.api);
   workerOutput = captureOutput(stack.worker);
   const replica = await stack.startReplica({ KMS_TLS_CERT: server.cert, KMS_TLS_KEY: server.key, KMS_TLS_CLIENT_CA: pki.caCert, KMS_CREATORS: BOB, KMS_ADMINS: "" });
@@ -245,6 +247,44 @@ describe("other clients", () => {
       secrets.push(Buffer.from(res.sharedSecret));
     } finally {
       client.close();
+    }
+  });
+});
+
+describe("the AWS-compatible API", () => {
+  it("CreateKey KeyUsage KEY_AGREEMENT, GetPublicKey and DeriveSharedSecret through @aws-sdk/client-kms", async () => {
+    const aws = kmsClient(stack.aws!.access(), { maxAttempts: 1 });
+    try {
+      const { KeyMetadata } = await aws.send(new CreateKeyCommand({ KeySpec: "ECC_NIST_P384", KeyUsage: "KEY_AGREEMENT" }));
+      expect(KeyMetadata).toMatchObject({ KeySpec: "ECC_NIST_P384", KeyUsage: "KEY_AGREEMENT", KeyAgreementAlgorithms: ["ECDH"] });
+      expect(KeyMetadata!.SigningAlgorithms).toBeUndefined();
+      const keyId = KeyMetadata!.KeyId!;
+      const pub = await aws.send(new GetPublicKeyCommand({ KeyId: keyId }));
+      expect(pub).toMatchObject({ KeyUsage: "KEY_AGREEMENT", KeySpec: "ECC_NIST_P384", KeyAgreementAlgorithms: ["ECDH"] });
+      expect(pub.SigningAlgorithms).toBeUndefined();
+      const kmsPublic = createPublicKey({ key: Buffer.from(pub.PublicKey!), format: "der", type: "spki" });
+      const peer = generateKeyPairSync("ec", { namedCurve: "secp384r1" });
+      const res = await aws.send(new DeriveSharedSecretCommand({ KeyId: keyId, KeyAgreementAlgorithm: "ECDH", PublicKey: der(peer.publicKey) }));
+      expect(res).toMatchObject({ KeyId: `arn:aws:kms:us-east-1:000000000000:key/${keyId}`, KeyAgreementAlgorithm: "ECDH", KeyOrigin: "AWS_KMS" });
+      expect(Buffer.from(res.SharedSecret!).equals(diffieHellman({ privateKey: peer.privateKey, publicKey: kmsPublic }))).toBe(true);
+      secrets.push(Buffer.from(res.SharedSecret!));
+      const described = await aws.send(new DescribeKeyCommand({ KeyId: keyId }));
+      expect(described.KeyMetadata?.KeyAgreementAlgorithms).toEqual(["ECDH"]);
+
+      const p256 = der(generateKeyPairSync("ec", { namedCurve: "prime256v1" }).publicKey);
+      await expect(aws.send(new DeriveSharedSecretCommand({ KeyId: keyId, KeyAgreementAlgorithm: "ECDH", PublicKey: p256 }))).rejects.toMatchObject({
+        name: "ValidationException",
+        message: expect.stringContaining("is a P-256 key; this key agrees on P-384 only"),
+      });
+      await expect(aws.send(new DeriveSharedSecretCommand({ KeyId: keyId, KeyAgreementAlgorithm: "ECDH", PublicKey: der(peer.publicKey), DryRun: true }))).rejects.toMatchObject({
+        name: "UnsupportedOperationException",
+      });
+      const signing = (await aws.send(new CreateKeyCommand({ KeySpec: "ECC_NIST_P384", KeyUsage: "SIGN_VERIFY" }))).KeyMetadata!.KeyId!;
+      await expect(aws.send(new DeriveSharedSecretCommand({ KeyId: signing, KeyAgreementAlgorithm: "ECDH", PublicKey: der(peer.publicKey) }))).rejects.toMatchObject({
+        name: "InvalidKeyUsageException",
+      });
+    } finally {
+      aws.destroy();
     }
   });
 });

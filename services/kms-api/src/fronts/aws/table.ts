@@ -9,16 +9,17 @@ import { empty } from "./operation";
 import { ASYMMETRIC_OPERATIONS } from "./ops-asymmetric";
 import { CRYPTO_OPERATIONS } from "./ops-crypto";
 import { IMPORT_OPERATIONS } from "./ops-import";
+import { KEY_AGREEMENT_OPERATIONS } from "./ops-key-agreement";
 import { KEY_OPERATIONS } from "./ops-keys";
 import { NAME_OPERATIONS } from "./ops-names";
 
 export const AWS_OPERATIONS: ReadonlyMap<string, AwsEntry> = new Map(
-  Object.entries({ ...KEY_OPERATIONS, ...CRYPTO_OPERATIONS, ...ASYMMETRIC_OPERATIONS, ...NAME_OPERATIONS, ...IMPORT_OPERATIONS }),
+  Object.entries({ ...KEY_OPERATIONS, ...CRYPTO_OPERATIONS, ...ASYMMETRIC_OPERATIONS, ...NAME_OPERATIONS, ...IMPORT_OPERATIONS, ...KEY_AGREEMENT_OPERATIONS }),
 );
 
 /** AWS KMS operations (@aws-sdk/client-kms's commands) this service does not have. */
 export const UNSUPPORTED_OPERATIONS: readonly string[] = [
-  "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "Decapsulate", "DeleteCustomKeyStore", "DeriveSharedSecret",
+  "ConnectCustomKeyStore", "CreateCustomKeyStore", "CreateGrant", "Decapsulate", "DeleteCustomKeyStore",
   "DescribeCustomKeyStores", "DisconnectCustomKeyStore", "Encapsulate",
   "GetKeyLastUsage", "ListGrants", "ListKeyRotations", "ListRetirableGrants", "ReplicateKey", "RetireGrant", "RevokeGrant",
   "UpdateCustomKeyStore", "UpdatePrimaryRegion",
