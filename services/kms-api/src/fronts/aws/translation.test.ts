@@ -8,7 +8,7 @@ import { Arns } from "./arns";
 import { AWS_ERRORS, AwsAuthError, awsErrorOf } from "./errors";
 import { Members } from "./json";
 import type { AwsOperation } from "./operation";
-import { keySpecFromAws, keySpecToAws, signingAlgorithmFromAws } from "./specs";
+import { keySpecFromAws, keySpecToAws, keyUsageFromAws, signingAlgorithmFromAws } from "./specs";
 import { AWS_OPERATIONS, UNSUPPORTED_OPERATIONS } from "./table";
 
 const arns = new Arns("eu-west-1", "123456789012");
@@ -30,7 +30,9 @@ const ISSUE_OPERATIONS = (
   "CreateKey DescribeKey ListKeys EnableKey DisableKey ScheduleKeyDeletion CancelKeyDeletion UpdateKeyDescription Encrypt Decrypt " +
   "ReEncrypt GenerateDataKey GenerateDataKeyWithoutPlaintext GenerateDataKeyPair GenerateDataKeyPairWithoutPlaintext GenerateRandom Sign Verify GetPublicKey GenerateMac VerifyMac CreateAlias " +
   "UpdateAlias DeleteAlias ListAliases TagResource UntagResource ListResourceTags GetKeyPolicy PutKeyPolicy ListKeyPolicies " +
-  "EnableKeyRotation DisableKeyRotation GetKeyRotationStatus RotateKeyOnDemand GetParametersForImport ImportKeyMaterial DeleteImportedKeyMaterial"
+  "EnableKeyRotation DisableKeyRotation GetKeyRotationStatus RotateKeyOnDemand GetParametersForImport ImportKeyMaterial DeleteImportedKeyMaterial " +
+  // Issue 21: key agreement.
+  "DeriveSharedSecret"
 ).split(" ");
 
 describe("the operation table", () => {
@@ -126,6 +128,21 @@ describe("secrets", () => {
       const plaintext = Buffer.from("data key");
       expect(op.target.responseSecrets!({ plaintext } as never)).toContain(plaintext);
     }
+    const sharedSecret = Buffer.from("shared secret");
+    expect(operation("DeriveSharedSecret").target.responseSecrets!({ sharedSecret } as never)).toContain(sharedSecret);
+  });
+});
+
+describe("DeriveSharedSecret", () => {
+  it("takes KeyAgreementAlgorithm ECDH and the peer's PublicKey; refuses another algorithm, Recipient and DryRun", () => {
+    const PublicKey = Buffer.from("peer").toString("base64");
+    expect(decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "ECDH", PublicKey })).toMatchObject({ keyId: KEY, keyAgreementAlgorithm: 1 });
+    expect(() => decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "DH", PublicKey })).toThrow(/KeyAgreementAlgorithm: must be one of ECDH/);
+    expect(() => decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "ECDH" })).toThrow(/PublicKey: is required/);
+    for (const extra of [{ Recipient: { AttestationDocument: "eA==" } }, { DryRun: true }]) {
+      expect(() => decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "ECDH", PublicKey, ...extra })).toThrow(/is not supported/);
+    }
+    expect(keyUsageFromAws("KEY_AGREEMENT")).toBe(kmsResources.KeyUsage.KEY_AGREEMENT);
   });
 });
 
