@@ -187,7 +187,8 @@ export class Pkcs11Engine implements KeyEngine {
   }
 
   /** Unwraps into a session object whose type, size or curve is checked against the spec. */
-  private async unwrap(session: PooledSession, checked: CheckedKey, field: string, template = hsmUnwrapTemplate(checked.family)): Promise<pkcs11js.Handle> {
+  /** `template`: the object's attributes (default: the family's; the HSM root's forced ones are added). */
+  private async unwrap(session: PooledSession, checked: CheckedKey, field: string, template?: pkcs11js.Template): Promise<pkcs11js.Handle> {
     const family = checked.family;
     const root = await this.root.unwrappingKey(session, checked, field);
     if (family.kind === "ed25519") {
@@ -198,7 +199,7 @@ export class Pkcs11Engine implements KeyEngine {
     let handle: pkcs11js.Handle;
     try {
       handle = await hsmCallAsync("C_UnwrapKey(root key)", () =>
-        this.lib.C_UnwrapKeyAsync(session.handle, KWP, root, checked.kwp, forcedHsmTemplate(template)),
+        this.lib.C_UnwrapKeyAsync(session.handle, KWP, root, checked.kwp, forcedHsmTemplate(template ?? hsmUnwrapTemplate(family))),
       );
     } catch (err) {
       // SoftHSM answers CKR_FUNCTION_FAILED when the PKCS#8 inside is not a key of the template's type.
