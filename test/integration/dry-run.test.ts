@@ -3,7 +3,7 @@
 // it does not (PERMISSION_DENIED, as the real call) and a disabled key (Rejected.Disabled, as the real
 // call). Nothing changes: an imported key's encryption budget is untouched by dry runs, no grant is made
 // or removed, and the only trace is each call's audit row, marked as a dry run.
-import { constants, publicEncrypt, randomBytes } from "node:crypto";
+import { constants, generateKeyPairSync, publicEncrypt, randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
@@ -12,7 +12,7 @@ import { principalPki } from "../principal-fixtures";
 
 jest.setTimeout(180_000);
 
-const { KeySpec, KeyUsage, Origin, ProtectionLevel, SigningAlgorithm, EncryptionAlgorithm, WrappingAlgorithm, WrappingKeySpec } = kmsResources;
+const { KeyAgreementAlgorithm, KeySpec, KeyUsage, Origin, ProtectionLevel, SigningAlgorithm, EncryptionAlgorithm, WrappingAlgorithm, WrappingKeySpec } = kmsResources;
 const ALICE = "spiffe://example.org/ns/apps/sa/alice";
 const BOB = "spiffe://example.org/ns/apps/sa/bob";
 const AUDITOR = "spiffe://example.org/ns/kms/sa/auditor";
@@ -44,6 +44,7 @@ interface Keys {
   sign: string;
   rsa: string;
   hmac: string;
+  ecdh: string;
 }
 interface Inputs {
   blob: Uint8Array;
@@ -55,6 +56,8 @@ interface Inputs {
 const digest = randomBytes(32);
 const message = Buffer.from("message");
 const context = { app: "dry" };
+/** A peer's public key for DeriveSharedSecret (DER SPKI, P-256). */
+const peerPublicKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "der" });
 
 /** Each RPC that takes dry_run, as a dry run on the keys given (the grant RPCs are tested on their own). */
 function calls(c: KmsClient, k: Keys, i: Inputs): [string, () => Promise<unknown>][] {
@@ -76,6 +79,7 @@ function calls(c: KmsClient, k: Keys, i: Inputs): [string, () => Promise<unknown
     ["AsymmetricDecrypt", () => c.asymmetricDecrypt({ keyId: k.rsa, algorithm: EncryptionAlgorithm.RSAES_OAEP_SHA_256, ciphertextBlob: i.rsaBlob, dryRun })],
     ["GenerateMac", () => c.generateMac({ keyId: k.hmac, message, dryRun })],
     ["VerifyMac", () => c.verifyMac({ keyId: k.hmac, message, mac: i.mac, dryRun })],
+    ["DeriveSharedSecret", () => c.deriveSharedSecret({ keyId: k.ecdh, keyAgreementAlgorithm: KeyAgreementAlgorithm.ECDH, publicKey: peerPublicKey, dryRun })],
   ];
 }
 
@@ -95,6 +99,7 @@ async function setUp(): Promise<{ keys: Keys; inputs: Inputs }> {
     sign: await create(KeySpec.RSA_2048, KeyUsage.SIGN_VERIFY),
     rsa: await create(KeySpec.RSA_2048, KeyUsage.ENCRYPT_DECRYPT),
     hmac: await create(KeySpec.HMAC_SHA256, KeyUsage.GENERATE_VERIFY_MAC),
+    ecdh: await create(KeySpec.EC_P256, KeyUsage.KEY_AGREEMENT),
   };
   const inputs = {
     blob: (await alice.encrypt({ keyId: keys.aes, plaintext: message, encryptionContext: context })).ciphertextBlob,

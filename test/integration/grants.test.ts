@@ -2,9 +2,10 @@
 // principal, each authenticating with a client certificate whose URI SAN is the principal. Two kms-api
 // replicas on one database; the second caches metadata for a minute and hears no notifications, so only
 // a grant token can make a fresh grant usable there.
-import { randomUUID } from "node:crypto";
+import { createPublicKey, diffieHellman, generateKeyPairSync, randomUUID } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import postgres from "postgres";
+import { kmsResources } from "@kms/proto";
 import { errorCode, grpcError, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
 import { principalPki } from "../principal-fixtures";
@@ -101,6 +102,19 @@ describe("a grant to bob on alice's key", () => {
     const { ciphertextBlob } = await bob.encrypt({ keyId, plaintext, encryptionContext: { app: "x" } });
     expect(Buffer.from((await bob.decrypt({ ciphertextBlob, encryptionContext: { app: "x" } })).plaintext)).toEqual(plaintext);
     await expectDenied(bob.encrypt({ keyId, plaintext, encryptionContext: { app: "x", more: "1" } }), denial(keyId));
+  });
+
+  it("can give DeriveSharedSecret on a key agreement key, and only that", async () => {
+    const { KeySpec, KeyUsage, KeyAgreementAlgorithm } = kmsResources;
+    const keyId = (await alice.createKey({ keySpec: KeySpec.EC_P256, keyUsage: KeyUsage.KEY_AGREEMENT })).keyMetadata!.keyId;
+    const peer = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const request = { keyId, keyAgreementAlgorithm: KeyAgreementAlgorithm.ECDH, publicKey: peer.publicKey.export({ type: "spki", format: "der" }) };
+    await expectDenied(bob.deriveSharedSecret(request), denial(keyId, "kms:DeriveSharedSecret"));
+    await alice.createGrant({ keyId, granteePrincipal: BOB, operations: ["DeriveSharedSecret"] });
+    const { sharedSecret } = await bob.deriveSharedSecret(request);
+    const kmsPublic = createPublicKey((await alice.getPublicKey({ keyId })).publicKey);
+    expect(Buffer.from(sharedSecret)).toEqual(diffieHellman({ privateKey: peer.privateKey, publicKey: kmsPublic }));
+    await expectDenied(bob.getPublicKey({ keyId }), denial(keyId, "kms:GetPublicKey"));
   });
 
   it("is idempotent by name: the same terms give the same grant and token, other terms ALREADY_EXISTS", async () => {

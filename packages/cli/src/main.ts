@@ -9,6 +9,7 @@ import { registerAuditCommands } from "./commands/audit";
 import { registerDataCommands } from "./commands/data";
 import { registerDataKeyPairCommands } from "./commands/data-key-pairs";
 import { registerGrantCommands } from "./commands/grants";
+import { registerKeyAgreementCommands } from "./commands/key-agreement";
 import { registerKeyCommands } from "./commands/keys";
 import { registerReencryptDir } from "./commands/reencrypt-dir";
 import { registerSigningCommands } from "./commands/signing";
@@ -31,6 +32,7 @@ function buildProgram(): Command {
   registerKeyCommands(program);
   registerDataCommands(program);
   registerDataKeyPairCommands(program);
+  registerKeyAgreementCommands(program);
   registerSigningCommands(program);
   registerAliasCommands(program);
   registerGrantCommands(program);

@@ -34,4 +34,5 @@ export const CHECKSUM_FIELDS: Readonly<Record<string, ChecksumFields>> = {
   GenerateMac: { request: ["message"], response: ["mac"] },
   VerifyMac: { request: ["message", "mac"], response: [] },
   GenerateRandom: { request: [], response: ["random"] },
+  DeriveSharedSecret: { request: ["public_key"], response: ["shared_secret"] },
 };

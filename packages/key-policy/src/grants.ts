@@ -5,7 +5,7 @@
 export const GRANT_OPERATIONS: readonly string[] = [
   "Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext",
   "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "AsymmetricSign", "AsymmetricVerify",
-  "AsymmetricEncrypt", "AsymmetricDecrypt", "GenerateMac", "VerifyMac", "GetPublicKey", "DescribeKey", "RetireGrant",
+  "AsymmetricEncrypt", "AsymmetricDecrypt", "GenerateMac", "VerifyMac", "GetPublicKey", "DescribeKey", "DeriveSharedSecret", "RetireGrant",
 ];
 
 /** The operations that take an encryption context: the only ones a constrained grant may name. */

@@ -29,6 +29,8 @@ export const ACTIONS = [
   "GetPublicKey", "GenerateMac", "VerifyMac", "GetParametersForImport", "ImportKeyMaterial", "DeleteKeyMaterial",
   "CreateAlias", "UpdateAlias", "DeleteAlias", "ListAliasesByKeyId", "TagResource", "UntagResource",
   "ListResourceTags", "GetKeyPolicy", "SetKeyPolicy", "CreateGrant", "ListGrants", "RetireGrant", "RevokeGrant",
+  // Key agreement.
+  "DeriveSharedSecret",
 ].map((a) => `kms:${a}`);
 
 export const OPERATORS = ["StringEquals", "StringNotEquals", "StringLike", "StringNotLike", "Bool"] as const;

@@ -28,6 +28,7 @@ const RSA = specsOfKind("rsa");
 const EC = specsOfKind("ec", "ed25519");
 const HMAC = specsOfKind("hmac");
 const ML_DSA = specsOfKind("ml-dsa");
+const KEY_AGREEMENT_SPECS = [...KEY_SPECS].filter(([, c]) => c.keyAgreementAlgorithms !== undefined).map(([spec]) => spec);
 
 /** The usages a key spec allows (the spec's "valid pairs"). */
 export function allowedUsages(spec: KeySpec): KeyUsage[] {
@@ -98,6 +99,7 @@ const OPERATION_NEEDS = {
   AsymmetricEncrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: RSA },
   AsymmetricDecrypt: { usage: KeyUsage.ENCRYPT_DECRYPT, specs: RSA },
   GetPublicKey: { usage: undefined, specs: [...RSA, ...EC, ...ML_DSA] },
+  DeriveSharedSecret: { usage: KeyUsage.KEY_AGREEMENT, specs: KEY_AGREEMENT_SPECS },
   GenerateMac: { usage: KeyUsage.GENERATE_VERIFY_MAC, specs: HMAC },
   VerifyMac: { usage: KeyUsage.GENERATE_VERIFY_MAC, specs: HMAC },
 } as const satisfies Record<string, { usage: KeyUsage | undefined; specs: readonly KeySpec[] }>;
@@ -216,6 +218,7 @@ export function validateTags(tags: Readonly<Record<string, string>>, field = "ta
 
 export * from "./lifecycle";
 export * from "./import";
+export * from "./key-agreement";
 
 // Asymmetric and MAC rules: which algorithm suits which spec, and the size limits of their inputs.
 const { SigningAlgorithm } = kmsResources;

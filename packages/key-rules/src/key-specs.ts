@@ -7,7 +7,7 @@ import { ErrorCode, KmsError } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
 import { keySpecName } from "./names";
 
-const { KeySpec, KeyUsage, SigningAlgorithm, EncryptionAlgorithm } = kmsResources;
+const { KeySpec, KeyUsage, SigningAlgorithm, EncryptionAlgorithm, KeyAgreementAlgorithm } = kmsResources;
 
 export type EcCurve = "P-256" | "P-384" | "secp256k1";
 
@@ -27,12 +27,17 @@ export interface KeySpecCapabilities {
   signingAlgorithms: readonly kmsResources.SigningAlgorithm[];
   /** GenerateDataKeyPair can make pairs of this spec (PKCS#8 private key, SPKI public key). */
   dataKeyPair?: true;
+  /** The key agreement algorithms of the spec's KEY_AGREEMENT keys (none: no such usage). */
+  keyAgreementAlgorithms?: readonly kmsResources.KeyAgreementAlgorithm[];
 }
 
 const RSA_SIGNING = [SigningAlgorithm.RSA_PSS_SHA_256, SigningAlgorithm.RSA_PKCS1_SHA_256];
 const ENCRYPT = [KeyUsage.ENCRYPT_DECRYPT];
 const SIGN = [KeyUsage.SIGN_VERIFY];
 const MAC = [KeyUsage.GENERATE_VERIFY_MAC];
+// AWS's curves for ECDH (NIST P-256 and P-384; no secp256k1, no ECC_NIST_P521 here).
+const SIGN_OR_AGREE = [KeyUsage.SIGN_VERIFY, KeyUsage.KEY_AGREEMENT];
+const ECDH = [KeyAgreementAlgorithm.ECDH];
 
 export const KEY_SPECS: ReadonlyMap<kmsResources.KeySpec, KeySpecCapabilities> = new Map<kmsResources.KeySpec, KeySpecCapabilities>([
   [KeySpec.AES_256, { family: { kind: "aes", bytes: 32 }, usages: ENCRYPT, signingAlgorithms: [] }],
@@ -40,8 +45,8 @@ export const KEY_SPECS: ReadonlyMap<kmsResources.KeySpec, KeySpecCapabilities> =
   [KeySpec.RSA_2048, { family: { kind: "rsa", bits: 2048 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING, dataKeyPair: true }],
   [KeySpec.RSA_3072, { family: { kind: "rsa", bits: 3072 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING, dataKeyPair: true }],
   [KeySpec.RSA_4096, { family: { kind: "rsa", bits: 4096 }, usages: [KeyUsage.SIGN_VERIFY, KeyUsage.ENCRYPT_DECRYPT], signingAlgorithms: RSA_SIGNING, dataKeyPair: true }],
-  [KeySpec.EC_P256, { family: { kind: "ec", curve: "P-256" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_256], dataKeyPair: true }],
-  [KeySpec.EC_P384, { family: { kind: "ec", curve: "P-384" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_384], dataKeyPair: true }],
+  [KeySpec.EC_P256, { family: { kind: "ec", curve: "P-256" }, usages: SIGN_OR_AGREE, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_256], dataKeyPair: true, keyAgreementAlgorithms: ECDH }],
+  [KeySpec.EC_P384, { family: { kind: "ec", curve: "P-384" }, usages: SIGN_OR_AGREE, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_384], dataKeyPair: true, keyAgreementAlgorithms: ECDH }],
   [KeySpec.EC_P256K, { family: { kind: "ec", curve: "secp256k1" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ECDSA_SHA_256], dataKeyPair: true }],
   [KeySpec.ED25519, { family: { kind: "ed25519" }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ED25519] }],
   [KeySpec.ML_DSA_44, { family: { kind: "ml-dsa", level: 44 }, usages: SIGN, signingAlgorithms: [SigningAlgorithm.ML_DSA_SHAKE_256] }],

@@ -1,5 +1,6 @@
 // What a backend does, and the checked types it takes: a WrappedKey from the wire becomes a CheckedKey
 // (known spec and level, one of our roots, plausible length) before any backend sees it.
+import type { KeyObject } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { ErrorCode, invalidArgument, KmsError } from "@kms/errors";
 import type { kmsResources } from "@kms/proto";
@@ -60,6 +61,14 @@ export type AesKey = CheckedKey<Extract<KeyFamily, { kind: "aes" }>>;
 export type HmacKey = CheckedKey<Extract<KeyFamily, { kind: "hmac" }>>;
 export type RsaKey = CheckedKey<Extract<KeyFamily, { kind: "rsa" }>>;
 export type SigningKey = CheckedKey<Extract<KeyFamily, { kind: "rsa" | "ec" | "ed25519" | "ml-dsa" }>>;
+export type EcKey = CheckedKey<Extract<KeyFamily, { kind: "ec" }>>;
+
+/** A peer's public key for ECDH, already checked (@kms/key-rules peerPublicKey): on the key's curve. */
+export interface PeerKey {
+  keyObject: KeyObject;
+  /** The uncompressed point 04 ‖ x ‖ y (what C_DeriveKey takes). */
+  point: Buffer;
+}
 
 /** Key material to make: a checked spec (its family), level and version id. */
 export interface NewKey extends Binding {
@@ -95,6 +104,8 @@ export interface Backend {
   asymmetricDecrypt(key: RsaKey, hash: OaepHash, ciphertext: Uint8Array): Promise<Buffer>;
   /** HMAC with the key spec's hash, full length. */
   generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer>;
+  /** ECDH without a KDF: the shared point's x-coordinate (the field's length). */
+  deriveSharedSecret(key: EcKey, peer: PeerKey): Promise<Buffer>;
   /** Random bytes from the HSM (or node:crypto on the software-root backend). */
   generateRandom(numberOfBytes: number): Promise<Buffer>;
   /**

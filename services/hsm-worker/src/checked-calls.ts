@@ -9,7 +9,9 @@ import { signingScheme, signInput } from "./asymmetric/signing-scheme";
 import type { ProtoSignInput } from "./asymmetric/signing-scheme";
 import { checkWrappedKey, requireFamily } from "./backend";
 import type { Backend, CheckedKey, GeneratedKey, NewKey } from "./backend";
-import { checkProtectionLevel, hsmUnsupported, keyFamily } from "./key-spec";
+import { allowedKeyAgreementAlgorithms, peerPublicKey } from "@kms/key-rules";
+import { FIELD_BYTES } from "./asymmetric/ecdsa-signature";
+import { checkProtectionLevel, hsmUnsupported, keyFamily, wrongKeyFamily } from "./key-spec";
 import type { KeyFamily } from "./key-spec";
 
 const { ProtectionLevel } = kmsResources;
@@ -54,6 +56,7 @@ export interface WireOperations {
   sign(key: hsm.WrappedKey | undefined, algorithm: kmsResources.SigningAlgorithm, input: ProtoSignInput): Promise<Buffer>;
   asymmetricDecrypt(key: hsm.WrappedKey | undefined, algorithm: kmsResources.EncryptionAlgorithm, ciphertext: Uint8Array): Promise<Buffer>;
   generateMac(key: hsm.WrappedKey | undefined, message: Uint8Array): Promise<Buffer>;
+  deriveSharedSecret(key: hsm.WrappedKey | undefined, publicKey: Uint8Array): Promise<Buffer>;
 }
 
 /** Checks throw synchronously; as promises they reject, like the backend's own failures. */
@@ -81,5 +84,14 @@ export function onWire(backend: Backend): WireOperations {
         return backend.asymmetricDecrypt(rsa, oaepHash(algorithm), ciphertext);
       }),
     generateMac: (key, message) => checked(() => backend.generateMac(checkedKey(backend, key, "key", ["hmac"], "GenerateMac"), message)),
+    deriveSharedSecret: (key, publicKey) =>
+      checked(() => {
+        const ec = checkedKey(backend, key, "key", ["ec"], "DeriveSharedSecret");
+        if (allowedKeyAgreementAlgorithms(ec.keySpec).length === 0) throw wrongKeyFamily("key.key_spec", ec.keySpec, "DeriveSharedSecret");
+        // Checked before the backend sees it: neither C_DeriveKey nor node:crypto gets a bad point.
+        const keyObject = peerPublicKey(publicKey, ec.family.curve);
+        const point = Buffer.from(publicKey.subarray(publicKey.length - (1 + 2 * FIELD_BYTES[ec.family.curve])));
+        return backend.deriveSharedSecret(ec, { keyObject, point });
+      }),
   };
 }

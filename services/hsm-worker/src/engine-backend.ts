@@ -2,7 +2,7 @@
 // Backends (pkcs11/hsm-backend.ts, software/software-root.ts) say which engine that is, and make keys.
 import type { OaepHash } from "./asymmetric/oaep";
 import type { SignInput, SigningScheme } from "./asymmetric/signing-scheme";
-import type { AcceptedRoots, AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "./backend";
+import type { AcceptedRoots, AesKey, CheckedKey, EcKey, HmacKey, PeerKey, RsaKey, SigningKey } from "./backend";
 import type { KeyEngine } from "./engine";
 import type { KeyCache } from "./handle-cache";
 
@@ -43,6 +43,10 @@ export abstract class EngineBackend {
 
   generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer> {
     return this.engineFor(key).generateMac(key, message);
+  }
+
+  deriveSharedSecret(key: EcKey, peer: PeerKey): Promise<Buffer> {
+    return this.engineFor(key).deriveSharedSecret(key, peer);
   }
 
   checkKey(key: CheckedKey, field: string): Promise<void> {

@@ -5,7 +5,7 @@
 // version id, spec and level.
 import type { OaepHash } from "./asymmetric/oaep";
 import type { SignInput, SigningScheme } from "./asymmetric/signing-scheme";
-import type { AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "./backend";
+import type { AesKey, CheckedKey, EcKey, HmacKey, PeerKey, RsaKey, SigningKey } from "./backend";
 
 export interface KeyEngine {
   encrypt(key: AesKey, plaintext: Uint8Array, aad: Uint8Array, field: string): Promise<Buffer>;
@@ -13,6 +13,7 @@ export interface KeyEngine {
   sign(key: SigningKey, scheme: SigningScheme, input: SignInput): Promise<Buffer>;
   asymmetricDecrypt(key: RsaKey, hash: OaepHash, ciphertext: Uint8Array): Promise<Buffer>;
   generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer>;
+  deriveSharedSecret(key: EcKey, peer: PeerKey): Promise<Buffer>;
   /**
    * Authenticates and unwraps `key` into a key of its spec, and discards it at once (destroyed in the HSM,
    * or wiped); nothing is cached or used. unwrapFailed() when it does not unwrap (verify-restore).

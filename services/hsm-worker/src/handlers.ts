@@ -162,6 +162,11 @@ export async function asymmetricDecrypt(
   return { response: create(hsm.AsymmetricDecryptResponseSchema, { plaintext }), wipeAfterSend: [plaintext] };
 }
 
+export async function deriveSharedSecret(backend: Backend, req: hsm.DeriveSharedSecretRequest): Promise<Reply<hsm.DeriveSharedSecretResponse>> {
+  const sharedSecret = await onWire(backend).deriveSharedSecret(req.key, req.publicKey);
+  return { response: create(hsm.DeriveSharedSecretResponseSchema, { sharedSecret }), wipeAfterSend: [sharedSecret] };
+}
+
 export async function generateMac(backend: Backend, req: hsm.GenerateMacRequest): Promise<Reply<hsm.GenerateMacResponse>> {
   checkMessage(req.message);
   return { response: create(hsm.GenerateMacResponseSchema, { mac: await onWire(backend).generateMac(req.key, req.message) }) };

@@ -82,6 +82,7 @@ export const UNARY: Record<Exclude<keyof typeof hsm.HsmWorkerService.method, "ba
   verify: (_worker, request: hsm.VerifyRequest) => handlers.verify(request),
   asymmetricDecrypt: (worker, request: hsm.AsymmetricDecryptRequest) => handlers.asymmetricDecrypt(worker.backend, request),
   verifyMac: (worker, request: hsm.VerifyMacRequest) => handlers.verifyMac(worker.backend, request),
+  deriveSharedSecret: (worker, request: hsm.DeriveSharedSecretRequest) => handlers.deriveSharedSecret(worker.backend, request),
   importKeyMaterial: (worker, request: hsm.ImportKeyMaterialRequest) => handlers.importKeyMaterial(worker.backend, request),
   signAuditCheckpoint: (worker, request: hsm.SignAuditCheckpointRequest) =>
     worker.checkpoints ? signAuditCheckpoint(worker.checkpoints, request) : noCheckpointKey(),

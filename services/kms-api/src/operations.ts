@@ -16,6 +16,7 @@ import { MAX_BATCH_ITEMS } from "./handlers/batch";
 import { createKey } from "./handlers/create-key";
 import { decrypt } from "./handlers/decrypt";
 import { deleteKeyMaterial } from "./handlers/delete-key-material";
+import { deriveSharedSecret } from "./handlers/derive-shared-secret";
 import { describeKey } from "./handlers/describe-key";
 import { encrypt } from "./handlers/encrypt";
 import { generateDataKey, generateDataKeyWithoutPlaintext } from "./handlers/generate-data-key";
@@ -83,6 +84,8 @@ const ALL: Operation[] = [
   operation(m.asymmetricEncrypt, asymmetricEncrypt, { ...checkable, ...crc32c(m.asymmetricEncrypt), ...byKeyId, requestSecrets: (r) => [r.plaintext] }),
   operation(m.asymmetricDecrypt, asymmetricDecrypt, { ...checkable, ...crc32c(m.asymmetricDecrypt), ...byKeyId, responseSecrets: (r) => [r.plaintext] }),
   operation(m.getPublicKey, getPublicKey, { ...byKeyId, ...withGrantTokens }),
+  // The shared secret is zeroed once the reply is encoded; it is never logged (nor is any response field).
+  operation(m.deriveSharedSecret, deriveSharedSecret, { ...checkable, ...crc32c(m.deriveSharedSecret), ...byKeyId, responseSecrets: (r) => [r.sharedSecret] }),
   operation(m.generateMac, generateMac, { ...checkable, ...byKeyId, ...crc32c(m.generateMac) }),
   operation(m.verifyMac, verifyMac, { ...checkable, ...byKeyId, ...crc32c(m.verifyMac) }),
   operation(m.generateRandom, generateRandom, crc32c(m.generateRandom)),

@@ -118,6 +118,10 @@ export class WorkerClient {
     return this.call((d) => this.client.asymmetricDecrypt(req, { deadline: d }), deadline);
   }
 
+  deriveSharedSecret(req: MessageInitShape<typeof hsm.DeriveSharedSecretRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.deriveSharedSecret(req, { deadline: d }), deadline);
+  }
+
 
   verifyMac(req: MessageInitShape<typeof hsm.VerifyMacRequestSchema>, deadline?: Date) {
     return this.call((d) => this.client.verifyMac(req, { deadline: d }), deadline);

@@ -20,7 +20,7 @@ export function registerKeyCommands(program: Command): void {
     .description("create a customer master key; prints its metadata")
     .option("--description <text>", "description", "")
     .option("--key-spec <spec>", "AES_256 (default), AES_128, RSA_2048, EC_P256, ED25519, HMAC_SHA256, ...")
-    .option("--key-usage <usage>", "ENCRYPT_DECRYPT (default for AES), SIGN_VERIFY, GENERATE_VERIFY_MAC")
+    .option("--key-usage <usage>", "ENCRYPT_DECRYPT (default for AES), SIGN_VERIFY, GENERATE_VERIFY_MAC, KEY_AGREEMENT")
     .option("--protection-level <level>", "HSM or SOFTWARE")
     .option("--tag <key=value>", "a tag (repeatable)", keyValue)
     .option("--rotate", "enable automatic rotation")

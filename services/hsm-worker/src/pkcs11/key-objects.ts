@@ -71,6 +71,21 @@ export function hsmUnwrapTemplate(family: KeyFamily): pkcs11js.Template {
   }
 }
 
+/**
+ * Template for unwrapping an HSM-level EC key to agree (DeriveSharedSecret): as every HSM EC key, but it
+ * cannot sign. CKA_DERIVE is false as the HSM root forces; hsmAllowDerive turns it on in the session object.
+ */
+export function hsmAgreementTemplate(): pkcs11js.Template {
+  return [
+    ...EC_UNWRAP_CLASS,
+    { type: pkcs11js.CKA_TOKEN, value: false },
+    { type: pkcs11js.CKA_PRIVATE, value: true },
+    { type: pkcs11js.CKA_SENSITIVE, value: true },
+    { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    { type: pkcs11js.CKA_SIGN, value: false },
+  ];
+}
+
 /** The unwrapped object is the spec's size or curve (an HMAC key's length SoftHSM does not report). */
 export function hsmObjectFits(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, handle: pkcs11js.Handle, family: KeyFamily): boolean {
   if (family.kind === "rsa") return rsaFits(lib, session, handle, family.bits);

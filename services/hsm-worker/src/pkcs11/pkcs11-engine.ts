@@ -6,7 +6,7 @@ import * as pkcs11js from "pkcs11js";
 import type { OaepHash } from "../asymmetric/oaep";
 import type { SignInput, SigningScheme } from "../asymmetric/signing-scheme";
 import { moduleCannotHold } from "@kms/key-rules";
-import type { AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "../backend";
+import type { AesKey, CheckedKey, EcKey, HmacKey, PeerKey, RsaKey, SigningKey } from "../backend";
 import { unwrapFailed } from "../backend";
 import { asBuffer, wipe } from "../bytes";
 import type { KeyEngine } from "../engine";
@@ -15,11 +15,12 @@ import type { CachedKey, KeyCache } from "../handle-cache";
 import { hsmOpenGcm, hsmSealGcm } from "./aes";
 import { readAttributes, ulong } from "./attributes";
 import type { ModuleProfile } from "./capabilities";
-import { ED25519_PKCS8_PREFIX, hsmCreateEd25519Key } from "./ec";
+import { FIELD_BYTES } from "../asymmetric/ecdsa-signature";
+import { ED25519_PKCS8_PREFIX, hsmAllowDerive, hsmCreateEd25519Key, hsmEcdh } from "./ec";
 import { hasCode, hsmCallAsync, Pkcs11CallError } from "./errors";
 import type { CallMode } from "./errors";
 import { hsmMac } from "./hmac";
-import { hsmObjectFits, hsmSign, hsmUnwrapTemplate } from "./key-objects";
+import { hsmAgreementTemplate, hsmObjectFits, hsmSign, hsmUnwrapTemplate } from "./key-objects";
 import { KWP, UNWRAP_REJECTED } from "./pkcs11-root";
 import type { Pkcs11Root } from "./pkcs11-root";
 import { forcedHsmTemplate } from "./root-key";
@@ -92,6 +93,22 @@ export class Pkcs11Engine implements KeyEngine {
 
   generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer> {
     return this.withKey(key, "key", (session, handle) => hsmMac(this.lib, session.handle, handle, key.family.hash, message, this.callMode));
+  }
+
+  /**
+   * ECDH in the HSM. The key is unwrapped for this call only, into an object that can derive but not sign
+   * (the cached objects sign and cannot derive), and destroyed with the derived secret afterwards.
+   */
+  deriveSharedSecret(key: EcKey, peer: PeerKey): Promise<Buffer> {
+    return withSession(this.pool, async (session) => {
+      const handle = await this.unwrap(session, key, "key", hsmAgreementTemplate());
+      try {
+        hsmAllowDerive(this.lib, session.handle, handle);
+        return await hsmEcdh(this.lib, session.handle, handle, peer.point, FIELD_BYTES[key.family.curve]);
+      } finally {
+        destroyObject(this.lib, session.handle, handle);
+      }
+    });
   }
 
   /** Unwraps into a session object (authenticated, its type checked) and destroys it at once. */
@@ -170,7 +187,8 @@ export class Pkcs11Engine implements KeyEngine {
   }
 
   /** Unwraps into a session object whose type, size or curve is checked against the spec. */
-  private async unwrap(session: PooledSession, checked: CheckedKey, field: string): Promise<pkcs11js.Handle> {
+  /** `template`: the object's attributes (default: the family's; the HSM root's forced ones are added). */
+  private async unwrap(session: PooledSession, checked: CheckedKey, field: string, template?: pkcs11js.Template): Promise<pkcs11js.Handle> {
     const family = checked.family;
     const root = await this.root.unwrappingKey(session, checked, field);
     if (family.kind === "ed25519") {
@@ -181,7 +199,7 @@ export class Pkcs11Engine implements KeyEngine {
     let handle: pkcs11js.Handle;
     try {
       handle = await hsmCallAsync("C_UnwrapKey(root key)", () =>
-        this.lib.C_UnwrapKeyAsync(session.handle, KWP, root, checked.kwp, forcedHsmTemplate(hsmUnwrapTemplate(family))),
+        this.lib.C_UnwrapKeyAsync(session.handle, KWP, root, checked.kwp, forcedHsmTemplate(template ?? hsmUnwrapTemplate(family))),
       );
     } catch (err) {
       // SoftHSM answers CKR_FUNCTION_FAILED when the PKCS#8 inside is not a key of the template's type.

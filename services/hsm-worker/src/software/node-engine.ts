@@ -2,10 +2,11 @@
 // the material, which becomes a node:crypto KeyObject or an ML-DSA key (the bytes are wiped at once), cached (LRU) by
 // version id, spec and level and compared by wrapped bytes. A cached key needs nothing of its root, and
 // nothing is freed when it leaves the cache (the garbage collector has the KeyObject).
+import { diffieHellman } from "node:crypto";
 import type { KeyObject } from "node:crypto";
 import type { OaepHash } from "../asymmetric/oaep";
 import type { SignInput, SigningScheme } from "../asymmetric/signing-scheme";
-import type { AesKey, CheckedKey, HmacKey, RsaKey, SigningKey } from "../backend";
+import type { AesKey, CheckedKey, EcKey, HmacKey, PeerKey, RsaKey, SigningKey } from "../backend";
 import { unwrapFailed } from "../backend";
 import { asBuffer, wipe } from "../bytes";
 import type { KeyEngine } from "../engine";
@@ -48,6 +49,11 @@ export class NodeCryptoEngine implements KeyEngine {
 
   async generateMac(key: HmacKey, message: Uint8Array): Promise<Buffer> {
     return softwareMac(keyObject(this.cached(key) ?? (await this.unwrap(key, "key"))), key.family.hash, message);
+  }
+
+  /** ECDH in node:crypto (OpenSSL): the x-coordinate, the field's length. */
+  async deriveSharedSecret(key: EcKey, peer: PeerKey): Promise<Buffer> {
+    return diffieHellman({ privateKey: keyObject(this.cached(key) ?? (await this.unwrap(key, "key"))), publicKey: peer.keyObject });
   }
 
   /** Unwraps and checks the material against the spec, then drops it (the bytes wiped, no key kept). */

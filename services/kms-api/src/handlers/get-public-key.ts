@@ -1,4 +1,5 @@
-import { checkUsable } from "@kms/key-rules";
+import { allowedKeyAgreementAlgorithms, checkUsable } from "@kms/key-rules";
+import { kmsResources } from "@kms/proto";
 import type { kms } from "@kms/proto";
 import { publicKeyOf, selectVersion } from "../key-versions";
 
@@ -16,5 +17,13 @@ export const getPublicKey: Handler<typeof kms.GetPublicKeyRequestSchema, typeof 
   checkUsable(key, "GetPublicKey");
   const version = await selectVersion(s, ctx, key, req.keyVersionId);
   const der = publicKeyOf(version);
-  return { publicKey: pem(Buffer.from(der)), keyId: key.keyId, keyVersionId: version.keyVersionId };
+  const keyAgreementAlgorithms = key.keyUsage === kmsResources.KeyUsage.KEY_AGREEMENT ? allowedKeyAgreementAlgorithms(key.keySpec) : [];
+  return {
+    publicKey: pem(Buffer.from(der)),
+    keyId: key.keyId,
+    keyVersionId: version.keyVersionId,
+    keySpec: key.keySpec,
+    keyUsage: key.keyUsage,
+    keyAgreementAlgorithms,
+  };
 };

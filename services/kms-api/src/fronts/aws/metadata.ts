@@ -5,7 +5,7 @@ import { kmsResources } from "@kms/proto";
 import type { Arns } from "./arns";
 import { compact, epochSeconds } from "./json";
 import type { JsonObject } from "./json";
-import { encryptionAlgorithmsOf, keySpecToAws, keyStateToAws, keyUsageToAws, macAlgorithmsOf, originToAws, signingAlgorithmsOf } from "./specs";
+import { encryptionAlgorithmsOf, keyAgreementAlgorithmsOf, keySpecToAws, keyStateToAws, keyUsageToAws, macAlgorithmsOf, originToAws, signingAlgorithmsOf } from "./specs";
 
 const seconds = (t: Timestamp | undefined) => (t === undefined ? undefined : epochSeconds(timestampDate(t)));
 const nonEmpty = (list: string[]) => (list.length > 0 ? list : undefined);
@@ -36,7 +36,8 @@ export function keyMetadataToAws(k: kmsResources.KeyMetadata, arns: Arns): JsonO
     CustomerMasterKeySpec: spec,
     KeySpec: spec,
     EncryptionAlgorithms: nonEmpty(encryptionAlgorithmsOf(k.keySpec, k.keyUsage)),
-    SigningAlgorithms: nonEmpty(signingAlgorithmsOf(k.keySpec)),
+    SigningAlgorithms: k.keyUsage === kmsResources.KeyUsage.KEY_AGREEMENT ? undefined : nonEmpty(signingAlgorithmsOf(k.keySpec)),
+    KeyAgreementAlgorithms: nonEmpty(keyAgreementAlgorithmsOf(k.keyUsage)),
     MacAlgorithms: nonEmpty(macAlgorithmsOf(k.keySpec)),
     MultiRegion: false,
   });

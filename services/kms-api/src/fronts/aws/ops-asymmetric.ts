@@ -12,6 +12,7 @@ import type { AwsCall, AwsEntry } from "./operation";
 import {
   MAC_ALGORITHMS,
   encryptionAlgorithmsOf,
+  keyAgreementAlgorithmsOf,
   keySpecToAws,
   keyUsageToAws,
   macAlgorithmsOf,
@@ -81,7 +82,8 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
         KeySpec: keySpecToAws(spec),
         KeyUsage: keyUsageToAws(usage),
         SigningAlgorithms: signing ? signingAlgorithmsOf(spec) : undefined,
-        EncryptionAlgorithms: signing ? undefined : encryptionAlgorithmsOf(spec, usage),
+        EncryptionAlgorithms: signing || usage === kmsResources.KeyUsage.KEY_AGREEMENT ? undefined : encryptionAlgorithmsOf(spec, usage),
+        KeyAgreementAlgorithms: usage === kmsResources.KeyUsage.KEY_AGREEMENT ? keyAgreementAlgorithmsOf(usage) : undefined,
       });
     },
   }),

@@ -1,7 +1,7 @@
 // CreateGrant, ListGrants, ListRetirableGrants, RetireGrant, RevokeGrant (docs/grants.md). Principals are
 // this service's principal strings (an AWS client sends them where AWS takes an ARN). AWS's grant
 // operations map onto kms.v1's: Encrypt and Decrypt cover the RSA forms too, Sign and Verify are
-// AsymmetricSign and AsymmetricVerify; CreateGrant and DeriveSharedSecret are not grantable here.
+// AsymmetricSign and AsymmetricVerify; CreateGrant is not grantable here.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { invalidArgument } from "@kms/errors";
 import { kms } from "@kms/proto";
@@ -21,7 +21,7 @@ const FROM_AWS: Record<string, string[]> = {
   Verify: ["AsymmetricVerify"],
   ...Object.fromEntries(
     ["GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "GetPublicKey", "RetireGrant", "DescribeKey",
-      "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac"].map((op) => [op, [op]]),
+      "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "DeriveSharedSecret"].map((op) => [op, [op]]),
   ),
 };
 const TO_AWS: Record<string, string> = { AsymmetricEncrypt: "Encrypt", AsymmetricDecrypt: "Decrypt", AsymmetricSign: "Sign", AsymmetricVerify: "Verify" };
@@ -32,7 +32,7 @@ function operationsFromAws(members: Members, constrained: boolean): string[] {
   return [...new Set(ops.flatMap((op) => {
     const mapped = FROM_AWS[op];
     if (mapped) return constrained ? mapped.slice(0, 1) : mapped;
-    if (op === "CreateGrant" || op === "DeriveSharedSecret") throw unsupported(`the grant operation ${op}`);
+    if (op === "CreateGrant") throw unsupported(`the grant operation ${op}`);
     throw invalidArgument("Operations", `${JSON.stringify(op.slice(0, 64))} is not a grant operation`);
   }))];
 }

@@ -42,8 +42,9 @@ const KEY_USAGES: Record<string, kmsResources.KeyUsage> = {
   ENCRYPT_DECRYPT: KeyUsage.ENCRYPT_DECRYPT,
   SIGN_VERIFY: KeyUsage.SIGN_VERIFY,
   GENERATE_VERIFY_MAC: KeyUsage.GENERATE_VERIFY_MAC,
+  KEY_AGREEMENT: KeyUsage.KEY_AGREEMENT,
 };
-const UNSUPPORTED_KEY_USAGES = ["KEY_AGREEMENT", "KEY_ENCAPSULATION"];
+const UNSUPPORTED_KEY_USAGES = ["KEY_ENCAPSULATION"];
 
 export function keyUsageFromAws(name: string): kmsResources.KeyUsage {
   const usage = KEY_USAGES[name];
@@ -131,6 +132,11 @@ export function rsaAlgorithmFromAws(name: AwsEncryptionAlgorithm): kmsResources.
   if (name === "RSAES_OAEP_SHA_1") return EncryptionAlgorithm.RSAES_OAEP_SHA_1;
   if (name === "RSAES_OAEP_SHA_256") return EncryptionAlgorithm.RSAES_OAEP_SHA_256;
   throw unsupported(`EncryptionAlgorithm ${name}`);
+}
+
+/** KeyAgreementAlgorithms of a KEY_AGREEMENT key (ECDH, AWS's only one); none for other usages. */
+export function keyAgreementAlgorithmsOf(usage: kmsResources.KeyUsage): string[] {
+  return usage === KeyUsage.KEY_AGREEMENT ? ["ECDH"] : [];
 }
 
 export function encryptionAlgorithmsOf(spec: kmsResources.KeySpec, usage: kmsResources.KeyUsage): string[] {

@@ -10,16 +10,17 @@ import { ASYMMETRIC_OPERATIONS } from "./ops-asymmetric";
 import { CRYPTO_OPERATIONS } from "./ops-crypto";
 import { GRANT_OPERATIONS } from "./ops-grants";
 import { IMPORT_OPERATIONS } from "./ops-import";
+import { KEY_AGREEMENT_OPERATIONS } from "./ops-key-agreement";
 import { KEY_OPERATIONS } from "./ops-keys";
 import { NAME_OPERATIONS } from "./ops-names";
 
 export const AWS_OPERATIONS: ReadonlyMap<string, AwsEntry> = new Map(
-  Object.entries({ ...KEY_OPERATIONS, ...CRYPTO_OPERATIONS, ...ASYMMETRIC_OPERATIONS, ...NAME_OPERATIONS, ...IMPORT_OPERATIONS, ...GRANT_OPERATIONS }),
+  Object.entries({ ...KEY_OPERATIONS, ...CRYPTO_OPERATIONS, ...ASYMMETRIC_OPERATIONS, ...NAME_OPERATIONS, ...IMPORT_OPERATIONS, ...GRANT_OPERATIONS, ...KEY_AGREEMENT_OPERATIONS }),
 );
 
 /** AWS KMS operations (@aws-sdk/client-kms's commands) this service does not have. */
 export const UNSUPPORTED_OPERATIONS: readonly string[] = [
-  "ConnectCustomKeyStore", "CreateCustomKeyStore", "Decapsulate", "DeleteCustomKeyStore", "DeriveSharedSecret",
+  "ConnectCustomKeyStore", "CreateCustomKeyStore", "Decapsulate", "DeleteCustomKeyStore",
   "DescribeCustomKeyStores", "DisconnectCustomKeyStore", "Encapsulate",
   "GetKeyLastUsage", "ListKeyRotations", "ReplicateKey",
   "UpdateCustomKeyStore", "UpdatePrimaryRegion",

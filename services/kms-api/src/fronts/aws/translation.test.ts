@@ -8,7 +8,7 @@ import { Arns } from "./arns";
 import { AWS_ERRORS, AwsAuthError, awsErrorOf } from "./errors";
 import { Members } from "./json";
 import type { AwsOperation } from "./operation";
-import { keySpecFromAws, keySpecToAws, signingAlgorithmFromAws } from "./specs";
+import { keySpecFromAws, keySpecToAws, keyUsageFromAws, signingAlgorithmFromAws } from "./specs";
 import { AWS_OPERATIONS, UNSUPPORTED_OPERATIONS } from "./table";
 
 const arns = new Arns("eu-west-1", "123456789012");
@@ -31,8 +31,8 @@ const ISSUE_OPERATIONS = (
   "ReEncrypt GenerateDataKey GenerateDataKeyWithoutPlaintext GenerateDataKeyPair GenerateDataKeyPairWithoutPlaintext GenerateRandom Sign Verify GetPublicKey GenerateMac VerifyMac CreateAlias " +
   "UpdateAlias DeleteAlias ListAliases TagResource UntagResource ListResourceTags GetKeyPolicy PutKeyPolicy ListKeyPolicies " +
   "EnableKeyRotation DisableKeyRotation GetKeyRotationStatus RotateKeyOnDemand GetParametersForImport ImportKeyMaterial DeleteImportedKeyMaterial " +
-  // Issue 21's grants.
-  "CreateGrant ListGrants ListRetirableGrants RetireGrant RevokeGrant"
+  // Issue 21's grants and key agreement.
+  "CreateGrant ListGrants ListRetirableGrants RetireGrant RevokeGrant DeriveSharedSecret"
 ).split(" ");
 
 describe("the operation table", () => {
@@ -128,6 +128,20 @@ describe("secrets", () => {
       const plaintext = Buffer.from("data key");
       expect(op.target.responseSecrets!({ plaintext } as never)).toContain(plaintext);
     }
+    const sharedSecret = Buffer.from("shared secret");
+    expect(operation("DeriveSharedSecret").target.responseSecrets!({ sharedSecret } as never)).toContain(sharedSecret);
+  });
+});
+
+describe("DeriveSharedSecret", () => {
+  it("takes KeyAgreementAlgorithm ECDH and the peer's PublicKey; refuses another algorithm and Recipient; DryRun and GrantTokens as elsewhere", () => {
+    const PublicKey = Buffer.from("peer").toString("base64");
+    expect(decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "ECDH", PublicKey })).toMatchObject({ keyId: KEY, keyAgreementAlgorithm: 1 });
+    expect(() => decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "DH", PublicKey })).toThrow(/KeyAgreementAlgorithm: must be one of ECDH/);
+    expect(() => decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "ECDH" })).toThrow(/PublicKey: is required/);
+    expect(() => decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "ECDH", PublicKey, Recipient: { AttestationDocument: "eA==" } })).toThrow(/is not supported/);
+    expect(decode("DeriveSharedSecret", { KeyId: KEY, KeyAgreementAlgorithm: "ECDH", PublicKey, DryRun: true, GrantTokens: ["t"] })).toMatchObject({ dryRun: true, grantTokens: ["t"] });
+    expect(keyUsageFromAws("KEY_AGREEMENT")).toBe(kmsResources.KeyUsage.KEY_AGREEMENT);
   });
 });
 

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kms/hsm/v1/worker.proto.
  */
 export const file_kms_hsm_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLPAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYyKZAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgEIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCKSAQoaR2VuZXJhdGVEYXRhS2V5UGFpclJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EiYKDWtleV9wYWlyX3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxILCgNhYWQYAyABKAwSGgoScmV0dXJuX3ByaXZhdGVfa2V5GAQgASgIIlYKG0dlbmVyYXRlRGF0YUtleVBhaXJSZXNwb25zZRIOCgZzZWFsZWQYASABKAwSEgoKcHVibGljX2tleRgCIAEoDBITCgtwcml2YXRlX2tleRgDIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UipAEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSAASFQoLZXh0ZXJuYWxfbXUYBSABKAxIAEIHCgVpbnB1dCIhCgxTaWduUmVzcG9uc2USEQoJc2lnbmF0dXJlGAEgASgMIssBCg1WZXJpZnlSZXF1ZXN0EhIKCnB1YmxpY19rZXkYASABKAwSIQoIa2V5X3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxIrCglhbGdvcml0aG0YAyABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYBCABKAxIABIRCgdtZXNzYWdlGAUgASgMSAASFQoLZXh0ZXJuYWxfbXUYByABKAxIABIRCglzaWduYXR1cmUYBiABKAxCBwoFaW5wdXQiHwoOVmVyaWZ5UmVzcG9uc2USDQoFdmFsaWQYASABKAgigwEKGEFzeW1tZXRyaWNEZWNyeXB0UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSLgoJYWxnb3JpdGhtGAIgASgOMhsua21zLnYxLkVuY3J5cHRpb25BbGdvcml0aG0SEgoKY2lwaGVydGV4dBgDIAEoDCIuChlBc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCJKChJHZW5lcmF0ZU1hY1JlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg8KB21lc3NhZ2UYAiABKAwiIgoTR2VuZXJhdGVNYWNSZXNwb25zZRILCgNtYWMYASABKAwiVQoQVmVyaWZ5TWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDBILCgNtYWMYAyABKAwiJgoRVmVyaWZ5TWFjUmVzcG9uc2USEQoJbWFjX3ZhbGlkGAEgASgIIpwCChhJbXBvcnRLZXlNYXRlcmlhbFJlcXVlc3QSLAoMd3JhcHBpbmdfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EjUKEndyYXBwaW5nX2FsZ29yaXRobRgCIAEoDjIZLmttcy52MS5XcmFwcGluZ0FsZ29yaXRobRIeChZlbmNyeXB0ZWRfa2V5X21hdGVyaWFsGAMgASgMEiEKCGtleV9zcGVjGAQgASgOMg8ua21zLnYxLktleVNwZWMSMQoQcHJvdGVjdGlvbl9sZXZlbBgFIAEoDjIXLmttcy52MS5Qcm90ZWN0aW9uTGV2ZWwSDQoFbGFiZWwYBiABKAkSFgoOa2V5X3ZlcnNpb25faWQYByABKAkijwEKGUltcG9ydEtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRITCgtmaW5nZXJwcmludBgDIAEoDBISCgpwdWJsaWNfa2V5GAQgASgMEhoKEmxlZ2FjeV9maW5nZXJwcmludBgFIAEoDCLFAgoJT3BlcmF0aW9uEi0KB2VuY3J5cHQYASABKAsyGi5rbXMuaHNtLnYxLkVuY3J5cHRSZXF1ZXN0SAASLQoHZGVjcnlwdBgCIAEoCzIaLmttcy5oc20udjEuRGVjcnlwdFJlcXVlc3RIABI/ChFnZW5lcmF0ZV9kYXRhX2tleRgDIAEoCzIiLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVxdWVzdEgAEicKBHNpZ24YBCABKAsyFy5rbXMuaHNtLnYxLlNpZ25SZXF1ZXN0SAASMgoKcmVfZW5jcnlwdBgFIAEoCzIcLmttcy5oc20udjEuUmVFbmNyeXB0UmVxdWVzdEgAEjYKDGdlbmVyYXRlX21hYxgGIAEoCzIeLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXF1ZXN0SABCBAoCb3AiQwoOT3BlcmF0aW9uRXJyb3ISDAoEY29kZRgBIAEoBRIPCgdtZXNzYWdlGAIgASgJEhIKCmVycm9yX2NvZGUYAyABKAkiggMKD09wZXJhdGlvblJlc3VsdBIrCgVlcnJvchgBIAEoCzIaLmttcy5oc20udjEuT3BlcmF0aW9uRXJyb3JIABIuCgdlbmNyeXB0GAIgASgLMhsua21zLmhzbS52MS5FbmNyeXB0UmVzcG9uc2VIABIuCgdkZWNyeXB0GAMgASgLMhsua21zLmhzbS52MS5EZWNyeXB0UmVzcG9uc2VIABJAChFnZW5lcmF0ZV9kYXRhX2tleRgEIAEoCzIjLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2VIABIoCgRzaWduGAUgASgLMhgua21zLmhzbS52MS5TaWduUmVzcG9uc2VIABIzCgpyZV9lbmNyeXB0GAYgASgLMh0ua21zLmhzbS52MS5SZUVuY3J5cHRSZXNwb25zZUgAEjcKDGdlbmVyYXRlX21hYxgHIAEoCzIfLmttcy5oc20udjEuR2VuZXJhdGVNYWNSZXNwb25zZUgAQggKBnJlc3VsdCJLChJCYXRjaFN0cmVhbVJlcXVlc3QSCgoCaWQYASABKA0SKQoKb3BlcmF0aW9ucxgCIAMoCzIVLmttcy5oc20udjEuT3BlcmF0aW9uIk8KE0JhdGNoU3RyZWFtUmVzcG9uc2USCgoCaWQYASABKA0SLAoHcmVzdWx0cxgCIAMoCzIbLmttcy5oc20udjEuT3BlcmF0aW9uUmVzdWx0IkEKGlNpZ25BdWRpdENoZWNrcG9pbnRSZXF1ZXN0EhAKCHNlcXVlbmNlGAEgASgEEhEKCWhlYWRfaGFzaBgCIAEoDCJaChtTaWduQXVkaXRDaGVja3BvaW50UmVzcG9uc2USGAoQdGltZV91bml4X21pbGxpcxgBIAEoBBIRCglzaWduYXR1cmUYAiABKAwSDgoGa2V5X2lkGAMgASgJIh4KHEdldEF1ZGl0Q2hlY2twb2ludEtleVJlcXVlc3QiQwodR2V0QXVkaXRDaGVja3BvaW50S2V5UmVzcG9uc2USEgoKcHVibGljX2tleRgBIAEoDBIOCgZrZXlfaWQYAiABKAkiGQoXTGlzdFRva2VuT2JqZWN0c1JlcXVlc3QiNwoLVG9rZW5PYmplY3QSDQoFY2xhc3MYASABKAkSDQoFbGFiZWwYAiABKAkSCgoCaWQYAyABKAkiogEKGExpc3RUb2tlbk9iamVjdHNSZXNwb25zZRIRCgloYXNfdG9rZW4YASABKAgSEwoLdG9rZW5fbGFiZWwYAiABKAkSFgoOcm9vdF9rZXlfbGFiZWwYAyABKAkSHAoUY2hlY2twb2ludF9rZXlfbGFiZWwYBCABKAkSKAoHb2JqZWN0cxgFIAMoCzIXLmttcy5oc20udjEuVG9rZW5PYmplY3QiPwoXQ2hlY2tXcmFwcGVkS2V5c1JlcXVlc3QSJAoEa2V5cxgBIAMoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleSKDAQoPV3JhcHBlZEtleUNoZWNrEhYKDmtleV92ZXJzaW9uX2lkGAEgASgJEjIKCWNvbmRpdGlvbhgCIAEoDjIfLmttcy5oc20udjEuV3JhcHBlZEtleUNvbmRpdGlvbhITCgtyb290X2tleV9pZBgDIAEoCRIPCgdwcm9ibGVtGAQgASgJIkgKGENoZWNrV3JhcHBlZEtleXNSZXNwb25zZRIsCgdyZXN1bHRzGAEgAygLMhsua21zLmhzbS52MS5XcmFwcGVkS2V5Q2hlY2sqUQoHQmFja2VuZBIXChNCQUNLRU5EX1VOU1BFQ0lGSUVEEAASEgoOQkFDS0VORF9QS0NTMTEQARIZChVCQUNLRU5EX1NPRlRXQVJFX1JPT1QQAiqhAQoTV3JhcHBlZEtleUNvbmRpdGlvbhIlCiFXUkFQUEVEX0tFWV9DT05ESVRJT05fVU5TUEVDSUZJRUQQABIcChhXUkFQUEVEX0tFWV9DT05ESVRJT05fT0sQARImCiJXUkFQUEVEX0tFWV9DT05ESVRJT05fUk9PVF9NSVNTSU5HEAISHQoZV1JBUFBFRF9LRVlfQ09ORElUSU9OX0JBRBADMokKChBIc21Xb3JrZXJTZXJ2aWNlEkgKCUdldFN0YXR1cxIcLmttcy5oc20udjEuR2V0U3RhdHVzUmVxdWVzdBodLmttcy5oc20udjEuR2V0U3RhdHVzUmVzcG9uc2USZgoTR2VuZXJhdGVLZXlNYXRlcmlhbBImLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QaJy5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXNwb25zZRJXCg5HZW5lcmF0ZVJhbmRvbRIhLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXF1ZXN0GiIua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEmYKE0dlbmVyYXRlRGF0YUtleVBhaXISJi5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVBhaXJSZXF1ZXN0Gicua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlQYWlyUmVzcG9uc2USSwoKRm9yZ2V0S2V5cxIdLmttcy5oc20udjEuRm9yZ2V0S2V5c1JlcXVlc3QaHi5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXNwb25zZRI/CgZWZXJpZnkSGS5rbXMuaHNtLnYxLlZlcmlmeVJlcXVlc3QaGi5rbXMuaHNtLnYxLlZlcmlmeVJlc3BvbnNlEmAKEUFzeW1tZXRyaWNEZWNyeXB0EiQua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlcXVlc3QaJS5rbXMuaHNtLnYxLkFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USSAoJVmVyaWZ5TWFjEhwua21zLmhzbS52MS5WZXJpZnlNYWNSZXF1ZXN0Gh0ua21zLmhzbS52MS5WZXJpZnlNYWNSZXNwb25zZRJgChFJbXBvcnRLZXlNYXRlcmlhbBIkLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0GiUua21zLmhzbS52MS5JbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEmYKE1NpZ25BdWRpdENoZWNrcG9pbnQSJi5rbXMuaHNtLnYxLlNpZ25BdWRpdENoZWNrcG9pbnRSZXF1ZXN0Gicua21zLmhzbS52MS5TaWduQXVkaXRDaGVja3BvaW50UmVzcG9uc2USbAoVR2V0QXVkaXRDaGVja3BvaW50S2V5Eigua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXF1ZXN0Gikua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRJdChBMaXN0VG9rZW5PYmplY3RzEiMua21zLmhzbS52MS5MaXN0VG9rZW5PYmplY3RzUmVxdWVzdBokLmttcy5oc20udjEuTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEl0KEENoZWNrV3JhcHBlZEtleXMSIy5rbXMuaHNtLnYxLkNoZWNrV3JhcHBlZEtleXNSZXF1ZXN0GiQua21zLmhzbS52MS5DaGVja1dyYXBwZWRLZXlzUmVzcG9uc2USUgoLQmF0Y2hTdHJlYW0SHi5rbXMuaHNtLnYxLkJhdGNoU3RyZWFtUmVxdWVzdBofLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXNwb25zZSgBMAFCKVonZXhhbXBsZS5jb20va21zL2dlbi9nby9rbXMvaHNtL3YxO2hzbXYxYgZwcm90bzM", [file_kms_v1_resources]);
+  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLPAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYyKZAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgEIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCKSAQoaR2VuZXJhdGVEYXRhS2V5UGFpclJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EiYKDWtleV9wYWlyX3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxILCgNhYWQYAyABKAwSGgoScmV0dXJuX3ByaXZhdGVfa2V5GAQgASgIIlYKG0dlbmVyYXRlRGF0YUtleVBhaXJSZXNwb25zZRIOCgZzZWFsZWQYASABKAwSEgoKcHVibGljX2tleRgCIAEoDBITCgtwcml2YXRlX2tleRgDIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UipAEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSAASFQoLZXh0ZXJuYWxfbXUYBSABKAxIAEIHCgVpbnB1dCIhCgxTaWduUmVzcG9uc2USEQoJc2lnbmF0dXJlGAEgASgMIssBCg1WZXJpZnlSZXF1ZXN0EhIKCnB1YmxpY19rZXkYASABKAwSIQoIa2V5X3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxIrCglhbGdvcml0aG0YAyABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYBCABKAxIABIRCgdtZXNzYWdlGAUgASgMSAASFQoLZXh0ZXJuYWxfbXUYByABKAxIABIRCglzaWduYXR1cmUYBiABKAxCBwoFaW5wdXQiHwoOVmVyaWZ5UmVzcG9uc2USDQoFdmFsaWQYASABKAgigwEKGEFzeW1tZXRyaWNEZWNyeXB0UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSLgoJYWxnb3JpdGhtGAIgASgOMhsua21zLnYxLkVuY3J5cHRpb25BbGdvcml0aG0SEgoKY2lwaGVydGV4dBgDIAEoDCIuChlBc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCJUChlEZXJpdmVTaGFyZWRTZWNyZXRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRISCgpwdWJsaWNfa2V5GAIgASgMIjMKGkRlcml2ZVNoYXJlZFNlY3JldFJlc3BvbnNlEhUKDXNoYXJlZF9zZWNyZXQYASABKAwiSgoSR2VuZXJhdGVNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMIiIKE0dlbmVyYXRlTWFjUmVzcG9uc2USCwoDbWFjGAEgASgMIlUKEFZlcmlmeU1hY1JlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg8KB21lc3NhZ2UYAiABKAwSCwoDbWFjGAMgASgMIiYKEVZlcmlmeU1hY1Jlc3BvbnNlEhEKCW1hY192YWxpZBgBIAEoCCKcAgoYSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0EiwKDHdyYXBwaW5nX2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRI1ChJ3cmFwcGluZ19hbGdvcml0aG0YAiABKA4yGS5rbXMudjEuV3JhcHBpbmdBbGdvcml0aG0SHgoWZW5jcnlwdGVkX2tleV9tYXRlcmlhbBgDIAEoDBIhCghrZXlfc3BlYxgEIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYBSABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEg0KBWxhYmVsGAYgASgJEhYKDmtleV92ZXJzaW9uX2lkGAcgASgJIo8BChlJbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEhgKEHdyYXBwZWRfbWF0ZXJpYWwYASABKAwSEwoLcm9vdF9rZXlfaWQYAiABKAkSEwoLZmluZ2VycHJpbnQYAyABKAwSEgoKcHVibGljX2tleRgEIAEoDBIaChJsZWdhY3lfZmluZ2VycHJpbnQYBSABKAwixQIKCU9wZXJhdGlvbhItCgdlbmNyeXB0GAEgASgLMhoua21zLmhzbS52MS5FbmNyeXB0UmVxdWVzdEgAEi0KB2RlY3J5cHQYAiABKAsyGi5rbXMuaHNtLnYxLkRlY3J5cHRSZXF1ZXN0SAASPwoRZ2VuZXJhdGVfZGF0YV9rZXkYAyABKAsyIi5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVJlcXVlc3RIABInCgRzaWduGAQgASgLMhcua21zLmhzbS52MS5TaWduUmVxdWVzdEgAEjIKCnJlX2VuY3J5cHQYBSABKAsyHC5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlcXVlc3RIABI2CgxnZW5lcmF0ZV9tYWMYBiABKAsyHi5rbXMuaHNtLnYxLkdlbmVyYXRlTWFjUmVxdWVzdEgAQgQKAm9wIkMKDk9wZXJhdGlvbkVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJIoIDCg9PcGVyYXRpb25SZXN1bHQSKwoFZXJyb3IYASABKAsyGi5rbXMuaHNtLnYxLk9wZXJhdGlvbkVycm9ySAASLgoHZW5jcnlwdBgCIAEoCzIbLmttcy5oc20udjEuRW5jcnlwdFJlc3BvbnNlSAASLgoHZGVjcnlwdBgDIAEoCzIbLmttcy5oc20udjEuRGVjcnlwdFJlc3BvbnNlSAASQAoRZ2VuZXJhdGVfZGF0YV9rZXkYBCABKAsyIy5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVJlc3BvbnNlSAASKAoEc2lnbhgFIAEoCzIYLmttcy5oc20udjEuU2lnblJlc3BvbnNlSAASMwoKcmVfZW5jcnlwdBgGIAEoCzIdLmttcy5oc20udjEuUmVFbmNyeXB0UmVzcG9uc2VIABI3CgxnZW5lcmF0ZV9tYWMYByABKAsyHy5rbXMuaHNtLnYxLkdlbmVyYXRlTWFjUmVzcG9uc2VIAEIICgZyZXN1bHQiSwoSQmF0Y2hTdHJlYW1SZXF1ZXN0EgoKAmlkGAEgASgNEikKCm9wZXJhdGlvbnMYAiADKAsyFS5rbXMuaHNtLnYxLk9wZXJhdGlvbiJPChNCYXRjaFN0cmVhbVJlc3BvbnNlEgoKAmlkGAEgASgNEiwKB3Jlc3VsdHMYAiADKAsyGy5rbXMuaHNtLnYxLk9wZXJhdGlvblJlc3VsdCJBChpTaWduQXVkaXRDaGVja3BvaW50UmVxdWVzdBIQCghzZXF1ZW5jZRgBIAEoBBIRCgloZWFkX2hhc2gYAiABKAwiWgobU2lnbkF1ZGl0Q2hlY2twb2ludFJlc3BvbnNlEhgKEHRpbWVfdW5peF9taWxsaXMYASABKAQSEQoJc2lnbmF0dXJlGAIgASgMEg4KBmtleV9pZBgDIAEoCSIeChxHZXRBdWRpdENoZWNrcG9pbnRLZXlSZXF1ZXN0IkMKHUdldEF1ZGl0Q2hlY2twb2ludEtleVJlc3BvbnNlEhIKCnB1YmxpY19rZXkYASABKAwSDgoGa2V5X2lkGAIgASgJIhkKF0xpc3RUb2tlbk9iamVjdHNSZXF1ZXN0IjcKC1Rva2VuT2JqZWN0Eg0KBWNsYXNzGAEgASgJEg0KBWxhYmVsGAIgASgJEgoKAmlkGAMgASgJIqIBChhMaXN0VG9rZW5PYmplY3RzUmVzcG9uc2USEQoJaGFzX3Rva2VuGAEgASgIEhMKC3Rva2VuX2xhYmVsGAIgASgJEhYKDnJvb3Rfa2V5X2xhYmVsGAMgASgJEhwKFGNoZWNrcG9pbnRfa2V5X2xhYmVsGAQgASgJEigKB29iamVjdHMYBSADKAsyFy5rbXMuaHNtLnYxLlRva2VuT2JqZWN0Ij8KF0NoZWNrV3JhcHBlZEtleXNSZXF1ZXN0EiQKBGtleXMYASADKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkigwEKD1dyYXBwZWRLZXlDaGVjaxIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIyCgljb25kaXRpb24YAiABKA4yHy5rbXMuaHNtLnYxLldyYXBwZWRLZXlDb25kaXRpb24SEwoLcm9vdF9rZXlfaWQYAyABKAkSDwoHcHJvYmxlbRgEIAEoCSJIChhDaGVja1dyYXBwZWRLZXlzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmttcy5oc20udjEuV3JhcHBlZEtleUNoZWNrKlEKB0JhY2tlbmQSFwoTQkFDS0VORF9VTlNQRUNJRklFRBAAEhIKDkJBQ0tFTkRfUEtDUzExEAESGQoVQkFDS0VORF9TT0ZUV0FSRV9ST09UEAIqoQEKE1dyYXBwZWRLZXlDb25kaXRpb24SJQohV1JBUFBFRF9LRVlfQ09ORElUSU9OX1VOU1BFQ0lGSUVEEAASHAoYV1JBUFBFRF9LRVlfQ09ORElUSU9OX09LEAESJgoiV1JBUFBFRF9LRVlfQ09ORElUSU9OX1JPT1RfTUlTU0lORxACEh0KGVdSQVBQRURfS0VZX0NPTkRJVElPTl9CQUQQAzLuCgoQSHNtV29ya2VyU2VydmljZRJICglHZXRTdGF0dXMSHC5rbXMuaHNtLnYxLkdldFN0YXR1c1JlcXVlc3QaHS5rbXMuaHNtLnYxLkdldFN0YXR1c1Jlc3BvbnNlEmYKE0dlbmVyYXRlS2V5TWF0ZXJpYWwSJi5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXF1ZXN0Gicua21zLmhzbS52MS5HZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USVwoOR2VuZXJhdGVSYW5kb20SIS5rbXMuaHNtLnYxLkdlbmVyYXRlUmFuZG9tUmVxdWVzdBoiLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXNwb25zZRJmChNHZW5lcmF0ZURhdGFLZXlQYWlyEiYua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlQYWlyUmVxdWVzdBonLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UGFpclJlc3BvbnNlEksKCkZvcmdldEtleXMSHS5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXF1ZXN0Gh4ua21zLmhzbS52MS5Gb3JnZXRLZXlzUmVzcG9uc2USPwoGVmVyaWZ5Ehkua21zLmhzbS52MS5WZXJpZnlSZXF1ZXN0Ghoua21zLmhzbS52MS5WZXJpZnlSZXNwb25zZRJgChFBc3ltbWV0cmljRGVjcnlwdBIkLmttcy5oc20udjEuQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0GiUua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEmMKEkRlcml2ZVNoYXJlZFNlY3JldBIlLmttcy5oc20udjEuRGVyaXZlU2hhcmVkU2VjcmV0UmVxdWVzdBomLmttcy5oc20udjEuRGVyaXZlU2hhcmVkU2VjcmV0UmVzcG9uc2USSAoJVmVyaWZ5TWFjEhwua21zLmhzbS52MS5WZXJpZnlNYWNSZXF1ZXN0Gh0ua21zLmhzbS52MS5WZXJpZnlNYWNSZXNwb25zZRJgChFJbXBvcnRLZXlNYXRlcmlhbBIkLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0GiUua21zLmhzbS52MS5JbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEmYKE1NpZ25BdWRpdENoZWNrcG9pbnQSJi5rbXMuaHNtLnYxLlNpZ25BdWRpdENoZWNrcG9pbnRSZXF1ZXN0Gicua21zLmhzbS52MS5TaWduQXVkaXRDaGVja3BvaW50UmVzcG9uc2USbAoVR2V0QXVkaXRDaGVja3BvaW50S2V5Eigua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXF1ZXN0Gikua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRJdChBMaXN0VG9rZW5PYmplY3RzEiMua21zLmhzbS52MS5MaXN0VG9rZW5PYmplY3RzUmVxdWVzdBokLmttcy5oc20udjEuTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEl0KEENoZWNrV3JhcHBlZEtleXMSIy5rbXMuaHNtLnYxLkNoZWNrV3JhcHBlZEtleXNSZXF1ZXN0GiQua21zLmhzbS52MS5DaGVja1dyYXBwZWRLZXlzUmVzcG9uc2USUgoLQmF0Y2hTdHJlYW0SHi5rbXMuaHNtLnYxLkJhdGNoU3RyZWFtUmVxdWVzdBofLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXNwb25zZSgBMAFCKVonZXhhbXBsZS5jb20va21zL2dlbi9nby9rbXMvaHNtL3YxO2hzbXYxYgZwcm90bzM", [file_kms_v1_resources]);
 
 /**
  * A key version as stored by kms-api: its material wrapped under the root key.
@@ -730,6 +730,51 @@ export const AsymmetricDecryptResponseSchema: GenMessage<AsymmetricDecryptRespon
   messageDesc(file_kms_hsm_v1_worker, 24);
 
 /**
+ * @generated from message kms.hsm.v1.DeriveSharedSecretRequest
+ */
+export type DeriveSharedSecretRequest = Message<"kms.hsm.v1.DeriveSharedSecretRequest"> & {
+  /**
+   * An EC_P256 or EC_P384 key (kms-api checked that its usage is KEY_AGREEMENT).
+   *
+   * @generated from field: kms.hsm.v1.WrappedKey key = 1;
+   */
+  key?: WrappedKey | undefined;
+
+  /**
+   * The peer's SubjectPublicKeyInfo (DER): the key's curve, an uncompressed point on it.
+   *
+   * @generated from field: bytes public_key = 2;
+   */
+  publicKey: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.DeriveSharedSecretRequest.
+ * Use `create(DeriveSharedSecretRequestSchema)` to create a new message.
+ */
+export const DeriveSharedSecretRequestSchema: GenMessage<DeriveSharedSecretRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 25);
+
+/**
+ * @generated from message kms.hsm.v1.DeriveSharedSecretResponse
+ */
+export type DeriveSharedSecretResponse = Message<"kms.hsm.v1.DeriveSharedSecretResponse"> & {
+  /**
+   * The x-coordinate of the shared point (32 or 48 bytes).
+   *
+   * @generated from field: bytes shared_secret = 1;
+   */
+  sharedSecret: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.DeriveSharedSecretResponse.
+ * Use `create(DeriveSharedSecretResponseSchema)` to create a new message.
+ */
+export const DeriveSharedSecretResponseSchema: GenMessage<DeriveSharedSecretResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 26);
+
+/**
  * @generated from message kms.hsm.v1.GenerateMacRequest
  */
 export type GenerateMacRequest = Message<"kms.hsm.v1.GenerateMacRequest"> & {
@@ -751,7 +796,7 @@ export type GenerateMacRequest = Message<"kms.hsm.v1.GenerateMacRequest"> & {
  * Use `create(GenerateMacRequestSchema)` to create a new message.
  */
 export const GenerateMacRequestSchema: GenMessage<GenerateMacRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 25);
+  messageDesc(file_kms_hsm_v1_worker, 27);
 
 /**
  * @generated from message kms.hsm.v1.GenerateMacResponse
@@ -770,7 +815,7 @@ export type GenerateMacResponse = Message<"kms.hsm.v1.GenerateMacResponse"> & {
  * Use `create(GenerateMacResponseSchema)` to create a new message.
  */
 export const GenerateMacResponseSchema: GenMessage<GenerateMacResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 26);
+  messageDesc(file_kms_hsm_v1_worker, 28);
 
 /**
  * @generated from message kms.hsm.v1.VerifyMacRequest
@@ -797,7 +842,7 @@ export type VerifyMacRequest = Message<"kms.hsm.v1.VerifyMacRequest"> & {
  * Use `create(VerifyMacRequestSchema)` to create a new message.
  */
 export const VerifyMacRequestSchema: GenMessage<VerifyMacRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 27);
+  messageDesc(file_kms_hsm_v1_worker, 29);
 
 /**
  * @generated from message kms.hsm.v1.VerifyMacResponse
@@ -814,7 +859,7 @@ export type VerifyMacResponse = Message<"kms.hsm.v1.VerifyMacResponse"> & {
  * Use `create(VerifyMacResponseSchema)` to create a new message.
  */
 export const VerifyMacResponseSchema: GenMessage<VerifyMacResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 28);
+  messageDesc(file_kms_hsm_v1_worker, 30);
 
 /**
  * @generated from message kms.hsm.v1.ImportKeyMaterialRequest
@@ -873,7 +918,7 @@ export type ImportKeyMaterialRequest = Message<"kms.hsm.v1.ImportKeyMaterialRequ
  * Use `create(ImportKeyMaterialRequestSchema)` to create a new message.
  */
 export const ImportKeyMaterialRequestSchema: GenMessage<ImportKeyMaterialRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 29);
+  messageDesc(file_kms_hsm_v1_worker, 31);
 
 /**
  * @generated from message kms.hsm.v1.ImportKeyMaterialResponse
@@ -920,7 +965,7 @@ export type ImportKeyMaterialResponse = Message<"kms.hsm.v1.ImportKeyMaterialRes
  * Use `create(ImportKeyMaterialResponseSchema)` to create a new message.
  */
 export const ImportKeyMaterialResponseSchema: GenMessage<ImportKeyMaterialResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 30);
+  messageDesc(file_kms_hsm_v1_worker, 32);
 
 /**
  * One operation of a batch (BatchStream), answered by the OperationResult case of the same name.
@@ -983,7 +1028,7 @@ export type Operation = Message<"kms.hsm.v1.Operation"> & {
  * Use `create(OperationSchema)` to create a new message.
  */
 export const OperationSchema: GenMessage<Operation> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 31);
+  messageDesc(file_kms_hsm_v1_worker, 33);
 
 /**
  * How an operation failed: what the single call would have answered.
@@ -1016,7 +1061,7 @@ export type OperationError = Message<"kms.hsm.v1.OperationError"> & {
  * Use `create(OperationErrorSchema)` to create a new message.
  */
 export const OperationErrorSchema: GenMessage<OperationError> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 32);
+  messageDesc(file_kms_hsm_v1_worker, 34);
 
 /**
  * @generated from message kms.hsm.v1.OperationResult
@@ -1075,7 +1120,7 @@ export type OperationResult = Message<"kms.hsm.v1.OperationResult"> & {
  * Use `create(OperationResultSchema)` to create a new message.
  */
 export const OperationResultSchema: GenMessage<OperationResult> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 33);
+  messageDesc(file_kms_hsm_v1_worker, 35);
 
 /**
  * @generated from message kms.hsm.v1.BatchStreamRequest
@@ -1099,7 +1144,7 @@ export type BatchStreamRequest = Message<"kms.hsm.v1.BatchStreamRequest"> & {
  * Use `create(BatchStreamRequestSchema)` to create a new message.
  */
 export const BatchStreamRequestSchema: GenMessage<BatchStreamRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 34);
+  messageDesc(file_kms_hsm_v1_worker, 36);
 
 /**
  * @generated from message kms.hsm.v1.BatchStreamResponse
@@ -1123,7 +1168,7 @@ export type BatchStreamResponse = Message<"kms.hsm.v1.BatchStreamResponse"> & {
  * Use `create(BatchStreamResponseSchema)` to create a new message.
  */
 export const BatchStreamResponseSchema: GenMessage<BatchStreamResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 35);
+  messageDesc(file_kms_hsm_v1_worker, 37);
 
 /**
  * @generated from message kms.hsm.v1.SignAuditCheckpointRequest
@@ -1149,7 +1194,7 @@ export type SignAuditCheckpointRequest = Message<"kms.hsm.v1.SignAuditCheckpoint
  * Use `create(SignAuditCheckpointRequestSchema)` to create a new message.
  */
 export const SignAuditCheckpointRequestSchema: GenMessage<SignAuditCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 36);
+  messageDesc(file_kms_hsm_v1_worker, 38);
 
 /**
  * @generated from message kms.hsm.v1.SignAuditCheckpointResponse
@@ -1182,7 +1227,7 @@ export type SignAuditCheckpointResponse = Message<"kms.hsm.v1.SignAuditCheckpoin
  * Use `create(SignAuditCheckpointResponseSchema)` to create a new message.
  */
 export const SignAuditCheckpointResponseSchema: GenMessage<SignAuditCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 37);
+  messageDesc(file_kms_hsm_v1_worker, 39);
 
 /**
  * @generated from message kms.hsm.v1.GetAuditCheckpointKeyRequest
@@ -1195,7 +1240,7 @@ export type GetAuditCheckpointKeyRequest = Message<"kms.hsm.v1.GetAuditCheckpoin
  * Use `create(GetAuditCheckpointKeyRequestSchema)` to create a new message.
  */
 export const GetAuditCheckpointKeyRequestSchema: GenMessage<GetAuditCheckpointKeyRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 38);
+  messageDesc(file_kms_hsm_v1_worker, 40);
 
 /**
  * @generated from message kms.hsm.v1.GetAuditCheckpointKeyResponse
@@ -1219,7 +1264,7 @@ export type GetAuditCheckpointKeyResponse = Message<"kms.hsm.v1.GetAuditCheckpoi
  * Use `create(GetAuditCheckpointKeyResponseSchema)` to create a new message.
  */
 export const GetAuditCheckpointKeyResponseSchema: GenMessage<GetAuditCheckpointKeyResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 39);
+  messageDesc(file_kms_hsm_v1_worker, 41);
 
 /**
  * @generated from message kms.hsm.v1.ListTokenObjectsRequest
@@ -1232,7 +1277,7 @@ export type ListTokenObjectsRequest = Message<"kms.hsm.v1.ListTokenObjectsReques
  * Use `create(ListTokenObjectsRequestSchema)` to create a new message.
  */
 export const ListTokenObjectsRequestSchema: GenMessage<ListTokenObjectsRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 40);
+  messageDesc(file_kms_hsm_v1_worker, 42);
 
 /**
  * @generated from message kms.hsm.v1.TokenObject
@@ -1263,7 +1308,7 @@ export type TokenObject = Message<"kms.hsm.v1.TokenObject"> & {
  * Use `create(TokenObjectSchema)` to create a new message.
  */
 export const TokenObjectSchema: GenMessage<TokenObject> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 41);
+  messageDesc(file_kms_hsm_v1_worker, 43);
 
 /**
  * @generated from message kms.hsm.v1.ListTokenObjectsResponse
@@ -1304,7 +1349,7 @@ export type ListTokenObjectsResponse = Message<"kms.hsm.v1.ListTokenObjectsRespo
  * Use `create(ListTokenObjectsResponseSchema)` to create a new message.
  */
 export const ListTokenObjectsResponseSchema: GenMessage<ListTokenObjectsResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 42);
+  messageDesc(file_kms_hsm_v1_worker, 44);
 
 /**
  * @generated from message kms.hsm.v1.CheckWrappedKeysRequest
@@ -1323,7 +1368,7 @@ export type CheckWrappedKeysRequest = Message<"kms.hsm.v1.CheckWrappedKeysReques
  * Use `create(CheckWrappedKeysRequestSchema)` to create a new message.
  */
 export const CheckWrappedKeysRequestSchema: GenMessage<CheckWrappedKeysRequest> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 43);
+  messageDesc(file_kms_hsm_v1_worker, 45);
 
 /**
  * @generated from message kms.hsm.v1.WrappedKeyCheck
@@ -1359,7 +1404,7 @@ export type WrappedKeyCheck = Message<"kms.hsm.v1.WrappedKeyCheck"> & {
  * Use `create(WrappedKeyCheckSchema)` to create a new message.
  */
 export const WrappedKeyCheckSchema: GenMessage<WrappedKeyCheck> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 44);
+  messageDesc(file_kms_hsm_v1_worker, 46);
 
 /**
  * @generated from message kms.hsm.v1.CheckWrappedKeysResponse
@@ -1378,7 +1423,7 @@ export type CheckWrappedKeysResponse = Message<"kms.hsm.v1.CheckWrappedKeysRespo
  * Use `create(CheckWrappedKeysResponseSchema)` to create a new message.
  */
 export const CheckWrappedKeysResponseSchema: GenMessage<CheckWrappedKeysResponse> = /*@__PURE__*/
-  messageDesc(file_kms_hsm_v1_worker, 45);
+  messageDesc(file_kms_hsm_v1_worker, 47);
 
 /**
  * @generated from enum kms.hsm.v1.Backend
@@ -1521,6 +1566,17 @@ export const HsmWorkerService: GenService<{
     methodKind: "unary";
     input: typeof AsymmetricDecryptRequestSchema;
     output: typeof AsymmetricDecryptResponseSchema;
+  },
+  /**
+   * ECDH (no KDF) between a KEY_AGREEMENT key's private half and a peer's public key (the peer key is
+   * validated first); the raw shared secret.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.DeriveSharedSecret
+   */
+  deriveSharedSecret: {
+    methodKind: "unary";
+    input: typeof DeriveSharedSecretRequestSchema;
+    output: typeof DeriveSharedSecretResponseSchema;
   },
   /**
    * Recomputes the MAC and compares in constant time.
