@@ -26,3 +26,5 @@ export type { ScratchDatabase } from "./scratch";
 export type { ImportedMaterialRecord, ImportTokenRecord } from "./import-store";
 export { isDatabaseUnavailable } from "./unavailable";
 export { isQueryCancelled, withDeadline, withoutDeadline } from "./deadline";
+export { ROTATION_STATE, RootRotationStore } from "./root-rotations";
+export type { RootRotationRecord, RotationPatch } from "./root-rotations";
