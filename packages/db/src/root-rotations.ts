@@ -110,7 +110,8 @@ export class RootRotationStore {
 /**
  * Compare-and-set of one version's material: replaced only if the row still holds the blob that was
  * re-wrapped, under the root it named (a concurrent change or an earlier run wins, and the version keeps
- * a blob that works). Tells the replicas to drop the key's cached metadata. The key id, or undefined.
+ * a blob that works). Tells the replicas to drop the version's cached row (versions are otherwise cached
+ * as never changing). The key id, or undefined.
  */
 export async function rewrapKeyVersion(tx: TransactionSql, v: { keyVersionId: string; oldRootKeyId: string; oldMaterial: Buffer; newRootKeyId: string; newMaterial: Buffer }, rotationId: string): Promise<string | undefined> {
   const [row] = await tx<{ keyId: string }[]>`
@@ -119,7 +120,7 @@ export async function rewrapKeyVersion(tx: TransactionSql, v: { keyVersionId: st
     RETURNING key_id::text AS "keyId"`;
   if (row === undefined) return undefined;
   await tx`UPDATE root_rotations SET rewrapped_versions = rewrapped_versions + 1 WHERE rotation_id = ${rotationId}`;
-  await tx`SELECT pg_notify(${KEY_EVENTS_CHANNEL}, ${`changed:${row.keyId}`})`;
+  await tx`SELECT pg_notify(${KEY_EVENTS_CHANNEL}, ${`rewrapped:${row.keyId}:${v.keyVersionId}`})`;
   return row.keyId;
 }
 

@@ -3,8 +3,9 @@
 // even if a notification were lost; 0: no caching) and are dropped as soon as a NOTIFY says the key or
 // alias changed. An entry's lifetime counts from the moment its query was sent, so a value read before a
 // change committed is never served longer than the TTL after the commit.
-// Versions never change once written, so they are cached longer; a destroyed key's versions become
-// unreachable because every use of a version also looks its key up.
+// Versions change only when a root rotation re-wraps them (their NOTIFY drops them here; a lost one is
+// covered by KMS_ROOT_RETIRE_DELAY_MS exceeding the version TTL), so they are cached longer; a destroyed
+// key's versions become unreachable because every use of a version also looks its key up.
 import { withoutDeadline } from "@kms/db";
 import type { AliasStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 
@@ -88,6 +89,10 @@ export class KeyCache {
 
   invalidateKey(keyId: string): void {
     this.keys.delete(keyId);
+  }
+
+  invalidateVersion(keyVersionId: string): void {
+    this.versions.delete(keyVersionId);
   }
 
   invalidateAlias(aliasName: string): void {

@@ -33,7 +33,7 @@ export interface ServicesOptions {
   usageFlushIntervalMs?: number;
   /** KMS_METADATA_CACHE_TTL_MS (default 1000). */
   metadataCacheTtlMs?: number;
-  /** KMS_ROOT_RETIRE_DELAY_MS (default 60000). */
+  /** KMS_ROOT_RETIRE_DELAY_MS (default 120000). */
   rootRetireDelayMs?: number;
   /** Per-principal rate limit (limits.ts); absent: none. */
   rateLimit?: { ratePerSecond: number; burst: number; rejectDelayMs: number; throttledMaxInFlight: number };
@@ -72,7 +72,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     authorizer,
     access: o.access,
     rotations: new RootRotationStore(o.sql),
-    rootRetireDelayMs: o.rootRetireDelayMs ?? 60_000,
+    rootRetireDelayMs: o.rootRetireDelayMs ?? 120_000,
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,
     clock: o.clock ?? (() => new Date()),
