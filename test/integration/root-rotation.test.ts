@@ -9,7 +9,7 @@
 // the output; without them the old roots, legacy included, are gone from the token.
 import { spawn, spawnSync } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
-import { constants, randomBytes, randomUUID, verify as nodeVerify } from "node:crypto";
+import { constants, createPublicKey, publicEncrypt, randomBytes, randomUUID, verify as nodeVerify } from "node:crypto";
 import path from "node:path";
 import { status } from "@grpc/grpc-js";
 import postgres from "postgres";
@@ -21,7 +21,7 @@ import { makeOldReleaseToken, oldCiphertext } from "../old-release";
 
 jest.setTimeout(180_000);
 
-const { KeySpec, KeyUsage, KeyState, Origin, ProtectionLevel, SigningAlgorithm, EncryptionAlgorithm } = kmsResources;
+const { KeySpec, KeyUsage, KeyState, Origin, ProtectionLevel, SigningAlgorithm, EncryptionAlgorithm, WrappingAlgorithm, WrappingKeySpec } = kmsResources;
 const { HSM, SOFTWARE } = ProtectionLevel;
 const CLI = path.resolve(__dirname, "../../packages/cli/bin/kms.js");
 const CONTEXT = { app: "root-rotation" };
@@ -221,6 +221,13 @@ function verifyRestore(stack: Stack): { code: number | null; report: { ok: boole
   return { code: run.status, report: JSON.parse(run.stdout) as { ok: boolean; problems: string[] } };
 }
 
+/** Imports `material` into `keyId` (RSAES-OAEP-SHA-256 under the import token's key). */
+async function importMaterial(c: KmsClient, keyId: string, material: Buffer): Promise<kmsResources.KeyState | undefined> {
+  const params = await c.getParametersForImport({ keyId, wrappingAlgorithm: WrappingAlgorithm.RSAES_OAEP_SHA_256, wrappingKeySpec: WrappingKeySpec.RSA_2048 });
+  const encryptedKeyMaterial = publicEncrypt({ key: createPublicKey(params.publicKey), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, material);
+  return (await c.importKeyMaterial({ keyId, importToken: params.importToken, encryptedKeyMaterial })).keyMetadata?.keyState;
+}
+
 async function rewrapAuditRows(c: KmsClient): Promise<number> {
   return (await c.listAuditEvents({ operation: "RootKeyRewrap", pageSize: 1000 })).events.length;
 }
@@ -350,6 +357,7 @@ describe("with SOFTWARE-level and format 1 material only", () => {
   let made: Made;
   let legacyRootKeyId: string;
   let oldRootKeyId: string;
+  const imported = { keyId: "", material: randomBytes(32) };
 
   beforeAll(async () => {
     stack = await startStack({ env: { KMS_ROOT_RETIRE_DELAY_MS: RETIRE_DELAY_MS, KMS_RATE_LIMIT_PER_SECOND: "1000000", KMS_RATE_LIMIT_BURST: "1000000" } });
@@ -359,6 +367,11 @@ describe("with SOFTWARE-level and format 1 material only", () => {
     oldRootKeyId = stack.worker.status.rootKeyId;
     const keys = await makeKeys(stack.client, [SOFTWARE]);
     made = { ...keys, ciphertexts: [...made.ciphertexts, ...keys.ciphertexts], loadKeys: [...made.loadKeys, ...keys.loadKeys] };
+    // An imported key: its fingerprint is over its blob, so the rotation must fingerprint it anew.
+    imported.keyId = (await stack.client.createKey({ origin: Origin.EXTERNAL, protectionLevel: SOFTWARE })).keyMetadata!.keyId;
+    expect(await importMaterial(stack.client, imported.keyId, imported.material)).toBe(KeyState.ENABLED);
+    const plaintext = Buffer.from("imported before");
+    made.ciphertexts.push({ keyId: imported.keyId, plaintext, ciphertextBlob: (await stack.client.encrypt({ keyId: imported.keyId, plaintext, encryptionContext: CONTEXT })).ciphertextBlob });
   });
 
   afterAll(async () => {
@@ -379,14 +392,21 @@ describe("with SOFTWARE-level and format 1 material only", () => {
     expect([...(r.destroyedRootKeyIds as string[])].sort()).toEqual([oldRootKeyId, legacyRootKeyId].sort());
     const ids = new Set((await tokenSecretKeys(stack)).map((o) => o.id));
     expect([ids.has(oldRootKeyId), ids.has(legacyRootKeyId), ids.has(r.newRootKeyId as string)]).toEqual([false, false, true]);
-    // Both format 1 rows moved, the HSM-level one inside the HSM (under the new /hsm root, format 2).
+    // Both format 1 rows moved, the HSM-level one inside the HSM (under the new /hsm root, format 2); and the imported key.
     expect(await rootsOfRows(sql)).toEqual([
-      { rootKeyId: r.newRootKeyId, protectionLevel: SOFTWARE, n: versionsAt(SOFTWARE) + 1 },
+      { rootKeyId: r.newRootKeyId, protectionLevel: SOFTWARE, n: versionsAt(SOFTWARE) + 2 },
       { rootKeyId: r.newRootKeyId, protectionLevel: HSM, n: 1 },
     ]);
     await checkMade(stack.client, made);
     expect(await rewrapAuditRows(stack.client)).toBe(r.rewrappedVersions);
     expect((await stack.client.verifyAuditLog({})).ok).toBe(true);
     expect(verifyRestore(stack).code).toBe(0);
+  });
+
+  it("an imported key whose material is deleted after the rotation takes the same material again", async () => {
+    await stack.client.deleteKeyMaterial({ keyId: imported.keyId });
+    expect(await importMaterial(stack.client, imported.keyId, imported.material)).toBe(KeyState.ENABLED);
+    const before = made.ciphertexts.find((x) => x.keyId === imported.keyId)!;
+    expect(Buffer.from((await stack.client.decrypt({ ciphertextBlob: before.ciphertextBlob, encryptionContext: CONTEXT })).plaintext)).toEqual(before.plaintext);
   });
 });

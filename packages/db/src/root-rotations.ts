@@ -113,12 +113,18 @@ export class RootRotationStore {
  * a blob that works). Tells the replicas to drop the version's cached row (versions are otherwise cached
  * as never changing). The key id, or undefined.
  */
-export async function rewrapKeyVersion(tx: TransactionSql, v: { keyVersionId: string; oldRootKeyId: string; oldMaterial: Buffer; newRootKeyId: string; newMaterial: Buffer }, rotationId: string): Promise<string | undefined> {
+export async function rewrapKeyVersion(
+  tx: TransactionSql,
+  v: { keyVersionId: string; oldRootKeyId: string; oldMaterial: Buffer; newRootKeyId: string; newMaterial: Buffer; fingerprint: Buffer },
+  rotationId: string,
+): Promise<string | undefined> {
   const [row] = await tx<{ keyId: string }[]>`
     UPDATE key_versions SET wrapped_material = ${v.newMaterial}, root_key_id = ${v.newRootKeyId}
     WHERE key_version_id = ${v.keyVersionId} AND root_key_id = ${v.oldRootKeyId} AND wrapped_material = ${v.oldMaterial}
     RETURNING key_id::text AS "keyId"`;
   if (row === undefined) return undefined;
+  // An imported version's fingerprint is over its blob: the same material under the new root has a new one.
+  await tx`UPDATE imported_material SET fingerprint = ${v.fingerprint} WHERE key_version_id = ${v.keyVersionId}`;
   await tx`UPDATE root_rotations SET rewrapped_versions = rewrapped_versions + 1 WHERE rotation_id = ${rotationId}`;
   await tx`SELECT pg_notify(${KEY_EVENTS_CHANNEL}, ${`rewrapped:${row.keyId}:${v.keyVersionId}`})`;
   return row.keyId;

@@ -13,6 +13,7 @@ import { checkWrappedKey } from "./backend";
 import type { Backend } from "./backend";
 import { MAX_CHECKED_KEYS } from "./check-wrapped-keys";
 import type { Reply } from "./handlers";
+import { materialFingerprint } from "./import/import-material";
 import { hsmUnsupported } from "./key-spec";
 
 const { RewrapOutcome } = hsm;
@@ -38,7 +39,8 @@ async function rewrapOne(backend: Backend, key: hsm.WrappedKey, field: string): 
     const done = await backend.rewrapKey(checkWrappedKey(key, field, accepts), field);
     if (done.outcome === "current") return { ...named, outcome: RewrapOutcome.CURRENT, rootKeyId: key.rootKeyId };
     if (done.outcome === "retained") return { ...named, outcome: RewrapOutcome.RETAINED, rootKeyId: key.rootKeyId, problem: done.problem };
-    return { ...named, outcome: RewrapOutcome.REWRAPPED, wrappedMaterial: done.wrappedMaterial, rootKeyId: done.rootKeyId };
+    const fingerprint = materialFingerprint(done.wrappedMaterial);
+    return { ...named, outcome: RewrapOutcome.REWRAPPED, wrappedMaterial: done.wrappedMaterial, rootKeyId: done.rootKeyId, fingerprint };
   } catch (err) {
     if (!(err instanceof KmsError)) throw err;
     if (err.code === ErrorCode.RootKeyMismatch) return { ...named, outcome: RewrapOutcome.ROOT_MISSING, rootKeyId: key.rootKeyId, problem: err.message };

@@ -103,7 +103,7 @@ async function rewrapBatch(s: Services, ctx: CallContext, r: RootRotationRecord,
     for (const [i, v] of page.entries()) {
       const res = results[i]!;
       if (res.outcome === hsm.RewrapOutcome.REWRAPPED) {
-        const moved = { keyVersionId: v.keyVersionId, oldRootKeyId: v.rootKeyId, oldMaterial: v.wrappedMaterial, newRootKeyId: res.rootKeyId, newMaterial: Buffer.from(res.wrappedMaterial) };
+        const moved = { keyVersionId: v.keyVersionId, oldRootKeyId: v.rootKeyId, oldMaterial: v.wrappedMaterial, newRootKeyId: res.rootKeyId, newMaterial: Buffer.from(res.wrappedMaterial), fingerprint: Buffer.from(res.fingerprint) };
         const keyId = await work.rewrapKeyVersion(moved, r.rotationId);
         if (keyId !== undefined) {
           await work.appendAudit(auditEvent(s, ctx, "RootKeyRewrap", { "kms:fromRootKeyId": v.rootKeyId, "kms:toRootKeyId": res.rootKeyId }, keyId, v.keyVersionId));
