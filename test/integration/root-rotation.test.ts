@@ -142,6 +142,18 @@ async function addLegacyRows(stack: Stack, sql: postgres.Sql, m: Made): Promise<
   return made.rootKeyId;
 }
 
+/** A stack (retire delay short, no rate limit) with format 1 rows, then keys of every spec at `levels`. */
+async function setUp(levels: Level[]) {
+  const stack = await startStack({ env: { KMS_ROOT_RETIRE_DELAY_MS: RETIRE_DELAY_MS, KMS_RATE_LIMIT_PER_SECOND: "1000000", KMS_RATE_LIMIT_BURST: "1000000" } });
+  const sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+  const legacy: Made = { ciphertexts: [], rsaCiphertexts: [], signatures: [], macs: [], loadKeys: [] };
+  const legacyRootKeyId = await addLegacyRows(stack, sql, legacy);
+  const oldRootKeyId = stack.worker.status.rootKeyId;
+  const keys = await makeKeys(stack.client, levels);
+  const made = { ...keys, ciphertexts: [...legacy.ciphertexts, ...keys.ciphertexts], loadKeys: [...legacy.loadKeys, ...keys.loadKeys] };
+  return { stack, sql, made, legacyRootKeyId, oldRootKeyId };
+}
+
 /** Encrypt/Decrypt clients until stop(); every failure recorded with its code and message. */
 function startLoad(clients: KmsClient[], keyIds: string[], old: Made["ciphertexts"]) {
   let running = true;
@@ -241,16 +253,9 @@ describe("with HSM-level format 2 versions present", () => {
   let replica: { client: KmsClient };
   let result: Record<string, unknown>;
   let load: ReturnType<typeof startLoad>;
-  const interrupted = { cliSteps: 0, apiKilled: false };
 
   beforeAll(async () => {
-    stack = await startStack({ env: { KMS_ROOT_RETIRE_DELAY_MS: RETIRE_DELAY_MS, KMS_RATE_LIMIT_PER_SECOND: "1000000", KMS_RATE_LIMIT_BURST: "1000000" } });
-    sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
-    made = { ciphertexts: [], rsaCiphertexts: [], signatures: [], macs: [], loadKeys: [] };
-    legacyRootKeyId = await addLegacyRows(stack, sql, made);
-    oldRootKeyId = stack.worker.status.rootKeyId;
-    const keys = await makeKeys(stack.client, [HSM, SOFTWARE]);
-    made = { ...keys, ciphertexts: [...made.ciphertexts, ...keys.ciphertexts], loadKeys: [...made.loadKeys, ...keys.loadKeys] };
+    ({ stack, sql, made, legacyRootKeyId, oldRootKeyId } = await setUp([HSM, SOFTWARE]));
     replica = await stack.startReplica({ KMS_ADMINS: "someone-else" });
   });
 
@@ -271,14 +276,13 @@ describe("with HSM-level format 2 versions present", () => {
     // Killed after 3 steps (the switch and two batches of 2).
     const first = await rotateRoot(stack.address, 3);
     expect(first.signal).toBe("SIGKILL");
-    interrupted.cliSteps = first.steps;
+    expect(first.steps).toBeGreaterThanOrEqual(3);
     const [afterKill] = await sql<{ state: number; rewrapped: number }[]>`SELECT state::int, rewrapped_versions::int AS rewrapped FROM root_rotations`;
     expect(afterKill!.state).toBe(kms.RootRotationState.REWRAPPING);
     // A replica that dies between a batch's re-wrap in the worker and its commit (kill -9 of itself).
     const crashing = await stack.startReplica({ KMS_FAULT_INJECT: "crash-after-rewrap" });
     const crash = await grpcError(crashing.client.rotateRootKey({ batchSize: 2 }));
     expect(crash.code).toBe(status.UNAVAILABLE);
-    interrupted.apiKilled = true;
     const [afterCrash] = await sql<{ rewrapped: number }[]>`SELECT rewrapped_versions::int AS rewrapped FROM root_rotations`;
     expect(afterCrash!.rewrapped).toBe(afterKill!.rewrapped); // nothing of the crashed batch committed
     // Started again: it resumes the same rotation and finishes it.
@@ -360,13 +364,7 @@ describe("with SOFTWARE-level and format 1 material only", () => {
   const imported = { keyId: "", material: randomBytes(32) };
 
   beforeAll(async () => {
-    stack = await startStack({ env: { KMS_ROOT_RETIRE_DELAY_MS: RETIRE_DELAY_MS, KMS_RATE_LIMIT_PER_SECOND: "1000000", KMS_RATE_LIMIT_BURST: "1000000" } });
-    sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
-    made = { ciphertexts: [], rsaCiphertexts: [], signatures: [], macs: [], loadKeys: [] };
-    legacyRootKeyId = await addLegacyRows(stack, sql, made);
-    oldRootKeyId = stack.worker.status.rootKeyId;
-    const keys = await makeKeys(stack.client, [SOFTWARE]);
-    made = { ...keys, ciphertexts: [...made.ciphertexts, ...keys.ciphertexts], loadKeys: [...made.loadKeys, ...keys.loadKeys] };
+    ({ stack, sql, made, legacyRootKeyId, oldRootKeyId } = await setUp([SOFTWARE]));
     // An imported key: its fingerprint is over its blob, so the rotation must fingerprint it anew.
     imported.keyId = (await stack.client.createKey({ origin: Origin.EXTERNAL, protectionLevel: SOFTWARE })).keyMetadata!.keyId;
     expect(await importMaterial(stack.client, imported.keyId, imported.material)).toBe(KeyState.ENABLED);
