@@ -45,6 +45,8 @@ export interface ApiConfig {
   dbNotifications: boolean;
   /** KMS_METADATA_CACHE_TTL_MS: key and alias metadata cache lifetime; 0 = no cache. */
   metadataCacheTtlMs: number;
+  /** KMS_ROOT_RETIRE_DELAY_MS: root rotation's wait between its last re-wrap and destroying old roots. */
+  rootRetireDelayMs: number;
   shutdownGraceMs: number;
   logLevel: LogLevel;
   limits: LimitsConfig;
@@ -125,6 +127,7 @@ export function loadApiConfig(env: Env = process.env): ApiConfig {
     auditCheckpointIntervalMs: duration(env, "KMS_AUDIT_CHECKPOINT_INTERVAL", 100, 86_400_000),
     dbNotifications: boolean(env, "KMS_DB_NOTIFICATIONS", true),
     metadataCacheTtlMs: integer(env, "KMS_METADATA_CACHE_TTL_MS", 1000, 0, 60_000),
+    rootRetireDelayMs: integer(env, "KMS_ROOT_RETIRE_DELAY_MS", 120_000, 0, 86_400_000),
     shutdownGraceMs: integer(env, "KMS_SHUTDOWN_GRACE_MS", 10000, 0, 600_000),
     logLevel: logLevel(env),
     limits: {

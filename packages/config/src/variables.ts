@@ -37,6 +37,7 @@ export const VARIABLES = {
   KMS_JOB_INTERVAL_MS: { default: "60000", doc: "how often each replica runs the rotation and deletion jobs" },
   KMS_REQUIRE_DATABASE_TLS: { default: "false", doc: "true (production): kms-api and its migrate command refuse a DATABASE_URL without sslmode=verify-full (TLS with the server's certificate and host name verified)" },
   KMS_METADATA_CACHE_TTL_MS: { default: "1000", doc: "how long kms-api serves key and alias metadata from memory: the longest another replica's change can go unseen when its NOTIFY is lost or KMS_DB_NOTIFICATIONS=false; 0: every call reads Postgres" },
+  KMS_ROOT_RETIRE_DELAY_MS: { default: "120000", doc: "how long a root rotation (kms admin rotate-root) waits after its last re-wrap before destroying the old roots on the token: longer than kms-api's key version cache (60 s, for a lost notification) plus the longest call, so that no replica still uses an old blob" },
   KMS_AUDIT_CHECKPOINT_INTERVAL: { default: "5m", doc: "how often each replica has its worker sign an audit checkpoint of the chain's head (also at shutdown), logged as an audit chain head line: a whole number and ms, s, m or h" },
   KMS_DB_NOTIFICATIONS: { default: "true", doc: "LISTEN for other replicas' key changes (the embedded dev Postgres allows one connection: false)" },
   KMS_AWS_LISTEN: { default: "", doc: "host:port of the AWS KMS-compatible JSON API (SigV4; docs/aws-compatibility.md); HTTPS with KMS_TLS_CERT and KMS_TLS_KEY, plaintext only on loopback with KMS_INSECURE_DEV_MODE=true; unset: off" },

@@ -28,3 +28,5 @@ export { isDatabaseUnavailable } from "./unavailable";
 export { isQueryCancelled, withDeadline, withoutDeadline } from "./deadline";
 export { GrantStore } from "./grant-store";
 export type { GrantCursor, GrantFilter, GrantRecord } from "./grant-store";
+export { ROTATION_STATE, RootRotationStore } from "./root-rotations";
+export type { RootRotationRecord, RotationPatch } from "./root-rotations";

@@ -186,6 +186,36 @@ export const MIGRATIONS: readonly Migration[] = [
     `,
   },
   {
+    version: 8,
+    name: "root key rotations",
+    sql: `
+      -- kms admin rotate-root (kms-api's root-rotation.ts): one row per rotation, its state and progress,
+      -- so that a run stopped anywhere resumes where it was. At most one is unfinished at a time.
+      CREATE TABLE root_rotations (
+        rotation_id         uuid PRIMARY KEY,
+        state               smallint NOT NULL,
+        started_by          text NOT NULL,
+        start_time          timestamptz NOT NULL,
+        old_root_key_id     text NOT NULL,
+        legacy_root_key_id  text NOT NULL DEFAULT '',
+        new_root_key_id     text NOT NULL DEFAULT '',
+        -- The re-wrap pass: versions are taken in id order after this one (NULL: from the start).
+        cursor_version_id   uuid,
+        rewrapped_versions  bigint NOT NULL DEFAULT 0,
+        retained_versions   bigint NOT NULL DEFAULT 0,
+        retained_reason     text NOT NULL DEFAULT '',
+        -- Old roots are destroyed no earlier than this (replicas' caches and in-flight calls drain).
+        retire_time         timestamptz,
+        -- Comma-separated.
+        destroyed_root_key_ids text NOT NULL DEFAULT '',
+        end_time            timestamptz
+      );
+      -- RootRotationState (kms.v1): 1 REWRAPPING and 2 RETIRING are unfinished.
+      CREATE UNIQUE INDEX root_rotations_one_unfinished ON root_rotations ((true)) WHERE state IN (1, 2);
+      CREATE INDEX key_versions_by_root ON key_versions (root_key_id, key_version_id);
+    `,
+  },
+  {
     version: 9,
     name: "grants; audit rows name the grant and mark dry runs",
     sql: `

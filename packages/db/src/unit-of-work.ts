@@ -18,6 +18,7 @@ import type { AliasRecord } from "./alias-store";
 import { deleteExpiredImportTokens, insertImportToken, lockDueForMaterialExpiry } from "./import-store";
 import type { ImportTokenRecord } from "./import-store";
 import { LockedAlias, LockedKey } from "./locked-rows";
+import { advanceRotation, rewrapKeyVersion } from "./root-rotations";
 
 /** What a compare-and-set of the primary version expects of the locked row. */
 export interface PrimaryExpectation {
@@ -122,6 +123,16 @@ export class UnitOfWork {
    * The change's audit row, so that the change and its row commit together or not at all. It takes
    * the audit chain's lock, which holds off every replica's audit writes until the commit: call it last.
    */
+  /** Root rotation's compare-and-set of one version's material (root-rotations.ts): the key id, or undefined. */
+  rewrapKeyVersion(v: Parameters<typeof rewrapKeyVersion>[1], rotationId: string): Promise<string | undefined> {
+    return rewrapKeyVersion(this.tx, v, rotationId);
+  }
+
+  /** Root rotation's progress, committed with the batch's re-wraps (root-rotations.ts). */
+  advanceRotation(rotationId: string, cursor: string, retained: number, reason: string): Promise<void> {
+    return advanceRotation(this.tx, rotationId, cursor, retained, reason);
+  }
+
   appendAudit(event: AuditEvent): Promise<void> {
     return this.audit.appendInTransaction(this.tx, event);
   }

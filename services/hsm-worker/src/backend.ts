@@ -22,12 +22,21 @@ export interface BackendStatus {
   legacyRootKeyId: string;
   /** Specs this backend cannot keep at PROTECTION_LEVEL_HSM although it has HSM keys (module limits). */
   hsmUnsupportedKeySpecs: kmsResources.KeySpec[];
+  /** Root sets a rotation is retiring: they still unwrap. */
+  retiringRootKeyIds: string[];
 }
 
-/** Root key ids a backend accepts: `current` wraps everything new; `legacy` only unwraps format 1. */
+/** What re-wrapping one version gave (RewrapKeys). */
+export type Rewrap = { outcome: "rewrapped"; wrappedMaterial: Buffer; rootKeyId: string } | { outcome: "current" } | { outcome: "retained"; problem: string };
+
+/**
+ * Root key ids a backend accepts: `current` wraps everything new; `legacy` only unwraps format 1; `others`
+ * (root sets a rotation is retiring) only unwrap format 2.
+ */
 export interface AcceptedRoots {
   current: string;
   legacy: string;
+  others: readonly string[];
 }
 
 /**
@@ -36,6 +45,8 @@ export interface AcceptedRoots {
  */
 export interface CheckedKey<F extends KeyFamily = KeyFamily> {
   keyVersionId: string;
+  /** The root the stored row names (one the backend accepts). */
+  rootKeyId: string;
   keySpec: kmsResources.KeySpec;
   family: F;
   protectionLevel: kmsResources.ProtectionLevel;
@@ -49,9 +60,17 @@ export interface CheckedKey<F extends KeyFamily = KeyFamily> {
   tag: Buffer;
 }
 
+/** Material sealed (format 2) under a root set, and that set's id: the blob and the id that authenticates it. */
+export interface Sealed {
+  wrappedMaterial: Buffer;
+  rootKeyId: string;
+}
+
 /** New key material: wrapped under the root key, and the public key of asymmetric specs. */
 export interface GeneratedKey {
   wrappedMaterial: Uint8Array;
+  /** The root set that sealed it (a rotation may switch the current one meanwhile). */
+  rootKeyId: string;
   /** SubjectPublicKeyInfo (DER); empty for AES and HMAC. */
   publicKey: Uint8Array;
 }
@@ -113,10 +132,21 @@ export interface Backend {
    * used, never cached (CheckWrappedKeys, for verify-restore). Fails as a use of the key would.
    */
   checkKey(key: CheckedKey, field: string): Promise<void>;
+  /**
+   * Re-wraps a stored version under the current root (RewrapKeys, for root rotation), never returning
+   * material in the clear; "retained" when it cannot move (and why).
+   */
+  rewrapKey(key: CheckedKey, field: string): Promise<Rewrap>;
+  /** Root rotation's switch to a new current root set (PKCS#11 only): see Pkcs11Root.beginRotation. */
+  beginRootRotation(fromRootKeyId: string): Promise<{ current: string; retiring: string[] }>;
+  /** Destroys a retiring root (PKCS#11 only); false when it was already gone. */
+  retireRoot(rootKeyId: string): Promise<boolean>;
+  /** Reads the roots again (another worker rotated); true when what the backend holds changed. */
+  refreshRoots(force?: boolean): Promise<boolean>;
   /** Drops cached unwrapped keys of these key versions. */
   forgetKeys(keyVersionIds: readonly string[]): Promise<void>;
   /** Format 2 wrap of raw material (an imported key), bound to `binding`. Does not wipe `material`. */
-  wrapMaterial(material: Buffer, binding: Binding, label: string): Promise<Buffer>;
+  wrapMaterial(material: Buffer, binding: Binding, label: string): Promise<Sealed>;
   /**
    * The format 1 wrap of `material` under the legacy root (undefined without one), only ever hashed: the
    * fingerprint earlier releases recorded for an import. Does not wipe `material`.
@@ -141,8 +171,8 @@ export function checkWrappedKey(key: hsm.WrappedKey | undefined, field: string, 
   if (key.keyVersionId === "") throw invalidArgument(`${field}.key_version_id`, "is required");
   const family = keyFamily(key.keySpec, `${field}.key_spec`);
   checkProtectionLevel(key.protectionLevel, `${field}.protection_level`);
-  const common = { keyVersionId: key.keyVersionId, keySpec: key.keySpec, family, protectionLevel: key.protectionLevel, wrappedMaterial: key.wrappedMaterial };
-  if (roots.current !== "" && key.rootKeyId === roots.current) {
+  const common = { keyVersionId: key.keyVersionId, rootKeyId: key.rootKeyId, keySpec: key.keySpec, family, protectionLevel: key.protectionLevel, wrappedMaterial: key.wrappedMaterial };
+  if (roots.current !== "" && (key.rootKeyId === roots.current || roots.others.includes(key.rootKeyId))) {
     const parts = splitFormat2(key.wrappedMaterial);
     if (parts === undefined) throw unwrapFailed(field);
     checkWrappedLength(family, key.keySpec, key.wrappedMaterial.length - FORMAT_2_OVERHEAD, `${field}.wrapped_material`, FORMAT_2_OVERHEAD);

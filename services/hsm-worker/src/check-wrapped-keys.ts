@@ -34,8 +34,8 @@ async function checkOne(backend: Backend, key: hsm.WrappedKey, field: string): P
   if (accepts.current === "") {
     return { ...named, condition: WrappedKeyCondition.ROOT_MISSING, problem: "this worker holds no root key (its token has none and KMS_CREATE_ROOT_KEY is not true)" };
   }
-  if (key.rootKeyId !== accepts.current && (accepts.legacy === "" || key.rootKeyId !== accepts.legacy)) {
-    const held = [accepts.current, accepts.legacy].filter((id) => id !== "").join(", ");
+  if (key.rootKeyId !== accepts.current && !accepts.others.includes(key.rootKeyId) && (accepts.legacy === "" || key.rootKeyId !== accepts.legacy)) {
+    const held = [accepts.current, ...accepts.others, accepts.legacy].filter((id) => id !== "").join(", ");
     return { ...named, condition: WrappedKeyCondition.ROOT_MISSING, problem: `wrapped under root key ${key.rootKeyId || '""'}, which this worker does not hold (it holds ${held})` };
   }
   try {

@@ -1,7 +1,7 @@
 // Wire requests into the backend's checked types. Every key a request carries passes here before a backend
 // sees it: checked against the backend's roots (checkWrappedKey), then narrowed to the families the
 // operation takes; algorithms become schemes and hashes. Handlers call the backend through onWire.
-import { invalidArgument } from "@kms/errors";
+import { ErrorCode, invalidArgument, KmsError } from "@kms/errors";
 import { kmsResources } from "@kms/proto";
 import type { hsm } from "@kms/proto/internal";
 import { oaepHash } from "./asymmetric/oaep";
@@ -59,33 +59,42 @@ export interface WireOperations {
   deriveSharedSecret(key: hsm.WrappedKey | undefined, publicKey: Uint8Array): Promise<Buffer>;
 }
 
-/** Checks throw synchronously; as promises they reject, like the backend's own failures. */
-async function checked<T>(call: () => Promise<T>): Promise<T> {
-  return call();
+/**
+ * Checks throw synchronously; as promises they reject, like the backend's own failures. A root id this
+ * worker does not know may be one another replica's worker just made current (root rotation): the roots
+ * are read again once (rate-limited in the backend) and the call retried if they changed.
+ */
+async function checked<T>(backend: Backend, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    if (err instanceof KmsError && err.code === ErrorCode.RootKeyMismatch && (await backend.refreshRoots())) return call();
+    throw err;
+  }
 }
 
 export function onWire(backend: Backend): WireOperations {
   return {
     generateKeyMaterial: (keySpec, protectionLevel, keyVersionId, label = keyVersionId) =>
-      checked(() => backend.generateKeyMaterial(newKey(backend, keySpec, protectionLevel, keyVersionId), label)),
+      checked(backend, () => backend.generateKeyMaterial(newKey(backend, keySpec, protectionLevel, keyVersionId), label)),
     encrypt: (key, plaintext, aad, field = "key") =>
-      checked(() => backend.encrypt(checkedKey(backend, key, field, ["aes"], "Encrypt"), plaintext, aad, field)),
+      checked(backend, () => backend.encrypt(checkedKey(backend, key, field, ["aes"], "Encrypt"), plaintext, aad, field)),
     decrypt: (key, sealed, aad, field = "key") =>
-      checked(() => backend.decrypt(checkedKey(backend, key, field, ["aes"], "Decrypt"), sealed, aad, field)),
+      checked(backend, () => backend.decrypt(checkedKey(backend, key, field, ["aes"], "Decrypt"), sealed, aad, field)),
     sign: (key, algorithm, input) =>
-      checked(() => {
+      checked(backend, () => {
         const signing = checkedKey(backend, key, "key", ["rsa", "ec", "ed25519", "ml-dsa"], "Sign");
         const scheme = signingScheme(signing.family, signing.keySpec, algorithm);
         return backend.sign(signing, scheme, signInput(scheme, input));
       }),
     asymmetricDecrypt: (key, algorithm, ciphertext) =>
-      checked(() => {
+      checked(backend, () => {
         const rsa = checkedKey(backend, key, "key", ["rsa"], "AsymmetricDecrypt");
         return backend.asymmetricDecrypt(rsa, oaepHash(algorithm), ciphertext);
       }),
-    generateMac: (key, message) => checked(() => backend.generateMac(checkedKey(backend, key, "key", ["hmac"], "GenerateMac"), message)),
+    generateMac: (key, message) => checked(backend, () => backend.generateMac(checkedKey(backend, key, "key", ["hmac"], "GenerateMac"), message)),
     deriveSharedSecret: (key, publicKey) =>
-      checked(() => {
+      checked(backend, () => {
         const ec = checkedKey(backend, key, "key", ["ec"], "DeriveSharedSecret");
         if (allowedKeyAgreementAlgorithms(ec.keySpec).length === 0) throw wrongKeyFamily("key.key_spec", ec.keySpec, "DeriveSharedSecret");
         // Checked before the backend sees it: neither C_DeriveKey nor node:crypto gets a bad point.

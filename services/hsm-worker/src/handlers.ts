@@ -31,7 +31,9 @@ function checkByteCount(field: string, n: number): void {
   }
 }
 
-export function getStatus(backend: Backend): Reply<hsm.GetStatusResponse> {
+/** Reads the roots again first (kms-api asks after a rotation step, for every replica's worker). */
+export async function getStatus(backend: Backend): Promise<Reply<hsm.GetStatusResponse>> {
+  await backend.refreshRoots();
   const s = backend.status();
   return {
     response: create(hsm.GetStatusResponseSchema, {
@@ -41,6 +43,7 @@ export function getStatus(backend: Backend): Reply<hsm.GetStatusResponse> {
       hsmKeysSupported: s.hsmKeysSupported,
       legacyRootKeyId: s.legacyRootKeyId,
       hsmUnsupportedKeySpecs: s.hsmUnsupportedKeySpecs,
+      retiringRootKeyIds: s.retiringRootKeyIds,
     }),
   };
 }
@@ -54,7 +57,7 @@ export async function generateKeyMaterial(
   return {
     response: create(hsm.GenerateKeyMaterialResponseSchema, {
       wrappedMaterial: generated.wrappedMaterial,
-      rootKeyId: backend.status().rootKeyId,
+      rootKeyId: generated.rootKeyId,
       publicKey: generated.publicKey,
     }),
   };

@@ -9,6 +9,7 @@ import type { kmsResources } from "@kms/proto";
 import { hsm } from "@kms/proto/internal";
 import type { Backend } from "./backend";
 import { checkWrappedKeys } from "./check-wrapped-keys";
+import { beginRootRotation, retireRoot, rewrapKeys } from "./rewrap-keys";
 import { getAuditCheckpointKey, signAuditCheckpoint } from "./checkpoint-signer";
 import type { CheckpointSigner } from "./checkpoint-signer";
 import { generateDataKeyPair as dataKeyPair } from "./data-key-pair";
@@ -89,6 +90,9 @@ export const UNARY: Record<Exclude<keyof typeof hsm.HsmWorkerService.method, "ba
   getAuditCheckpointKey: (worker) => (worker.checkpoints ? getAuditCheckpointKey(worker.checkpoints) : noCheckpointKey()),
   listTokenObjects,
   checkWrappedKeys: (worker, request: hsm.CheckWrappedKeysRequest) => checkWrappedKeys(worker.backend, request),
+  beginRootRotation: (worker, request: hsm.BeginRootRotationRequest) => beginRootRotation(worker.backend, request),
+  rewrapKeys: (worker, request: hsm.RewrapKeysRequest) => rewrapKeys(worker.backend, request),
+  retireRoot: (worker, request: hsm.RetireRootRequest) => retireRoot(worker.backend, request),
 };
 
 /** Logs what the caller does not see: internal errors with their causes, and HSM outages. */

@@ -143,7 +143,7 @@ describe("hsm-worker gRPC server", () => {
   });
 
   it("answers an unexpected failure with a fixed INTERNAL message and logs the cause as one JSON line", async () => {
-    const failing = { ...({} as Backend), status: () => { throw new Error("disk on fire"); } } as Backend;
+    const failing = { ...({} as Backend), refreshRoots: async () => false, status: () => { throw new Error("disk on fire"); } } as Backend;
     const socket = path.join(dir, "run2", "worker.sock");
     const other = await start(failing, socket);
     const lines: string[] = [];

@@ -1,5 +1,5 @@
 import type { AccessConfig } from "@kms/config";
-import type { AliasStore, AuditReader, AuditWriter, GrantStore, KeyStore, Transactions } from "@kms/db";
+import type { AliasStore, AuditReader, AuditWriter, GrantStore, KeyStore, RootRotationStore, Transactions } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
 import type { AuditCheckpointer } from "./audit-checkpoints";
 import type { Authorizer } from "./auth/authorize";
@@ -41,6 +41,10 @@ export interface Services {
   /** Finds the keys and versions a request names, authorized (keys.ts). */
   lookup: KeyLookup;
   access: AccessConfig;
+  /** Root rotation rows (root-rotation.ts). */
+  rotations: RootRotationStore;
+  /** KMS_ROOT_RETIRE_DELAY_MS: how long a rotation waits after its last re-wrap before destroying old roots. */
+  rootRetireDelayMs: number;
   pageTokens: PageTokens;
   log: Logger;
   clock: () => Date;

@@ -5,8 +5,9 @@
 // change committed is never served longer than the TTL after the commit.
 // A key's grants to one grantee are cached with the key, for as long, and dropped with it (a grant change
 // notifies `changed:<key id>`).
-// Versions never change once written, so they are cached longer; a destroyed key's versions become
-// unreachable because every use of a version also looks its key up.
+// Versions change only when a root rotation re-wraps them (their NOTIFY drops them here; a lost one is
+// covered by KMS_ROOT_RETIRE_DELAY_MS exceeding the version TTL), so they are cached longer; a destroyed
+// key's versions become unreachable because every use of a version also looks its key up.
 import { withoutDeadline } from "@kms/db";
 import type { AliasStore, GrantRecord, GrantStore, KeyRecord, KeyStore, KeyVersionRecord } from "@kms/db";
 
@@ -123,6 +124,10 @@ export class KeyCache {
   invalidateKey(keyId: string): void {
     this.keys.delete(keyId);
     this.grants.delete(keyId);
+  }
+
+  invalidateVersion(keyVersionId: string): void {
+    this.versions.delete(keyVersionId);
   }
 
   invalidateAlias(aliasName: string): void {

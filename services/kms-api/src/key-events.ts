@@ -2,6 +2,10 @@
 //   changed:<key id>                    drop the key from this replica's metadata cache
 //   alias:<alias name>                  drop the alias
 //   destroyed:<key id>:<version ids>    drop the key, and tell this replica's worker to forget the versions
+//   rewrapped:<key id>:<version id>     root rotation re-wrapped the version: drop its cached row (the old
+//                                       blob names a root that will be destroyed)
+//   roots:<root key id>                 a root rotation switched or retired root sets on the shared token:
+//                                       have this replica's worker read them again (GetStatus does)
 // postgres.js re-listens after a lost connection; notifications may have been missed meanwhile, so the
 // whole cache is dropped then (the cache's 1 s TTL bounds staleness even before that).
 import { KEY_EVENTS_CHANNEL } from "@kms/db";
@@ -15,6 +19,16 @@ export function applyKeyEvent(s: Services, payload: string): void {
   const rest = payload.slice(colon + 1);
   if (kind === "changed") s.keys.invalidateKey(rest);
   if (kind === "alias") s.keys.invalidateAlias(rest);
+  if (kind === "rewrapped") {
+    const [keyId = "", versionId = ""] = rest.split(":");
+    s.keys.invalidateKey(keyId);
+    s.keys.invalidateVersion(versionId);
+  }
+  if (kind === "roots") {
+    s.worker.refreshStatus().catch((err: unknown) => {
+      s.log.warn("could not have the worker read the root sets again", describeError(err));
+    });
+  }
   if (kind === "destroyed") {
     const [keyId = "", versions = ""] = rest.split(":");
     s.keys.invalidateKey(keyId);

@@ -50,6 +50,7 @@ async function main(): Promise<void> {
     rotateAfterEncryptions: config.rotateAfterEncryptions,
     importedKeyMaxEncryptions: config.importedKeyMaxEncryptions,
     metadataCacheTtlMs: config.metadataCacheTtlMs,
+    rootRetireDelayMs: config.rootRetireDelayMs,
     log,
     rateLimit: config.limits,
     authFailures: config.limits,

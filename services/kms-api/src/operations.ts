@@ -31,6 +31,7 @@ import { getKeyPolicy, setKeyPolicy } from "./handlers/key-policy";
 import { cancelKeyDeletion, disableKey, enableKey, scheduleKeyDeletion, setDeletionProtection, updateKeyDescription } from "./handlers/lifecycle";
 import { listKeys } from "./handlers/list-keys";
 import { reEncrypt } from "./handlers/re-encrypt";
+import { rotateRootKey } from "./handlers/rotate-root-key";
 import { listResourceTags, tagResource, untagResource } from "./handlers/tags";
 import { verifyMac } from "./handlers/verify-mac";
 import { createKeyVersion, describeKeyVersion, listKeyVersions, updateRotationPolicy } from "./handlers/versions";
@@ -114,6 +115,7 @@ const ALL: Operation[] = [
   operation(m.listAuditEvents, listAuditEvents, byKeyId),
   operation(m.verifyAuditLog, verifyAuditLog),
   operation(m.listAuditCheckpoints, listAuditCheckpoints),
+  operation(m.rotateRootKey, rotateRootKey),
 ] as unknown as Operation[];
 
 /** The operations by kms.v1 RPC name ("Encrypt"). */

@@ -36,13 +36,17 @@ export function toolEnvironment(env: NodeJS.ProcessEnv): { databaseUrl: string; 
 
 
 /** (b): token objects other than the worker's root keys and checkpoint key pair; null without a token. */
-export async function strayHsmObjects(worker: WorkerClient, root: string, legacy: string): Promise<TokenObject[] | null> {
+export async function strayHsmObjects(worker: WorkerClient, root: string, legacy: string, retiring: readonly string[] = []): Promise<TokenObject[] | null> {
   const listing = await worker.listTokenObjects();
   if (listing === null) return null;
   const label = listing.rootKeyLabel;
+  const members = (prefix: string) => [`${prefix}/hsm`, `${prefix}/software`, `${prefix}/mac`];
+  // A root rotation's retiring sets (root-rotation.ts) are ours too until it destroys them.
   const ours = (o: TokenObject) =>
     o.class === "secret key" &&
-    ((o.id === root && [`${label}/hsm`, `${label}/software`, `${label}/mac`].includes(o.label)) || (legacy !== "" && o.id === legacy && o.label === label));
+    ((o.id === root && members(label).includes(o.label)) ||
+      (retiring.includes(o.id) && members(`${label}/retiring`).includes(o.label)) ||
+      (legacy !== "" && o.id === legacy && o.label === label));
   const isCheckpointKey = (o: TokenObject) => (o.class === "private key" || o.class === "public key") && o.label === listing.checkpointKeyLabel;
   return listing.objects.filter((o) => !ours(o) && !isCheckpointKey(o));
 }
@@ -55,9 +59,10 @@ export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<R
     const status = await worker.getStatus();
     const root = status.rootKeyId;
     const legacy = status.legacyRootKeyId;
-    const unusableVersions = await versionsUnderOtherRoots(sql, legacy === "" ? [root] : [root, legacy]);
+    const retiring = status.retiringRootKeyIds;
+    const unusableVersions = await versionsUnderOtherRoots(sql, [root, ...retiring, legacy].filter((id) => id !== ""));
     const keysWithoutPrimary = await keysWithoutPrimaryVersion(sql);
-    const stray = await strayHsmObjects(worker, root, legacy);
+    const stray = await strayHsmObjects(worker, root, legacy, retiring);
     return {
       workerRootKeyId: root,
       unusableVersions,

@@ -28,7 +28,7 @@ export interface VersionRef {
 }
 
 export interface RestoreReport {
-  worker: { description: string; rootKeyId: string; legacyRootKeyId: string };
+  worker: { description: string; rootKeyId: string; legacyRootKeyId: string; retiringRootKeyIds: string[] };
   keyVersions: {
     checked: number;
     ok: number;
@@ -61,7 +61,9 @@ export async function checkRestore(sql: Sql, worker: WorkerClient): Promise<Rest
   const legacy = status.legacyRootKeyId;
   if (root === "") problems.push(`the worker holds no root key (${status.description}): ${NEVER_CREATE}`);
 
-  const keyVersions = await checkKeyVersions(sql, worker, [root, legacy].filter((id) => id !== ""));
+  // Root sets a rotation is retiring are the worker's too: their versions unwrap until it destroys them.
+  const retiring = status.retiringRootKeyIds;
+  const keyVersions = await checkKeyVersions(sql, worker, [root, ...retiring, legacy].filter((id) => id !== ""));
   for (const m of keyVersions.missingRoots) {
     problems.push(`${m.versions} key version(s) are wrapped under root key ${m.rootKeyId}, which the worker does not hold: ${NEVER_CREATE}`);
   }
@@ -83,13 +85,13 @@ export async function checkRestore(sql: Sql, worker: WorkerClient): Promise<Rest
   }
   if (!audit.ok) problems.push(`the audit chain does not verify: sequence ${audit.firstBadSequence}: ${audit.problem}`);
 
-  const stray = await strayHsmObjects(worker, root, legacy);
+  const stray = await strayHsmObjects(worker, root, legacy, retiring);
   if (stray !== null && stray.length > 0) problems.push(`${stray.length} unexpected object(s) on the token (see strayHsmObjects; reconcile explains them)`);
   const keysWithoutPrimary = await keysWithoutPrimaryVersion(sql);
   if (keysWithoutPrimary.length > 0) problems.push(`${keysWithoutPrimary.length} key(s) have no usable primary version (see keysWithoutPrimary)`);
 
   return {
-    worker: { description: status.description, rootKeyId: root, legacyRootKeyId: legacy },
+    worker: { description: status.description, rootKeyId: root, legacyRootKeyId: legacy, retiringRootKeyIds: [...retiring] },
     keyVersions,
     audit,
     strayHsmObjects: stray,

@@ -1,7 +1,7 @@
 // Builds the objects the handlers share, for main.ts and for tests (which inject a clock).
 import { randomBytes } from "node:crypto";
 import type { AccessConfig } from "@kms/config";
-import { AliasStore, AuditReader, AuditWriter, GrantStore, KeyStore, Transactions } from "@kms/db";
+import { AliasStore, AuditReader, AuditWriter, GrantStore, KeyStore, RootRotationStore, Transactions } from "@kms/db";
 import { PolicyEngine } from "@kms/key-policy";
 import { observeCache, recordAuditBatch } from "@kms/telemetry";
 import type { Sql } from "@kms/db";
@@ -34,6 +34,8 @@ export interface ServicesOptions {
   usageFlushIntervalMs?: number;
   /** KMS_METADATA_CACHE_TTL_MS (default 1000). */
   metadataCacheTtlMs?: number;
+  /** KMS_ROOT_RETIRE_DELAY_MS (default 120000). */
+  rootRetireDelayMs?: number;
   /** Per-principal rate limit (limits.ts); absent: none. */
   rateLimit?: { ratePerSecond: number; burst: number; rejectDelayMs: number; throttledMaxInFlight: number };
   /** Per-peer budget of failed authentications (peer-throttle.ts); absent: none. */
@@ -74,6 +76,8 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     policies,
     authorizer,
     access: o.access,
+    rotations: new RootRotationStore(o.sql),
+    rootRetireDelayMs: o.rootRetireDelayMs ?? 120_000,
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,
     clock: o.clock ?? (() => new Date()),

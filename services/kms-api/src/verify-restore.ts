@@ -29,7 +29,8 @@ export function describeReport(r: RestoreReport): string {
   const a = r.audit;
   const checkpoint = a.lastCheckpoint === null ? "no signed checkpoint yet" : `through the signed checkpoint at sequence ${a.lastCheckpoint.sequence}`;
   const lines = [
-    `worker: ${r.worker.description}; root key ${r.worker.rootKeyId || "(none)"}${r.worker.legacyRootKeyId ? `, legacy root ${r.worker.legacyRootKeyId}` : ""}`,
+    `worker: ${r.worker.description}; root key ${r.worker.rootKeyId || "(none)"}${r.worker.legacyRootKeyId ? `, legacy root ${r.worker.legacyRootKeyId}` : ""}` +
+      (r.worker.retiringRootKeyIds.length > 0 ? `, retiring roots ${r.worker.retiringRootKeyIds.join(", ")}` : ""),
     `key versions: ${v.ok} of ${v.checked} unwrap under the worker's roots`,
     `audit chain: ${a.ok ? `${a.verifiedCount} events verified, ${checkpoint}` : `BROKEN at sequence ${a.firstBadSequence}: ${a.problem}`}`,
   ];

@@ -78,7 +78,7 @@ export class WorkerClient {
     }
   }
 
-  /** The worker's backend, fetched once and then cached (it cannot change while the worker lives). */
+  /** The worker's backend, fetched once and then cached (its root ids change only by a root rotation: refreshStatus). */
   async getStatus(deadline?: Date) {
     this.status ??= await this.call((d) => this.client.getStatus({}, { deadline: d }), deadline);
     return this.status;
@@ -149,6 +149,26 @@ export class WorkerClient {
   /** Whether each stored key version unwraps under a root the worker holds (verify-restore); nothing is used. */
   checkWrappedKeys(req: MessageInitShape<typeof hsm.CheckWrappedKeysRequestSchema>, deadline?: Date) {
     return this.call((d) => this.client.checkWrappedKeys(req, { deadline: d }), deadline);
+  }
+
+  /** The worker's status read afresh: the worker reads the token's root sets again first (root rotation). */
+  async refreshStatus(deadline?: Date) {
+    this.status = await this.call((d) => this.client.getStatus({}, { deadline: d }), deadline);
+    return this.status;
+  }
+
+  /** Root rotation (root-rotation.ts): the switch to a new root set, idempotent. */
+  beginRootRotation(req: MessageInitShape<typeof hsm.BeginRootRotationRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.beginRootRotation(req, { deadline: d }), deadline, Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS));
+  }
+
+  /** Re-wraps up to 100 stored versions under the current root set; material never comes back in the clear. */
+  rewrapKeys(req: MessageInitShape<typeof hsm.RewrapKeysRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.rewrapKeys(req, { deadline: d }), deadline, Math.max(this.deadlineMs, KEY_GENERATION_DEADLINE_MS));
+  }
+
+  retireRoot(req: MessageInitShape<typeof hsm.RetireRootRequestSchema>, deadline?: Date) {
+    return this.call((d) => this.client.retireRoot(req, { deadline: d }), deadline);
   }
 
   close(): void {

@@ -181,8 +181,7 @@ describe("HSM and SOFTWARE paths of the PKCS#11 backend", () => {
         keyVersionId,
         keySpec: spec,
         protectionLevel,
-        wrappedMaterial: await hsmBackend.wrapMaterial(material, { keyVersionId, keySpec: spec, protectionLevel }, keyVersionId),
-        rootKeyId: hsmBackend.rootKeyId,
+        ...(await hsmBackend.wrapMaterial(material, { keyVersionId, keySpec: spec, protectionLevel }, keyVersionId)),
       });
     const software = { key: await wrapped(ProtectionLevel.SOFTWARE, id), publicKey };
     const inHsm = await wrapped(ProtectionLevel.HSM, `${id}-hsm`);

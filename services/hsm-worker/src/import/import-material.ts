@@ -64,13 +64,13 @@ export async function importKeyMaterial(backend: Backend, req: hsm.ImportKeyMate
       const { publicKey, canonical } = checkMaterial(family, req.keySpec, material);
       try {
         const binding = { keyVersionId: req.keyVersionId, keySpec: req.keySpec, protectionLevel: req.protectionLevel };
-        const wrappedMaterial = await backend.wrapMaterial(canonical, binding, req.label);
+        const { wrappedMaterial, rootKeyId } = await backend.wrapMaterial(canonical, binding, req.label);
         // Format 2 is deterministic for one version id, so a re-import gives the same fingerprint; a key
         // first imported by an earlier release was fingerprinted over its format 1 wrap instead.
         const legacy = await backend.legacyWrap(canonical, req.label);
         return create(hsm.ImportKeyMaterialResponseSchema, {
           wrappedMaterial,
-          rootKeyId: backend.status().rootKeyId,
+          rootKeyId,
           fingerprint: materialFingerprint(wrappedMaterial),
           publicKey,
           legacyFingerprint: legacy === undefined ? Buffer.alloc(0) : materialFingerprint(legacy),

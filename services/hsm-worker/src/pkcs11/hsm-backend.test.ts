@@ -115,6 +115,7 @@ describe("root key", () => {
         hsmKeysSupported: true,
         legacyRootKeyId: "",
         hsmUnsupportedKeySpecs: [KeySpec.ED25519, KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87],
+        retiringRootKeyIds: [],
       });
     } finally {
       await second.close();

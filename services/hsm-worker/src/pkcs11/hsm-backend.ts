@@ -11,7 +11,7 @@ import * as pkcs11js from "pkcs11js";
 import { moduleCannotHold } from "@kms/key-rules";
 import { kmsResources } from "@kms/proto";
 import { hsm } from "@kms/proto/internal";
-import type { Acceptance, Backend, BackendMetrics, BackendStatus, CheckedKey, GeneratedKey, NewKey } from "../backend";
+import type { Acceptance, Backend, BackendMetrics, BackendStatus, CheckedKey, GeneratedKey, NewKey, Rewrap, Sealed } from "../backend";
 import { wipe } from "../bytes";
 import type { KeyEngine } from "../engine";
 import { EngineBackend } from "../engine-backend";
@@ -115,34 +115,51 @@ export class HsmBackend extends EngineBackend implements Backend {
       hsmKeysSupported: true,
       legacyRootKeyId: this.legacyRootKeyId,
       hsmUnsupportedKeySpecs: [...this.profile.hsmUnsupportedSpecs],
+      retiringRootKeyIds: this.root.retiringIds,
     };
+  }
+
+  rewrapKey(key: CheckedKey, field: string): Promise<Rewrap> {
+    return this.root.rewrap(key, field);
+  }
+
+  beginRootRotation(fromRootKeyId: string): Promise<{ current: string; retiring: string[] }> {
+    return this.root.beginRotation(fromRootKeyId);
+  }
+
+  retireRoot(rootKeyId: string): Promise<boolean> {
+    return this.root.retire(rootKeyId);
+  }
+
+  refreshRoots(force = false): Promise<boolean> {
+    return this.root.refresh(force);
   }
 
   async generateKeyMaterial(key: NewKey, label: string): Promise<GeneratedKey> {
     const family = key.family;
     if (family.kind === "aes") {
       // Both levels: generated inside the HSM, wrapped under the level's root, then destroyed.
-      const wrappedMaterial = await withSession(this.pool, (session) =>
+      const sealed = await withSession(this.pool, (session) =>
         this.sealGenerated(session, key, () => generateAesKey(this.lib, session.handle, family.bytes, label), kwpWrappedBytes(family.bytes) + 16, "root key"),
       );
-      return { wrappedMaterial, publicKey: Buffer.alloc(0) };
+      return { ...sealed, publicKey: Buffer.alloc(0) };
     }
     if (key.protectionLevel !== kmsResources.ProtectionLevel.HSM) return this.generateSoftwareKey(key);
     this.refuseUnsupported(key);
     if (family.kind === "hmac") {
-      const wrappedMaterial = await withSession(this.pool, (session) =>
+      const sealed = await withSession(this.pool, (session) =>
         this.sealGenerated(session, key, () => hsmGenerateHmacKey(this.lib, session.handle, family.bytes, label), MAX_WRAPPED_BYTES, "HMAC key"),
       );
-      return { wrappedMaterial, publicKey: Buffer.alloc(0) };
+      return { ...sealed, publicKey: Buffer.alloc(0) };
     }
     // No profile generates these in the HSM yet (the profiles refuse them above; this keeps it so).
     if (family.kind === "ed25519" || family.kind === "ml-dsa") throw moduleCannotHold(key.keySpec);
     return withSession(this.pool, async (session) => {
-      this.root.levelRoot(session, key.protectionLevel); // no root key: refused before anything is generated
+      this.root.requireRoot(session); // no root key: refused before anything is generated
       const pair = await hsmGenerateKeyPair(this.lib, session.handle, family, label);
       try {
         const publicKey = hsmPublicKey(this.lib, session.handle, pair.publicKey, family);
-        return { wrappedMaterial: await this.root.sealObject(session, key, pair.privateKey, MAX_WRAPPED_BYTES, "private key"), publicKey };
+        return { ...(await this.root.sealObject(session, key, pair.privateKey, MAX_WRAPPED_BYTES, "private key")), publicKey };
       } finally {
         destroyObject(this.lib, session.handle, pair.privateKey);
         destroyObject(this.lib, session.handle, pair.publicKey);
@@ -151,8 +168,8 @@ export class HsmBackend extends EngineBackend implements Backend {
   }
 
   /** A secret generated in the HSM, wrapped and sealed for `binding`, then destroyed. */
-  private async sealGenerated(session: PooledSession, binding: Binding, generate: () => Promise<pkcs11js.Handle>, outBytes: number, context: string): Promise<Buffer> {
-    this.root.levelRoot(session, binding.protectionLevel); // no root key: refused before anything is generated
+  private async sealGenerated(session: PooledSession, binding: Binding, generate: () => Promise<pkcs11js.Handle>, outBytes: number, context: string): Promise<Sealed> {
+    this.root.requireRoot(session); // no root key: refused before anything is generated
     const object = await generate();
     try {
       return await this.root.sealObject(session, binding, object, outBytes, context);
@@ -165,7 +182,7 @@ export class HsmBackend extends EngineBackend implements Backend {
   private async generateSoftwareKey(key: NewKey): Promise<GeneratedKey> {
     const { material, publicKey } = await generateSoftwareMaterial(key.family);
     try {
-      return { wrappedMaterial: await this.root.sealMaterial(material, key, ""), publicKey };
+      return { ...(await this.root.sealMaterial(material, key, "")), publicKey };
     } finally {
       wipe(material);
     }
@@ -178,7 +195,7 @@ export class HsmBackend extends EngineBackend implements Backend {
   }
 
   /** Imported material: wrapped through a short-lived generic secret object under its level's root. */
-  async wrapMaterial(material: Buffer, binding: Binding, label: string): Promise<Buffer> {
+  async wrapMaterial(material: Buffer, binding: Binding, label: string): Promise<Sealed> {
     if (binding.protectionLevel === kmsResources.ProtectionLevel.HSM) this.refuseUnsupported(binding);
     return this.root.sealMaterial(material, binding, label);
   }

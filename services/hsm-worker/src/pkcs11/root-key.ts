@@ -87,6 +87,14 @@ export function rootLabels(label: string): RootLabels {
   return { hsm: `${label}/hsm`, software: `${label}/software`, mac: `${label}/mac` };
 }
 
+/**
+ * Labels of a root set being retired by a root rotation (docs/operations.md, "Root rotation"): it still
+ * unwraps what names its id, and never wraps anything new. Retirement destroys it.
+ */
+export function retiringLabels(label: string): RootLabels {
+  return rootLabels(`${label}/retiring`);
+}
+
 /** The root keys of one id (see the top of this file), and the legacy root when the token has it. */
 export interface RootSet {
   id: string;
@@ -142,7 +150,7 @@ function generateMacKey(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, label: s
 }
 
 /** Creates a root set and returns its id; on a failure part way, destroys what it made. */
-function generateRootSet(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, labels: RootLabels): string {
+export function generateRootSet(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, labels: RootLabels): string {
   const id = randomBytes(16);
   const made: pkcs11js.Handle[] = [];
   try {
@@ -167,6 +175,25 @@ export function findRootSets(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, lab
     if (h.id !== "" && s !== undefined && m !== undefined) sets.push({ id: h.id, hsm: h.handle, software: s, mac: m });
   }
   return sets.sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** Sets CKA_LABEL of a root set's three objects: how a rotation marks a set retiring. */
+export function relabelRootSet(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, set: Omit<RootSet, "legacy">, labels: RootLabels): void {
+  for (const [handle, label] of [
+    [set.hsm, labels.hsm],
+    [set.software, labels.software],
+    [set.mac, labels.mac],
+  ] as const) {
+    hsmCall(`C_SetAttributeValue(${label})`, () => lib.C_SetAttributeValue(session, handle, [{ type: pkcs11js.CKA_LABEL, value: label }]));
+  }
+}
+
+/** Checks a root set found on the token as findOrCreateRootSet does (roots made by another worker, too). */
+export function checkRootSet(lib: pkcs11js.PKCS11, session: pkcs11js.Handle, set: Omit<RootSet, "legacy">, labels: RootLabels): void {
+  checkRootKey(lib, session, { handle: set.hsm, id: set.id }, labels.hsm);
+  checkRootKey(lib, session, { handle: set.software, id: set.id }, labels.software);
+  checkMacKey(lib, session, set.mac, labels.mac);
+  checkUnwrapTemplateEnforced(lib, session, set.hsm, labels.hsm);
 }
 
 /** Refuses a MAC key that could leave the HSM or cannot sign. */
@@ -239,8 +266,9 @@ export function findOrCreateRootSet(lib: pkcs11js.PKCS11, session: pkcs11js.Hand
     throw new InternalError(`${legacyKeys.length} keys on the token are labelled ${JSON.stringify(label)}; keep exactly one`);
   }
   const legacy = legacyKeys[0] === undefined ? undefined : checkRootKey(lib, session, legacyKeys[0], label);
+  // Several sets under the current labels: a root rotation stopped between making the new set and marking
+  // the old one retiring (BeginRootRotation finishes it). The lowest id wraps meanwhile; all of them unwrap.
   let sets = findRootSets(lib, session, labels);
-  if (sets.length > 1) throw new InternalError(`${sets.length} root key sets on the token are labelled ${JSON.stringify(labels.hsm)}; keep exactly one`);
   if (sets.length === 0) {
     if (!create && legacy === undefined) return undefined;
     const created = generateRootSet(lib, session, labels);
@@ -253,9 +281,6 @@ export function findOrCreateRootSet(lib: pkcs11js.PKCS11, session: pkcs11js.Hand
   }
   const set = sets[0];
   if (set === undefined) throw new InternalError(`root key set ${JSON.stringify(labels.hsm)} is incomplete on the token`);
-  checkRootKey(lib, session, { handle: set.hsm, id: set.id }, labels.hsm);
-  checkRootKey(lib, session, { handle: set.software, id: set.id }, labels.software);
-  checkMacKey(lib, session, set.mac, labels.mac);
-  checkUnwrapTemplateEnforced(lib, session, set.hsm, labels.hsm);
+  checkRootSet(lib, session, set, labels);
   return { ...set, legacy };
 }

@@ -38,7 +38,7 @@ export class SoftwareCheckpointKey implements CheckpointSigner {
       stored = {
         wrappedMaterial: Buffer.from(made.wrappedMaterial).toString("base64"),
         publicKey: Buffer.from(made.publicKey).toString("base64"),
-        rootKeyId: backend.status().rootKeyId,
+        rootKeyId: made.rootKeyId,
       };
       stored = writeOnce(file, stored);
     }

@@ -111,7 +111,7 @@ export class FileRoot {
   }
 
   get ids(): AcceptedRoots {
-    return { current: this.roots.id, legacy: this.roots.legacyId };
+    return { current: this.roots.id, legacy: this.roots.legacyId, others: [] };
   }
 
   /** Format 2: wrapped under the derived wrapping key, tagged for `binding`. */

@@ -56,6 +56,7 @@ describe("software root key file", () => {
       hsmKeysSupported: false,
       legacyRootKeyId: legacy,
       hsmUnsupportedKeySpecs: [],
+      retiringRootKeyIds: [],
     });
   });
 

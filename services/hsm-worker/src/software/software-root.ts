@@ -3,7 +3,8 @@
 import { randomBytes } from "node:crypto";
 import { kmsResources } from "@kms/proto";
 import { hsm } from "@kms/proto/internal";
-import type { Acceptance, Backend, BackendMetrics, BackendStatus, CheckedKey, GeneratedKey, NewKey } from "../backend";
+import type { Acceptance, Backend, BackendMetrics, BackendStatus, CheckedKey, GeneratedKey, NewKey, Rewrap, Sealed } from "../backend";
+import { ErrorCode, KmsError } from "@kms/errors";
 import { wipe } from "../bytes";
 import type { KeyEngine } from "../engine";
 import { EngineBackend } from "../engine-backend";
@@ -47,7 +48,31 @@ export class SoftwareRootBackend extends EngineBackend implements Backend {
       hsmKeysSupported: false,
       legacyRootKeyId: this.legacyRootKeyId,
       hsmUnsupportedKeySpecs: [],
+      retiringRootKeyIds: [],
     };
+  }
+
+  /** Format 1 rows (under the file's key) become format 2 under the derived keys; nothing else moves here. */
+  async rewrapKey(key: CheckedKey, field: string): Promise<Rewrap> {
+    if (key.format === "v2") return { outcome: "current" };
+    const material = this.root.unwrapMaterial(key, field);
+    try {
+      return { outcome: "rewrapped", wrappedMaterial: this.root.seal(material, key), rootKeyId: this.rootKeyId };
+    } finally {
+      wipe(material);
+    }
+  }
+
+  async beginRootRotation(): Promise<never> {
+    throw noRotation();
+  }
+
+  async retireRoot(): Promise<never> {
+    throw noRotation();
+  }
+
+  async refreshRoots(): Promise<boolean> {
+    return false;
   }
 
   async generateKeyMaterial(key: NewKey): Promise<GeneratedKey> {
@@ -55,7 +80,7 @@ export class SoftwareRootBackend extends EngineBackend implements Backend {
     const family = key.family;
     const { material, publicKey } = family.kind === "aes" ? { material: randomBytes(family.bytes), publicKey: Buffer.alloc(0) } : await generateSoftwareMaterial(family);
     try {
-      return { wrappedMaterial: this.root.seal(material, key), publicKey };
+      return { wrappedMaterial: this.root.seal(material, key), rootKeyId: this.rootKeyId, publicKey };
     } finally {
       wipe(material);
     }
@@ -65,9 +90,9 @@ export class SoftwareRootBackend extends EngineBackend implements Backend {
     return randomBytes(numberOfBytes);
   }
 
-  async wrapMaterial(material: Buffer, binding: Binding): Promise<Buffer> {
+  async wrapMaterial(material: Buffer, binding: Binding): Promise<Sealed> {
     this.refuseHsm(binding);
-    return this.root.seal(material, binding);
+    return { wrappedMaterial: this.root.seal(material, binding), rootKeyId: this.rootKeyId };
   }
 
   async legacyWrap(material: Buffer): Promise<Buffer> {
@@ -90,4 +115,9 @@ export class SoftwareRootBackend extends EngineBackend implements Backend {
   private refuseHsm(binding: Binding): void {
     if (binding.protectionLevel === kmsResources.ProtectionLevel.HSM) throw hsmUnsupported();
   }
+}
+
+/** A file root has no token to hold a second root: rotate onto a PKCS#11 token instead. */
+function noRotation(): KmsError {
+  return new KmsError(ErrorCode.HsmUnsupported, "root rotation needs a PKCS#11 token: a worker on the software root key can only re-wrap format 1 rows (RewrapKeys)");
 }

@@ -75,6 +75,11 @@ export class Authorizer {
     }
   }
 
+  /** RotateRootKey: KMS_ADMINS only. */
+  admin(ctx: CallContext): void {
+    if (!listed(this.access.admins, ctx.principal)) throw denied(`${ctx.operation} is not allowed for ${ctx.principal} (KMS_ADMINS)`);
+  }
+
   /** The audit RPCs: KMS_AUDITORS and KMS_ADMINS. */
   auditor(ctx: CallContext): void {
     if (!listed(this.access.auditors, ctx.principal) && !listed(this.access.admins, ctx.principal)) {

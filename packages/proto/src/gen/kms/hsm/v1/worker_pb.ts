@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kms/hsm/v1/worker.proto.
  */
 export const file_kms_hsm_v1_worker: GenFile = /*@__PURE__*/
-  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLPAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYyKZAQoaR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QSIQoIa2V5X3NwZWMYASABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAIgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgDIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgEIAEoCSJgChtHZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USGAoQd3JhcHBlZF9tYXRlcmlhbBgBIAEoDBITCgtyb290X2tleV9pZBgCIAEoCRISCgpwdWJsaWNfa2V5GAMgASgMIlUKDkVuY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIRCglwbGFpbnRleHQYAiABKAwSCwoDYWFkGAMgASgMIiEKD0VuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwiUgoORGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg4KBnNlYWxlZBgCIAEoDBILCgNhYWQYAyABKAwiJAoPRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCKzAQoQUmVFbmNyeXB0UmVxdWVzdBIqCgpzb3VyY2Vfa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhUKDXNvdXJjZV9zZWFsZWQYAiABKAwSEgoKc291cmNlX2FhZBgDIAEoDBIvCg9kZXN0aW5hdGlvbl9rZXkYBCABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPZGVzdGluYXRpb25fYWFkGAUgASgMIiMKEVJlRW5jcnlwdFJlc3BvbnNlEg4KBnNlYWxlZBgBIAEoDCJ9ChZHZW5lcmF0ZURhdGFLZXlSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIXCg9udW1iZXJfb2ZfYnl0ZXMYAiABKAUSCwoDYWFkGAMgASgMEhgKEHJldHVybl9wbGFpbnRleHQYBCABKAgiPAoXR2VuZXJhdGVEYXRhS2V5UmVzcG9uc2USEQoJcGxhaW50ZXh0GAEgASgMEg4KBnNlYWxlZBgCIAEoDCKSAQoaR2VuZXJhdGVEYXRhS2V5UGFpclJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EiYKDWtleV9wYWlyX3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxILCgNhYWQYAyABKAwSGgoScmV0dXJuX3ByaXZhdGVfa2V5GAQgASgIIlYKG0dlbmVyYXRlRGF0YUtleVBhaXJSZXNwb25zZRIOCgZzZWFsZWQYASABKAwSEgoKcHVibGljX2tleRgCIAEoDBITCgtwcml2YXRlX2tleRgDIAEoDCIwChVHZW5lcmF0ZVJhbmRvbVJlcXVlc3QSFwoPbnVtYmVyX29mX2J5dGVzGAEgASgFIigKFkdlbmVyYXRlUmFuZG9tUmVzcG9uc2USDgoGcmFuZG9tGAEgASgMIiwKEUZvcmdldEtleXNSZXF1ZXN0EhcKD2tleV92ZXJzaW9uX2lkcxgBIAMoCSIUChJGb3JnZXRLZXlzUmVzcG9uc2UipAEKC1NpZ25SZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIrCglhbGdvcml0aG0YAiABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYAyABKAxIABIRCgdtZXNzYWdlGAQgASgMSAASFQoLZXh0ZXJuYWxfbXUYBSABKAxIAEIHCgVpbnB1dCIhCgxTaWduUmVzcG9uc2USEQoJc2lnbmF0dXJlGAEgASgMIssBCg1WZXJpZnlSZXF1ZXN0EhIKCnB1YmxpY19rZXkYASABKAwSIQoIa2V5X3NwZWMYAiABKA4yDy5rbXMudjEuS2V5U3BlYxIrCglhbGdvcml0aG0YAyABKA4yGC5rbXMudjEuU2lnbmluZ0FsZ29yaXRobRIQCgZkaWdlc3QYBCABKAxIABIRCgdtZXNzYWdlGAUgASgMSAASFQoLZXh0ZXJuYWxfbXUYByABKAxIABIRCglzaWduYXR1cmUYBiABKAxCBwoFaW5wdXQiHwoOVmVyaWZ5UmVzcG9uc2USDQoFdmFsaWQYASABKAgigwEKGEFzeW1tZXRyaWNEZWNyeXB0UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSLgoJYWxnb3JpdGhtGAIgASgOMhsua21zLnYxLkVuY3J5cHRpb25BbGdvcml0aG0SEgoKY2lwaGVydGV4dBgDIAEoDCIuChlBc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDCJUChlEZXJpdmVTaGFyZWRTZWNyZXRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRISCgpwdWJsaWNfa2V5GAIgASgMIjMKGkRlcml2ZVNoYXJlZFNlY3JldFJlc3BvbnNlEhUKDXNoYXJlZF9zZWNyZXQYASABKAwiSgoSR2VuZXJhdGVNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMIiIKE0dlbmVyYXRlTWFjUmVzcG9uc2USCwoDbWFjGAEgASgMIlUKEFZlcmlmeU1hY1JlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Eg8KB21lc3NhZ2UYAiABKAwSCwoDbWFjGAMgASgMIiYKEVZlcmlmeU1hY1Jlc3BvbnNlEhEKCW1hY192YWxpZBgBIAEoCCKcAgoYSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0EiwKDHdyYXBwaW5nX2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRI1ChJ3cmFwcGluZ19hbGdvcml0aG0YAiABKA4yGS5rbXMudjEuV3JhcHBpbmdBbGdvcml0aG0SHgoWZW5jcnlwdGVkX2tleV9tYXRlcmlhbBgDIAEoDBIhCghrZXlfc3BlYxgEIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYBSABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEg0KBWxhYmVsGAYgASgJEhYKDmtleV92ZXJzaW9uX2lkGAcgASgJIo8BChlJbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEhgKEHdyYXBwZWRfbWF0ZXJpYWwYASABKAwSEwoLcm9vdF9rZXlfaWQYAiABKAkSEwoLZmluZ2VycHJpbnQYAyABKAwSEgoKcHVibGljX2tleRgEIAEoDBIaChJsZWdhY3lfZmluZ2VycHJpbnQYBSABKAwixQIKCU9wZXJhdGlvbhItCgdlbmNyeXB0GAEgASgLMhoua21zLmhzbS52MS5FbmNyeXB0UmVxdWVzdEgAEi0KB2RlY3J5cHQYAiABKAsyGi5rbXMuaHNtLnYxLkRlY3J5cHRSZXF1ZXN0SAASPwoRZ2VuZXJhdGVfZGF0YV9rZXkYAyABKAsyIi5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVJlcXVlc3RIABInCgRzaWduGAQgASgLMhcua21zLmhzbS52MS5TaWduUmVxdWVzdEgAEjIKCnJlX2VuY3J5cHQYBSABKAsyHC5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlcXVlc3RIABI2CgxnZW5lcmF0ZV9tYWMYBiABKAsyHi5rbXMuaHNtLnYxLkdlbmVyYXRlTWFjUmVxdWVzdEgAQgQKAm9wIkMKDk9wZXJhdGlvbkVycm9yEgwKBGNvZGUYASABKAUSDwoHbWVzc2FnZRgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJIoIDCg9PcGVyYXRpb25SZXN1bHQSKwoFZXJyb3IYASABKAsyGi5rbXMuaHNtLnYxLk9wZXJhdGlvbkVycm9ySAASLgoHZW5jcnlwdBgCIAEoCzIbLmttcy5oc20udjEuRW5jcnlwdFJlc3BvbnNlSAASLgoHZGVjcnlwdBgDIAEoCzIbLmttcy5oc20udjEuRGVjcnlwdFJlc3BvbnNlSAASQAoRZ2VuZXJhdGVfZGF0YV9rZXkYBCABKAsyIy5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVJlc3BvbnNlSAASKAoEc2lnbhgFIAEoCzIYLmttcy5oc20udjEuU2lnblJlc3BvbnNlSAASMwoKcmVfZW5jcnlwdBgGIAEoCzIdLmttcy5oc20udjEuUmVFbmNyeXB0UmVzcG9uc2VIABI3CgxnZW5lcmF0ZV9tYWMYByABKAsyHy5rbXMuaHNtLnYxLkdlbmVyYXRlTWFjUmVzcG9uc2VIAEIICgZyZXN1bHQiSwoSQmF0Y2hTdHJlYW1SZXF1ZXN0EgoKAmlkGAEgASgNEikKCm9wZXJhdGlvbnMYAiADKAsyFS5rbXMuaHNtLnYxLk9wZXJhdGlvbiJPChNCYXRjaFN0cmVhbVJlc3BvbnNlEgoKAmlkGAEgASgNEiwKB3Jlc3VsdHMYAiADKAsyGy5rbXMuaHNtLnYxLk9wZXJhdGlvblJlc3VsdCJBChpTaWduQXVkaXRDaGVja3BvaW50UmVxdWVzdBIQCghzZXF1ZW5jZRgBIAEoBBIRCgloZWFkX2hhc2gYAiABKAwiWgobU2lnbkF1ZGl0Q2hlY2twb2ludFJlc3BvbnNlEhgKEHRpbWVfdW5peF9taWxsaXMYASABKAQSEQoJc2lnbmF0dXJlGAIgASgMEg4KBmtleV9pZBgDIAEoCSIeChxHZXRBdWRpdENoZWNrcG9pbnRLZXlSZXF1ZXN0IkMKHUdldEF1ZGl0Q2hlY2twb2ludEtleVJlc3BvbnNlEhIKCnB1YmxpY19rZXkYASABKAwSDgoGa2V5X2lkGAIgASgJIhkKF0xpc3RUb2tlbk9iamVjdHNSZXF1ZXN0IjcKC1Rva2VuT2JqZWN0Eg0KBWNsYXNzGAEgASgJEg0KBWxhYmVsGAIgASgJEgoKAmlkGAMgASgJIqIBChhMaXN0VG9rZW5PYmplY3RzUmVzcG9uc2USEQoJaGFzX3Rva2VuGAEgASgIEhMKC3Rva2VuX2xhYmVsGAIgASgJEhYKDnJvb3Rfa2V5X2xhYmVsGAMgASgJEhwKFGNoZWNrcG9pbnRfa2V5X2xhYmVsGAQgASgJEigKB29iamVjdHMYBSADKAsyFy5rbXMuaHNtLnYxLlRva2VuT2JqZWN0Ij8KF0NoZWNrV3JhcHBlZEtleXNSZXF1ZXN0EiQKBGtleXMYASADKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkigwEKD1dyYXBwZWRLZXlDaGVjaxIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIyCgljb25kaXRpb24YAiABKA4yHy5rbXMuaHNtLnYxLldyYXBwZWRLZXlDb25kaXRpb24SEwoLcm9vdF9rZXlfaWQYAyABKAkSDwoHcHJvYmxlbRgEIAEoCSJIChhDaGVja1dyYXBwZWRLZXlzUmVzcG9uc2USLAoHcmVzdWx0cxgBIAMoCzIbLmttcy5oc20udjEuV3JhcHBlZEtleUNoZWNrKlEKB0JhY2tlbmQSFwoTQkFDS0VORF9VTlNQRUNJRklFRBAAEhIKDkJBQ0tFTkRfUEtDUzExEAESGQoVQkFDS0VORF9TT0ZUV0FSRV9ST09UEAIqoQEKE1dyYXBwZWRLZXlDb25kaXRpb24SJQohV1JBUFBFRF9LRVlfQ09ORElUSU9OX1VOU1BFQ0lGSUVEEAASHAoYV1JBUFBFRF9LRVlfQ09ORElUSU9OX09LEAESJgoiV1JBUFBFRF9LRVlfQ09ORElUSU9OX1JPT1RfTUlTU0lORxACEh0KGVdSQVBQRURfS0VZX0NPTkRJVElPTl9CQUQQAzLuCgoQSHNtV29ya2VyU2VydmljZRJICglHZXRTdGF0dXMSHC5rbXMuaHNtLnYxLkdldFN0YXR1c1JlcXVlc3QaHS5rbXMuaHNtLnYxLkdldFN0YXR1c1Jlc3BvbnNlEmYKE0dlbmVyYXRlS2V5TWF0ZXJpYWwSJi5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXF1ZXN0Gicua21zLmhzbS52MS5HZW5lcmF0ZUtleU1hdGVyaWFsUmVzcG9uc2USVwoOR2VuZXJhdGVSYW5kb20SIS5rbXMuaHNtLnYxLkdlbmVyYXRlUmFuZG9tUmVxdWVzdBoiLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXNwb25zZRJmChNHZW5lcmF0ZURhdGFLZXlQYWlyEiYua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlQYWlyUmVxdWVzdBonLmttcy5oc20udjEuR2VuZXJhdGVEYXRhS2V5UGFpclJlc3BvbnNlEksKCkZvcmdldEtleXMSHS5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXF1ZXN0Gh4ua21zLmhzbS52MS5Gb3JnZXRLZXlzUmVzcG9uc2USPwoGVmVyaWZ5Ehkua21zLmhzbS52MS5WZXJpZnlSZXF1ZXN0Ghoua21zLmhzbS52MS5WZXJpZnlSZXNwb25zZRJgChFBc3ltbWV0cmljRGVjcnlwdBIkLmttcy5oc20udjEuQXN5bW1ldHJpY0RlY3J5cHRSZXF1ZXN0GiUua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlc3BvbnNlEmMKEkRlcml2ZVNoYXJlZFNlY3JldBIlLmttcy5oc20udjEuRGVyaXZlU2hhcmVkU2VjcmV0UmVxdWVzdBomLmttcy5oc20udjEuRGVyaXZlU2hhcmVkU2VjcmV0UmVzcG9uc2USSAoJVmVyaWZ5TWFjEhwua21zLmhzbS52MS5WZXJpZnlNYWNSZXF1ZXN0Gh0ua21zLmhzbS52MS5WZXJpZnlNYWNSZXNwb25zZRJgChFJbXBvcnRLZXlNYXRlcmlhbBIkLmttcy5oc20udjEuSW1wb3J0S2V5TWF0ZXJpYWxSZXF1ZXN0GiUua21zLmhzbS52MS5JbXBvcnRLZXlNYXRlcmlhbFJlc3BvbnNlEmYKE1NpZ25BdWRpdENoZWNrcG9pbnQSJi5rbXMuaHNtLnYxLlNpZ25BdWRpdENoZWNrcG9pbnRSZXF1ZXN0Gicua21zLmhzbS52MS5TaWduQXVkaXRDaGVja3BvaW50UmVzcG9uc2USbAoVR2V0QXVkaXRDaGVja3BvaW50S2V5Eigua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXF1ZXN0Gikua21zLmhzbS52MS5HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRJdChBMaXN0VG9rZW5PYmplY3RzEiMua21zLmhzbS52MS5MaXN0VG9rZW5PYmplY3RzUmVxdWVzdBokLmttcy5oc20udjEuTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEl0KEENoZWNrV3JhcHBlZEtleXMSIy5rbXMuaHNtLnYxLkNoZWNrV3JhcHBlZEtleXNSZXF1ZXN0GiQua21zLmhzbS52MS5DaGVja1dyYXBwZWRLZXlzUmVzcG9uc2USUgoLQmF0Y2hTdHJlYW0SHi5rbXMuaHNtLnYxLkJhdGNoU3RyZWFtUmVxdWVzdBofLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXNwb25zZSgBMAFCKVonZXhhbXBsZS5jb20va21zL2dlbi9nby9rbXMvaHNtL3YxO2hzbXYxYgZwcm90bzM", [file_kms_v1_resources]);
+  fileDesc("ChdrbXMvaHNtL3YxL3dvcmtlci5wcm90bxIKa21zLmhzbS52MSKpAQoKV3JhcHBlZEtleRIWCg5rZXlfdmVyc2lvbl9pZBgBIAEoCRIhCghrZXlfc3BlYxgCIAEoDjIPLmttcy52MS5LZXlTcGVjEjEKEHByb3RlY3Rpb25fbGV2ZWwYAyABKA4yFy5rbXMudjEuUHJvdGVjdGlvbkxldmVsEhgKEHdyYXBwZWRfbWF0ZXJpYWwYBCABKAwSEwoLcm9vdF9rZXlfaWQYBSABKAkiEgoQR2V0U3RhdHVzUmVxdWVzdCLuAQoRR2V0U3RhdHVzUmVzcG9uc2USJAoHYmFja2VuZBgBIAEoDjITLmttcy5oc20udjEuQmFja2VuZBITCgtyb290X2tleV9pZBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIaChJoc21fa2V5c19zdXBwb3J0ZWQYBCABKAgSGgoSbGVnYWN5X3Jvb3Rfa2V5X2lkGAUgASgJEjIKGWhzbV91bnN1cHBvcnRlZF9rZXlfc3BlY3MYBiADKA4yDy5rbXMudjEuS2V5U3BlYxIdChVyZXRpcmluZ19yb290X2tleV9pZHMYByADKAkimQEKGkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXF1ZXN0EiEKCGtleV9zcGVjGAEgASgOMg8ua21zLnYxLktleVNwZWMSMQoQcHJvdGVjdGlvbl9sZXZlbBgCIAEoDjIXLmttcy52MS5Qcm90ZWN0aW9uTGV2ZWwSDQoFbGFiZWwYAyABKAkSFgoOa2V5X3ZlcnNpb25faWQYBCABKAkiYAobR2VuZXJhdGVLZXlNYXRlcmlhbFJlc3BvbnNlEhgKEHdyYXBwZWRfbWF0ZXJpYWwYASABKAwSEwoLcm9vdF9rZXlfaWQYAiABKAkSEgoKcHVibGljX2tleRgDIAEoDCJVCg5FbmNyeXB0UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSEQoJcGxhaW50ZXh0GAIgASgMEgsKA2FhZBgDIAEoDCIhCg9FbmNyeXB0UmVzcG9uc2USDgoGc2VhbGVkGAEgASgMIlIKDkRlY3J5cHRSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIOCgZzZWFsZWQYAiABKAwSCwoDYWFkGAMgASgMIiQKD0RlY3J5cHRSZXNwb25zZRIRCglwbGFpbnRleHQYASABKAwiswEKEFJlRW5jcnlwdFJlcXVlc3QSKgoKc291cmNlX2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIVCg1zb3VyY2Vfc2VhbGVkGAIgASgMEhIKCnNvdXJjZV9hYWQYAyABKAwSLwoPZGVzdGluYXRpb25fa2V5GAQgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5EhcKD2Rlc3RpbmF0aW9uX2FhZBgFIAEoDCIjChFSZUVuY3J5cHRSZXNwb25zZRIOCgZzZWFsZWQYASABKAwifQoWR2VuZXJhdGVEYXRhS2V5UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSFwoPbnVtYmVyX29mX2J5dGVzGAIgASgFEgsKA2FhZBgDIAEoDBIYChByZXR1cm5fcGxhaW50ZXh0GAQgASgIIjwKF0dlbmVyYXRlRGF0YUtleVJlc3BvbnNlEhEKCXBsYWludGV4dBgBIAEoDBIOCgZzZWFsZWQYAiABKAwikgEKGkdlbmVyYXRlRGF0YUtleVBhaXJSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRImCg1rZXlfcGFpcl9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSCwoDYWFkGAMgASgMEhoKEnJldHVybl9wcml2YXRlX2tleRgEIAEoCCJWChtHZW5lcmF0ZURhdGFLZXlQYWlyUmVzcG9uc2USDgoGc2VhbGVkGAEgASgMEhIKCnB1YmxpY19rZXkYAiABKAwSEwoLcHJpdmF0ZV9rZXkYAyABKAwiMAoVR2VuZXJhdGVSYW5kb21SZXF1ZXN0EhcKD251bWJlcl9vZl9ieXRlcxgBIAEoBSIoChZHZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEg4KBnJhbmRvbRgBIAEoDCIsChFGb3JnZXRLZXlzUmVxdWVzdBIXCg9rZXlfdmVyc2lvbl9pZHMYASADKAkiFAoSRm9yZ2V0S2V5c1Jlc3BvbnNlIqQBCgtTaWduUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSKwoJYWxnb3JpdGhtGAIgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAMgASgMSAASEQoHbWVzc2FnZRgEIAEoDEgAEhUKC2V4dGVybmFsX211GAUgASgMSABCBwoFaW5wdXQiIQoMU2lnblJlc3BvbnNlEhEKCXNpZ25hdHVyZRgBIAEoDCLLAQoNVmVyaWZ5UmVxdWVzdBISCgpwdWJsaWNfa2V5GAEgASgMEiEKCGtleV9zcGVjGAIgASgOMg8ua21zLnYxLktleVNwZWMSKwoJYWxnb3JpdGhtGAMgASgOMhgua21zLnYxLlNpZ25pbmdBbGdvcml0aG0SEAoGZGlnZXN0GAQgASgMSAASEQoHbWVzc2FnZRgFIAEoDEgAEhUKC2V4dGVybmFsX211GAcgASgMSAASEQoJc2lnbmF0dXJlGAYgASgMQgcKBWlucHV0Ih8KDlZlcmlmeVJlc3BvbnNlEg0KBXZhbGlkGAEgASgIIoMBChhBc3ltbWV0cmljRGVjcnlwdFJlcXVlc3QSIwoDa2V5GAEgASgLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5Ei4KCWFsZ29yaXRobRgCIAEoDjIbLmttcy52MS5FbmNyeXB0aW9uQWxnb3JpdGhtEhIKCmNpcGhlcnRleHQYAyABKAwiLgoZQXN5bW1ldHJpY0RlY3J5cHRSZXNwb25zZRIRCglwbGFpbnRleHQYASABKAwiVAoZRGVyaXZlU2hhcmVkU2VjcmV0UmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSEgoKcHVibGljX2tleRgCIAEoDCIzChpEZXJpdmVTaGFyZWRTZWNyZXRSZXNwb25zZRIVCg1zaGFyZWRfc2VjcmV0GAEgASgMIkoKEkdlbmVyYXRlTWFjUmVxdWVzdBIjCgNrZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSDwoHbWVzc2FnZRgCIAEoDCIiChNHZW5lcmF0ZU1hY1Jlc3BvbnNlEgsKA21hYxgBIAEoDCJVChBWZXJpZnlNYWNSZXF1ZXN0EiMKA2tleRgBIAEoCzIWLmttcy5oc20udjEuV3JhcHBlZEtleRIPCgdtZXNzYWdlGAIgASgMEgsKA21hYxgDIAEoDCImChFWZXJpZnlNYWNSZXNwb25zZRIRCgltYWNfdmFsaWQYASABKAginAIKGEltcG9ydEtleU1hdGVyaWFsUmVxdWVzdBIsCgx3cmFwcGluZ19rZXkYASABKAsyFi5rbXMuaHNtLnYxLldyYXBwZWRLZXkSNQoSd3JhcHBpbmdfYWxnb3JpdGhtGAIgASgOMhkua21zLnYxLldyYXBwaW5nQWxnb3JpdGhtEh4KFmVuY3J5cHRlZF9rZXlfbWF0ZXJpYWwYAyABKAwSIQoIa2V5X3NwZWMYBCABKA4yDy5rbXMudjEuS2V5U3BlYxIxChBwcm90ZWN0aW9uX2xldmVsGAUgASgOMhcua21zLnYxLlByb3RlY3Rpb25MZXZlbBINCgVsYWJlbBgGIAEoCRIWCg5rZXlfdmVyc2lvbl9pZBgHIAEoCSKPAQoZSW1wb3J0S2V5TWF0ZXJpYWxSZXNwb25zZRIYChB3cmFwcGVkX21hdGVyaWFsGAEgASgMEhMKC3Jvb3Rfa2V5X2lkGAIgASgJEhMKC2ZpbmdlcnByaW50GAMgASgMEhIKCnB1YmxpY19rZXkYBCABKAwSGgoSbGVnYWN5X2ZpbmdlcnByaW50GAUgASgMIsUCCglPcGVyYXRpb24SLQoHZW5jcnlwdBgBIAEoCzIaLmttcy5oc20udjEuRW5jcnlwdFJlcXVlc3RIABItCgdkZWNyeXB0GAIgASgLMhoua21zLmhzbS52MS5EZWNyeXB0UmVxdWVzdEgAEj8KEWdlbmVyYXRlX2RhdGFfa2V5GAMgASgLMiIua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXF1ZXN0SAASJwoEc2lnbhgEIAEoCzIXLmttcy5oc20udjEuU2lnblJlcXVlc3RIABIyCgpyZV9lbmNyeXB0GAUgASgLMhwua21zLmhzbS52MS5SZUVuY3J5cHRSZXF1ZXN0SAASNgoMZ2VuZXJhdGVfbWFjGAYgASgLMh4ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1JlcXVlc3RIAEIECgJvcCJDCg5PcGVyYXRpb25FcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkSEgoKZXJyb3JfY29kZRgDIAEoCSKCAwoPT3BlcmF0aW9uUmVzdWx0EisKBWVycm9yGAEgASgLMhoua21zLmhzbS52MS5PcGVyYXRpb25FcnJvckgAEi4KB2VuY3J5cHQYAiABKAsyGy5rbXMuaHNtLnYxLkVuY3J5cHRSZXNwb25zZUgAEi4KB2RlY3J5cHQYAyABKAsyGy5rbXMuaHNtLnYxLkRlY3J5cHRSZXNwb25zZUgAEkAKEWdlbmVyYXRlX2RhdGFfa2V5GAQgASgLMiMua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlSZXNwb25zZUgAEigKBHNpZ24YBSABKAsyGC5rbXMuaHNtLnYxLlNpZ25SZXNwb25zZUgAEjMKCnJlX2VuY3J5cHQYBiABKAsyHS5rbXMuaHNtLnYxLlJlRW5jcnlwdFJlc3BvbnNlSAASNwoMZ2VuZXJhdGVfbWFjGAcgASgLMh8ua21zLmhzbS52MS5HZW5lcmF0ZU1hY1Jlc3BvbnNlSABCCAoGcmVzdWx0IksKEkJhdGNoU3RyZWFtUmVxdWVzdBIKCgJpZBgBIAEoDRIpCgpvcGVyYXRpb25zGAIgAygLMhUua21zLmhzbS52MS5PcGVyYXRpb24iTwoTQmF0Y2hTdHJlYW1SZXNwb25zZRIKCgJpZBgBIAEoDRIsCgdyZXN1bHRzGAIgAygLMhsua21zLmhzbS52MS5PcGVyYXRpb25SZXN1bHQiQQoaU2lnbkF1ZGl0Q2hlY2twb2ludFJlcXVlc3QSEAoIc2VxdWVuY2UYASABKAQSEQoJaGVhZF9oYXNoGAIgASgMIloKG1NpZ25BdWRpdENoZWNrcG9pbnRSZXNwb25zZRIYChB0aW1lX3VuaXhfbWlsbGlzGAEgASgEEhEKCXNpZ25hdHVyZRgCIAEoDBIOCgZrZXlfaWQYAyABKAkiHgocR2V0QXVkaXRDaGVja3BvaW50S2V5UmVxdWVzdCJDCh1HZXRBdWRpdENoZWNrcG9pbnRLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgMEg4KBmtleV9pZBgCIAEoCSIZChdMaXN0VG9rZW5PYmplY3RzUmVxdWVzdCI3CgtUb2tlbk9iamVjdBINCgVjbGFzcxgBIAEoCRINCgVsYWJlbBgCIAEoCRIKCgJpZBgDIAEoCSKiAQoYTGlzdFRva2VuT2JqZWN0c1Jlc3BvbnNlEhEKCWhhc190b2tlbhgBIAEoCBITCgt0b2tlbl9sYWJlbBgCIAEoCRIWCg5yb290X2tleV9sYWJlbBgDIAEoCRIcChRjaGVja3BvaW50X2tleV9sYWJlbBgEIAEoCRIoCgdvYmplY3RzGAUgAygLMhcua21zLmhzbS52MS5Ub2tlbk9iamVjdCI/ChdDaGVja1dyYXBwZWRLZXlzUmVxdWVzdBIkCgRrZXlzGAEgAygLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5IoMBCg9XcmFwcGVkS2V5Q2hlY2sSFgoOa2V5X3ZlcnNpb25faWQYASABKAkSMgoJY29uZGl0aW9uGAIgASgOMh8ua21zLmhzbS52MS5XcmFwcGVkS2V5Q29uZGl0aW9uEhMKC3Jvb3Rfa2V5X2lkGAMgASgJEg8KB3Byb2JsZW0YBCABKAkiSAoYQ2hlY2tXcmFwcGVkS2V5c1Jlc3BvbnNlEiwKB3Jlc3VsdHMYASADKAsyGy5rbXMuaHNtLnYxLldyYXBwZWRLZXlDaGVjayI0ChhCZWdpblJvb3RSb3RhdGlvblJlcXVlc3QSGAoQZnJvbV9yb290X2tleV9pZBgBIAEoCSJPChlCZWdpblJvb3RSb3RhdGlvblJlc3BvbnNlEhMKC3Jvb3Rfa2V5X2lkGAEgASgJEh0KFXJldGlyaW5nX3Jvb3Rfa2V5X2lkcxgCIAMoCSI5ChFSZXdyYXBLZXlzUmVxdWVzdBIkCgRrZXlzGAEgAygLMhYua21zLmhzbS52MS5XcmFwcGVkS2V5IqcBCgxSZXdyYXBwZWRLZXkSFgoOa2V5X3ZlcnNpb25faWQYASABKAkSKgoHb3V0Y29tZRgCIAEoDjIZLmttcy5oc20udjEuUmV3cmFwT3V0Y29tZRIYChB3cmFwcGVkX21hdGVyaWFsGAMgASgMEhMKC3Jvb3Rfa2V5X2lkGAQgASgJEg8KB3Byb2JsZW0YBSABKAkSEwoLZmluZ2VycHJpbnQYBiABKAwiPwoSUmV3cmFwS2V5c1Jlc3BvbnNlEikKB3Jlc3VsdHMYASADKAsyGC5rbXMuaHNtLnYxLlJld3JhcHBlZEtleSIoChFSZXRpcmVSb290UmVxdWVzdBITCgtyb290X2tleV9pZBgBIAEoCSInChJSZXRpcmVSb290UmVzcG9uc2USEQoJZGVzdHJveWVkGAEgASgIKlEKB0JhY2tlbmQSFwoTQkFDS0VORF9VTlNQRUNJRklFRBAAEhIKDkJBQ0tFTkRfUEtDUzExEAESGQoVQkFDS0VORF9TT0ZUV0FSRV9ST09UEAIqoQEKE1dyYXBwZWRLZXlDb25kaXRpb24SJQohV1JBUFBFRF9LRVlfQ09ORElUSU9OX1VOU1BFQ0lGSUVEEAASHAoYV1JBUFBFRF9LRVlfQ09ORElUSU9OX09LEAESJgoiV1JBUFBFRF9LRVlfQ09ORElUSU9OX1JPT1RfTUlTU0lORxACEh0KGVdSQVBQRURfS0VZX0NPTkRJVElPTl9CQUQQAyq/AQoNUmV3cmFwT3V0Y29tZRIeChpSRVdSQVBfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhwKGFJFV1JBUF9PVVRDT01FX1JFV1JBUFBFRBABEhoKFlJFV1JBUF9PVVRDT01FX0NVUlJFTlQQAhIbChdSRVdSQVBfT1VUQ09NRV9SRVRBSU5FRBADEh8KG1JFV1JBUF9PVVRDT01FX1JPT1RfTUlTU0lORxAEEhYKElJFV1JBUF9PVVRDT01FX0JBRBAFMuoMChBIc21Xb3JrZXJTZXJ2aWNlEkgKCUdldFN0YXR1cxIcLmttcy5oc20udjEuR2V0U3RhdHVzUmVxdWVzdBodLmttcy5oc20udjEuR2V0U3RhdHVzUmVzcG9uc2USZgoTR2VuZXJhdGVLZXlNYXRlcmlhbBImLmttcy5oc20udjEuR2VuZXJhdGVLZXlNYXRlcmlhbFJlcXVlc3QaJy5rbXMuaHNtLnYxLkdlbmVyYXRlS2V5TWF0ZXJpYWxSZXNwb25zZRJXCg5HZW5lcmF0ZVJhbmRvbRIhLmttcy5oc20udjEuR2VuZXJhdGVSYW5kb21SZXF1ZXN0GiIua21zLmhzbS52MS5HZW5lcmF0ZVJhbmRvbVJlc3BvbnNlEmYKE0dlbmVyYXRlRGF0YUtleVBhaXISJi5rbXMuaHNtLnYxLkdlbmVyYXRlRGF0YUtleVBhaXJSZXF1ZXN0Gicua21zLmhzbS52MS5HZW5lcmF0ZURhdGFLZXlQYWlyUmVzcG9uc2USSwoKRm9yZ2V0S2V5cxIdLmttcy5oc20udjEuRm9yZ2V0S2V5c1JlcXVlc3QaHi5rbXMuaHNtLnYxLkZvcmdldEtleXNSZXNwb25zZRI/CgZWZXJpZnkSGS5rbXMuaHNtLnYxLlZlcmlmeVJlcXVlc3QaGi5rbXMuaHNtLnYxLlZlcmlmeVJlc3BvbnNlEmAKEUFzeW1tZXRyaWNEZWNyeXB0EiQua21zLmhzbS52MS5Bc3ltbWV0cmljRGVjcnlwdFJlcXVlc3QaJS5rbXMuaHNtLnYxLkFzeW1tZXRyaWNEZWNyeXB0UmVzcG9uc2USYwoSRGVyaXZlU2hhcmVkU2VjcmV0EiUua21zLmhzbS52MS5EZXJpdmVTaGFyZWRTZWNyZXRSZXF1ZXN0GiYua21zLmhzbS52MS5EZXJpdmVTaGFyZWRTZWNyZXRSZXNwb25zZRJICglWZXJpZnlNYWMSHC5rbXMuaHNtLnYxLlZlcmlmeU1hY1JlcXVlc3QaHS5rbXMuaHNtLnYxLlZlcmlmeU1hY1Jlc3BvbnNlEmAKEUltcG9ydEtleU1hdGVyaWFsEiQua21zLmhzbS52MS5JbXBvcnRLZXlNYXRlcmlhbFJlcXVlc3QaJS5rbXMuaHNtLnYxLkltcG9ydEtleU1hdGVyaWFsUmVzcG9uc2USZgoTU2lnbkF1ZGl0Q2hlY2twb2ludBImLmttcy5oc20udjEuU2lnbkF1ZGl0Q2hlY2twb2ludFJlcXVlc3QaJy5rbXMuaHNtLnYxLlNpZ25BdWRpdENoZWNrcG9pbnRSZXNwb25zZRJsChVHZXRBdWRpdENoZWNrcG9pbnRLZXkSKC5rbXMuaHNtLnYxLkdldEF1ZGl0Q2hlY2twb2ludEtleVJlcXVlc3QaKS5rbXMuaHNtLnYxLkdldEF1ZGl0Q2hlY2twb2ludEtleVJlc3BvbnNlEl0KEExpc3RUb2tlbk9iamVjdHMSIy5rbXMuaHNtLnYxLkxpc3RUb2tlbk9iamVjdHNSZXF1ZXN0GiQua21zLmhzbS52MS5MaXN0VG9rZW5PYmplY3RzUmVzcG9uc2USXQoQQ2hlY2tXcmFwcGVkS2V5cxIjLmttcy5oc20udjEuQ2hlY2tXcmFwcGVkS2V5c1JlcXVlc3QaJC5rbXMuaHNtLnYxLkNoZWNrV3JhcHBlZEtleXNSZXNwb25zZRJgChFCZWdpblJvb3RSb3RhdGlvbhIkLmttcy5oc20udjEuQmVnaW5Sb290Um90YXRpb25SZXF1ZXN0GiUua21zLmhzbS52MS5CZWdpblJvb3RSb3RhdGlvblJlc3BvbnNlEksKClJld3JhcEtleXMSHS5rbXMuaHNtLnYxLlJld3JhcEtleXNSZXF1ZXN0Gh4ua21zLmhzbS52MS5SZXdyYXBLZXlzUmVzcG9uc2USSwoKUmV0aXJlUm9vdBIdLmttcy5oc20udjEuUmV0aXJlUm9vdFJlcXVlc3QaHi5rbXMuaHNtLnYxLlJldGlyZVJvb3RSZXNwb25zZRJSCgtCYXRjaFN0cmVhbRIeLmttcy5oc20udjEuQmF0Y2hTdHJlYW1SZXF1ZXN0Gh8ua21zLmhzbS52MS5CYXRjaFN0cmVhbVJlc3BvbnNlKAEwAUIpWidleGFtcGxlLmNvbS9rbXMvZ2VuL2dvL2ttcy9oc20vdjE7aHNtdjFiBnByb3RvMw", [file_kms_v1_resources]);
 
 /**
  * A key version as stored by kms-api: its material wrapped under the root key.
@@ -121,6 +121,13 @@ export type GetStatusResponse = Message<"kms.hsm.v1.GetStatusResponse"> & {
    * @generated from field: repeated kms.v1.KeySpec hsm_unsupported_key_specs = 6;
    */
   hsmUnsupportedKeySpecs: KeySpec[];
+
+  /**
+   * Root key sets on the token being retired by a root rotation: still unwrap, never wrap.
+   *
+   * @generated from field: repeated string retiring_root_key_ids = 7;
+   */
+  retiringRootKeyIds: string[];
 };
 
 /**
@@ -1426,6 +1433,173 @@ export const CheckWrappedKeysResponseSchema: GenMessage<CheckWrappedKeysResponse
   messageDesc(file_kms_hsm_v1_worker, 47);
 
 /**
+ * @generated from message kms.hsm.v1.BeginRootRotationRequest
+ */
+export type BeginRootRotationRequest = Message<"kms.hsm.v1.BeginRootRotationRequest"> & {
+  /**
+   * The root set to retire: the current one when a rotation starts, the one being retired when it resumes.
+   *
+   * @generated from field: string from_root_key_id = 1;
+   */
+  fromRootKeyId: string;
+};
+
+/**
+ * Describes the message kms.hsm.v1.BeginRootRotationRequest.
+ * Use `create(BeginRootRotationRequestSchema)` to create a new message.
+ */
+export const BeginRootRotationRequestSchema: GenMessage<BeginRootRotationRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 48);
+
+/**
+ * @generated from message kms.hsm.v1.BeginRootRotationResponse
+ */
+export type BeginRootRotationResponse = Message<"kms.hsm.v1.BeginRootRotationResponse"> & {
+  /**
+   * The new current root set.
+   *
+   * @generated from field: string root_key_id = 1;
+   */
+  rootKeyId: string;
+
+  /**
+   * Every retiring root set on the token (from_root_key_id among them).
+   *
+   * @generated from field: repeated string retiring_root_key_ids = 2;
+   */
+  retiringRootKeyIds: string[];
+};
+
+/**
+ * Describes the message kms.hsm.v1.BeginRootRotationResponse.
+ * Use `create(BeginRootRotationResponseSchema)` to create a new message.
+ */
+export const BeginRootRotationResponseSchema: GenMessage<BeginRootRotationResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 49);
+
+/**
+ * @generated from message kms.hsm.v1.RewrapKeysRequest
+ */
+export type RewrapKeysRequest = Message<"kms.hsm.v1.RewrapKeysRequest"> & {
+  /**
+   * 1 to 100 key versions as stored.
+   *
+   * @generated from field: repeated kms.hsm.v1.WrappedKey keys = 1;
+   */
+  keys: WrappedKey[];
+};
+
+/**
+ * Describes the message kms.hsm.v1.RewrapKeysRequest.
+ * Use `create(RewrapKeysRequestSchema)` to create a new message.
+ */
+export const RewrapKeysRequestSchema: GenMessage<RewrapKeysRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 50);
+
+/**
+ * @generated from message kms.hsm.v1.RewrappedKey
+ */
+export type RewrappedKey = Message<"kms.hsm.v1.RewrappedKey"> & {
+  /**
+   * @generated from field: string key_version_id = 1;
+   */
+  keyVersionId: string;
+
+  /**
+   * @generated from field: kms.hsm.v1.RewrapOutcome outcome = 2;
+   */
+  outcome: RewrapOutcome;
+
+  /**
+   * REWRAPPED only: the new blob (format 2) and its root.
+   *
+   * @generated from field: bytes wrapped_material = 3;
+   */
+  wrappedMaterial: Uint8Array;
+
+  /**
+   * @generated from field: string root_key_id = 4;
+   */
+  rootKeyId: string;
+
+  /**
+   * Why, for RETAINED, ROOT_MISSING and BAD (never material).
+   *
+   * @generated from field: string problem = 5;
+   */
+  problem: string;
+
+  /**
+   * REWRAPPED only: the import fingerprint of the new blob (as ImportKeyMaterial's), for an imported version.
+   *
+   * @generated from field: bytes fingerprint = 6;
+   */
+  fingerprint: Uint8Array;
+};
+
+/**
+ * Describes the message kms.hsm.v1.RewrappedKey.
+ * Use `create(RewrappedKeySchema)` to create a new message.
+ */
+export const RewrappedKeySchema: GenMessage<RewrappedKey> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 51);
+
+/**
+ * @generated from message kms.hsm.v1.RewrapKeysResponse
+ */
+export type RewrapKeysResponse = Message<"kms.hsm.v1.RewrapKeysResponse"> & {
+  /**
+   * One per key of the request, in order.
+   *
+   * @generated from field: repeated kms.hsm.v1.RewrappedKey results = 1;
+   */
+  results: RewrappedKey[];
+};
+
+/**
+ * Describes the message kms.hsm.v1.RewrapKeysResponse.
+ * Use `create(RewrapKeysResponseSchema)` to create a new message.
+ */
+export const RewrapKeysResponseSchema: GenMessage<RewrapKeysResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 52);
+
+/**
+ * @generated from message kms.hsm.v1.RetireRootRequest
+ */
+export type RetireRootRequest = Message<"kms.hsm.v1.RetireRootRequest"> & {
+  /**
+   * @generated from field: string root_key_id = 1;
+   */
+  rootKeyId: string;
+};
+
+/**
+ * Describes the message kms.hsm.v1.RetireRootRequest.
+ * Use `create(RetireRootRequestSchema)` to create a new message.
+ */
+export const RetireRootRequestSchema: GenMessage<RetireRootRequest> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 53);
+
+/**
+ * @generated from message kms.hsm.v1.RetireRootResponse
+ */
+export type RetireRootResponse = Message<"kms.hsm.v1.RetireRootResponse"> & {
+  /**
+   * False when the token did not hold it (already retired).
+   *
+   * @generated from field: bool destroyed = 1;
+   */
+  destroyed: boolean;
+};
+
+/**
+ * Describes the message kms.hsm.v1.RetireRootResponse.
+ * Use `create(RetireRootResponseSchema)` to create a new message.
+ */
+export const RetireRootResponseSchema: GenMessage<RetireRootResponse> = /*@__PURE__*/
+  messageDesc(file_kms_hsm_v1_worker, 54);
+
+/**
  * @generated from enum kms.hsm.v1.Backend
  */
 export enum Backend {
@@ -1493,6 +1667,57 @@ export enum WrappedKeyCondition {
  */
 export const WrappedKeyConditionSchema: GenEnum<WrappedKeyCondition> = /*@__PURE__*/
   enumDesc(file_kms_hsm_v1_worker, 1);
+
+/**
+ * @generated from enum kms.hsm.v1.RewrapOutcome
+ */
+export enum RewrapOutcome {
+  /**
+   * @generated from enum value: REWRAP_OUTCOME_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * wrapped_material and root_key_id hold the version's material under the current root set (format 2).
+   *
+   * @generated from enum value: REWRAP_OUTCOME_REWRAPPED = 1;
+   */
+  REWRAPPED = 1,
+
+  /**
+   * Already under the current root set: nothing to do.
+   *
+   * @generated from enum value: REWRAP_OUTCOME_CURRENT = 2;
+   */
+  CURRENT = 2,
+
+  /**
+   * Cannot move (problem says why, e.g. HSM-level material is non-extractable): stays under its root.
+   *
+   * @generated from enum value: REWRAP_OUTCOME_RETAINED = 3;
+   */
+  RETAINED = 3,
+
+  /**
+   * Names a root this worker does not hold.
+   *
+   * @generated from enum value: REWRAP_OUTCOME_ROOT_MISSING = 4;
+   */
+  ROOT_MISSING = 4,
+
+  /**
+   * Names a root this worker holds but does not authenticate or unwrap under it.
+   *
+   * @generated from enum value: REWRAP_OUTCOME_BAD = 5;
+   */
+  BAD = 5,
+}
+
+/**
+ * Describes the enum kms.hsm.v1.RewrapOutcome.
+ */
+export const RewrapOutcomeSchema: GenEnum<RewrapOutcome> = /*@__PURE__*/
+  enumDesc(file_kms_hsm_v1_worker, 2);
 
 /**
  * @generated from service kms.hsm.v1.HsmWorkerService
@@ -1643,6 +1868,44 @@ export const HsmWorkerService: GenService<{
     methodKind: "unary";
     input: typeof CheckWrappedKeysRequestSchema;
     output: typeof CheckWrappedKeysResponseSchema;
+  },
+  /**
+   * Root rotation (kms admin rotate-root, docs/operations.md). Makes a new root set current on the token
+   * and marks the set `from_root_key_id` retiring (its objects relabelled `<label>/retiring/...`): every
+   * worker on the token then wraps new material under the new set and still unwraps under the retiring
+   * one. Idempotent: started again after a crash part way, it finishes the same switch. PKCS#11 only.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.BeginRootRotation
+   */
+  beginRootRotation: {
+    methodKind: "unary";
+    input: typeof BeginRootRotationRequestSchema;
+    output: typeof BeginRootRotationResponseSchema;
+  },
+  /**
+   * Re-wraps key versions under the current root set, inside the worker (SOFTWARE material, unwrapped in
+   * worker memory and wiped) or the HSM (format 1 HSM-level material, unwrapped into an extractable session
+   * object under the untemplated legacy root, wrapped under the new /hsm root, destroyed): never material in
+   * the clear on the wire. HSM-level format 2 material is non-extractable and stays where it is (RETAINED,
+   * with the reason). At most 100 keys a call; one result per key, in order.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.RewrapKeys
+   */
+  rewrapKeys: {
+    methodKind: "unary";
+    input: typeof RewrapKeysRequestSchema;
+    output: typeof RewrapKeysResponseSchema;
+  },
+  /**
+   * Destroys a retiring root set (or the legacy root) on the token and forgets it. The caller checks that
+   * no stored version names it first; the current root is refused.
+   *
+   * @generated from rpc kms.hsm.v1.HsmWorkerService.RetireRoot
+   */
+  retireRoot: {
+    methodKind: "unary";
+    input: typeof RetireRootRequestSchema;
+    output: typeof RetireRootResponseSchema;
   },
   /**
    * Many operations at a time, each with its own outcome, on one long-lived stream; the hot operations
