@@ -6,6 +6,8 @@ import type { LoadArgs, LoadResult } from "./load";
 
 export interface EchoServer {
   address: string;
+  /** For its CPU time (/proc). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -22,7 +24,7 @@ export function startEcho(): Promise<EchoServer> {
       if (!out.includes("\n") || line === undefined) return;
       const { port } = JSON.parse(line) as { port: number };
       child.removeAllListeners("exit");
-      resolve({ address: `127.0.0.1:${port}`, stop: () => stopChild(child) });
+      resolve({ address: `127.0.0.1:${port}`, pid: child.pid!, stop: () => stopChild(child) });
     });
   });
 }

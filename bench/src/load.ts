@@ -20,6 +20,12 @@ export interface LoadArgs {
   seconds: number;
   /** Per-call deadline. */
   deadlineMs: number;
+  /**
+   * A fixed number of calls instead of a time window (the latency rows at 1 in flight): `warmupCalls`
+   * unmeasured, then `calls` measured. `seconds` and `warmupSeconds` are then ignored.
+   */
+  calls?: number;
+  warmupCalls?: number;
 }
 
 export interface LoadResult {
@@ -55,23 +61,33 @@ export async function runLoad(args: LoadArgs): Promise<LoadResult> {
   );
 
   const NS = 1_000_000_000n;
+  const counted = args.calls !== undefined;
+  const warmupCalls = args.warmupCalls ?? 0;
   const start = process.hrtime.bigint();
   const measureFrom = start + BigInt(Math.round(args.warmupSeconds * 1e9));
   const measureUntil = measureFrom + BigInt(Math.round(args.seconds * 1e9));
   const latenciesNs: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
+  let sentCount = 0;
+  // By count, the window runs from the first measured call's send to the last one's answer.
+  let measuredFrom = start;
+  let lastDone = start;
 
   // One loop per in-flight slot: send, wait, record, send again, until the window closes.
   const slot = (client: Client) =>
     new Promise<void>((resolve) => {
       const send = () => {
         const sent = process.hrtime.bigint();
-        if (sent >= measureUntil) return resolve();
+        if (counted ? sentCount >= warmupCalls + args.calls! : sent >= measureUntil) return resolve();
+        const index = sentCount++;
+        if (counted && index === warmupCalls) measuredFrom = sent;
         client.makeUnaryRequest(args.path, identity, identity, request, { deadline: Date.now() + args.deadlineMs }, (err: ServiceError | null) => {
           const done = process.hrtime.bigint();
           // Count by completion time: a call that ends inside the window is work done in the window.
-          if (done >= measureFrom && done < measureUntil) {
+          const inWindow = counted ? index >= warmupCalls : done >= measureFrom && done < measureUntil;
+          if (inWindow) {
+            lastDone = done;
             if (err) {
               errors++;
               firstError ??= `${status[err.code] ?? err.code}: ${err.details}`;
@@ -90,7 +106,7 @@ export async function runLoad(args: LoadArgs): Promise<LoadResult> {
 
   if (firstError !== undefined) console.error(`load: ${errors} errors, first: ${firstError}`);
   const sorted = Float64Array.from(latenciesNs).sort();
-  const seconds = Number(measureUntil - measureFrom) / Number(NS);
+  const seconds = Number(counted ? lastDone - measuredFrom : measureUntil - measureFrom) / Number(NS);
   return {
     ops: sorted.length,
     seconds,

@@ -5,10 +5,11 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import postgres from "postgres";
+import { cpuMs, cpuOfCommand, machineBusyMs } from "./cpu";
 import { createBenchDatabase } from "./database";
 import { h2load } from "./h2load";
 import { startStack } from "./stack";
@@ -21,32 +22,6 @@ const streams = Number(process.env.KMS_BENCH_STREAMS || 64);
  * At low rates each call goes through alone, and pays every process's wake-up by itself.
  */
 const rps = Number(process.env.KMS_BENCH_RPS || 0);
-
-/** utime + stime of a process, in ms (from /proc/<pid>/stat; clock ticks are 10 ms on Linux). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-/** Busy CPU time of the whole machine, in ms (all cores; /proc/stat's first line, 10 ms ticks). */
-function machineBusyMs(): number {
-  const [, user, nice, system, , , irq, softirq, steal] = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).map(Number);
-  return (user! + nice! + system! + irq! + softirq! + steal!) * 10;
-}
-
-/** CPU ms of every process whose command name is `name` (e.g. all Postgres backends). */
-function cpuOfCommand(name: string): number {
-  let total = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === name) total += cpuMs(Number(entry));
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return total;
-}
 
 /** Peak resident set of a process so far, in MB (VmHWM). */
 function peakRssMb(pid: number): number {

@@ -1,5 +1,6 @@
 // The system under test: an hsm-worker on a private SoftHSM token and a kms-api in front of it,
-// started the same way the dev stack starts them.
+// started the same way the dev stack starts them. A further replica (the two-replica row) is another
+// such pair on the same token, root key and database: its own worker, its own kms-api, one audit chain.
 import path from "node:path";
 import { startApi, startWorker } from "@kms/dev-stack";
 import { ensureSoftHsmToken } from "@kms/softhsm";
@@ -16,12 +17,14 @@ export interface Stack {
   output(): string;
 }
 
-export async function startStack(dir: string, databaseUrl: string, nodeArgs: string[] = []): Promise<Stack> {
+/** `replica`: 0 for the first stack, which creates the token's root key; n > 0 for a further one, which finds it. */
+export async function startStack(dir: string, databaseUrl: string, nodeArgs: string[] = [], replica = 0): Promise<Stack> {
   const token = ensureSoftHsmToken(path.join(dir, "softhsm"), "kms-bench");
+  const suffix = replica === 0 ? "" : `-${replica}`;
   const common = {
     ...process.env,
-    KMS_DATA_DIR: path.join(dir, "data"),
-    KMS_WORKER_SOCKET: path.join(dir, "worker.sock"),
+    KMS_DATA_DIR: path.join(dir, `data${suffix}`),
+    KMS_WORKER_SOCKET: path.join(dir, `worker${suffix}.sock`),
   };
   const worker = await startWorker({
     ...common,
@@ -29,7 +32,7 @@ export async function startStack(dir: string, databaseUrl: string, nodeArgs: str
     SOFTHSM2_CONF: token.confPath,
     KMS_PKCS11_TOKEN_LABEL: token.label,
     KMS_PKCS11_PIN_FILE: token.pinFile,
-    KMS_CREATE_ROOT_KEY: "true", // a fresh token of its own
+    KMS_CREATE_ROOT_KEY: replica === 0 ? "true" : "false", // a fresh token of its own; a replica finds its root key
     KMS_PKCS11_CALL_MODE: process.env.KMS_PKCS11_CALL_MODE || "inline", // SoftHSM2, in the worker's process
   }, { nodeArgs });
   let api;

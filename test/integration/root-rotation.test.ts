@@ -260,6 +260,8 @@ describe("with HSM-level format 2 versions present", () => {
   });
 
   afterAll(async () => {
+    // A failed expectation must not leave the load loops spinning against a stopped stack.
+    await load?.stop();
     await sql?.end();
     await stack?.stop();
   });
@@ -362,6 +364,7 @@ describe("with SOFTWARE-level and format 1 material only", () => {
   let legacyRootKeyId: string;
   let oldRootKeyId: string;
   const imported = { keyId: "", material: randomBytes(32) };
+  let load: ReturnType<typeof startLoad> | undefined;
 
   beforeAll(async () => {
     ({ stack, sql, made, legacyRootKeyId, oldRootKeyId } = await setUp([SOFTWARE]));
@@ -373,12 +376,13 @@ describe("with SOFTWARE-level and format 1 material only", () => {
   });
 
   afterAll(async () => {
+    await load?.stop();
     await sql?.end();
     await stack?.stop();
   });
 
   it("rotates under load, killed half-way and resumed; the old roots are gone from the token", async () => {
-    const load = startLoad([stack.client], made.loadKeys, made.ciphertexts);
+    load = startLoad([stack.client], made.loadKeys, made.ciphertexts);
     const first = await rotateRoot(stack.address, 4);
     expect(first.signal).toBe("SIGKILL");
     const second = await rotateRoot(stack.address);

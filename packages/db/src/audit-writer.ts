@@ -57,6 +57,8 @@ export class AuditWriter {
   onBatch: (size: number, ms: number) => void = () => {};
   /** Called when rows were found after the recorded head (added by hand): the first such sequence. */
   onTampering: (firstForgedSequence: number) => void = () => {};
+  /** Whether no other row can join this one's batch (kms-api: one call in progress); then it starts at once. */
+  alone: () => boolean = () => false;
   /** Runs before every write; throwing fails it as a database error would (test-only fault injection). */
   beforeWrite: () => void = () => {};
   /** Called once, when the head is found behind `known`; every write fails from then on. */
@@ -81,7 +83,8 @@ export class AuditWriter {
       // Start on the next turn, so that the rows appended in this one (the calls one worker answer
       // released) go in one batch. Started at once, the first would go alone and the rest would wait
       // for its commit: under load that halved the rows per commit and cost ~20 % of the throughput.
-      this.flushing ??= new Promise<void>((r) => setImmediate(r)).then(() => this.flush());
+      // A lone row (alone()) has nothing to wait for: it starts once the current microtasks are done.
+      this.flushing ??= (this.alone() ? Promise.resolve() : new Promise<void>((r) => setImmediate(r))).then(() => this.flush());
     });
   }
 

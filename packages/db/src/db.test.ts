@@ -126,6 +126,31 @@ describe("AuditWriter", () => {
     expect(writer.batches.fast + writer.batches.locked - before.fast - before.locked).toBe(1);
   });
 
+
+  it("starts a lone row's batch before the next turn, and a row among others' on it", async () => {
+    const writer = new AuditWriter(sql);
+    await writer.append(auditEvent({ requestId: "lone-first" })); // learns the head
+    let started = 0;
+    writer.beforeWrite = () => void started++;
+    const microtasks = async (n: number) => {
+      for (let i = 0; i < n; i++) await Promise.resolve();
+    };
+    writer.alone = () => true;
+    const lone = writer.append(auditEvent({ requestId: "lone" }));
+    await microtasks(3);
+    expect(started).toBe(1); // no event-loop turn has passed
+    await lone;
+
+    writer.alone = () => false;
+    const among = writer.append(auditEvent({ requestId: "among-others" }));
+    await microtasks(10);
+    expect(started).toBe(1); // waits for the rows other calls append in this turn
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(started).toBe(2);
+    await among;
+    const rows = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM audit_events WHERE request_id IN ('lone', 'among-others')`;
+    expect(rows[0]!.n).toBe(2);
+  });
   it("keeps one intact chain when two replicas write at once", async () => {
     const other = connect(db.url);
     try {

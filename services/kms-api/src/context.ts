@@ -2,6 +2,7 @@ import type { AccessConfig } from "@kms/config";
 import type { AliasStore, AuditReader, AuditWriter, GrantStore, KeyStore, RootRotationStore, Transactions } from "@kms/db";
 import type { PolicyEngine } from "@kms/key-policy";
 import type { AuditCheckpointer } from "./audit-checkpoints";
+import type { CallsInProgress } from "./calls-in-progress";
 import type { Authorizer } from "./auth/authorize";
 import type { GrantTokens } from "./grant-tokens";
 import type { KeyCache } from "./key-cache";
@@ -48,6 +49,8 @@ export interface Services {
   pageTokens: PageTokens;
   log: Logger;
   clock: () => Date;
+  /** Calls the pipeline is working on (the batcher and the audit writer start a lone call's batch at once). */
+  calls: CallsInProgress;
   /** Per-principal token bucket (limits.ts); absent: no rate limit (in-process test replicas). */
   rateLimiter?: RateLimiter;
   /** Per-peer budget of failed authentications, checked before authenticating (peer-throttle.ts); absent: none. */

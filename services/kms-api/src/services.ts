@@ -9,6 +9,7 @@ import type { Services } from "./context";
 import type { Logger } from "@kms/telemetry";
 import { AuditCheckpointer } from "./audit-checkpoints";
 import { Authorizer } from "./auth/authorize";
+import { CallsInProgress } from "./calls-in-progress";
 import { GrantTokens } from "./grant-tokens";
 import { KeyLookup } from "./keys";
 import { rotateIfStillPrimary } from "./jobs/rotation-by-use";
@@ -49,6 +50,9 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
   const aliases = new AliasStore(o.sql);
   const worker = new WorkerClient(o.workerSocket, o.workerDeadlineMs);
   const audit = new AuditWriter(o.sql);
+  const calls = new CallsInProgress();
+  worker.batcher.alone = calls.alone;
+  audit.alone = calls.alone;
   const policies = new PolicyEngine();
   const authorizer = new Authorizer(policies, o.access);
   const grants = new GrantStore(o.sql);
@@ -81,6 +85,7 @@ export async function createServices(o: ServicesOptions): Promise<Services> {
     pageTokens: new PageTokens(await store.sharedSecret("page-token-mac", randomBytes(32))),
     log: o.log,
     clock: o.clock ?? (() => new Date()),
+    calls,
   };
   if (o.rateLimit) services.rateLimiter = new RateLimiter(o.rateLimit);
   if (o.authFailures) services.peerThrottle = new PeerThrottle(o.authFailures);

@@ -51,8 +51,19 @@ export function keyFitsFamily(key: KeyObject, family: KeyFamily): boolean {
   }
 }
 
+/**
+ * An EC SubjectPublicKeyInfo whose point is the identity (BIT STRING 00 ‖ 00, so the SPKI ends 03 02 00 00).
+ * Node 20 parses it, then aborts the whole process on reading its details or exporting it
+ * (crypto_ec.cc asserts); no real point has so short an encoding.
+ */
+function isEcIdentity(der: Uint8Array): boolean {
+  const n = der.length;
+  return n >= 4 && der[n - 4] === 0x03 && der[n - 3] === 0x02 && der[n - 2] === 0x00 && der[n - 1] === 0x00;
+}
+
 /** Parses a SubjectPublicKeyInfo and checks it fits the family; INVALID_ARGUMENT naming `field` otherwise. */
 export function parsePublicKey(der: Uint8Array, family: KeyFamily, field = "public_key"): KeyObject {
+  if (isEcIdentity(der)) throw invalidArgument(field, "is the point at infinity, not a public key");
   let key: KeyObject;
   try {
     key = createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });

@@ -7,6 +7,7 @@ import { ErrorCode, KmsError, invalidArgument } from "@kms/errors";
 import { crc32c, integrityOf } from "@kms/integrity";
 import type { AuditEvent } from "@kms/db";
 import { kms } from "@kms/proto";
+import { CallsInProgress } from "../calls-in-progress";
 import type { Refusal } from "../refusals";
 import type { CallContext, Services } from "../context";
 import { dryRunStop } from "./dry-run";
@@ -28,6 +29,7 @@ interface Fakes {
 function pipelineWith(fakes: Fakes): OperationPipeline {
   const services = {
     clock: () => new Date("2030-01-01T00:00:00Z"),
+    calls: new CallsInProgress(),
     audit: {
       append: async (row: AuditEvent) => {
         if (fakes.auditFails) throw new Error("disk full");

@@ -73,6 +73,21 @@ export class OperationPipeline {
     encode: (response: MessageInitShape<O>) => Uint8Array,
   ): Promise<Uint8Array> {
     const s = this.services;
+    s.calls.count++;
+    try {
+      return await this.run(op, ctx, call, encode);
+    } finally {
+      s.calls.count--;
+    }
+  }
+
+  private async run<I extends DescMessage, O extends DescMessage>(
+    op: Operation<I, O>,
+    ctx: CallContext,
+    call: IncomingCall<I>,
+    encode: (response: MessageInitShape<O>) => Uint8Array,
+  ): Promise<Uint8Array> {
+    const s = this.services;
     let reply: Uint8Array | undefined;
     let failure: KmsError | undefined;
     let release: Release | undefined;
