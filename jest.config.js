@@ -32,7 +32,7 @@ module.exports = {
       transformIgnorePatterns,
       moduleNameMapper,
       testMatch: ["<rootDir>/test/integration/**/*.test.ts"],
-      testTimeout: 60000,
+      setupFilesAfterEnv: ["<rootDir>/test/integration-timeout.ts"],
     },
   ],
 };
