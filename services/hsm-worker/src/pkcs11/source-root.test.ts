@@ -55,7 +55,7 @@ it("unwraps the file's format 2 and format 1 material, re-wraps it onto the toke
   expect(token_.status().sourceRootKeyIds).toEqual([fileId, fileLegacyId]);
   const v2 = await fileKey();
   const material = randomBytes(32);
-  const v1 = create(hsm.WrappedKeySchema, { keyVersionId: randomUUID(), keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial: await file.legacyWrap(material, ""), rootKeyId: fileLegacyId });
+  const v1 = create(hsm.WrappedKeySchema, { keyVersionId: randomUUID(), keySpec: KeySpec.AES_256, protectionLevel: ProtectionLevel.SOFTWARE, wrappedMaterial: await file.legacyWrap(material), rootKeyId: fileLegacyId });
   material.fill(0);
   for (const key of [v2, v1]) {
     const sealed = await file.encrypt(key, Buffer.from("before"), aad);
