@@ -28,13 +28,30 @@ export interface Stack {
   apiEnv: NodeJS.ProcessEnv;
   worker: WorkerProcess;
   api: ApiProcess;
-  startWorker(): Promise<WorkerProcess>;
+  /** Starts the worker; `env` replaces workerEnv (a stack moved from the software root onto a token). */
+  startWorker(env?: NodeJS.ProcessEnv): Promise<WorkerProcess>;
   /** Another kms-api process on the same database and worker (a second replica). */
   startReplica(env?: NodeJS.ProcessEnv): Promise<{ api: ApiProcess; client: KmsClient }>;
   restartApi(): Promise<void>;
   stop(): Promise<void>;
   /** The AWS-compatible API (StackOptions.aws): its endpoint and access keys. */
   aws: AwsStack | undefined;
+}
+
+/** A worker's environment on a SoftHSM2 token labelled "kms-it" under `softHsmDir` (made when missing). */
+export function softHsmWorkerEnv(base: NodeJS.ProcessEnv, softHsmDir: string, testEnv?: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const token = ensureSoftHsmToken(softHsmDir, "kms-it");
+  return {
+    ...base,
+    SOFTHSM2_CONF: token.confPath,
+    KMS_PKCS11_MODULE: token.module,
+    KMS_PKCS11_TOKEN_LABEL: token.label,
+    KMS_PKCS11_PIN_FILE: token.pinFile,
+    KMS_PKCS11_POOL_SIZE: "4",
+    KMS_PKCS11_CALL_MODE: "inline", // as the dev stack runs SoftHSM2; unit tests cover thread-pool
+    // A test's own pool size or call mode wins (key-generation-load.test.ts runs thread-pool mode).
+    ...pick(testEnv, "KMS_PKCS11_POOL_SIZE", "KMS_PKCS11_CALL_MODE"),
+  };
 }
 
 /** What an AWS client needs: point it at `endpoint` in `region`, signing with the key pair. */
@@ -100,20 +117,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   // No module: the software root key, which the worker uses only when told so explicitly.
   let workerEnv: NodeJS.ProcessEnv = { ...base, KMS_ALLOW_SOFTWARE_ROOT: "true" };
   const softHsmDir = options.hsm === false ? undefined : (options.softHsmDir ?? path.join(dataDir, "softhsm"));
-  if (softHsmDir !== undefined) {
-    const token = ensureSoftHsmToken(softHsmDir, "kms-it");
-    workerEnv = {
-      ...base,
-      SOFTHSM2_CONF: token.confPath,
-      KMS_PKCS11_MODULE: token.module,
-      KMS_PKCS11_TOKEN_LABEL: token.label,
-      KMS_PKCS11_PIN_FILE: token.pinFile,
-      KMS_PKCS11_POOL_SIZE: "4",
-      KMS_PKCS11_CALL_MODE: "inline", // as the dev stack runs SoftHSM2; unit tests cover thread-pool
-      // A test's own pool size or call mode wins (key-generation-load.test.ts runs thread-pool mode).
-      ...pick(options.env, "KMS_PKCS11_POOL_SIZE", "KMS_PKCS11_CALL_MODE"),
-    };
-  }
+  if (softHsmDir !== undefined) workerEnv = softHsmWorkerEnv(base, softHsmDir, options.env);
   const aws = awsSetup(dataDir, options.aws, base);
   const apiEnv: NodeJS.ProcessEnv = {
     ...base,
@@ -138,11 +142,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     worker: undefined as unknown as WorkerProcess,
     api: undefined as unknown as ApiProcess,
     aws: undefined,
-    async startWorker() {
+    async startWorker(given?: NodeJS.ProcessEnv) {
       // KMS_TEST_WORKER_ENTRY runs another build of the worker (e.g. to bisect); default: this tree's.
       const entry = process.env.KMS_TEST_WORKER_ENTRY;
       // The first start creates the token's root key; restarts must find it (fail closed otherwise).
-      const env = stack.worker === undefined && options.createRootKey !== false ? { KMS_CREATE_ROOT_KEY: "true", ...workerEnv } : workerEnv;
+      const env = given ?? (stack.worker === undefined && options.createRootKey !== false ? { KMS_CREATE_ROOT_KEY: "true", ...workerEnv } : workerEnv);
       stack.worker = await startWorker(env, entry ? { entry } : {});
       return stack.worker;
     },

@@ -15,7 +15,7 @@ import { status } from "@grpc/grpc-js";
 import postgres from "postgres";
 import { createPromiseClient, kms, kmsResources } from "@kms/proto";
 import { hsm } from "@kms/proto/internal";
-import { grpcError, startStack } from "../harness";
+import { grpcError, softHsmWorkerEnv, startStack } from "../harness";
 import type { KmsClient, Stack } from "../harness";
 import { makeOldReleaseToken, oldCiphertext } from "../old-release";
 
@@ -410,5 +410,77 @@ describe("with SOFTWARE-level and format 1 material only", () => {
     expect(await importMaterial(stack.client, imported.keyId, imported.material)).toBe(KeyState.ENABLED);
     const before = made.ciphertexts.find((x) => x.keyId === imported.keyId)!;
     expect(Buffer.from((await stack.client.decrypt({ ciphertextBlob: before.ciphertextBlob, encryptionContext: CONTEXT })).plaintext)).toEqual(before.plaintext);
+  });
+});
+
+// Issue #22's last piece: a deployment that ran on the software root file gets an HSM. The worker restarts
+// on the token with the old file named by KMS_SOURCE_ROOT_KEY_FILE, and the same rotation moves every
+// SOFTWARE version off the file onto the token's current root, under load; afterwards the file is not needed.
+describe("moving SOFTWARE keys from a software root file onto a token", () => {
+  let stack: Stack;
+  let sql: postgres.Sql;
+  let made: Made;
+  let fileRootKeyId: string;
+  let tokenRootKeyId: string;
+  let hsmEnv: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    stack = await startStack({ hsm: false, env: { KMS_ROOT_RETIRE_DELAY_MS: RETIRE_DELAY_MS, KMS_RATE_LIMIT_PER_SECOND: "1000000", KMS_RATE_LIMIT_BURST: "1000000" } });
+    sql = postgres(stack.db.url, { max: 1, onnotice: () => {} });
+    expect(stack.worker.status.backend).toBe(hsm.Backend.SOFTWARE_ROOT);
+    fileRootKeyId = stack.worker.status.rootKeyId;
+    made = await makeKeys(stack.client, [SOFTWARE]);
+    // The operator's restart: the PKCS#11 module (a new token, its root set created), the old file as the source.
+    const { KMS_ALLOW_SOFTWARE_ROOT: _dropped, ...base } = stack.workerEnv;
+    hsmEnv = softHsmWorkerEnv(base, path.join(stack.dataDir, "softhsm"));
+    await stack.worker.stop();
+    await stack.startWorker({ ...hsmEnv, KMS_CREATE_ROOT_KEY: "true", KMS_SOURCE_ROOT_KEY_FILE: path.join(stack.dataDir, "root-key") });
+    await stack.restartApi();
+    expect(stack.worker.status.backend).toBe(hsm.Backend.PKCS11);
+    tokenRootKeyId = stack.worker.status.rootKeyId;
+    expect(stack.worker.status.sourceRootKeyIds[0]).toBe(fileRootKeyId);
+  });
+
+  afterAll(async () => {
+    await sql?.end();
+    await stack?.stop();
+  });
+
+  it("the file's keys work on the token worker before the move; new keys go under the token's root", async () => {
+    await checkMade(stack.client, made);
+    const keyId = (await stack.client.createKey({ protectionLevel: SOFTWARE })).keyMetadata!.keyId;
+    const [row] = await sql<{ rootKeyId: string }[]>`SELECT root_key_id AS "rootKeyId" FROM key_versions WHERE key_id = ${keyId}`;
+    expect(row!.rootKeyId).toBe(tokenRootKeyId);
+    // verify-restore counts the file's versions as the worker's own while it is configured.
+    expect(verifyRestore(stack).code).toBe(0);
+  });
+
+  it("rotate-root moves every version off the file under load, killed half-way and resumed", async () => {
+    const before = await rewrapAuditRows(stack.client);
+    const load = startLoad([stack.client], made.loadKeys, made.ciphertexts);
+    const first = await rotateRoot(stack.address, 3);
+    expect(first.signal).toBe("SIGKILL");
+    const second = await rotateRoot(stack.address);
+    await load.stop();
+    expect(load.failures).toEqual([]);
+    expect(load.calls.ok).toBeGreaterThan(0);
+    expect(second.code).toBe(0);
+    const r = JSON.parse(second.stdout) as Record<string, unknown>;
+    expect(r).toMatchObject({ state: "done", oldRootKeyId: fileRootKeyId, sourceRootKeyId: fileRootKeyId, newRootKeyId: tokenRootKeyId, retainedVersions: 0, remainingVersions: 0 });
+    expect(await rootsOfRows(sql)).toEqual([{ rootKeyId: tokenRootKeyId, protectionLevel: SOFTWARE, n: versionsAt(SOFTWARE) + 1 }]);
+    // The token's own root set was not rotated: it is the only set there.
+    expect((await tokenSecretKeys(stack)).filter((o) => o.label.includes("/retiring/"))).toEqual([]);
+    await checkMade(stack.client, made);
+    expect((await rewrapAuditRows(stack.client)) - before).toBe(versionsAt(SOFTWARE));
+    expect((await stack.client.verifyAuditLog({})).ok).toBe(true);
+  });
+
+  it("restarted without the source root file, everything still works: nothing needs the file", async () => {
+    await stack.worker.stop();
+    await stack.startWorker(hsmEnv);
+    await stack.restartApi();
+    expect(stack.worker.status.sourceRootKeyIds).toEqual([]);
+    await checkMade(stack.client, made);
+    expect(verifyRestore(stack).code).toBe(0);
   });
 });

@@ -37,6 +37,15 @@ describe("loadWorkerConfig", () => {
     expect(errorOf(() => loadWorkerConfig({ KMS_ALLOW_SOFTWARE_ROOT: "yes" })).message).toBe('KMS_ALLOW_SOFTWARE_ROOT: must be true or false, got "yes"');
   });
 
+  it("takes a source root file only beside a PKCS#11 module (it is moved onto the token)", () => {
+    const c = loadWorkerConfig({ KMS_PKCS11_MODULE: "/lib/x.so", KMS_PKCS11_PIN: "1", KMS_SOURCE_ROOT_KEY_FILE: "/data/root-key" });
+    expect(c.pkcs11?.sourceRootKeyFile).toBe("/data/root-key");
+    expect(loadWorkerConfig({ KMS_PKCS11_MODULE: "/lib/x.so", KMS_PKCS11_PIN: "1" }).pkcs11?.sourceRootKeyFile).toBeUndefined();
+    const err = errorOf(() => loadWorkerConfig({ KMS_ALLOW_SOFTWARE_ROOT: "true", KMS_SOURCE_ROOT_KEY_FILE: "/data/root-key" }));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(/^KMS_SOURCE_ROOT_KEY_FILE: needs KMS_PKCS11_MODULE/);
+  });
+
   it("names the variable when the PIN is missing", () => {
     expect(errorOf(() => loadWorkerConfig({ KMS_PKCS11_MODULE: "/lib/x.so" })).variable).toBe("KMS_PKCS11_PIN");
   });

@@ -21,6 +21,7 @@ export const VARIABLES = {
   KMS_WORKER_DEADLINE_MS: { default: "5000", doc: "deadline of every kms-api → hsm-worker call" },
   KMS_PKCS11_MODULE: { default: "(SoftHSM2 if installed)", doc: "path of the PKCS#11 module; unset: the worker refuses to start unless KMS_ALLOW_SOFTWARE_ROOT=true (npm start: its own SoftHSM2 token if installed, else the software root key)" },
   KMS_ALLOW_SOFTWARE_ROOT: { default: "false", doc: "true: a worker without KMS_PKCS11_MODULE keeps its root key in a file under KMS_DATA_DIR (dev and tests only; HSM keys are refused); false: it refuses to start" },
+  KMS_SOURCE_ROOT_KEY_FILE: { default: "", doc: "with KMS_PKCS11_MODULE: the software root file (KMS_DATA_DIR/root-key) of a worker that ran without an HSM; its SOFTWARE keys keep working (unwrap only) and `kms admin rotate-root` moves them onto the token, after which the variable and the file can be removed" },
   KMS_PKCS11_TOKEN_LABEL: { default: "kms", doc: "label of the token that holds the root key" },
   KMS_PKCS11_PIN: { default: "", doc: "user PIN of the token" },
   KMS_PKCS11_PIN_FILE: { default: "", doc: "file holding the user PIN (preferred over KMS_PKCS11_PIN)" },

@@ -33,6 +33,11 @@ export interface Pkcs11Config {
   callMode: "inline" | "thread-pool";
   /** KMS_PKCS11_PROFILE: the module's capability profile, or auto (from C_GetInfo). */
   profile: "auto" | "softhsm2" | "native";
+  /**
+   * KMS_SOURCE_ROOT_KEY_FILE: a software root file whose SOFTWARE keys a root rotation moves onto the
+   * token; unwrap only. Undefined: none.
+   */
+  sourceRootKeyFile: string | undefined;
 }
 
 /** The worker's queue for RSA key generation (seconds of CPU or HSM time each). */
@@ -100,6 +105,10 @@ export function workerThreadPoolSize(env: Env = process.env): number {
 
 export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
   const module = raw(env, "KMS_PKCS11_MODULE");
+  // The source is moved onto a token: without a module there is nowhere to move it.
+  if (module === undefined && raw(env, "KMS_SOURCE_ROOT_KEY_FILE") !== undefined) {
+    throw new ConfigError("KMS_SOURCE_ROOT_KEY_FILE", "needs KMS_PKCS11_MODULE: a source root file is moved onto a PKCS#11 token by a root rotation");
+  }
   return {
     dataDir: dataDir(env),
     socketPath: workerSocket(env),
@@ -115,6 +124,7 @@ export function loadWorkerConfig(env: Env = process.env): WorkerConfig {
             createRootKey: boolean(env, "KMS_CREATE_ROOT_KEY", false),
             callMode: callMode(env),
             profile: moduleProfile(env),
+            sourceRootKeyFile: raw(env, "KMS_SOURCE_ROOT_KEY_FILE"),
           },
     allowSoftwareRoot: boolean(env, "KMS_ALLOW_SOFTWARE_ROOT", false),
     keyCacheSize: integer(env, "KMS_KEY_CACHE_SIZE", 10000, 1, 10_000_000),

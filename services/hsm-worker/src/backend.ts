@@ -24,6 +24,8 @@ export interface BackendStatus {
   hsmUnsupportedKeySpecs: kmsResources.KeySpec[];
   /** Root sets a rotation is retiring: they still unwrap. */
   retiringRootKeyIds: string[];
+  /** A source root file's ids (format 2, format 1): unwrap only, moved by a rotation. Empty: none. */
+  sourceRootKeyIds?: string[];
 }
 
 /** What re-wrapping one version gave (RewrapKeys). */
@@ -37,6 +39,8 @@ export interface AcceptedRoots {
   current: string;
   legacy: string;
   others: readonly string[];
+  /** More format 1 roots (a source root file's): unwrap only. */
+  otherLegacy?: readonly string[];
 }
 
 /**
@@ -178,7 +182,7 @@ export function checkWrappedKey(key: hsm.WrappedKey | undefined, field: string, 
     checkWrappedLength(family, key.keySpec, key.wrappedMaterial.length - FORMAT_2_OVERHEAD, `${field}.wrapped_material`, FORMAT_2_OVERHEAD);
     return { ...common, format: "v2", kwp: parts.kwp, tag: parts.tag };
   }
-  if (roots.legacy !== "" && key.rootKeyId === roots.legacy) {
+  if ((roots.legacy !== "" && key.rootKeyId === roots.legacy) || (key.rootKeyId !== "" && roots.otherLegacy?.includes(key.rootKeyId) === true)) {
     checkWrappedLength(family, key.keySpec, key.wrappedMaterial.length, `${field}.wrapped_material`);
     return { ...common, format: "legacy", kwp: Buffer.from(key.wrappedMaterial), tag: Buffer.alloc(0) };
   }

@@ -44,6 +44,7 @@ export async function getStatus(backend: Backend): Promise<Reply<hsm.GetStatusRe
       legacyRootKeyId: s.legacyRootKeyId,
       hsmUnsupportedKeySpecs: s.hsmUnsupportedKeySpecs,
       retiringRootKeyIds: s.retiringRootKeyIds,
+      sourceRootKeyIds: s.sourceRootKeyIds ?? [],
     }),
   };
 }

@@ -38,6 +38,9 @@ async function main(): Promise<void> {
     rootKeyId: s.rootKeyId,
     ...(moduleProfile === undefined ? {} : { moduleProfile }),
   });
+  // The worker has no database: it cannot tell whether rows still name the source; kms admin rotate-root moves them.
+  const source = s.sourceRootKeyIds ?? [];
+  if (source.length > 0) log.info(`source root file ${config.pkcs11?.sourceRootKeyFile} (root key ids ${source.join(", ")}): unwrap only, until kms admin rotate-root has moved its keys onto the token`, { sourceRootKeyIds: source });
 
   let stopping = false;
   const shutdown = (signal: string): void => {

@@ -60,7 +60,8 @@ export async function reconcile(env: NodeJS.ProcessEnv = process.env): Promise<R
     const root = status.rootKeyId;
     const legacy = status.legacyRootKeyId;
     const retiring = status.retiringRootKeyIds;
-    const unusableVersions = await versionsUnderOtherRoots(sql, [root, ...retiring, legacy].filter((id) => id !== ""));
+    // A source root file's versions unwrap too (not token objects: no strays to count for it).
+    const unusableVersions = await versionsUnderOtherRoots(sql, [root, ...retiring, ...status.sourceRootKeyIds, legacy].filter((id) => id !== ""));
     const keysWithoutPrimary = await keysWithoutPrimaryVersion(sql);
     const stray = await strayHsmObjects(worker, root, legacy, retiring);
     return {

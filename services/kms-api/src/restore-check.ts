@@ -61,9 +61,10 @@ export async function checkRestore(sql: Sql, worker: WorkerClient): Promise<Rest
   const legacy = status.legacyRootKeyId;
   if (root === "") problems.push(`the worker holds no root key (${status.description}): ${NEVER_CREATE}`);
 
-  // Root sets a rotation is retiring are the worker's too: their versions unwrap until it destroys them.
+  // Root sets a rotation is retiring are the worker's too: their versions unwrap until it destroys them; so
+  // is a source root file (KMS_SOURCE_ROOT_KEY_FILE) until a rotation has moved its versions onto the token.
   const retiring = status.retiringRootKeyIds;
-  const keyVersions = await checkKeyVersions(sql, worker, [root, ...retiring, legacy].filter((id) => id !== ""));
+  const keyVersions = await checkKeyVersions(sql, worker, [root, ...retiring, ...status.sourceRootKeyIds, legacy].filter((id) => id !== ""));
   for (const m of keyVersions.missingRoots) {
     problems.push(`${m.versions} key version(s) are wrapped under root key ${m.rootKeyId}, which the worker does not hold: ${NEVER_CREATE}`);
   }

@@ -12,6 +12,10 @@
 //      checked right before, is destroyed on the token. HSM-level format 2 versions cannot move (their
 //      material is non-extractable): their root set stays, the rotation ends RETAINING with the count and
 //      the reason, and a later run destroys the set once no version names it.
+// A worker started with a source root file (KMS_SOURCE_ROOT_KEY_FILE: the software root of a deployment
+// that ran without an HSM) makes the rotation a move instead: its old roots are the file's two ids, its new
+// root is the token's current set (nothing to switch), and "retiring" the file is only forgetting it: the
+// worker cannot destroy a file, the operator deletes it.
 import { randomUUID } from "node:crypto";
 import { ROTATION_STATE } from "@kms/db";
 import type { RootRotationRecord } from "@kms/db";
@@ -26,6 +30,8 @@ export const MAX_BATCH = 100;
 
 export interface RotationStep extends RootRotationRecord {
   remainingVersions: number;
+  /** The source root file's id when this rotation moves keys off one, else "". */
+  sourceRootKeyId: string;
 }
 
 export async function rotateRootStep(s: Services, ctx: CallContext, rotationId: string, batchSize: number): Promise<RotationStep> {
@@ -39,7 +45,8 @@ export async function rotateRootStep(s: Services, ctx: CallContext, rotationId: 
   if (r.state === ROTATION_STATE.REWRAPPING && r.newRootKeyId === "") r = await switchRoots(s, ctx, r);
   else if (r.state === ROTATION_STATE.REWRAPPING) r = await rewrapBatch(s, ctx, r, batchSize);
   else if (r.state === ROTATION_STATE.RETIRING) r = await retire(s, ctx, r);
-  return { ...r, remainingVersions: await remaining(s, r) };
+  const source = (await s.worker.getStatus(ctx.deadline)).sourceRootKeyIds.includes(r.oldRootKeyId) ? r.oldRootKeyId : "";
+  return { ...r, remainingVersions: await remaining(s, r), sourceRootKeyId: source };
 }
 
 /** A new rotation of the worker's current root; earlier rotations' kept root sets are retired first if nothing names them now. */
@@ -50,12 +57,14 @@ async function start(s: Services, ctx: CallContext): Promise<RootRotationRecord>
     throw new KmsError(ErrorCode.HsmUnsupported, "root rotation needs the worker on a PKCS#11 token (this one uses the software root key file)");
   }
   if (status.rootKeyId === "") throw new KmsError(ErrorCode.RootKeyMismatch, "the worker holds no root key: nothing to rotate");
+  const [sourceId, sourceLegacyId] = status.sourceRootKeyIds;
   const started = await s.rotations.start({
     rotationId: randomUUID(),
     startedBy: ctx.principal,
     startTime: s.clock(),
-    oldRootKeyId: status.rootKeyId,
-    legacyRootKeyId: status.legacyRootKeyId,
+    // A source root file: the move off it (its format 2 and format 1 ids) instead of a rotation of the token's set.
+    oldRootKeyId: sourceId ?? status.rootKeyId,
+    legacyRootKeyId: sourceId === undefined ? status.legacyRootKeyId : (sourceLegacyId ?? ""),
   });
   // Another admin started one at the same moment: continue theirs.
   const r = started ?? (await s.rotations.unfinished());
@@ -65,6 +74,13 @@ async function start(s: Services, ctx: CallContext): Promise<RootRotationRecord>
 
 /** Step 1 (idempotent on the worker: a run stopped after it but before the update finds the same new set). */
 async function switchRoots(s: Services, ctx: CallContext, r: RootRotationRecord): Promise<RootRotationRecord> {
+  const status = await s.worker.refreshStatus(ctx.deadline);
+  if (status.sourceRootKeyIds.includes(r.oldRootKeyId)) {
+    // A move off the source file: the token's current set is already the target.
+    const updated = await s.rotations.update(r.rotationId, { newRootKeyId: status.rootKeyId });
+    await audit(s, ctx, "RootKeySwitch", { "kms:fromRootKeyId": r.oldRootKeyId, "kms:toRootKeyId": status.rootKeyId, "kms:sourceRootKeyFile": "true" });
+    return updated;
+  }
   const begun = await s.worker.beginRootRotation({ fromRootKeyId: r.oldRootKeyId }, ctx.deadline);
   const updated = await s.rotations.update(r.rotationId, { newRootKeyId: begun.rootKeyId });
   await s.rotations.notifyRootsChanged(begun.rootKeyId);

@@ -64,6 +64,7 @@ function rotationJson(r: kms.RotateRootKeyResponse) {
     retainedVersions: Number(r.retainedVersions),
     retainedReason: r.retainedReason,
     destroyedRootKeyIds: r.destroyedRootKeyIds,
+    sourceRootKeyId: r.sourceRootKeyId,
   };
 }
 
@@ -73,6 +74,13 @@ function describeRotation(r: ReturnType<typeof rotationJson>): string {
     `new root key ${r.newRootKeyId}; old root key ${r.oldRootKeyId}${r.legacyRootKeyId ? `, legacy root ${r.legacyRootKeyId}` : ""}`,
     `re-wrapped ${r.rewrappedVersions} key version(s); old roots destroyed: ${r.destroyedRootKeyIds.join(", ") || "none"}`,
   ];
+  if (r.sourceRootKeyId !== "") {
+    lines.push(
+      r.state === "done"
+        ? `moved off the source root file ${r.sourceRootKeyId}: nothing names it now. The worker cannot destroy a file: unset KMS_SOURCE_ROOT_KEY_FILE, restart the worker, and delete the file (and its backups once no older Postgres backup needs them)`
+        : `moving SOFTWARE keys off the source root file ${r.sourceRootKeyId} (KMS_SOURCE_ROOT_KEY_FILE): keep it until this is done`,
+    );
+  }
   if (r.retainedVersions > 0) lines.push(`KEPT: ${r.retainedVersions} key version(s) stay under old root(s) still on the token: ${r.retainedReason}`);
   return lines.join("\n") + "\n";
 }

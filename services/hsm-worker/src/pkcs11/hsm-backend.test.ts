@@ -116,6 +116,7 @@ describe("root key", () => {
         legacyRootKeyId: "",
         hsmUnsupportedKeySpecs: [KeySpec.ED25519, KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87],
         retiringRootKeyIds: [],
+        sourceRootKeyIds: [],
       });
     } finally {
       await second.close();

@@ -34,6 +34,7 @@ import { MAX_WRAPPED_BYTES, Pkcs11Root } from "./pkcs11-root";
 import { SessionPool } from "./session-pool";
 import type { PooledSession } from "./session-pool";
 import { destroyObject, withSession } from "./with-session";
+import { FileRoot } from "../software/file-root";
 
 export interface HsmBackendOptions {
   module: string;
@@ -53,6 +54,8 @@ export interface HsmBackendOptions {
   callMode?: CallMode;
   /** KMS_PKCS11_PROFILE: the module profile, or "auto" (default) to choose it from C_GetInfo. */
   profile?: ProfileChoice;
+  /** KMS_SOURCE_ROOT_KEY_FILE: a software root file whose SOFTWARE keys still unwrap (never wrap) until a rotation moves them. */
+  sourceRootKeyFile?: string | undefined;
 }
 
 export class HsmBackend extends EngineBackend implements Backend {
@@ -88,6 +91,7 @@ export class HsmBackend extends EngineBackend implements Backend {
         rootKeyLabel: options.rootKeyLabel,
         createRootKey: options.createRootKey ?? true,
         callMode: options.callMode ?? "thread-pool",
+        source: options.sourceRootKeyFile === undefined ? undefined : FileRoot.openExisting(options.sourceRootKeyFile),
       });
       return new HsmBackend(pool, root, profile, options);
     } catch (err) {
@@ -116,6 +120,7 @@ export class HsmBackend extends EngineBackend implements Backend {
       legacyRootKeyId: this.legacyRootKeyId,
       hsmUnsupportedKeySpecs: [...this.profile.hsmUnsupportedSpecs],
       retiringRootKeyIds: this.root.retiringIds,
+      sourceRootKeyIds: this.root.sourceIds,
     };
   }
 

@@ -25,6 +25,7 @@ import { checkRootSet, findOrCreateRootSet, findRootKeys, findRootSets, generate
 import type { RootKey, RootSet } from "./root-key";
 import { hsmUnwrapTemplate } from "./key-objects";
 import { wipe } from "../bytes";
+import type { FileRoot } from "../software/file-root";
 import type { PooledSession, SessionPool } from "./session-pool";
 import { destroyObject, withSession } from "./with-session";
 
@@ -48,6 +49,12 @@ export interface Pkcs11RootOptions {
   /** Create the root set when the token has none (see findOrCreateRootSet). */
   createRootKey: boolean;
   callMode: CallMode;
+  /**
+   * A software root file (KMS_SOURCE_ROOT_KEY_FILE) of a worker that ran without an HSM: its SOFTWARE
+   * material unwraps (both its ids, format 2 and 1) and re-wraps onto the current set; nothing new is ever
+   * wrapped under it.
+   */
+  source?: FileRoot | undefined;
 }
 
 type SetHandles = Omit<RootSet, "legacy">;
@@ -99,7 +106,27 @@ export class Pkcs11Root {
 
   /** The root ids: "" for a missing root (fail closed) or no legacy root. */
   get ids(): AcceptedRoots {
-    return { current: this.state?.current.id ?? "", legacy: this.state?.legacy?.id ?? "", others: [...(this.state?.others.keys() ?? [])] };
+    const source = this.options.source?.ids;
+    return {
+      current: this.state?.current.id ?? "",
+      legacy: this.state?.legacy?.id ?? "",
+      others: [...(this.state?.others.keys() ?? []), ...(source === undefined ? [] : [source.current])],
+      otherLegacy: source === undefined ? [] : [source.legacy],
+    };
+  }
+
+  /** The source root file's ids (format 2, format 1), or none. */
+  get sourceIds(): string[] {
+    const source = this.options.source?.ids;
+    return source === undefined ? [] : [source.current, source.legacy];
+  }
+
+  /** The source file root when `checked` names it; its material is SOFTWARE-level only. */
+  private sourceOf(checked: CheckedKey, field: string): FileRoot | undefined {
+    if (!this.sourceIds.includes(checked.rootKeyId)) return undefined;
+    // A file root never held HSM-level material: a row saying so was not written by it.
+    if (checked.protectionLevel === kmsResources.ProtectionLevel.HSM) throw unwrapFailed(field);
+    return this.options.source;
   }
 
   /** Ids of the retiring sets on the token (for GetStatus). */
@@ -155,6 +182,8 @@ export class Pkcs11Root {
 
   /** Destroys a retiring set (or the legacy root) and forgets it; false when the token no longer had it. */
   retire(id: string): Promise<boolean> {
+    // The source root is a file the worker cannot destroy: reported retired, the operator deletes the file.
+    if (id !== "" && this.sourceIds.includes(id)) return Promise.resolve(true);
     return withSession(this.pool, async (session) => {
       const lib = this.lib;
       const state = this.roots(session);
@@ -180,6 +209,19 @@ export class Pkcs11Root {
     return withSession(this.pool, async (session) => {
       const state = this.roots(session);
       if (checked.rootKeyId === state.current.id) return { outcome: "current" };
+      const source = this.sourceOf(checked, field);
+      if (source !== undefined) {
+        // Off the source file root: unwrapped in worker memory (after its tag matched), wrapped under the current /software root.
+        const set = this.wrappingSet(session);
+        const material = source.unwrapMaterial(checked, field);
+        let kwp: Buffer;
+        try {
+          kwp = await this.wrapBytes(session, set.software, material, "");
+        } finally {
+          wipe(material);
+        }
+        return { outcome: "rewrapped", ...(await this.seal(session, set, checked, kwp)) };
+      }
       const hsmLevel = checked.protectionLevel === kmsResources.ProtectionLevel.HSM;
       if (hsmLevel && checked.format === "v2") {
         await this.unwrappingKey(session, checked, field); // authenticates it, so a forged blob is BAD, not retained
@@ -261,6 +303,8 @@ export class Pkcs11Root {
    */
   async unwrappingKey(session: PooledSession, checked: CheckedKey, field: string): Promise<pkcs11js.Handle> {
     const state = this.roots(session);
+    // The source file has no key on the token: only HSM-level rows naming it get here, and it never held any.
+    if (this.sourceIds.includes(checked.rootKeyId)) throw unwrapFailed(field);
     if (checked.format === "legacy") {
       if (state.legacy === undefined || state.legacy.id !== checked.rootKeyId) throw this.noRootKey("the legacy root key is no longer on the token");
       return state.legacy.handle;
@@ -283,6 +327,8 @@ export class Pkcs11Root {
 
   /** The raw material of a SOFTWARE key, authenticated and unwrapped; the caller wipes it. */
   unwrapMaterial(checked: CheckedKey, field: string): Promise<Buffer> {
+    const source = this.sourceOf(checked, field);
+    if (source !== undefined) return Promise.resolve(source.unwrapMaterial(checked, field));
     return withSession(this.pool, async (session) => this.unwrapBytes(session, await this.unwrappingKey(session, checked, field), checked.kwp, field));
   }
 

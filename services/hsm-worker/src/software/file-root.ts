@@ -96,7 +96,16 @@ export class FileRoot {
   /** Opens (or creates) the root key under `dataDir`. */
   static open(dataDir: string): FileRoot {
     const file = path.join(dataDir, "root-key");
-    const raw = loadOrCreateRootKey(file);
+    return FileRoot.fromKey(file, loadOrCreateRootKey(file));
+  }
+
+  /** Opens an existing root file, never creating one (a source root being moved onto an HSM). */
+  static openExisting(file: string): FileRoot {
+    return FileRoot.fromKey(file, readRootKey(file));
+  }
+
+  /** Takes the raw key (and wipes it). */
+  private static fromKey(file: string, raw: Buffer): FileRoot {
     try {
       return new FileRoot(file, {
         legacy: createSecretKey(raw),

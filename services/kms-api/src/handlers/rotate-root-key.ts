@@ -22,6 +22,7 @@ export const rotateRootKey: Handler<typeof kms.RotateRootKeyRequestSchema, typeo
     retainedVersions: BigInt(r.retainedVersions),
     retainedReason: r.retainedReason,
     destroyedRootKeyIds: r.destroyedRootKeyIds === "" ? [] : r.destroyedRootKeyIds.split(","),
+    sourceRootKeyId: r.sourceRootKeyId,
     ...(r.retireTime === null ? {} : { retireTime: timestampFromDate(r.retireTime) }),
   };
 };
