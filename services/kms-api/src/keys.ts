@@ -67,8 +67,7 @@ export class KeyLookup {
     const fits = (g: GrantRecord | undefined): g is GrantRecord =>
       g !== undefined && g.keyId === key.keyId && g.granteePrincipal === ctx.principal && grantAllows(g, operation, encryptionContext);
     for (const token of ctx.grantTokens ?? []) {
-      const grantId = this.grants.tokens.grantIdOf(token);
-      const grant = grantId ? await this.grants.store.get(grantId) : undefined;
+      const grant = await this.grantOfToken(token);
       if (fits(grant)) return grant;
     }
     return (await this.cache.grantsTo(key.keyId, ctx.principal)).find(fits);
