@@ -130,9 +130,16 @@ export async function rewrapKeyVersion(
   return row.keyId;
 }
 
-/** Records a batch's end in the same transaction as its re-wraps: the pass resumes after `cursor`. */
-export async function advanceRotation(tx: TransactionSql, rotationId: string, cursor: string, retained: number, reason: string): Promise<void> {
-  await tx`UPDATE root_rotations SET cursor_version_id = ${cursor}::uuid, retained_versions = retained_versions + ${retained},
+/**
+ * Records a batch's end in the same transaction as its re-wraps: the pass resumes after `to`. A
+ * compare-and-set on the cursor the batch started from: two steps of one rotation at once (a killed CLI's
+ * call still running while the run is resumed, two admins) would otherwise count one page twice or move
+ * the cursor back. Run first in the batch's transaction, it also takes the row lock, so the second step
+ * waits and then finds the cursor moved. False: another step recorded this page; roll back.
+ */
+export async function advanceRotation(tx: TransactionSql, rotationId: string, from: string | null, to: string, retained: number, reason: string): Promise<boolean> {
+  const rows = await tx`UPDATE root_rotations SET cursor_version_id = ${to}::uuid, retained_versions = retained_versions + ${retained},
            retained_reason = CASE WHEN retained_reason = '' THEN ${reason} ELSE retained_reason END
-           WHERE rotation_id = ${rotationId}`;
+           WHERE rotation_id = ${rotationId} AND cursor_version_id IS NOT DISTINCT FROM ${from}::uuid`;
+  return rows.count === 1;
 }

@@ -129,8 +129,8 @@ export class UnitOfWork {
   }
 
   /** Root rotation's progress, committed with the batch's re-wraps (root-rotations.ts). */
-  advanceRotation(rotationId: string, cursor: string, retained: number, reason: string): Promise<void> {
-    return advanceRotation(this.tx, rotationId, cursor, retained, reason);
+  advanceRotation(rotationId: string, from: string | null, to: string, retained: number, reason: string): Promise<boolean> {
+    return advanceRotation(this.tx, rotationId, from, to, retained, reason);
   }
 
   appendAudit(event: AuditEvent): Promise<void> {

@@ -98,6 +98,9 @@ async function remaining(s: Services, r: RootRotationRecord): Promise<number> {
   return n;
 }
 
+/** Thrown inside a batch's transaction to roll it back when another step has recorded the same page. */
+const PAGE_TAKEN = new Error("another step recorded this page");
+
 /** Step 2: one batch. */
 async function rewrapBatch(s: Services, ctx: CallContext, r: RootRotationRecord, batchSize: number): Promise<RootRotationRecord> {
   const page = await s.rotations.versionsUnder(oldRoots(r), r.cursorVersionId, batchSize);
@@ -113,24 +116,26 @@ async function rewrapBatch(s: Services, ctx: CallContext, r: RootRotationRecord,
   );
   if (results.length !== page.length) throw new Error(`the worker answered ${results.length} re-wraps for ${page.length} key versions`);
   faultPoint("crash-after-rewrap"); // test-only, off by default
-  await s.transactions.run(async (work) => {
-    let retained = 0;
-    let reason = "";
-    for (const [i, v] of page.entries()) {
-      const res = results[i]!;
-      if (res.outcome === hsm.RewrapOutcome.REWRAPPED) {
+  const retained = results.filter((res) => res.outcome !== hsm.RewrapOutcome.REWRAPPED && res.outcome !== hsm.RewrapOutcome.CURRENT);
+  const first = retained[0];
+  const reason = first === undefined ? "" : first.outcome === hsm.RewrapOutcome.RETAINED ? first.problem : `a version does not unwrap under its root (${first.problem}); run verify-restore`;
+  try {
+    await s.transactions.run(async (work) => {
+      // First: it locks the rotation row, and a step that raced this one for the same page gives way.
+      if (!(await work.advanceRotation(r.rotationId, r.cursorVersionId, page[page.length - 1]!.keyVersionId, retained.length, reason))) throw PAGE_TAKEN;
+      for (const [i, v] of page.entries()) {
+        const res = results[i]!;
+        if (res.outcome !== hsm.RewrapOutcome.REWRAPPED) continue;
         const moved = { keyVersionId: v.keyVersionId, oldRootKeyId: v.rootKeyId, oldMaterial: v.wrappedMaterial, newRootKeyId: res.rootKeyId, newMaterial: Buffer.from(res.wrappedMaterial), fingerprint: Buffer.from(res.fingerprint) };
         const keyId = await work.rewrapKeyVersion(moved, r.rotationId);
         if (keyId !== undefined) {
           await work.appendAudit(auditEvent(s, ctx, "RootKeyRewrap", { "kms:fromRootKeyId": v.rootKeyId, "kms:toRootKeyId": res.rootKeyId }, keyId, v.keyVersionId));
         }
-      } else if (res.outcome !== hsm.RewrapOutcome.CURRENT) {
-        retained++;
-        reason ||= res.outcome === hsm.RewrapOutcome.RETAINED ? res.problem : `a version does not unwrap under its root (${res.problem}); run verify-restore`;
       }
-    }
-    await work.advanceRotation(r.rotationId, page[page.length - 1]!.keyVersionId, retained, reason);
-  });
+    });
+  } catch (err) {
+    if (err !== PAGE_TAKEN) throw err; // rolled back either way; PAGE_TAKEN: the other step's work stands
+  }
   return (await s.rotations.get(r.rotationId))!;
 }
 
