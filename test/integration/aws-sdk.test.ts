@@ -192,6 +192,9 @@ describe("asymmetric keys and MACs", () => {
   it("RSA_2048 ENCRYPT_DECRYPT: Encrypt and Decrypt with RSAES_OAEP_SHA_256, the public key encrypts too", async () => {
     const key = (await kms.send(new aws.CreateKeyCommand({ KeySpec: "RSA_2048", KeyUsage: "ENCRYPT_DECRYPT" }))).KeyMetadata!;
     expect(key.EncryptionAlgorithms).toEqual(["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"]);
+    expect(key.SigningAlgorithms).toBeUndefined(); // an encryption key signs nothing (AWS lists none)
+    const described = (await kms.send(new aws.DescribeKeyCommand({ KeyId: key.KeyId }))).KeyMetadata!;
+    expect([described.EncryptionAlgorithms, described.SigningAlgorithms]).toEqual([["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"], undefined]);
     const e = await kms.send(new aws.EncryptCommand({ KeyId: key.KeyId, Plaintext: Buffer.from("rsa"), EncryptionAlgorithm: "RSAES_OAEP_SHA_256" }));
     expect(e.EncryptionAlgorithm).toBe("RSAES_OAEP_SHA_256");
     const d = await kms.send(new aws.DecryptCommand({ KeyId: key.KeyId, CiphertextBlob: e.CiphertextBlob, EncryptionAlgorithm: "RSAES_OAEP_SHA_256" }));

@@ -36,7 +36,8 @@ export function keyMetadataToAws(k: kmsResources.KeyMetadata, arns: Arns): JsonO
     CustomerMasterKeySpec: spec,
     KeySpec: spec,
     EncryptionAlgorithms: nonEmpty(encryptionAlgorithmsOf(k.keySpec, k.keyUsage)),
-    SigningAlgorithms: k.keyUsage === kmsResources.KeyUsage.KEY_AGREEMENT ? undefined : nonEmpty(signingAlgorithmsOf(k.keySpec)),
+    // Only a signing key has any: an RSA or EC key for encryption or key agreement signs nothing.
+    SigningAlgorithms: k.keyUsage === kmsResources.KeyUsage.SIGN_VERIFY ? nonEmpty(signingAlgorithmsOf(k.keySpec)) : undefined,
     KeyAgreementAlgorithms: nonEmpty(keyAgreementAlgorithmsOf(k.keyUsage)),
     MacAlgorithms: nonEmpty(macAlgorithmsOf(k.keySpec)),
     MultiRegion: false,
