@@ -3,18 +3,15 @@
 // encode step, so a failure there is audited too). `around` adds what AWS semantics need beyond kms.v1
 // (Decrypt's KeyId must be the blob's key) to the same handler call: still one pipeline call, one audit row.
 import type { DescMessage, DescMethod, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
-import type { KeyRecord } from "@kms/db";
 import { OPERATIONS } from "../../operations";
 import type { Handler, Operation } from "../../pipeline/operation";
 import type { Arns } from "./arns";
 import type { JsonObject, Members } from "./json";
 
-/** One call's translation state: the ARNs, the request's members, and what `around` found for `encode`. */
+/** One call's translation state: the ARNs and the request's members. */
 export interface AwsCall {
   arns: Arns;
   members: Members;
-  /** The key `around` looked up, when the response needs more of it than kms.v1 answers (GetPublicKey). */
-  key?: KeyRecord;
 }
 
 export interface AwsOperation<I extends DescMessage = DescMessage, O extends DescMessage = DescMessage> {

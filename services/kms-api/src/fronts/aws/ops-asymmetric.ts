@@ -66,14 +66,9 @@ export const ASYMMETRIC_OPERATIONS: Record<string, AwsEntry> = {
 
   GetPublicKey: awsOperation(m.getPublicKey, {
     decode: keyIdRequest,
-    around: (handle, call) => async (req, ctx, s) => {
-      const response = await handle(req, ctx, s);
-      call.key = await s.lookup.find(ctx, req.keyId); // its spec and usage, for the response (cached)
-      return response;
-    },
-    encode: (r, { arns, key }) => {
-      const spec = key?.keySpec ?? kmsResources.KeySpec.UNSPECIFIED;
-      const usage = key?.keyUsage ?? kmsResources.KeyUsage.UNSPECIFIED;
+    encode: (r, { arns }) => {
+      const spec = r.keySpec;
+      const usage = r.keyUsage;
       const signing = usage === kmsResources.KeyUsage.SIGN_VERIFY;
       return compact({
         KeyId: arns.keyArn(r.keyId),
