@@ -18,6 +18,10 @@ export function principalPki<N extends string>(label: string, principals: Record
   return {
     /** kms-api's TLS settings: its server certificate, and client certificates from this CA only. */
     tlsEnv: { KMS_TLS_CERT: server.cert, KMS_TLS_KEY: server.key, KMS_TLS_CLIENT_CA: pki.caCert },
+    /** The PEM files a client in another language needs to call as `name`: the CA, its certificate and key. */
+    files(name: N): { caCert: string; cert: string; key: string } {
+      return { caCert: pki.caCert, ...certs[name] };
+    },
     /** A client of the replica at `address`, authenticated as `name`. */
     client(address: string, name: N): KmsClient {
       const who = certs[name];
