@@ -3,13 +3,10 @@
 // for HMAC and the 32-byte seed for ML-DSA (asymmetric/ml-dsa.ts, not node:crypto), exactly what both
 // backends wrap under the root key.
 import {
-  constants,
   createHmac,
   createPrivateKey,
   createSecretKey,
   generateKeyPair,
-  privateDecrypt,
-  privateEncrypt,
   randomBytes,
   sign as nodeSign,
 } from "node:crypto";
@@ -23,6 +20,7 @@ import { emsaPkcs1v15, emsaPssEncode } from "../asymmetric/rsa-padding";
 import type { HashName, SigningScheme, SignInput } from "../asymmetric/signing-scheme";
 import { NOBLE_CURVE } from "../asymmetric/verify";
 import { ML_DSA_SEED_BYTES, MlDsaPrivateKey, mlDsaFromSeed, mlDsaSign } from "../asymmetric/ml-dsa";
+import { RsaOperationError, rsaThreads } from "./rsa-threads";
 
 /** An unwrapped SOFTWARE key: a node:crypto KeyObject, or an ML-DSA key (which node:crypto lacks on Node 20). */
 export type SoftwareKey = KeyObject | MlDsaPrivateKey;
@@ -113,10 +111,11 @@ function modulusBytes(key: KeyObject): number {
 }
 
 /** Raw RSA with the private key: the input is a full k-byte encoded message. */
-function rsaPrivate(key: KeyObject, em: Buffer): Buffer {
+/** m^d mod n on a worker thread (rsa-threads.ts): milliseconds of CPU that must not hold up the event loop. */
+function rsaPrivate(key: KeyObject, em: Buffer): Promise<Buffer> {
   const k = modulusBytes(key);
   const padded = em.length === k ? em : Buffer.concat([Buffer.alloc(k - em.length), em]);
-  return privateEncrypt({ key, padding: constants.RSA_NO_PADDING }, padded);
+  return rsaThreads.raw(key, padded);
 }
 
 /** The KeyObject of a node:crypto key; an ML-DSA key where one is expected is a bug. */
@@ -125,7 +124,7 @@ export function keyObject(key: SoftwareKey): KeyObject {
   return key;
 }
 
-export function softwareSign(softwareKey: SoftwareKey, scheme: SigningScheme, input: SignInput): Buffer {
+export async function softwareSign(softwareKey: SoftwareKey, scheme: SigningScheme, input: SignInput): Promise<Buffer> {
   if (scheme.kind === "ml-dsa") {
     if (!(softwareKey instanceof MlDsaPrivateKey) || softwareKey.level !== scheme.level) throw new RangeError("not an ML-DSA key of this level");
     if (input.kind === "digest") throw new RangeError("ML-DSA signs messages or an external μ");
@@ -156,15 +155,16 @@ export function softwareSign(softwareKey: SoftwareKey, scheme: SigningScheme, in
 }
 
 /**
- * RSAES-OAEP decryption in node:crypto (OpenSSL's decoding is constant-time). Any failure is
- * invalidCiphertext(). The API has no label; `label` exists for test vectors.
+ * RSAES-OAEP decryption in node:crypto on a worker thread (rsa-threads.ts; OpenSSL's decoding is
+ * constant-time). Any refusal is invalidCiphertext(). The API has no label; `label` exists for test vectors.
  */
-export function softwareDecrypt(key: KeyObject, hash: "sha1" | "sha256", ciphertext: Uint8Array, label?: Uint8Array): Buffer {
+export async function softwareDecrypt(key: KeyObject, hash: "sha1" | "sha256", ciphertext: Uint8Array, label?: Uint8Array): Promise<Buffer> {
   if (ciphertext.length !== modulusBytes(key)) throw invalidCiphertext();
   try {
-    return privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash, ...(label?.length ? { oaepLabel: label } : {}) }, ciphertext);
-  } catch {
-    throw invalidCiphertext();
+    return await rsaThreads.oaepDecrypt(key, hash, ciphertext, label);
+  } catch (err) {
+    if (err instanceof RsaOperationError) throw invalidCiphertext();
+    throw err; // the thread died: not the ciphertext's fault
   }
 }
 
