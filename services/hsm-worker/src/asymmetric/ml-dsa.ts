@@ -1,7 +1,7 @@
 // ML-DSA (FIPS 204) with @noble/post-quantum: keys from their 32-byte seed ξ (the material we wrap, the
-// "seed" private key format of RFC 9881), pure signing with an empty context or on a caller's external μ,
-// and SubjectPublicKeyInfo with the NIST OIDs id-ml-dsa-44/65/87 (2.16.840.1.101.3.4.3.17/18/19, no
-// parameters). node:crypto has ML-DSA only from Node 24.6, so nothing here goes through it.
+// "seed" private key format of RFC 9881), verification, and SubjectPublicKeyInfo with the NIST OIDs id-ml-dsa-44/65/87 (2.16.840.1.101.3.4.3.17/18/19, no
+// parameters). node:crypto has ML-DSA only from Node 24.6, so nothing here goes through it. Signing
+// (milliseconds of CPU) runs on a worker thread: software/private-key-threads.ts.
 import { timingSafeEqual } from "node:crypto";
 import { ml_dsa44, ml_dsa65, ml_dsa87 } from "@noble/post-quantum/ml-dsa.js";
 import { wipe } from "../bytes";
@@ -59,13 +59,6 @@ export function mlDsaFromSeed(level: MlDsaLevel, seed: Uint8Array): { privateKey
 }
 
 export type MlDsaInput = { kind: "message"; message: Uint8Array } | { kind: "external-mu"; mu: Uint8Array };
-
-/** Hedged signing (fresh randomness per signature), empty context, as AWS's ML_DSA_SHAKE_256. */
-export function mlDsaSign(key: MlDsaPrivateKey, input: MlDsaInput): Buffer {
-  const dsa = ML_DSA[key.level];
-  if (input.kind === "external-mu") return Buffer.from(dsa.internal.sign(input.mu, key.secretKey, { externalMu: true }));
-  return Buffer.from(dsa.sign(input.message, key.secretKey));
-}
 
 /** Every malformed signature is simply "not valid". */
 export function mlDsaVerify(level: MlDsaLevel, publicKey: Uint8Array, input: MlDsaInput, signature: Uint8Array): boolean {

@@ -19,8 +19,8 @@ import { keyFitsFamily, NODE_CURVE, spkiOf } from "../asymmetric/public-key";
 import { emsaPkcs1v15, emsaPssEncode } from "../asymmetric/rsa-padding";
 import type { HashName, SigningScheme, SignInput } from "../asymmetric/signing-scheme";
 import { NOBLE_CURVE } from "../asymmetric/verify";
-import { ML_DSA_SEED_BYTES, MlDsaPrivateKey, mlDsaFromSeed, mlDsaSign } from "../asymmetric/ml-dsa";
-import { RsaOperationError, rsaThreads } from "./rsa-threads";
+import { ML_DSA_SEED_BYTES, MlDsaPrivateKey, mlDsaFromSeed } from "../asymmetric/ml-dsa";
+import { PrivateKeyOperationError, privateKeyThreads } from "./private-key-threads";
 
 /** An unwrapped SOFTWARE key: a node:crypto KeyObject, or an ML-DSA key (which node:crypto lacks on Node 20). */
 export type SoftwareKey = KeyObject | MlDsaPrivateKey;
@@ -111,11 +111,11 @@ function modulusBytes(key: KeyObject): number {
 }
 
 /** Raw RSA with the private key: the input is a full k-byte encoded message. */
-/** m^d mod n on a worker thread (rsa-threads.ts): milliseconds of CPU that must not hold up the event loop. */
+/** m^d mod n on a worker thread (private-key-threads.ts): milliseconds of CPU that must not hold up the event loop. */
 function rsaPrivate(key: KeyObject, em: Buffer): Promise<Buffer> {
   const k = modulusBytes(key);
   const padded = em.length === k ? em : Buffer.concat([Buffer.alloc(k - em.length), em]);
-  return rsaThreads.raw(key, padded);
+  return privateKeyThreads.raw(key, padded);
 }
 
 /** The KeyObject of a node:crypto key; an ML-DSA key where one is expected is a bug. */
@@ -128,7 +128,7 @@ export async function softwareSign(softwareKey: SoftwareKey, scheme: SigningSche
   if (scheme.kind === "ml-dsa") {
     if (!(softwareKey instanceof MlDsaPrivateKey) || softwareKey.level !== scheme.level) throw new RangeError("not an ML-DSA key of this level");
     if (input.kind === "digest") throw new RangeError("ML-DSA signs messages or an external μ");
-    return mlDsaSign(softwareKey, input);
+    return privateKeyThreads.mlDsaSign(softwareKey.level, softwareKey.secretKey, input);
   }
   const key = keyObject(softwareKey);
   if (input.kind === "external-mu") throw new RangeError(`${scheme.kind} takes no external μ`);
@@ -155,15 +155,15 @@ export async function softwareSign(softwareKey: SoftwareKey, scheme: SigningSche
 }
 
 /**
- * RSAES-OAEP decryption in node:crypto on a worker thread (rsa-threads.ts; OpenSSL's decoding is
+ * RSAES-OAEP decryption in node:crypto on a worker thread (private-key-threads.ts; OpenSSL's decoding is
  * constant-time). Any refusal is invalidCiphertext(). The API has no label; `label` exists for test vectors.
  */
 export async function softwareDecrypt(key: KeyObject, hash: "sha1" | "sha256", ciphertext: Uint8Array, label?: Uint8Array): Promise<Buffer> {
   if (ciphertext.length !== modulusBytes(key)) throw invalidCiphertext();
   try {
-    return await rsaThreads.oaepDecrypt(key, hash, ciphertext, label);
+    return await privateKeyThreads.oaepDecrypt(key, hash, ciphertext, label);
   } catch (err) {
-    if (err instanceof RsaOperationError) throw invalidCiphertext();
+    if (err instanceof PrivateKeyOperationError) throw invalidCiphertext();
     throw err; // the thread died: not the ciphertext's fault
   }
 }
