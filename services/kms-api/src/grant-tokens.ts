@@ -2,8 +2,9 @@
 // (stored in Postgres, like the page-token key). Nothing is stored per token, so a second CreateGrant
 // with the same name gives the same token; a token is worth nothing once its grant is retired or revoked
 // (the row is gone). A token that does not verify is treated as no token: the caller gets the same
-// PERMISSION_DENIED as without one.
+// PERMISSION_DENIED as without one. checkGrantTokens bounds a request's grant_tokens before any is read.
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { invalidArgument } from "@kms/errors";
 
 const PREFIX = "kmsgt1.";
 const MAC_BYTES = 32;
@@ -33,4 +34,16 @@ export class GrantTokens {
   private mac(id: Buffer): Buffer {
     return createHmac("sha256", this.secret).update("kms grant token\0").update(id).digest();
   }
+}
+
+const MAX_GRANT_TOKENS = 10;
+const MAX_GRANT_TOKEN_CHARS = 256;
+
+/** grant_tokens within bounds (INVALID_ARGUMENT); whether each is genuine is the lookup's business. */
+export function checkGrantTokens(tokens: readonly string[], field = "grant_tokens"): readonly string[] {
+  if (tokens.length > MAX_GRANT_TOKENS) throw invalidArgument(field, `at most ${MAX_GRANT_TOKENS}, got ${tokens.length}`);
+  tokens.forEach((t, i) => {
+    if (t.length === 0 || t.length > MAX_GRANT_TOKEN_CHARS) throw invalidArgument(`${field}[${i}]`, `must be 1 to ${MAX_GRANT_TOKEN_CHARS} characters`);
+  });
+  return tokens;
 }

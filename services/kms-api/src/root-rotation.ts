@@ -117,8 +117,7 @@ async function rewrapBatch(s: Services, ctx: CallContext, r: RootRotationRecord,
   if (results.length !== page.length) throw new Error(`the worker answered ${results.length} re-wraps for ${page.length} key versions`);
   faultPoint("crash-after-rewrap"); // test-only, off by default
   const retained = results.filter((res) => res.outcome !== hsm.RewrapOutcome.REWRAPPED && res.outcome !== hsm.RewrapOutcome.CURRENT);
-  const first = retained[0];
-  const reason = first === undefined ? "" : first.outcome === hsm.RewrapOutcome.RETAINED ? first.problem : `a version does not unwrap under its root (${first.problem}); run verify-restore`;
+  const reason = retained.map((res) => (res.outcome === hsm.RewrapOutcome.RETAINED ? res.problem : `a version does not unwrap under its root (${res.problem}); run verify-restore`)).find((r) => r !== "") ?? "";
   try {
     await s.transactions.run(async (work) => {
       // First: it locks the rotation row, and a step that raced this one for the same page gives way.

@@ -65,6 +65,7 @@ export class PrivateKeyOperationError extends Error {
 class PrivateKeyThread {
   readonly pending = new Map<number, Pending>();
   private readonly worker: Worker;
+  private nextId = 0;
 
   constructor(onExit: (t: PrivateKeyThread) => void) {
     this.worker = new Worker(THREAD, { eval: true, workerData: { mlDsaModule: ML_DSA_MODULE } });
@@ -90,7 +91,8 @@ class PrivateKeyThread {
     return this.worker.terminate();
   }
 
-  run(id: number, job: Job): Promise<Buffer> {
+  run(job: Job): Promise<Buffer> {
+    const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref(); // an operation in flight keeps the process up until it is answered
@@ -107,19 +109,18 @@ class PrivateKeyThread {
 
 export class PrivateKeyThreads {
   private threads: PrivateKeyThread[] = [];
-  private nextId = 0;
 
   /** `size`: threads at most; default one per core but the event loop's, 1 to 4. */
   constructor(private readonly size = Math.min(4, Math.max(1, availableParallelism() - 1))) {}
 
   /** The raw RSA private operation (m^d mod n) on an encoded message of the modulus length. */
   raw(key: KeyObject, encoded: Uint8Array): Promise<Buffer> {
-    return this.thread().run(this.nextId++, { op: "raw", key, data: encoded });
+    return this.thread().run({ op: "raw", key, data: encoded });
   }
 
   /** RSAES-OAEP decryption; PrivateKeyOperationError when OpenSSL refuses the ciphertext. */
   oaepDecrypt(key: KeyObject, hash: "sha1" | "sha256", ciphertext: Uint8Array, label?: Uint8Array): Promise<Buffer> {
-    return this.thread().run(this.nextId++, { op: "oaep", key, data: ciphertext, hash, label });
+    return this.thread().run({ op: "oaep", key, data: ciphertext, hash, label });
   }
 
   /**
@@ -128,7 +129,7 @@ export class PrivateKeyThreads {
    */
   mlDsaSign(level: MlDsaLevel, secretKey: Uint8Array, input: MlDsaInput): Promise<Buffer> {
     const job: Job = input.kind === "message" ? { op: "ml-dsa", level, secretKey, data: input.message } : { op: "ml-dsa-mu", level, secretKey, data: input.mu };
-    return this.thread().run(this.nextId++, job);
+    return this.thread().run(job);
   }
 
   /** Stops every thread; their operations in flight fail. The next operation starts new ones. */

@@ -9,7 +9,7 @@ import { isUuid } from "@kms/key-rules";
 import type { kms } from "@kms/proto";
 import type { CallContext, Services } from "../context";
 import type { Handler } from "../pipeline/operation";
-import { checkGrantTokens } from "../pipeline/dry-run";
+import { checkGrantTokens } from "../grant-tokens";
 import { asKmsError, auditEventOf } from "../pipeline/outcome";
 import { decrypt } from "./decrypt";
 import { encrypt } from "./encrypt";

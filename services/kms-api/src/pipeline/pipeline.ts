@@ -24,7 +24,7 @@ import type { CallContext, Services } from "../context";
 import { throttleHoldMs } from "../limits";
 import type { Release } from "../limits";
 import { describeError } from "@kms/telemetry";
-import { checkGrantTokens } from "./dry-run";
+import { checkGrantTokens } from "../grant-tokens";
 import type { Operation } from "./operation";
 import { asKmsError, auditEventOf, statusOf } from "./outcome";
 
